@@ -1,0 +1,199 @@
+// pybind11 bindings: shape and size checks at the boundary, the GIL released around every
+// call that touches many vectors, and each engine error mapped to its Python exception.
+// The friendly keyword-only API lives in retrieval/index.py on top of this.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bm25_index.h"
+#include "checksum.h"
+#include "flat_index.h"
+#include "parallel.h"
+#include "simd_dispatch.h"
+
+namespace py = pybind11;
+using namespace docent;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using IdArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using TokenArray = py::array_t<std::uint32_t, py::array::c_style | py::array::forcecast>;
+
+std::size_t check_matrix(const FloatArray& a, std::size_t dim, const char* what) {
+    if (a.ndim() != 2)
+        throw ArgumentError(std::string(what) + " must be a 2-D array (n, dim), got " + std::to_string(a.ndim()) + " dimensions");
+    if (static_cast<std::size_t>(a.shape(1)) != dim)
+        throw ArgumentError(std::string(what) + " have dimension " + std::to_string(a.shape(1)) + ", the index has dimension " +
+                            std::to_string(dim));
+    return static_cast<std::size_t>(a.shape(0));
+}
+
+std::vector<std::int64_t> to_id_vector(const IdArray& ids) {
+    if (ids.ndim() != 1) throw ArgumentError("ids must be a 1-D array");
+    return {ids.data(), ids.data() + ids.size()};
+}
+
+py::tuple to_numpy(SearchResult&& result, std::size_t nq, std::size_t k) {
+    py::array_t<float> distances({nq, k});
+    py::array_t<std::int64_t> ids({nq, k});
+    std::copy(result.distances.begin(), result.distances.end(), distances.mutable_data());
+    std::copy(result.ids.begin(), result.ids.end(), ids.mutable_data());
+    return py::make_tuple(distances, ids);
+}
+
+py::bytes to_bytes(const std::vector<unsigned char>& blob) {
+    return py::bytes(reinterpret_cast<const char*>(blob.data()), blob.size());
+}
+
+// Returns (index, checkpoint) for whichever kind the bytes hold.
+py::tuple load_from(const unsigned char* data, std::size_t size) {
+    Unsealed sealed{};
+    {
+        py::gil_scoped_release release;
+        sealed = unseal(data, size);
+    }
+    if (sealed.kind == IndexKind::Flat) {
+        FlatIndex* index;
+        {
+            py::gil_scoped_release release;
+            index = new FlatIndex(FlatIndex::deserialize(sealed));
+        }
+        return py::make_tuple(py::cast(index, py::return_value_policy::take_ownership), sealed.checkpoint);
+    }
+    BM25Index* index;
+    {
+        py::gil_scoped_release release;
+        index = new BM25Index(BM25Index::deserialize(sealed));
+    }
+    return py::make_tuple(py::cast(index, py::return_value_policy::take_ownership), sealed.checkpoint);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_engine, m) {
+    m.doc() = "Docent's native search engine (exact vector search and BM25)";
+    py::register_exception<FormatError>(m, "IndexFormatError", PyExc_ValueError);
+
+    m.def("simd_level", [] { return std::string(active_kernels().name); }, "The SIMD kernels in use.");
+    m.def("supported_simd_levels", &supported_simd_levels, "SIMD levels this CPU can run, best last.");
+    m.def("set_simd_level", &set_simd_level, py::arg("level"), "Force the SIMD kernels (generic, avx2, avx512).");
+    m.def("default_threads", &default_threads);
+    m.def("xxh64", [](py::bytes data) {
+        const std::string_view view(data);
+        return xxh64(view.data(), view.size());
+    }, py::arg("data"));
+
+    py::class_<FlatIndex>(m, "FlatIndex")
+        .def(py::init([](std::size_t dim, const std::string& metric) { return FlatIndex(dim, parse_metric(metric)); }),
+             py::arg("dim"), py::arg("metric"))
+        .def_property_readonly("dim", &FlatIndex::dim)
+        .def_property_readonly("metric", [](const FlatIndex& self) { return metric_name(self.metric()); })
+        .def("__len__", &FlatIndex::size)
+        .def("__contains__", &FlatIndex::contains)
+        .def("add", [](FlatIndex& self, const FloatArray& vectors, const IdArray& ids) {
+            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
+            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
+                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
+            py::gil_scoped_release release;
+            self.add(vectors.data(), ids.data(), n);
+        }, py::arg("vectors"), py::arg("ids"))
+        .def("remove", [](FlatIndex& self, const IdArray& ids) {
+            const auto list = to_id_vector(ids);
+            py::gil_scoped_release release;
+            return self.remove(list.data(), list.size());
+        }, py::arg("ids"))
+        .def("search", [](const FlatIndex& self, const FloatArray& queries, std::size_t k, std::optional<IdArray> allowed,
+                          unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search(queries.data(), nq, k, allow ? &*allow : nullptr, threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), nq, k);
+        }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("reconstruct", [](const FlatIndex& self, std::int64_t id) {
+            const auto v = self.reconstruct(id);
+            py::array_t<float> out(v.size());
+            std::copy(v.begin(), v.end(), out.mutable_data());
+            return out;
+        }, py::arg("id"))
+        .def("ids", [](const FlatIndex& self) {
+            py::array_t<std::int64_t> out(self.ids().size());
+            std::copy(self.ids().begin(), self.ids().end(), out.mutable_data());
+            return out;
+        })
+        .def("serialize", [](const FlatIndex& self, std::uint64_t checkpoint) {
+            std::vector<unsigned char> blob;
+            {
+                py::gil_scoped_release release;
+                blob = self.serialize(checkpoint);
+            }
+            return to_bytes(blob);
+        }, py::arg("checkpoint") = 0)
+        .def("save", [](const FlatIndex& self, const std::string& path, std::uint64_t checkpoint) {
+            py::gil_scoped_release release;
+            write_file_atomically(path, self.serialize(checkpoint));
+        }, py::arg("path"), py::arg("checkpoint") = 0);
+
+    py::class_<BM25Index>(m, "BM25Index")
+        .def(py::init([](double k1, double b, double epsilon) { return BM25Index(BM25Params{k1, b, epsilon}); }),
+             py::arg("k1") = 1.5, py::arg("b") = 0.75, py::arg("epsilon") = 0.25)
+        .def("__len__", &BM25Index::size)
+        .def("__contains__", &BM25Index::contains)
+        .def_property_readonly("vocabulary_size", &BM25Index::vocabulary_size)
+        .def_property_readonly("k1", [](const BM25Index& self) { return self.params().k1; })
+        .def_property_readonly("b", [](const BM25Index& self) { return self.params().b; })
+        .def_property_readonly("epsilon", [](const BM25Index& self) { return self.params().epsilon; })
+        .def("add", [](BM25Index& self, std::int64_t id, const TokenArray& tokens) {
+            if (tokens.ndim() != 1) throw ArgumentError("tokens must be a 1-D array of token ids");
+            self.add(id, tokens.data(), static_cast<std::size_t>(tokens.size()));
+        }, py::arg("id"), py::arg("tokens"))
+        .def("remove", &BM25Index::remove, py::arg("id"))
+        .def("search", [](const BM25Index& self, const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
+                          std::optional<IdArray> allowed, unsigned threads) {
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search(queries, k, allow ? &*allow : nullptr, threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), queries.size(), k);
+        }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("scores", [](const BM25Index& self, const std::vector<std::uint32_t>& query, const IdArray& ids) {
+            const auto list = to_id_vector(ids);
+            const auto values = self.scores(query, list);
+            py::array_t<double> out(values.size());
+            std::copy(values.begin(), values.end(), out.mutable_data());
+            return out;
+        }, py::arg("query"), py::arg("ids"))
+        .def("serialize", [](const BM25Index& self, std::uint64_t checkpoint) {
+            std::vector<unsigned char> blob;
+            {
+                py::gil_scoped_release release;
+                blob = self.serialize(checkpoint);
+            }
+            return to_bytes(blob);
+        }, py::arg("checkpoint") = 0)
+        .def("save", [](const BM25Index& self, const std::string& path, std::uint64_t checkpoint) {
+            py::gil_scoped_release release;
+            write_file_atomically(path, self.serialize(checkpoint));
+        }, py::arg("path"), py::arg("checkpoint") = 0);
+
+    m.def("load_bytes", [](py::bytes data) {
+        const std::string_view view(data);
+        return load_from(reinterpret_cast<const unsigned char*>(view.data()), view.size());
+    }, py::arg("data"), "Returns (index, checkpoint) from bytes made by serialize().");
+    m.def("load_file", [](const std::string& path) {
+        std::vector<unsigned char> bytes;
+        {
+            py::gil_scoped_release release;
+            bytes = read_file(path);
+        }
+        return load_from(bytes.data(), bytes.size());
+    }, py::arg("path"), "Returns (index, checkpoint) from a file written by save().");
+}

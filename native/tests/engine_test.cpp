@@ -1,0 +1,185 @@
+// C++ tests of the engine core, built and run under ASan/UBSan by `make sanitize`.
+// They check results against naive loops and feed every truncation and many corruptions
+// of serialized indexes to the loaders, which must answer with FormatError and nothing worse.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bm25_index.h"
+#include "flat_index.h"
+#include "simd_dispatch.h"
+
+using namespace docent;
+
+static int failures = 0;
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                                         \
+        }                                                                       \
+    } while (0)
+
+static std::vector<float> random_vectors(std::size_t n, std::size_t dim, std::mt19937& rng) {
+    std::normal_distribution<float> normal;
+    std::vector<float> v(n * dim);
+    for (auto& x : v) x = normal(rng);
+    return v;
+}
+
+static void test_kernels_agree() {
+    std::mt19937 rng(1);
+    for (std::size_t dim = 1; dim <= 70; ++dim) {
+        auto a = random_vectors(1, dim, rng), b = random_vectors(1, dim, rng);
+        const float ip = kernels_generic::table.inner_product(a.data(), b.data(), dim);
+        const float l2 = kernels_generic::table.l2_squared(a.data(), b.data(), dim);
+        for (const auto& level : supported_simd_levels()) {
+            set_simd_level(level);
+            CHECK(std::fabs(active_kernels().inner_product(a.data(), b.data(), dim) - ip) < 1e-4f * (1 + std::fabs(ip)));
+            CHECK(std::fabs(active_kernels().l2_squared(a.data(), b.data(), dim) - l2) < 1e-4f * (1 + l2));
+        }
+    }
+    set_simd_level(supported_simd_levels().back());
+}
+
+static void test_flat_matches_naive() {
+    std::mt19937 rng(2);
+    const std::size_t n = 500, dim = 37, nq = 20, k = 7;
+    auto data = random_vectors(n, dim, rng), queries = random_vectors(nq, dim, rng);
+    std::vector<std::int64_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int64_t>(i * 10 + 3);
+    FlatIndex index(dim, Metric::L2);
+    index.add(data.data(), ids.data(), n);
+    const auto result = index.search(queries.data(), nq, k, nullptr, 2);
+    for (std::size_t q = 0; q < nq; ++q) {
+        std::vector<std::pair<float, std::int64_t>> all;
+        for (std::size_t i = 0; i < n; ++i) {
+            float d = 0;
+            for (std::size_t j = 0; j < dim; ++j) d += (queries[q * dim + j] - data[i * dim + j]) * (queries[q * dim + j] - data[i * dim + j]);
+            all.emplace_back(d, ids[i]);
+        }
+        std::sort(all.begin(), all.end());
+        for (std::size_t j = 0; j < k; ++j) CHECK(result.ids[q * k + j] == all[j].second);
+    }
+    // Removing the best hit of query 0 promotes the second.
+    const std::int64_t best = result.ids[0], second = result.ids[1];
+    CHECK(index.remove(&best, 1) == 1);
+    CHECK(index.search(queries.data(), 1, k, nullptr, 1).ids[0] == second);
+    // A filter keeps only allowed ids, and asks for more than exist.
+    std::vector<std::int64_t> allowed{ids[5], ids[9], 99999};
+    const auto filtered = index.search(queries.data(), 1, 5, &allowed, 1);
+    CHECK((filtered.ids[0] == ids[5] || filtered.ids[0] == ids[9]));
+    CHECK(filtered.ids[2] == -1);
+}
+
+static void test_flat_rejects_bad_input() {
+    FlatIndex index(4, Metric::Cosine);
+    const float bad[4] = {1, NAN, 0, 0};
+    const float zero[4] = {0, 0, 0, 0};
+    const std::int64_t id = 1;
+    bool threw = false;
+    try { index.add(bad, &id, 1); } catch (const ArgumentError&) { threw = true; }
+    CHECK(threw);
+    threw = false;
+    try { index.add(zero, &id, 1); } catch (const ArgumentError&) { threw = true; }
+    CHECK(threw);
+    CHECK(index.size() == 0);
+}
+
+static BM25Index small_bm25(std::mt19937& rng, std::size_t docs) {
+    BM25Index index;
+    std::uniform_int_distribution<std::uint32_t> token(0, 40), length(0, 30);
+    for (std::size_t d = 0; d < docs; ++d) {
+        std::vector<std::uint32_t> tokens(length(rng));
+        for (auto& t : tokens) t = token(rng);
+        index.add(static_cast<std::int64_t>(d), tokens.data(), tokens.size());
+    }
+    return index;
+}
+
+static void test_bm25_remove_equals_rebuild() {
+    std::mt19937 rng(3);
+    BM25Index index;
+    std::vector<std::vector<std::uint32_t>> docs;
+    std::uniform_int_distribution<std::uint32_t> token(0, 40), length(1, 30);
+    for (int d = 0; d < 60; ++d) {
+        std::vector<std::uint32_t> tokens(length(rng));
+        for (auto& t : tokens) t = token(rng);
+        docs.push_back(tokens);
+        index.add(d, tokens.data(), tokens.size());
+    }
+    BM25Index rebuilt;
+    for (int d = 0; d < 60; ++d) {
+        if (d % 3 == 0) index.remove(d);
+        else rebuilt.add(d, docs[d].data(), docs[d].size());
+    }
+    const std::vector<std::uint32_t> query{1, 2, 3, 3, 40};
+    const auto a = index.search({query}, 10, nullptr, 1), b = rebuilt.search({query}, 10, nullptr, 1);
+    CHECK(a.ids == b.ids);
+    for (std::size_t i = 0; i < a.distances.size(); ++i) CHECK(std::fabs(a.distances[i] - b.distances[i]) < 1e-5f);
+}
+
+template <typename Load>
+static void fuzz_loader(const std::vector<unsigned char>& blob, Load load) {
+    // Every truncation must be refused.
+    for (std::size_t len = 0; len < blob.size(); len += (len < 64 ? 1 : 7)) {
+        bool refused = false;
+        try { load(std::vector<unsigned char>(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(len))); }
+        catch (const FormatError&) { refused = true; }
+        CHECK(refused);
+    }
+    // Single byte flips: refused by the checksum, or by the header checks before it.
+    std::mt19937 rng(4);
+    for (int trial = 0; trial < 300; ++trial) {
+        auto damaged = blob;
+        damaged[rng() % damaged.size()] ^= static_cast<unsigned char>(1u + rng() % 255u);
+        bool refused = false;
+        try { load(damaged); } catch (const FormatError&) { refused = true; }
+        CHECK(refused);
+    }
+}
+
+static void test_serialization() {
+    std::mt19937 rng(5);
+    const std::size_t n = 40, dim = 8;
+    auto data = random_vectors(n, dim, rng);
+    std::vector<std::int64_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int64_t>(i);
+    FlatIndex flat(dim, Metric::InnerProduct);
+    flat.add(data.data(), ids.data(), n);
+    const auto flat_blob = flat.serialize(42);
+    const auto sealed = unseal(flat_blob.data(), flat_blob.size());
+    CHECK(sealed.checkpoint == 42);
+    const auto copy = FlatIndex::deserialize(sealed);
+    CHECK(copy.size() == n && copy.reconstruct(7) == flat.reconstruct(7));
+    fuzz_loader(flat_blob, [](const std::vector<unsigned char>& b) { FlatIndex::deserialize(unseal(b.data(), b.size())); });
+
+    auto bm25 = small_bm25(rng, 30);
+    const auto bm25_blob = bm25.serialize(7);
+    const auto bm25_copy = BM25Index::deserialize(unseal(bm25_blob.data(), bm25_blob.size()));
+    CHECK(bm25_copy.size() == bm25.size() && bm25_copy.vocabulary_size() == bm25.vocabulary_size());
+    fuzz_loader(bm25_blob, [](const std::vector<unsigned char>& b) { BM25Index::deserialize(unseal(b.data(), b.size())); });
+
+    // The wrong kind is refused too.
+    bool refused = false;
+    try { BM25Index::deserialize(unseal(flat_blob.data(), flat_blob.size())); } catch (const FormatError&) { refused = true; }
+    CHECK(refused);
+}
+
+int main() {
+    test_kernels_agree();
+    test_flat_matches_naive();
+    test_flat_rejects_bad_input();
+    test_bm25_remove_equals_rebuild();
+    test_serialization();
+    if (failures) {
+        std::fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("engine_test: all checks passed\n");
+    return 0;
+}
