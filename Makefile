@@ -1,0 +1,41 @@
+# `make run` and `make test` do all set-up on a fresh machine: a virtual environment in
+# .venv, the CPU build of torch (pinned: an unpinned torch pulls a multi-GB CUDA build),
+# then Docent itself, whose pip install compiles the native engine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+.PHONY: install run test test-python sanitize bench clean
+
+$(BIN)/.torch-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install torch==2.13.0
+	touch $@
+
+install: $(BIN)/.torch-installed
+	$(BIN)/python -m pip install ".[test]"
+
+run: install
+	$(BIN)/docent serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(MAKE) test-python sanitize
+
+test-python:
+	$(BIN)/pytest
+
+# The engine's C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize:
+	cmake -S native -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDOCENT_SANITIZE=ON -DDOCENT_PYTHON=OFF -DDOCENT_TESTS=ON
+	cmake --build build/sanitize --parallel 2
+	cd build/sanitize && ctest --output-on-failure
+
+bench: install
+	$(BIN)/python -m pip install ".[bench]"
+	$(BIN)/python bench/bm25_bench.py
+
+clean:
+	rm -rf build $(VENV)
