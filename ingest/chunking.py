@@ -1,0 +1,103 @@
+"""Cutting a document into passages that fit the embedding model, page by page.
+
+Sizes are measured in the model's own tokens, the context header included: a passage that
+ran past the model's window would be cut silently and its tail never embedded. Chunks are
+whole sentences packed greedily, and consecutive chunks share a few sentences of overlap so
+that a statement near a boundary is found with its neighbours.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from ingest.models import Chunk, Document
+from ingest.text import sentence_spans
+
+TokenCounter = Callable[[str], int]
+
+# all-MiniLM-L6-v2 reads 256 word pieces, two of which are [CLS] and [SEP].
+DEFAULT_MAX_TOKENS = 256
+SPECIAL_TOKENS = 2
+DEFAULT_OVERLAP_TOKENS = 40
+
+
+def approximate_token_count(text: str) -> int:
+    """A cautious stand-in for a word-piece tokenizer: words, punctuation, and long words split."""
+    return sum(1 + len(piece) // 6 for piece in re.findall(r"\w+|[^\w\s]", text))
+
+
+def chunk_document(
+    document: Document,
+    *,
+    count_tokens: TokenCounter = approximate_token_count,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for page in document.pages:
+        context = document.title if not page.section else f"{document.title} — {page.section}"
+        budget = max_tokens - SPECIAL_TOKENS - count_tokens(context)
+        if budget < 32:
+            raise ValueError(f"max_tokens={max_tokens} leaves no room for text after the header {context!r}")
+        pieces = _pieces(page.text, budget, count_tokens)
+        for start, end in _pack(pieces, budget, overlap_tokens):
+            span_start, span_end = pieces[start][0], pieces[end - 1][1]
+            chunks.append(
+                Chunk(
+                    text=page.text[span_start:span_end],
+                    context=context,
+                    page=page.number if document.kind == "pdf" else None,
+                    section=page.section,
+                    ordinal=len(chunks),
+                    char_start=span_start,
+                    char_end=span_end,
+                )
+            )
+    return chunks
+
+
+def _pieces(text: str, budget: int, count_tokens: TokenCounter) -> list[tuple[int, int, int]]:
+    """Sentences as (start, end, tokens); a sentence longer than the budget is cut at words."""
+    pieces = []
+    for start, end in sentence_spans(text):
+        tokens = count_tokens(text[start:end])
+        if tokens <= budget:
+            pieces.append((start, end, tokens))
+            continue
+        window_start, window_tokens = None, 0
+        for word in re.finditer(r"\S+", text[start:end]):
+            word_start, word_end = start + word.start(), start + word.end()
+            word_tokens = count_tokens(word.group())
+            if window_start is not None and window_tokens + word_tokens > budget:
+                pieces.append((window_start, previous_end, window_tokens))
+                window_start, window_tokens = None, 0
+            if window_start is None:
+                window_start = word_start
+            window_tokens += word_tokens
+            previous_end = word_end
+        if window_start is not None:
+            pieces.append((window_start, previous_end, window_tokens))
+    return pieces
+
+
+def _pack(pieces: list[tuple[int, int, int]], budget: int, overlap_tokens: int) -> list[tuple[int, int]]:
+    """Greedy ranges [start, end) of pieces within the budget, each overlapping the last."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    while start < len(pieces):
+        end, used = start, 0
+        while end < len(pieces) and used + pieces[end][2] <= budget:
+            used += pieces[end][2]
+            end += 1
+        end = max(end, start + 1)  # a single piece over budget (a very long word) still goes in
+        ranges.append((start, end))
+        if end >= len(pieces):
+            break
+        # Step back over trailing pieces that fit in the overlap, but always move forward.
+        next_start, carried = end, 0
+        while next_start - 1 > start and carried + pieces[next_start - 1][2] <= overlap_tokens:
+            next_start -= 1
+            carried += pieces[next_start][2]
+        start = next_start
+    return ranges

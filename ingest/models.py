@@ -1,0 +1,39 @@
+"""The data that flows through ingestion: a Document of Pages, cut into Chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # 1-based, as a reader counts pages
+    text: str  # cleaned text in reading order
+    section: str | None = None
+
+
+@dataclass
+class Document:
+    source: str  # file name or URL, as given
+    title: str
+    kind: str  # "pdf", ...
+    content_hash: str  # sha256 of the raw bytes
+    pages: list[Page]
+    size_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)  # problems that did not stop ingestion
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str  # the passage as written, shown to the user
+    context: str  # title and section path, indexed with the passage but not shown as part of it
+    page: int | None
+    section: str | None
+    ordinal: int  # position within the document
+    char_start: int  # span of `text` within its page's text
+    char_end: int
+
+    @property
+    def index_text(self) -> str:
+        """What is embedded and keyword-indexed: the context header, then the passage."""
+        return f"{self.context}\n{self.text}" if self.context else self.text

@@ -1,0 +1,222 @@
+"""The `docent` command line (see README): ingest, search, ask, serve, list, remove, collections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from retrieval.search import MODES
+from retrieval.settings import SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help="data home (default: DOCENT_HOME or ~/.local/share/docent)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    with_collection = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_collection.add_argument("-c", "--collection", default=argparse.SUPPRESS, help="collection (default: DOCENT_COLLECTION or 'default')")
+
+    parser = argparse.ArgumentParser(prog="docent", description="Chat with your documents, with cited answers.", parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("ingest", parents=[with_collection], help="add PDFs (files or folders)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = commands.add_parser("search", parents=[with_collection], help="find passages")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--mode", choices=MODES, default=None, help="search mode (default: hybrid)")
+    p = commands.add_parser("ask", parents=[with_collection], help="answer a question with citations")
+    p.add_argument("question")
+    p = commands.add_parser("serve", parents=[common], help="start the web app")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1")
+    commands.add_parser("list", parents=[with_collection], help="documents in a collection")
+    p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
+    p.add_argument("source")
+    commands.add_parser("collections", parents=[common], help="list collections")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        settings = load_settings(home=getattr(args, "home", None), collection=getattr(args, "collection", None))
+    except SettingsError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(args, settings)
+
+    from retrieval.service import Docent
+    from retrieval.store import CollectionError
+
+    docent = Docent(settings)
+    try:
+        return COMMANDS[args.command](docent, args, as_json)
+    except CollectionError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+
+
+def _ingest(docent, args, as_json: bool) -> int:
+    from retrieval.service import expand_paths
+
+    sources = expand_paths(args.paths)
+    if not sources:
+        print("docent: no PDF files found in the given folders", file=sys.stderr)
+        return 1
+    bar = _ProgressBar()
+    outcomes = []
+    for n, source in enumerate(sources, start=1):
+        bar.label = f"[{n}/{len(sources)}] {Path(source.name).name}"
+        outcome = docent.ingest([source], progress=bar.update)[0]
+        bar.close()
+        outcomes.append(outcome)
+        if not as_json:
+            print(_describe(outcome))
+    if as_json:
+        print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    else:
+        failed = sum(not o.ok for o in outcomes)
+        print(f"{len(outcomes) - failed} of {len(outcomes)} ingested into '{docent.settings.collection}'" + (f", {failed} failed" if failed else ""))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _describe(outcome) -> str:
+    if not outcome.ok:
+        return f"failed     {outcome.source}: {outcome.error}"
+    line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
+    return line + "".join(f"\n           warning: {w}" for w in outcome.warnings)
+
+
+def _search(docent, args, as_json: bool) -> int:
+    hits = docent.search(args.query, k=args.k, mode=args.mode)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no matches")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>2}. {hit.score:.4f}  {_where(hit)}")
+        print(f"    {_shorten(hit.text, 200)}")
+    return 0
+
+
+def _ask(docent, args, as_json: bool) -> int:
+    answer = docent.ask(args.question)
+    if as_json:
+        print(json.dumps(answer.to_dict(), indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print()
+        for hit in answer.citations:
+            print(f"[{hit.ref}] {_where(hit)}")
+            print(f"    {_shorten(hit.text, 300)}")
+    elif answer.closest:
+        print("\nClosest passages:")
+        for hit in answer.closest:
+            print(f"  - {_where(hit)}: {_shorten(hit.text, 160)}")
+    return 0
+
+
+def _list(docent, args, as_json: bool) -> int:
+    documents = docent.documents()
+    if as_json:
+        print(json.dumps([d.to_dict() for d in documents], indent=2))
+        return 0
+    if not documents:
+        print(f"collection '{docent.settings.collection}' is empty")
+    for d in documents:
+        print(f"{d.source}  \"{d.title}\"  {d.pages} pages, {d.chunks} chunks, added {d.added_at}")
+    return 0
+
+
+def _remove(docent, args, as_json: bool) -> int:
+    removed = docent.remove(args.source)
+    if as_json:
+        print(json.dumps({"source": args.source, "removed": removed}))
+    elif removed:
+        print(f"removed {args.source}")
+    if not removed:
+        known = ", ".join(d.source for d in docent.documents()[:10]) or "none"
+        print(f"docent: no document with source {args.source!r} in '{docent.settings.collection}' (sources: {known})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _collections(docent, args, as_json: bool) -> int:
+    names = docent.collection_names()
+    rows = [{"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()} for n in names]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no collections yet")
+    for row in rows if not as_json else []:
+        print(f"{row['name']}  {row['documents']} documents, {row['chunks']} chunks")
+    return 0
+
+
+def _serve(args, settings) -> int:
+    import webapp
+
+    app = Path(webapp.__file__).with_name("app.py")
+    os.environ["DOCENT_HOME"] = str(settings.home)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", args.host, "--server.port", str(args.port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _where(hit) -> str:
+    place = f"p. {hit.page}" if hit.page is not None else hit.source
+    return f"{hit.title} ({Path(hit.source).name}, {place})" if hit.page is not None else f"{hit.title} ({place})"
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self):
+        self.label = ""
+        self.active = sys.stderr.isatty()
+        self.drawn = False
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.active:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} {stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            self.drawn = False
+
+
+COMMANDS = {
+    "ingest": _ingest,
+    "search": _search,
+    "ask": _ask,
+    "list": _list,
+    "remove": _remove,
+    "collections": _collections,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The data that flows out of retrieval: hits, and answers that cite them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Hit:
+    """One retrieved passage with its provenance (the contract in DESIGN.md)."""
+
+    source: str
+    title: str
+    page: int | None
+    chunk_id: int
+    score: float  # in the search mode's own scale: cosine, BM25, or fused RRF
+    text: str
+    section: str | None = None
+    similarity: float | None = None  # cosine between the question and the passage
+    ref: int | None = None  # the citation number [n] when the hit is cited in an answer
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Hit]  # cited passages, citations[i].ref == i + 1
+    answered: bool  # False when the documents do not answer the question
+    closest: list[Hit] = field(default_factory=list)  # shown when nothing answered
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "answered": self.answered,
+            "citations": [c.to_dict() for c in self.citations],
+            "closest": [c.to_dict() for c in self.closest],
+        }
+
+
+@dataclass
+class DocumentInfo:
+    id: int
+    source: str
+    title: str
+    kind: str
+    pages: int
+    chunks: int
+    size_bytes: int
+    added_at: str
+    content_hash: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one source: added, replaced, unchanged, or failed (with the reason)."""
+
+    source: str
+    status: str
+    chunks: int = 0
+    pages: int = 0
+    title: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,71 @@
+"""Search modes over a collection, and Reciprocal Rank Fusion for hybrid search."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from retrieval.keywords import keyword_terms
+from retrieval.models import Hit
+from retrieval.store import Collection
+
+MODES = ("hybrid", "vector", "keyword")
+# Each list fused in hybrid mode is this long at least: fusion needs depth to work with.
+HYBRID_CANDIDATES = 50
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], *, k: int = 60) -> list[tuple[int, float]]:
+    """Fuses ranked id lists: score(id) = sum over lists of 1 / (k + rank), rank from 1."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, id_ in enumerate(ranking, start=1):
+            scores[id_] = scores.get(id_, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def search(
+    collection: Collection,
+    query: str,
+    *,
+    query_vector: np.ndarray | None,
+    k: int = 10,
+    mode: str = "hybrid",
+    rrf_k: int = 60,
+) -> list[Hit]:
+    """The k best passages for a query. query_vector is needed by the vector and hybrid modes;
+    when given, each hit also carries its cosine similarity to the query."""
+    if mode not in MODES:
+        raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if mode != "keyword" and query_vector is None:
+        raise ValueError(f"search mode {mode!r} needs the query's embedding")
+
+    if mode == "vector":
+        ranked = collection.vector_search(query_vector, k)
+    elif mode == "keyword":
+        ranked = collection.keyword_search(keyword_terms(query), k)
+    else:
+        depth = max(k, HYBRID_CANDIDATES)
+        by_vector = collection.vector_search(query_vector, depth)
+        by_keyword = collection.keyword_search(keyword_terms(query), depth)
+        ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)[:k]
+
+    ids = [i for i, _ in ranked]
+    rows = collection.chunk_rows(ids)
+    similarity = collection.similarities(query_vector, ids) if query_vector is not None else {}
+    return [
+        Hit(
+            source=rows[i]["source"],
+            title=rows[i]["title"],
+            page=rows[i]["page"],
+            chunk_id=i,
+            score=score,
+            text=rows[i]["text"],
+            section=rows[i]["section"],
+            similarity=similarity.get(i),
+        )
+        for i, score in ranked
+        if i in rows  # a chunk removed between the index lookup and the read is skipped
+    ]

@@ -1,0 +1,183 @@
+"""Docent as one object: settings, the embedding model, collections, ingest, search and ask.
+
+The CLI and the app both go through this class, so they behave alike.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ingest import IngestError, chunk_document, load_pdf
+from retrieval.answer import Answerer, AnswerStream, make_backend
+from retrieval.keywords import keyword_terms
+from retrieval.models import Answer, DocumentInfo, Hit, IngestOutcome
+from retrieval.search import search as run_search
+from retrieval.settings import Settings
+from retrieval.store import Collection, CollectionError
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# Reports (stage, done, total) while a source is processed; stage is "embedding".
+IngestProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Source:
+    """Something to ingest: a name for citations, and its bytes or its path."""
+
+    name: str
+    data: bytes | None = None
+    path: Path | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Source":
+        return cls(name=str(path), path=Path(path))
+
+
+class Docent:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._embedder = None
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
+
+    # ---- shared resources -------------------------------------------------------------------
+
+    @property
+    def embedder(self):
+        with self._lock:
+            if self._embedder is None:
+                from retrieval.embed import Embedder
+
+                self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
+            return self._embedder
+
+    @property
+    def collections_dir(self) -> Path:
+        return Path(self.settings.home) / "collections"
+
+    def collection_names(self) -> list[str]:
+        if not self.collections_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.collections_dir.iterdir() if (p / "docent.sqlite3").exists())
+
+    def collection(self, name: str | None = None) -> Collection:
+        name = name or self.settings.collection
+        if not COLLECTION_NAME.match(name):
+            raise CollectionError(
+                f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with a symbol)"
+            )
+        embedder = self.embedder
+        with self._lock:
+            if name not in self._collections:
+                self._collections[name] = Collection(
+                    self.collections_dir / name, model_name=embedder.name, dim=embedder.dim
+                )
+            return self._collections[name]
+
+    def delete_collection(self, name: str) -> bool:
+        with self._lock:
+            collection = self._collections.pop(name, None)
+            if collection:
+                collection.close()
+        folder = self.collections_dir / name
+        if not (folder / "docent.sqlite3").exists():
+            return False
+        shutil.rmtree(folder)
+        return True
+
+    # ---- ingest -----------------------------------------------------------------------------
+
+    def ingest(
+        self, sources: Iterable[Source], *, collection: str | None = None, progress: IngestProgress | None = None
+    ) -> list[IngestOutcome]:
+        """Ingests each source on its own: one that fails is reported and the rest go in."""
+        store = self.collection(collection)
+        return [self._ingest_one(store, source, progress) for source in sources]
+
+    def _ingest_one(self, store: Collection, source: Source, progress: IngestProgress | None) -> IngestOutcome:
+        try:
+            data = source.data if source.data is not None else _read(source)
+            document = load_pdf(data, source=source.name)
+            existing = store.find_document(document.source)
+            if existing is not None and existing.content_hash == document.content_hash:
+                return IngestOutcome(source.name, "unchanged", existing.chunks, existing.pages, existing.title)
+            embedder = self.embedder
+            chunks = chunk_document(
+                document,
+                count_tokens=embedder.count_tokens,
+                max_tokens=embedder.max_tokens,
+                overlap_tokens=self.settings.chunk_overlap_tokens,
+            )
+            if not chunks:
+                raise IngestError(source.name, "no text to index was found")
+            texts = [c.index_text for c in chunks]
+            report = (lambda done, total: progress("embedding", done, total)) if progress else None
+            vectors = embedder.embed(texts, progress=report)
+            status = store.write_document(document, chunks, vectors, [keyword_terms(t) for t in texts])
+            return IngestOutcome(source.name, status, len(chunks), len(document.pages), document.title, warnings=document.warnings)
+        except IngestError as exc:
+            return IngestOutcome(source.name, "failed", error=exc.reason)
+
+    def remove(self, source: str, *, collection: str | None = None) -> bool:
+        return self.collection(collection).remove_document(source)
+
+    def documents(self, *, collection: str | None = None) -> list[DocumentInfo]:
+        return self.collection(collection).documents()
+
+    # ---- search and answers -----------------------------------------------------------------
+
+    def search(self, query: str, *, k: int = 10, mode: str | None = None, collection: str | None = None) -> list[Hit]:
+        mode = mode or self.settings.search_mode
+        query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
+        return run_search(
+            self.collection(collection), query, query_vector=query_vector, k=k, mode=mode, rrf_k=self.settings.rrf_k
+        )
+
+    def answerer(self) -> Answerer:
+        backend = make_backend(self.settings.llm, self.embedder)
+        return Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
+
+    def ask_stream(self, question: str, *, collection: str | None = None) -> tuple[list[Hit], AnswerStream]:
+        """Retrieves, then returns the hits and a stream of the answer (see AnswerStream)."""
+        hits = self.search(question, k=max(10, self.settings.top_k), collection=collection)
+        return hits, self.answerer().stream(question, hits)
+
+    def ask(self, question: str, *, collection: str | None = None) -> Answer:
+        _, stream = self.ask_stream(question, collection=collection)
+        for _ in stream:
+            pass
+        return stream.answer
+
+
+def _read(source: Source) -> bytes:
+    path = source.path
+    if path is None:
+        raise IngestError(source.name, "nothing to read: neither bytes nor a path were given")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise IngestError(source.name, "file not found") from None
+    except IsADirectoryError:
+        raise IngestError(source.name, "is a folder; give the PDFs in it, or the folder to the CLI") from None
+    except PermissionError:
+        raise IngestError(source.name, "permission denied") from None
+    except OSError as exc:
+        raise IngestError(source.name, f"cannot be read ({exc.strerror})") from None
+
+
+def expand_paths(paths: Sequence[str]) -> list[Source]:
+    """Files as given; a folder stands for the PDFs in it and its subfolders, sorted."""
+    sources: list[Source] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            sources.extend(Source.from_path(p) for p in sorted(path.rglob("*")) if p.suffix.lower() == ".pdf" and p.is_file())
+        else:
+            sources.append(Source.from_path(given))
+    return sources

@@ -1,0 +1,98 @@
+"""The one home of configuration: DOCENT_* environment variables over an optional TOML file.
+
+The TOML file is DOCENT_CONFIG if set, else `docent.toml` in the data home when present.
+Every setting has one name, used alike by the app and the CLI: the field `home` is
+DOCENT_HOME in the environment and `home = "..."` in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "docent"
+
+
+def _config_file() -> Path | None:
+    if os.environ.get("DOCENT_CONFIG"):
+        return Path(os.environ["DOCENT_CONFIG"])
+    candidate = Path(os.environ.get("DOCENT_HOME") or default_home()) / "docent.toml"
+    return candidate if candidate.is_file() else None
+
+
+class SettingsError(ValueError):
+    """The settings are invalid; the message names each bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCENT_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="data home: one folder per collection")
+    collection: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="default collection")
+    llm: Literal["extractive"] = Field("extractive", description="answer backend")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="private or loopback hosts the crawler may reach (comma-separated)"
+    )
+    embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
+    device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
+    chunk_overlap_tokens: int = Field(40, ge=0, le=128)
+    search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant")
+    min_relevance: float = Field(
+        0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ):
+        sources = [init_settings, env_settings]
+        config = _config_file()
+        if config is not None:
+            if not config.is_file():
+                raise SettingsError(f"DOCENT_CONFIG points to {config}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
+
+
+def load_settings(**overrides) -> Settings:
+    """Reads and validates the settings; raises SettingsError with every problem named."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid Docent settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def cached_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,381 @@
+"""A collection on disk: SQLite as the source of truth, native indexes derived from it.
+
+Folder layout (one folder per collection under the data home):
+
+    docent.sqlite3   documents, chunks (text, provenance, embedding, keyword terms), the term
+                     vocabulary, and a change log of chunk additions and removals
+    vectors.idx      exact vector index over chunk embeddings   (retrieval.index.FlatIndex)
+    keywords.idx     BM25 index over chunk term ids              (retrieval.index.BM25Index)
+
+Every write commits to SQLite first and logs each chunk it adds or removes. An index file
+records (as its checkpoint) the last change it reflects; on open, and before each search, an
+index that is behind replays the log from its checkpoint. A missing or damaged index file is
+rebuilt from the database, so the indexes can always be thrown away. Index files are written
+to a temporary name, flushed and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ingest.models import Chunk, Document
+from retrieval.index import BM25Index, FlatIndex, IndexFormatError, load
+from retrieval.models import DocumentInfo
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "docent.sqlite3"
+VECTORS_FILE = "vectors.idx"
+KEYWORDS_FILE = "keywords.idx"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    warnings TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    page INTEGER,
+    section TEXT,
+    text TEXT NOT NULL,
+    context TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    terms BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
+);
+"""
+
+
+class CollectionError(Exception):
+    """A collection cannot be opened or used as asked; the message says why."""
+
+
+class Collection:
+    """Documents, chunks and their indexes in one folder. Thread-safe."""
+
+    def __init__(self, folder: str | Path, *, model_name: str, dim: int):
+        self.folder = Path(folder)
+        self.name = self.folder.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(f"collection '{self.name}' at {self.folder}: the database cannot be opened ({exc})") from exc
+        self._check_model(model_name, dim)
+        self.model_name, self.dim = model_name, dim
+        self._vectors = self._open_index(VECTORS_FILE)
+        self._keywords = self._open_index(KEYWORDS_FILE)
+        self._catch_up(save=True)
+
+    # ---- opening and keeping the indexes in step with the database -------------------------
+
+    def _check_model(self, model_name: str, dim: int) -> None:
+        with self._write():
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            if not meta:
+                self._db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", str(SCHEMA_VERSION)), ("model", model_name), ("dim", str(dim))],
+                )
+                return
+        if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise CollectionError(
+                f"collection '{self.name}' was written by a newer Docent (schema {meta['schema_version']}); upgrade Docent"
+            )
+        if meta.get("model") != model_name or int(meta.get("dim", -1)) != dim:
+            raise CollectionError(
+                f"collection '{self.name}' was built with the embedding model {meta.get('model')} ({meta.get('dim')}-d), "
+                f"but {model_name} ({dim}-d) is configured; use that model, or ingest into a new collection"
+            )
+
+    def _last_change(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _open_index(self, file_name: str):
+        path = self.folder / file_name
+        if path.exists():
+            try:
+                index = load(path)
+                expected = FlatIndex if file_name == VECTORS_FILE else BM25Index
+                if isinstance(index, expected) and (not isinstance(index, FlatIndex) or index.dim == self.dim):
+                    return index
+                log.warning("%s holds the wrong kind of index; rebuilding it from the database", path)
+            except (IndexFormatError, OSError) as exc:
+                log.warning("%s cannot be used (%s); rebuilding it from the database", path, exc)
+        return self._empty_index(file_name, checkpoint=-1)
+
+    def _empty_index(self, file_name: str, checkpoint: int):
+        index = FlatIndex(self.dim, metric="ip") if file_name == VECTORS_FILE else BM25Index()
+        index.checkpoint = checkpoint  # -1: must be rebuilt from the chunks table
+        return index
+
+    def _catch_up(self, *, save: bool) -> None:
+        """Brings both indexes up to the database's last change."""
+        with self._lock:
+            last = self._last_change()
+            changed = False
+            for name in (VECTORS_FILE, KEYWORDS_FILE):
+                index = self._index(name)
+                if index.checkpoint == last:
+                    continue
+                first_logged = self._db.execute("SELECT min(seq) FROM changes").fetchone()[0]
+                replayable = 0 <= index.checkpoint < last and (first_logged is None or first_logged <= index.checkpoint + 1)
+                if replayable:
+                    self._replay(index, index.checkpoint)
+                else:
+                    index = self._rebuild(name)
+                index.checkpoint = last
+                self._set_index(name, index)
+                changed = True
+            if changed and save:
+                self._save_indexes()
+
+    def _index(self, name: str):
+        return self._vectors if name == VECTORS_FILE else self._keywords
+
+    def _set_index(self, name: str, index) -> None:
+        if name == VECTORS_FILE:
+            self._vectors = index
+        else:
+            self._keywords = index
+
+    def _rebuild(self, name: str):
+        log.info("rebuilding %s of collection '%s' from the database", name, self.name)
+        index = self._empty_index(name, checkpoint=0)
+        rows = self._db.execute("SELECT id, embedding, terms FROM chunks ORDER BY id")
+        self._add_rows(index, rows)
+        return index
+
+    def _replay(self, index, checkpoint: int) -> None:
+        changes = self._db.execute("SELECT seq, chunk_id, op FROM changes WHERE seq > ? ORDER BY seq", (checkpoint,)).fetchall()
+        for _, chunk_id, op in changes:
+            if op == "remove":
+                index.remove([chunk_id], missing_ok=True)
+            else:
+                # A chunk added and later removed is gone from the table; its removal follows.
+                rows = self._db.execute("SELECT id, embedding, terms FROM chunks WHERE id = ?", (chunk_id,))
+                self._add_rows(index, rows)
+
+    def _add_rows(self, index, rows: Iterable[tuple]) -> None:
+        if isinstance(index, FlatIndex):
+            batch_ids, batch_vectors = [], []
+            for chunk_id, embedding, _ in rows:
+                batch_ids.append(chunk_id)
+                batch_vectors.append(np.frombuffer(embedding, dtype=np.float32))
+                if len(batch_ids) == 4096:
+                    index.add(np.stack(batch_vectors), batch_ids)
+                    batch_ids, batch_vectors = [], []
+            if batch_ids:
+                index.add(np.stack(batch_vectors), batch_ids)
+        else:
+            for chunk_id, _, terms in rows:
+                index.add(chunk_id, np.frombuffer(terms, dtype=np.uint32))
+
+    def _save_indexes(self) -> None:
+        try:
+            for name in (VECTORS_FILE, KEYWORDS_FILE):
+                self._index(name).save(self.folder / name)
+        except OSError as exc:  # the database still has everything; the next open catches up
+            log.warning("could not save the indexes of collection '%s': %s", self.name, exc)
+            return
+        # Both files now reflect every logged change. Another process whose in-memory index
+        # is older finds the gap in the log and rebuilds from the chunks table.
+        with self._write():
+            self._db.execute("DELETE FROM changes WHERE seq <= ?", (self._vectors.checkpoint,))
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def find_document(self, source: str) -> DocumentInfo | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE source = ?", (source,)).fetchone()
+        return _document_info(row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
+        return [_document_info(r) for r in rows]
+
+    def chunk_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def write_document(
+        self, document: Document, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]
+    ) -> str:
+        """Stores a document with its chunks, replacing any earlier version of the same source.
+
+        Returns "added" or "replaced". The database commits first; the indexes follow.
+        """
+        if len(chunks) != len(embeddings) or len(chunks) != len(terms):
+            raise ValueError("chunks, embeddings and terms must have the same length")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must be (n, {self.dim}), got {embeddings.shape}")
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        with self._write():
+            status = "replaced" if self._delete_document(document.source) else "added"
+            cursor = self._db.execute(
+                "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    document.source,
+                    document.title,
+                    document.kind,
+                    document.content_hash,
+                    document.size_bytes,
+                    len(document.pages),
+                    len(chunks),
+                    json.dumps(document.warnings),
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                ),
+            )
+            doc_id = cursor.lastrowid
+            term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
+            for chunk, vector, chunk_terms in zip(chunks, embeddings, terms):
+                token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
+                cursor = self._db.execute(
+                    "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        doc_id,
+                        chunk.ordinal,
+                        chunk.page,
+                        chunk.section,
+                        chunk.text,
+                        chunk.context,
+                        chunk.char_start,
+                        chunk.char_end,
+                        vector.tobytes(),
+                        token_ids.tobytes(),
+                    ),
+                )
+                self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
+        self._catch_up(save=True)
+        return status
+
+    def remove_document(self, source: str) -> bool:
+        """Removes a document and its chunks from the database and every index."""
+        with self._write():
+            removed = self._delete_document(source)
+        if removed:
+            self._catch_up(save=True)
+        return removed
+
+    def _delete_document(self, source: str) -> bool:
+        row = self._db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return False
+        self._db.execute(
+            "INSERT INTO changes(chunk_id, op) SELECT id, 'remove' FROM chunks WHERE doc_id = ? ORDER BY id", (row[0],)
+        )
+        self._db.execute("DELETE FROM documents WHERE id = ?", (row[0],))  # chunks go by cascade
+        return True
+
+    def _term_ids(self, terms: set[str]) -> dict[str, int]:
+        self._db.executemany("INSERT OR IGNORE INTO terms(term) VALUES (?)", [(t,) for t in terms])
+        return self._lookup_terms(terms)
+
+    def _lookup_terms(self, terms: Iterable[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        unique = list(set(terms))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            ids.update(self._db.execute(f"SELECT term, id FROM terms WHERE term IN ({marks})", part))
+        return ids
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the k nearest chunks, best first."""
+        self._catch_up(save=False)
+        with self._lock:
+            if len(self._vectors) == 0:
+                return []
+            scores, ids = self._vectors.search(query[None, :], k, filter=allowed)
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the k best keyword matches, best first."""
+        self._catch_up(save=False)
+        with self._lock:
+            ids_by_term = self._lookup_terms(terms)
+            tokens = [ids_by_term[t] for t in terms if t in ids_by_term]
+            if not tokens or len(self._keywords) == 0:
+                return []
+            scores, ids = self._keywords.search([tokens], k, filter=allowed)
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
+        """Cosine similarity between the query and each chunk (embeddings are unit length)."""
+        with self._lock:
+            return {i: float(np.dot(self._vectors.reconstruct(i), query)) for i in chunk_ids if i in self._vectors}
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict]:
+        """Text and provenance of chunks, by id."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.id, c.text, c.page, c.section, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE c.id IN ({marks})",
+                list(chunk_ids),
+            ).fetchall()
+        return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
+
+
+def _document_info(row: tuple) -> DocumentInfo:
+    *fields, warnings = row
+    return DocumentInfo(*fields, warnings=json.loads(warnings))

@@ -1,0 +1,1 @@
+"""The Streamlit app (app.py); start it with `docent serve` or `make run`."""
