@@ -9,6 +9,7 @@ _HYPHEN_BREAK = re.compile(r"(\w)[-\u00ad]\n\s*([a-z])")
 _SOFT_HYPHEN = re.compile("\u00ad")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_NUMBERED_LABELS = {"chapter", "section", "part", "table", "figure", "step", "article", "appendix", "item", "page"}
 _DANGLING_WORDS = {"a", "an", "the", "of", "and", "or", "to", "in", "on", "for", "with", "by", "at", "from", "is", "are"}
 
 # A sentence ends at . ! or ? (optionally followed by closing quotes or brackets) and
@@ -88,11 +89,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _ends_with_abbreviation(sentence: str) -> bool:
-    words = sentence[:-1].rsplit(None, 1)
+    """Whether the final "." belongs to an abbreviation, an initial, or a numbered label."""
+    words = sentence[:-1].split()
     if not words:
         return True
     last = words[-1].lower().lstrip("(\"'")
-    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+    if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+        return True
+    # "Chapter 2. Mooring fees", "Section 4.1. Scope": the number labels what follows.
+    return len(words) >= 2 and last.replace(".", "").isdigit() and words[-2].lower() in _NUMBERED_LABELS
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -153,7 +153,9 @@ class Collection:
                 if index.checkpoint == last:
                     continue
                 first_logged = self._db.execute("SELECT min(seq) FROM changes").fetchone()[0]
-                replayable = 0 <= index.checkpoint < last and (first_logged is None or first_logged <= index.checkpoint + 1)
+                # The log is replayable only if it still holds every change after the checkpoint
+                # (another process may have pruned it); otherwise rebuild from the chunks table.
+                replayable = 0 <= index.checkpoint < last and first_logged is not None and first_logged <= index.checkpoint + 1
                 if replayable:
                     self._replay(index, index.checkpoint)
                 else:

@@ -1,0 +1,51 @@
+"""Shared fixtures: made PDFs, the shared real-data folder, and one Docent with the real model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+
+SHARED_DATA = Path(os.environ.get("DOCENT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data, or a skip that says why."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (a fresh clone has no ../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def handbook_pdf(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pdfs") / "handbook.pdf"
+    path.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
+    return path
+
+
+@pytest.fixture(scope="session")
+def docent_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def docent(docent_home):
+    """One Docent with the real embedding model for the session (loading it takes seconds)."""
+    from retrieval.service import Docent
+    from retrieval.settings import load_settings
+
+    return Docent(load_settings(home=str(docent_home)))
+
+
+@pytest.fixture(scope="session")
+def handbook_collection(docent, handbook_pdf):
+    """The handbook ingested into collection 'handbook'."""
+    from retrieval.service import Source
+
+    outcome = docent.ingest([Source.from_path(handbook_pdf)], collection="handbook")[0]
+    assert outcome.status == "added", outcome
+    return "handbook"

@@ -1,0 +1,67 @@
+"""The Streamlit app through streamlit.testing.v1.AppTest: upload, ask, see citations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import webapp
+from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+
+APP = str(Path(webapp.__file__).with_name("app.py"))
+TIMEOUT = 180  # the first run loads the embedding model
+
+
+@pytest.fixture()
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload(at: AppTest, files: list[tuple[str, bytes]]) -> None:
+    at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
+    at.run()
+    at.button(key="add").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_upload_then_ask_shows_an_answer_with_its_citations(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    assert any("handbook.pdf: added, 4 pages" in s.value for s in app.success)
+    assert any(HANDBOOK_TITLE in m.value for m in app.sidebar.markdown)
+
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.exception, app.exception
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "120 euros per month" in assistant.markdown[0].value
+    labels = [e.label for e in app.expander]
+    assert labels[0] == f"[1] {HANDBOOK_TITLE}, page 3"
+    assert "120 euros" in app.expander[0].markdown[0].value
+
+
+def test_bad_upload_is_reported_and_the_good_one_goes_in(app):
+    upload(app, [("broken.pdf", b"not a pdf"), ("good.pdf", make_pdf(HANDBOOK_PAGES))])
+    assert any("broken.pdf: not a PDF file" in e.value for e in app.error)
+    assert any("good.pdf: added" in s.value for s in app.success)
+
+
+def test_a_document_can_be_removed(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    remove = [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert len(remove) == 1
+    remove[0].click()
+    app.run()
+    assert not [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert any("No documents yet" in c.value for c in app.sidebar.caption)
+
+
+def test_asking_an_empty_collection_says_so(app):
+    app.chat_input[0].set_value("Anything?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "no documents in this collection" in assistant.markdown[0].value

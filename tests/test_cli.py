@@ -1,0 +1,87 @@
+"""The `docent` command as a user runs it: a real process, real files, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCENT = shutil.which("docent", path=str(Path(sys.executable).parent)) or shutil.which("docent")
+
+
+def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    if DOCENT is None:
+        pytest.fail("the docent console script is not installed next to this Python")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    result = subprocess.run([DOCENT, "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docent {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory, handbook_pdf) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    result = run(home, "ingest", str(handbook_pdf), "--json")
+    outcomes = json.loads(result.stdout)
+    assert outcomes[0]["status"] == "added" and outcomes[0]["pages"] == 4
+    return home
+
+
+def test_ask_json_cites_the_page_of_the_answer(cli_home, handbook_pdf):
+    answer = json.loads(run(cli_home, "ask", "How much does a mooring permit cost?", "--json").stdout)
+    assert set(answer) >= {"answer", "citations"}
+    first = answer["citations"][0]
+    assert first["page"] == 3 and first["source"] == str(handbook_pdf)
+    assert "120 euros" in answer["answer"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_search_json_hits_carry_the_contract_fields(cli_home, mode):
+    hits = json.loads(run(cli_home, "search", "lighthouse lamp cleaning", "-k", "3", "--mode", mode, "--json").stdout)
+    assert 1 <= len(hits) <= 3
+    for hit in hits:
+        assert {"source", "title", "page", "chunk_id", "score", "text"} <= set(hit)
+    assert hits[0]["page"] == 2
+
+
+def test_list_collections_and_remove(cli_home, handbook_pdf, tmp_path):
+    listed = json.loads(run(cli_home, "list", "--json").stdout)
+    assert [d["source"] for d in listed] == [str(handbook_pdf)]
+    collections = json.loads(run(cli_home, "collections", "--json").stdout)
+    assert collections[0]["name"] == "default" and collections[0]["documents"] == 1
+
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(handbook_pdf.read_bytes())
+    run(cli_home, "ingest", str(copy), "-c", "scratch")
+    assert json.loads(run(cli_home, "remove", str(copy), "-c", "scratch", "--json").stdout)["removed"] is True
+    missing = run(cli_home, "remove", "nothing.pdf", "-c", "scratch", check=False)
+    assert missing.returncode == 1 and "no document with source 'nothing.pdf'" in missing.stderr
+
+
+def test_failed_files_are_named_and_the_exit_status_says_so(cli_home, tmp_path, handbook_pdf):
+    fake = tmp_path / "fake.pdf"
+    fake.write_text("not a pdf at all")
+    result = run(cli_home, "ingest", str(fake), str(handbook_pdf), "-c", "mixed", check=False)
+    assert result.returncode == 1
+    assert f"failed     {fake}: not a PDF file" in result.stdout
+    assert "1 of 2 ingested" in result.stdout
+    result = run(cli_home, "ingest", str(tmp_path / "absent.pdf"), "-c", "mixed", "--json", check=False)
+    assert result.returncode == 1 and json.loads(result.stdout)[0]["error"] == "file not found"
+
+
+def test_unchanged_file_is_not_ingested_twice(cli_home, handbook_pdf):
+    outcome = json.loads(run(cli_home, "ingest", str(handbook_pdf), "--json").stdout)[0]
+    assert outcome["status"] == "unchanged"
+
+
+def test_invalid_settings_are_reported_not_crashed(tmp_path):
+    result = subprocess.run(
+        [DOCENT, "list"], capture_output=True, text=True, env={**os.environ, "DOCENT_TOP_K": "zero", "DOCENT_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr

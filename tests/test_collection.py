@@ -1,0 +1,158 @@
+"""Ingest, search, answers and persistence through the real model and the real engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from retrieval.service import Docent, Source
+from retrieval.settings import load_settings
+from retrieval.store import Collection, CollectionError
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_each_search_mode_finds_the_right_page(docent, handbook_collection, mode):
+    hits = docent.search("How much does a mooring permit cost per month?", k=3, mode=mode, collection=handbook_collection)
+    assert hits and hits[0].page == 3
+    top = hits[0].to_dict()
+    assert {"source", "title", "page", "chunk_id", "score", "text"} <= set(top)
+    assert top["title"] == HANDBOOK_TITLE and top["source"].endswith("handbook.pdf")
+
+
+def test_hybrid_fuses_with_reciprocal_rank_fusion(docent, handbook_collection):
+    hits = docent.search("fire drill assembly point", k=4, mode="hybrid", collection=handbook_collection)
+    assert hits[0].page == 4
+    assert hits[0].score == pytest.approx(2 / 61)  # first in both lists: 1/(60+1) twice
+
+
+def test_answer_cites_the_page_that_holds_the_fact(docent, handbook_collection):
+    answer = docent.ask("When is the fire drill held?", collection=handbook_collection)
+    assert answer.answered
+    assert "first Thursday of every quarter" in answer.text
+    assert answer.citations[0].page == 4 and answer.citations[0].ref == 1
+    assert "[1]" in answer.text
+    refs = [c.ref for c in answer.citations]
+    assert refs == list(range(1, len(refs) + 1))
+
+
+def test_unrelated_question_is_not_answered(docent, handbook_collection):
+    answer = docent.ask("What is the boiling point of liquid nitrogen in kelvin?", collection=handbook_collection)
+    assert not answer.answered
+    assert answer.citations == []
+    assert "do not answer" in answer.text
+    assert answer.closest  # what came closest is still shown
+
+
+def test_chunks_never_exceed_the_models_window(docent, tmp_path):
+    sentence = "The harbor master reviews every mooring application, checks insurance papers and signs the permit."
+    pdf = make_pdf([[sentence] * 45, [sentence.replace("harbor", "marina")] * 45])
+    outcome = docent.ingest([Source("long.pdf", data=pdf)], collection="window")[0]
+    assert outcome.status == "added" and outcome.chunks >= 4
+    store = docent.collection("window")
+    rows = store._db.execute("SELECT context, text FROM chunks").fetchall()
+    tokenizer = docent.embedder.model.tokenizer
+    for context, text in rows:
+        assert len(tokenizer(f"{context}\n{text}")["input_ids"]) <= docent.embedder.max_tokens
+
+
+def test_reingest_unchanged_does_nothing_and_changed_replaces(docent, tmp_path):
+    pdf = make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)
+    first = docent.ingest([Source("manual.pdf", data=pdf)], collection="versions")[0]
+    store = docent.collection("versions")
+    before = store.chunk_count()
+    again = docent.ingest([Source("manual.pdf", data=pdf)], collection="versions")[0]
+    assert (first.status, again.status) == ("added", "unchanged")
+    assert store.chunk_count() == before
+
+    changed_pages = [list(p) for p in HANDBOOK_PAGES]
+    changed_pages[2][1] = "A mooring permit for a private boat costs 95 euros per month."
+    replaced = docent.ingest([Source("manual.pdf", data=make_pdf(changed_pages))], collection="versions")[0]
+    assert replaced.status == "replaced"
+    assert store.chunk_count() == before
+    texts = " ".join(h.text for h in docent.search("mooring permit cost", k=10, collection="versions"))
+    assert "95 euros" in texts and "120 euros" not in texts
+    assert len(docent.documents(collection="versions")) == 1
+
+
+def test_a_bad_file_in_a_batch_does_not_stop_the_rest(docent):
+    outcomes = docent.ingest(
+        [
+            Source("fake.pdf", data=b"this is plain text, not a PDF"),
+            Source("good.pdf", data=make_pdf(HANDBOOK_PAGES)),
+            Source("missing.pdf", path=None),
+        ],
+        collection="batch",
+    )
+    assert [o.status for o in outcomes] == ["failed", "added", "failed"]
+    assert "not a PDF" in outcomes[0].error
+    assert [d.source for d in docent.documents(collection="batch")] == ["good.pdf"]
+
+
+def test_remove_takes_a_document_out_of_every_index(docent):
+    docent.ingest([Source("a.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="removal")
+    assert docent.search("lighthouse fog signal", k=5, mode="keyword", collection="removal")
+    assert docent.remove("a.pdf", collection="removal")
+    assert not docent.remove("a.pdf", collection="removal")
+    for mode in ("vector", "keyword", "hybrid"):
+        assert docent.search("lighthouse fog signal", k=5, mode=mode, collection="removal") == []
+
+
+def test_a_restart_sees_the_same_collection(docent, docent_home, handbook_collection):
+    before = docent.search("spare bulbs cabinet", k=3, collection=handbook_collection)
+    restarted = Docent(load_settings(home=str(docent_home)))
+    restarted._embedder = docent.embedder  # same model; saves loading it again
+    after = restarted.search("spare bulbs cabinet", k=3, collection=handbook_collection)
+    assert [(h.chunk_id, h.page) for h in after] == [(h.chunk_id, h.page) for h in before]
+    assert after[0].page == 2
+
+
+def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, tmp_path):
+    embedder = docent.embedder
+    folder = tmp_path / "col"
+    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+    docent._collections["rebuild"] = store
+    try:
+        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="rebuild")
+        query = embedder.embed_query("fog signal log")
+        expected = store.vector_search(query, 3)
+        old_keywords = (folder / "keywords.idx").read_bytes()
+        store.close()
+
+        (folder / "vectors.idx").write_bytes(b"DOCENTIX but then garbage")
+        reopened = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+        assert reopened.vector_search(query, 3) == expected
+        assert (folder / "vectors.idx").read_bytes()[:8] == b"DOCENTIX"
+
+        # An index file from before the last write (here: an empty one) catches up on open.
+        reopened.remove_document("h.pdf")
+        reopened.close()
+        (folder / "keywords.idx").write_bytes(old_keywords)
+        again = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+        assert again.keyword_search(["fog"], 3) == []
+        again.close()
+    finally:
+        docent._collections.pop("rebuild", None)
+
+
+def test_opening_with_another_model_is_an_error(tmp_path):
+    Collection(tmp_path / "c", model_name="model-a", dim=4).close()
+    with pytest.raises(CollectionError, match="model-a.*model-b"):
+        Collection(tmp_path / "c", model_name="model-b", dim=4)
+
+
+def test_wrong_embedding_dimension_is_refused_before_anything_is_written(tmp_path):
+    store = Collection(tmp_path / "c", model_name="m", dim=4)
+    from ingest import chunk_document, load_pdf
+
+    doc = load_pdf(make_pdf(HANDBOOK_PAGES), source="x.pdf")
+    chunks = chunk_document(doc)
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        store.write_document(doc, chunks, np.zeros((len(chunks), 5), dtype=np.float32), [[] for _ in chunks])
+    assert store.documents() == []
+    store.close()
+
+
+def test_invalid_collection_name_is_refused(docent):
+    with pytest.raises(CollectionError, match="invalid collection name"):
+        docent.collection("../escape")
