@@ -166,6 +166,10 @@ def _serve(args, settings) -> int:
 
     app = Path(webapp.__file__).with_name("app.py")
     os.environ["DOCENT_HOME"] = str(settings.home)
+    # `python -m` puts the working directory first on sys.path; started from a source checkout,
+    # that would shadow the installed package (and its compiled engine) with the bare sources.
+    Path(settings.home).mkdir(parents=True, exist_ok=True)
+    os.chdir(settings.home)
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", args.host, "--server.port", str(args.port),

@@ -57,6 +57,10 @@ class Docent:
                 self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
             return self._embedder
 
+    def load_model(self) -> None:
+        """Loads the embedding model now rather than on first use."""
+        _ = self.embedder
+
     @property
     def collections_dir(self) -> Path:
         return Path(self.settings.home) / "collections"

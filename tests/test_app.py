@@ -20,6 +20,8 @@ def app(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
+    # The page starts with its title: nothing else (Streamlit "magic" output, say) comes first.
+    assert at.main.children[0].type == "title" and at.title[0].value.endswith("Docent")
     return at
 
 

@@ -18,7 +18,7 @@ st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
 @st.cache_resource(show_spinner="Loading the embedding model…")
 def get_docent(home: str) -> Docent:
     docent = Docent(load_settings(home=home))
-    docent.embedder  # load the model once, up front
+    docent.load_model()  # once, up front, under the spinner
     return docent
 
 
