@@ -40,11 +40,25 @@ class ExtractiveBackend:
 
     name = "extractive"
 
-    def __init__(self, embedder, *, max_sentences: int = 3, min_sentence_similarity: float = 0.25, min_words: int = 4):
+    def __init__(
+        self,
+        embedder,
+        *,
+        max_sentences: int = 3,
+        min_sentence_similarity: float = 0.25,
+        min_words: int = 4,
+        max_words: int = 80,
+    ):
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_sentence_similarity = min_sentence_similarity
         self.min_words = min_words
+        self.max_words = max_words
+
+    def _is_statement(self, sentence: str) -> bool:
+        """A full sentence of readable length: not a heading, not a run-on table or page header."""
+        words = len(sentence.split())
+        return self.min_words <= words <= self.max_words and sentence.rstrip("\"')]\u201d\u2019")[-1:] in ".!?"
 
     def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
         candidates: list[tuple[int, str]] = []
@@ -53,7 +67,7 @@ class ExtractiveBackend:
             for start, end in sentence_spans(passage.text):
                 sentence = passage.text[start:end]
                 key = " ".join(sentence.lower().split())
-                if len(sentence.split()) < self.min_words or key in seen:  # overlapping chunks repeat sentences
+                if not self._is_statement(sentence) or key in seen:  # overlapping chunks repeat sentences
                     continue
                 seen.add(key)
                 candidates.append((ref, sentence))

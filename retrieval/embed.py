@@ -44,7 +44,9 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the [CLS]/[SEP] the model adds."""
-        return len(self._tokenizer.tokenize(text))
+        # verbose=False: a long text is only being measured, not fed to the model, so the
+        # tokenizer's "longer than the maximum sequence length" warning would be noise.
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         """(len(texts), dim) float32, each row of length 1. Calls progress(done, total) as it goes."""
