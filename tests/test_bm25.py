@@ -64,12 +64,17 @@ def _ids(tokens, vocab):
     return [vocab[t] for t in tokens]
 
 
-def test_scores_equal_rank_bm25(corpus):
-    docs, queries, vocab = corpus
-    oracle = BM25Okapi([_ids(d, vocab) for d in docs])
+def _index(docs, vocab) -> BM25Index:
     index = BM25Index()
     for i, d in enumerate(docs):
         index.add(i, _ids(d, vocab))
+    return index
+
+
+def test_scores_equal_rank_bm25(corpus):
+    docs, queries, vocab = corpus
+    oracle = BM25Okapi([_ids(d, vocab) for d in docs])
+    index = _index(docs, vocab)
     all_ids = np.arange(len(docs))
     for query in queries:
         q = _ids(query, vocab)
@@ -86,18 +91,14 @@ def test_scores_equal_rank_bm25(corpus):
 def test_repeated_query_tokens_count_each_time(corpus):
     docs, _, vocab = corpus
     oracle = BM25Okapi([_ids(d, vocab) for d in docs])
-    index = BM25Index()
-    for i, d in enumerate(docs):
-        index.add(i, _ids(d, vocab))
+    index = _index(docs, vocab)
     q = _ids(docs[0][:2] * 3, vocab)
     np.testing.assert_allclose(index.scores(q, np.arange(len(docs))), oracle.get_scores(q), atol=TOLERANCE)
 
 
 def test_incremental_add_and_remove_equal_a_rebuild(corpus):
     docs, queries, vocab = corpus
-    index = BM25Index()
-    for i, d in enumerate(docs):
-        index.add(i, _ids(d, vocab))
+    index = _index(docs, vocab)
     removed = set(range(0, len(docs), 3))
     index.remove(sorted(removed))
     # Replacing a document (same id) counts as remove + add.
@@ -115,9 +116,7 @@ def test_incremental_add_and_remove_equal_a_rebuild(corpus):
 
 def test_filter_and_round_trip(corpus):
     docs, queries, vocab = corpus
-    index = BM25Index()
-    for i, d in enumerate(docs):
-        index.add(i, _ids(d, vocab))
+    index = _index(docs, vocab)
     q = [_ids(queries[0], vocab)]
     allowed = np.arange(0, len(docs), 2)
     _, ids = index.search(q, k=10, filter=allowed)
