@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
     commands.add_parser("collections", parents=[common], help="list collections")
+    p = commands.add_parser("eval", parents=[with_collection], help="measure retrieval quality on a labelled set")
+    p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}")
+    p.add_argument("--plot", type=Path, default=None, help="where to write the PNG plot (default: eval-NAME.png)")
     return parser
 
 
@@ -161,6 +164,36 @@ def _collections(docent, args, as_json: bool) -> int:
     return 0
 
 
+def _eval(docent, args, as_json: bool) -> int:
+    from retrieval.evaluate import evaluate, format_table, load_eval_set, plot
+
+    try:
+        eval_set = load_eval_set(args.path)
+    except ValueError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    collection = getattr(args, "collection", None) or f"eval-{eval_set.name}"
+    bar = _ProgressBar()
+    bar.label = f"ingesting {eval_set.name}"
+    try:
+        results = evaluate(docent, eval_set, collection=collection, progress=bar.update)
+    except ValueError as exc:
+        bar.close()
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    for problem in eval_set.skipped:
+        print(f"docent: skipped {problem}", file=sys.stderr)
+    image = plot(results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries")
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{eval_set.name}: {len(eval_set.queries)} queries, collection '{collection}'\n")
+        print(format_table(results))
+        print(f"\nplot: {image}")
+    return 0
+
+
 def _serve(args, settings) -> int:
     import webapp
 
@@ -219,6 +252,7 @@ COMMANDS = {
     "list": _list,
     "remove": _remove,
     "collections": _collections,
+    "eval": _eval,
 }
 
 

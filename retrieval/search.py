@@ -11,6 +11,7 @@ from retrieval.models import Hit
 from retrieval.store import Collection
 
 MODES = ("hybrid", "vector", "keyword")
+FUSIONS = ("rrf", "convex")
 # Each list fused in hybrid mode is this long at least: fusion needs depth to work with.
 HYBRID_CANDIDATES = 50
 
@@ -24,6 +25,25 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], *, k: int = 60) ->
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def convex_fusion(
+    by_vector: Sequence[tuple[int, float]], by_keyword: Sequence[tuple[int, float]], *, alpha: float = 0.5
+) -> list[tuple[int, float]]:
+    """alpha * vector score + (1 - alpha) * keyword score, each min-max normalized over its
+    own list; an id missing from a list scores 0 there."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    scores: dict[int, float] = {}
+    for weight, ranked in ((alpha, by_vector), (1 - alpha, by_keyword)):
+        if not ranked:
+            continue
+        values = [s for _, s in ranked]
+        low, span = min(values), max(values) - min(values)
+        for id_, score in ranked:
+            normalized = (score - low) / span if span > 0 else 1.0
+            scores[id_] = scores.get(id_, 0.0) + weight * normalized
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
 def search(
     collection: Collection,
     query: str,
@@ -31,12 +51,17 @@ def search(
     query_vector: np.ndarray | None,
     k: int = 10,
     mode: str = "hybrid",
+    fusion: str = "rrf",
     rrf_k: int = 60,
+    alpha: float = 0.5,
 ) -> list[Hit]:
     """The k best passages for a query. query_vector is needed by the vector and hybrid modes;
-    when given, each hit also carries its cosine similarity to the query."""
+    when given, each hit also carries its cosine similarity to the query. Hybrid search fuses
+    the vector and keyword lists with Reciprocal Rank Fusion or a convex combination."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if mode != "keyword" and query_vector is None:
@@ -50,7 +75,10 @@ def search(
         depth = max(k, HYBRID_CANDIDATES)
         by_vector = collection.vector_search(query_vector, depth)
         by_keyword = collection.keyword_search(keyword_terms(query), depth)
-        ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)[:k]
+        if fusion == "rrf":
+            ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)[:k]
+        else:
+            ranked = convex_fusion(by_vector, by_keyword, alpha=alpha)[:k]
 
     ids = [i for i, _ in ranked]
     rows = collection.chunk_rows(ids)

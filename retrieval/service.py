@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ingest import IngestError, chunk_document, load_pdf
+from ingest import Document, IngestError, chunk_document, load_pdf
 from retrieval.answer import Answerer, AnswerStream, make_backend
 from retrieval.keywords import keyword_terms
 from retrieval.models import Answer, DocumentInfo, Hit, IngestOutcome
 from retrieval.search import search as run_search
 from retrieval.settings import Settings
-from retrieval.store import Collection, CollectionError
+from retrieval.store import Collection, CollectionError, PreparedDocument
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -108,10 +108,28 @@ class Docent:
         try:
             data = source.data if source.data is not None else _read(source)
             document = load_pdf(data, source=source.name)
+        except IngestError as exc:
+            return IngestOutcome(source.name, "failed", error=exc.reason)
+        return self._store_documents(store, [document], progress)[0]
+
+    def ingest_documents(
+        self, documents: Sequence[Document], *, collection: str | None = None, progress: IngestProgress | None = None
+    ) -> list[IngestOutcome]:
+        """Stores documents already loaded (text corpora, evaluation sets) in one batch."""
+        return self._store_documents(self.collection(collection), documents, progress)
+
+    def _store_documents(
+        self, store: Collection, documents: Sequence[Document], progress: IngestProgress | None
+    ) -> list[IngestOutcome]:
+        """Chunks, embeds (in one pass) and stores; unchanged documents cost nothing."""
+        outcomes: dict[int, IngestOutcome] = {}
+        todo: list[tuple[int, Document, list]] = []
+        embedder = self.embedder
+        for i, document in enumerate(documents):
             existing = store.find_document(document.source)
             if existing is not None and existing.content_hash == document.content_hash:
-                return IngestOutcome(source.name, "unchanged", existing.chunks, existing.pages, existing.title)
-            embedder = self.embedder
+                outcomes[i] = IngestOutcome(document.source, "unchanged", existing.chunks, existing.pages, existing.title)
+                continue
             chunks = chunk_document(
                 document,
                 count_tokens=embedder.count_tokens,
@@ -119,14 +137,24 @@ class Docent:
                 overlap_tokens=self.settings.chunk_overlap_tokens,
             )
             if not chunks:
-                raise IngestError(source.name, "no text to index was found")
-            texts = [c.index_text for c in chunks]
+                outcomes[i] = IngestOutcome(document.source, "failed", error="no text to index was found")
+                continue
+            todo.append((i, document, chunks))
+        if todo:
+            texts = [c.index_text for _, _, chunks in todo for c in chunks]
             report = (lambda done, total: progress("embedding", done, total)) if progress else None
             vectors = embedder.embed(texts, progress=report)
-            status = store.write_document(document, chunks, vectors, [keyword_terms(t) for t in texts])
-            return IngestOutcome(source.name, status, len(chunks), len(document.pages), document.title, warnings=document.warnings)
-        except IngestError as exc:
-            return IngestOutcome(source.name, "failed", error=exc.reason)
+            prepared, offset = [], 0
+            for _, document, chunks in todo:
+                own = vectors[offset : offset + len(chunks)]
+                terms = [keyword_terms(c.index_text) for c in chunks]
+                prepared.append(PreparedDocument(document, chunks, own, terms))
+                offset += len(chunks)
+            for (i, document, chunks), status in zip(todo, store.write_documents(prepared)):
+                outcomes[i] = IngestOutcome(
+                    document.source, status, len(chunks), len(document.pages), document.title, warnings=document.warnings
+                )
+        return [outcomes[i] for i in range(len(documents))]
 
     def remove(self, source: str, *, collection: str | None = None) -> bool:
         return self.collection(collection).remove_document(source)
@@ -136,11 +164,26 @@ class Docent:
 
     # ---- search and answers -----------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 10, mode: str | None = None, collection: str | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str | None = None,
+        fusion: str | None = None,
+        collection: str | None = None,
+    ) -> list[Hit]:
         mode = mode or self.settings.search_mode
         query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
         return run_search(
-            self.collection(collection), query, query_vector=query_vector, k=k, mode=mode, rrf_k=self.settings.rrf_k
+            self.collection(collection),
+            query,
+            query_vector=query_vector,
+            k=k,
+            mode=mode,
+            fusion=fusion or self.settings.fusion,
+            rrf_k=self.settings.rrf_k,
+            alpha=self.settings.fusion_alpha,
         )
 
     def answerer(self) -> Answerer:

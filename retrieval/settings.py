@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
     search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")
+    fusion: Literal["rrf", "convex"] = Field("rrf", description="how hybrid search fuses its two lists")
     rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant")
+    fusion_alpha: float = Field(0.5, ge=0, le=1, description="convex fusion: weight of the vector score")
     min_relevance: float = Field(
         0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
     )

@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -73,6 +74,22 @@ CREATE TABLE IF NOT EXISTS changes (
     op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
 );
 """
+
+
+@dataclass
+class PreparedDocument:
+    """A document ready to store: its chunks, their embeddings and their keyword terms."""
+
+    document: Document
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+    terms: Sequence[Sequence[str]]
+
+    def validate(self, dim: int) -> None:
+        if len(self.chunks) != len(self.embeddings) or len(self.chunks) != len(self.terms):
+            raise ValueError(f"{self.document.source}: chunks, embeddings and terms must have the same length")
+        if self.embeddings.ndim != 2 or self.embeddings.shape[1] != dim:
+            raise ValueError(f"{self.document.source}: embeddings must be (n, {dim}), got {self.embeddings.shape}")
 
 
 class CollectionError(Exception):
@@ -253,50 +270,59 @@ class Collection:
 
         Returns "added" or "replaced". The database commits first; the indexes follow.
         """
-        if len(chunks) != len(embeddings) or len(chunks) != len(terms):
-            raise ValueError("chunks, embeddings and terms must have the same length")
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
-            raise ValueError(f"embeddings must be (n, {self.dim}), got {embeddings.shape}")
-        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        return self.write_documents([PreparedDocument(document, chunks, embeddings, terms)])[0]
+
+    def write_documents(self, items: Sequence["PreparedDocument"]) -> list[str]:
+        """Stores many documents in one transaction (and one index update); all or nothing."""
+        for item in items:
+            item.validate(self.dim)
+        statuses = []
         with self._write():
-            status = "replaced" if self._delete_document(document.source) else "added"
+            term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
+            for item in items:
+                statuses.append(self._insert(item, term_ids))
+        self._catch_up(save=True)
+        return statuses
+
+    def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
+        document = item.document
+        status = "replaced" if self._delete_document(document.source) else "added"
+        cursor = self._db.execute(
+            "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                document.source,
+                document.title,
+                document.kind,
+                document.content_hash,
+                document.size_bytes,
+                len(document.pages),
+                len(item.chunks),
+                json.dumps(document.warnings),
+                datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            ),
+        )
+        doc_id = cursor.lastrowid
+        embeddings = np.ascontiguousarray(item.embeddings, dtype=np.float32)
+        for chunk, vector, chunk_terms in zip(item.chunks, embeddings, item.terms):
+            token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
             cursor = self._db.execute(
-                "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    document.source,
-                    document.title,
-                    document.kind,
-                    document.content_hash,
-                    document.size_bytes,
-                    len(document.pages),
-                    len(chunks),
-                    json.dumps(document.warnings),
-                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    doc_id,
+                    chunk.ordinal,
+                    chunk.page,
+                    chunk.section,
+                    chunk.text,
+                    chunk.context,
+                    chunk.char_start,
+                    chunk.char_end,
+                    vector.tobytes(),
+                    token_ids.tobytes(),
                 ),
             )
-            doc_id = cursor.lastrowid
-            term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
-            for chunk, vector, chunk_terms in zip(chunks, embeddings, terms):
-                token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
-                cursor = self._db.execute(
-                    "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        doc_id,
-                        chunk.ordinal,
-                        chunk.page,
-                        chunk.section,
-                        chunk.text,
-                        chunk.context,
-                        chunk.char_start,
-                        chunk.char_end,
-                        vector.tobytes(),
-                        token_ids.tobytes(),
-                    ),
-                )
-                self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
-        self._catch_up(save=True)
+            self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
         return status
 
     def remove_document(self, source: str) -> bool:
