@@ -17,10 +17,12 @@ import numpy as np
 
 import prompts
 from ingest.text import sentence_spans
+from retrieval.citations import add_highlights
 from retrieval.keywords import keyword_terms
+from retrieval.llm import BackendError
 from retrieval.models import Answer, Hit
 
-BACKENDS = ("extractive",)
+BACKENDS = ("extractive", "openai", "llamacpp")
 
 
 class AnswerBackend(Protocol):
@@ -73,8 +75,12 @@ class ExtractiveBackend:
                 candidates.append((ref, sentence))
         if not candidates:
             return
-        vectors = self.embedder.embed([question] + [s for _, s in candidates])
-        similarity = vectors[1:] @ vectors[0]
+        # A question made standalone from a follow-up ends with what was asked last: weigh
+        # that part as much as the whole, so the answer is to the new question.
+        spans = sentence_spans(question)
+        latest = question[spans[-1][0] : spans[-1][1]] if len(spans) > 1 else question
+        vectors = self.embedder.embed([question, latest] + [s for _, s in candidates])
+        similarity = 0.5 * (vectors[2:] @ vectors[0]) + 0.5 * (vectors[2:] @ vectors[1])
         query_terms = set(keyword_terms(question))
         overlap = np.array(
             [len(query_terms & set(keyword_terms(s))) / len(query_terms) if query_terms else 0.0 for _, s in candidates]
@@ -90,10 +96,30 @@ class ExtractiveBackend:
             yield ("" if n == 0 else " ") + f"{sentence} [{ref}]"
 
 
-def make_backend(name: str, embedder) -> AnswerBackend:
-    if name == "extractive":
+def make_backend(settings, embedder) -> AnswerBackend:
+    """The backend the settings name. Raises BackendError when it cannot be set up."""
+    from retrieval.llm import LlamaCppBackend, OpenAIBackend
+
+    if settings.llm == "extractive":
         return ExtractiveBackend(embedder)
-    raise ValueError(f"unknown answer backend {name!r}: this version offers {', '.join(BACKENDS)}")
+    if settings.llm == "openai":
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return OpenAIBackend(
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=key,
+            timeout=settings.llm_timeout,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        )
+    if settings.llm == "llamacpp":
+        return LlamaCppBackend(
+            model_path=settings.llamacpp_model,
+            context_tokens=settings.llm_context_tokens,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        )
+    raise ValueError(f"unknown answer backend {settings.llm!r}: this version offers {', '.join(BACKENDS)}")
 
 
 def format_passages(passages: Sequence[Hit]) -> str:
@@ -116,9 +142,23 @@ class AnswerStream:
 
     pieces: Iterator[str]
     answer: Answer | None = None
+    hits: list[Hit] | None = None  # what retrieval found (set by the caller)
+    rewritten: str | None = None  # the standalone question searched for, when it differs
 
     def __iter__(self) -> Iterator[str]:
         return self.pieces
+
+
+class UnavailableBackend:
+    """Stands in for a backend that could not be set up, so the failure is told like any other."""
+
+    def __init__(self, name: str, error: str):
+        self.name = name
+        self.error = error
+
+    def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
+        raise BackendError(self.error)
+        yield  # a generator, like every backend
 
 
 class Answerer:
@@ -142,20 +182,35 @@ class Answerer:
                 return
             renumber = _CitationRewriter(len(passages))
             parts = []
-            for piece in self.backend.stream(question, passages):
-                out = renumber.feed(piece)
-                parts.append(out)
-                if out:
-                    yield out
+            error = None
+            try:
+                for piece in self.backend.stream(question, passages):
+                    out = renumber.feed(piece)
+                    parts.append(out)
+                    if out:
+                        yield out
+            except BackendError as exc:
+                error = str(exc)
             tail = renumber.flush()
             parts.append(tail)
             if tail:
                 yield tail
             text = "".join(parts).strip()
             citations = [replace(passages[old - 1], ref=new) for old, new in renumber.order()]
+            if error is not None:
+                # What streamed before the failure stays; the passages are still shown.
+                notice = prompts.render("backend_failed", reason=error)
+                yield ("\n\n" if text else "") + notice
+                text = f"{text}\n\n{notice}" if text else notice
+                result.answer = Answer(question, text, citations, answered=False, closest=list(passages), error=error)
+                return
             answered = bool(citations)
             if not answered:
-                text = prompts.render("no_answer")
+                # Nothing it wrote is tied to a passage: say so rather than pass it off as an answer.
+                notice = prompts.render("uncited") if text else prompts.render("no_answer")
+                yield ("\n\n" if text else "") + notice
+                text = f"{text}\n\n{notice}" if text else notice
+            add_highlights(text, citations)
             result.answer = Answer(question, text, citations, answered=answered, closest=[] if answered else list(hits[:3]))
 
         result.pieces = run()

@@ -110,11 +110,15 @@ def _search(docent, args, as_json: bool) -> int:
 
 
 def _ask(docent, args, as_json: bool) -> int:
-    answer = docent.ask(args.question)
     if as_json:
-        print(json.dumps(answer.to_dict(), indent=2))
+        print(json.dumps(docent.ask(args.question).to_dict(), indent=2))
         return 0
-    print(answer.text)
+    stream = docent.ask_stream(args.question)
+    for piece in stream:  # token by token, as the backend writes
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    print()
+    answer = stream.answer
     if answer.citations:
         print()
         for hit in answer.citations:

@@ -18,6 +18,7 @@ class Hit:
     section: str | None = None
     similarity: float | None = None  # cosine between the question and the passage
     ref: int | None = None  # the citation number [n] when the hit is cited in an answer
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # spans of `text` the answer cites
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,12 +31,16 @@ class Answer:
     citations: list[Hit]  # cited passages, citations[i].ref == i + 1
     answered: bool  # False when the documents do not answer the question
     closest: list[Hit] = field(default_factory=list)  # shown when nothing answered
+    error: str | None = None  # why the backend failed, when it did
+    rewritten: str | None = None  # the standalone question searched for, when it differs
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
+            "rewritten": self.rewritten,
             "answer": self.text,
             "answered": self.answered,
+            "error": self.error,
             "citations": [c.to_dict() for c in self.citations],
             "closest": [c.to_dict() for c in self.closest],
         }

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ingest import Document, IngestError, chunk_document, load_pdf
-from retrieval.answer import Answerer, AnswerStream, make_backend
+from retrieval.answer import Answerer, AnswerStream, UnavailableBackend, make_backend
+from retrieval.conversation import Turn, standalone_question
+from retrieval.llm import BackendError
 from retrieval.keywords import keyword_terms
 from retrieval.models import Answer, DocumentInfo, Hit, IngestOutcome
 from retrieval.search import search as run_search
@@ -43,6 +45,7 @@ class Docent:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._embedder = None
+        self._backend = None
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
 
@@ -51,11 +54,14 @@ class Docent:
     @property
     def embedder(self):
         with self._lock:
-            if self._embedder is None:
-                from retrieval.embed import Embedder
+            return self._embedder_unlocked()
 
-                self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
-            return self._embedder
+    def _embedder_unlocked(self):
+        if self._embedder is None:
+            from retrieval.embed import Embedder
+
+            self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
+        return self._embedder
 
     def load_model(self) -> None:
         """Loads the embedding model now rather than on first use."""
@@ -110,7 +116,7 @@ class Docent:
             document = load_pdf(data, source=source.name)
         except IngestError as exc:
             return IngestOutcome(source.name, "failed", error=exc.reason)
-        return self._store_documents(store, [document], progress)[0]
+        return self._store_documents(store, [document], progress, originals={document.source: data})[0]
 
     def ingest_documents(
         self, documents: Sequence[Document], *, collection: str | None = None, progress: IngestProgress | None = None
@@ -119,7 +125,11 @@ class Docent:
         return self._store_documents(self.collection(collection), documents, progress)
 
     def _store_documents(
-        self, store: Collection, documents: Sequence[Document], progress: IngestProgress | None
+        self,
+        store: Collection,
+        documents: Sequence[Document],
+        progress: IngestProgress | None,
+        originals: dict[str, bytes] | None = None,
     ) -> list[IngestOutcome]:
         """Chunks, embeds (in one pass) and stores; unchanged documents cost nothing."""
         outcomes: dict[int, IngestOutcome] = {}
@@ -148,7 +158,8 @@ class Docent:
             for _, document, chunks in todo:
                 own = vectors[offset : offset + len(chunks)]
                 terms = [keyword_terms(c.index_text) for c in chunks]
-                prepared.append(PreparedDocument(document, chunks, own, terms))
+                original = (originals or {}).get(document.source)
+                prepared.append(PreparedDocument(document, chunks, own, terms, original))
                 offset += len(chunks)
             for (i, document, chunks), status in zip(todo, store.write_documents(prepared)):
                 outcomes[i] = IngestOutcome(
@@ -186,19 +197,41 @@ class Docent:
             alpha=self.settings.fusion_alpha,
         )
 
+    @property
+    def backend(self):
+        """The answer backend the settings name, set up once (a local model loads only once)."""
+        with self._lock:
+            if self._backend is None:
+                try:
+                    self._backend = make_backend(self.settings, self._embedder_unlocked())
+                except BackendError as exc:
+                    # Not cached: the next question tries again (the server may be up by then).
+                    return UnavailableBackend(self.settings.llm, str(exc))
+            return self._backend
+
     def answerer(self) -> Answerer:
-        backend = make_backend(self.settings.llm, self.embedder)
-        return Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
+        return Answerer(self.backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
 
-    def ask_stream(self, question: str, *, collection: str | None = None) -> tuple[list[Hit], AnswerStream]:
-        """Retrieves, then returns the hits and a stream of the answer (see AnswerStream)."""
-        hits = self.search(question, k=max(10, self.settings.top_k), collection=collection)
-        return hits, self.answerer().stream(question, hits)
+    def ask_stream(self, question: str, *, history: Sequence[Turn] = (), collection: str | None = None) -> AnswerStream:
+        """Rewrites a follow-up into a standalone question, retrieves, and streams the answer.
 
-    def ask(self, question: str, *, collection: str | None = None) -> Answer:
-        _, stream = self.ask_stream(question, collection=collection)
+        Iterate over the result for the text; afterwards `.answer` holds the Answer, and
+        `.hits` and `.rewritten` say what was searched and found.
+        """
+        backend = self.backend
+        searched = standalone_question(question, history, backend)
+        hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection)
+        stream = Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k).stream(searched, hits)
+        stream.hits = hits
+        stream.rewritten = searched if searched != question else None
+        return stream
+
+    def ask(self, question: str, *, history: Sequence[Turn] = (), collection: str | None = None) -> Answer:
+        stream = self.ask_stream(question, history=history, collection=collection)
         for _ in stream:
             pass
+        stream.answer.question = question
+        stream.answer.rewritten = stream.rewritten
         return stream.answer
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -43,7 +43,15 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="data home: one folder per collection")
     collection: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="default collection")
-    llm: Literal["extractive"] = Field("extractive", description="answer backend")
+    llm: Literal["extractive", "openai", "llamacpp"] = Field("extractive", description="answer backend")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    openai_model: str = Field("gpt-4o-mini", description="model name sent to the OpenAI-compatible endpoint")
+    openai_api_key: SecretStr | None = Field(None, description="key for the endpoint (local servers need none)")
+    llamacpp_model: Path | None = Field(None, description="path of a GGUF file for the llamacpp backend")
+    llm_timeout: float = Field(60.0, gt=0, description="seconds to wait for the LLM before giving up")
+    llm_max_tokens: int = Field(512, ge=16, le=8192)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_context_tokens: int = Field(4096, ge=512, description="llamacpp context window")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="private or loopback hosts the crawler may reach (comma-separated)"
     )

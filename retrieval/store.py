@@ -6,6 +6,7 @@ Folder layout (one folder per collection under the data home):
                      vocabulary, and a change log of chunk additions and removals
     vectors.idx      exact vector index over chunk embeddings   (retrieval.index.FlatIndex)
     keywords.idx     BM25 index over chunk term ids              (retrieval.index.BM25Index)
+    files/           the ingested files, named by content hash, so a citation can open its page
 
 Every write commits to SQLite first and logs each chunk it adds or removes. An index file
 records (as its checkpoint) the last change it reflects; on open, and before each search, an
@@ -38,6 +39,7 @@ SCHEMA_VERSION = 1
 DB_NAME = "docent.sqlite3"
 VECTORS_FILE = "vectors.idx"
 KEYWORDS_FILE = "keywords.idx"
+ORIGINALS_DIR = "files"  # uploaded files by content hash
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +86,7 @@ class PreparedDocument:
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
     terms: Sequence[Sequence[str]]
+    original: bytes | None = None  # the file as uploaded, kept so a citation can open it
 
     def validate(self, dim: int) -> None:
         if len(self.chunks) != len(self.embeddings) or len(self.chunks) != len(self.terms):
@@ -276,12 +279,15 @@ class Collection:
         """Stores many documents in one transaction (and one index update); all or nothing."""
         for item in items:
             item.validate(self.dim)
+            if item.original is not None:
+                self._keep_original(item.document.content_hash, item.original)
         statuses = []
         with self._write():
             term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
             for item in items:
                 statuses.append(self._insert(item, term_ids))
         self._catch_up(save=True)
+        self._prune_originals()
         return statuses
 
     def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
@@ -331,7 +337,38 @@ class Collection:
             removed = self._delete_document(source)
         if removed:
             self._catch_up(save=True)
+            self._prune_originals()
         return removed
+
+    # ---- original files ---------------------------------------------------------------------
+
+    def _keep_original(self, content_hash: str, data: bytes) -> None:
+        folder = self.folder / ORIGINALS_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / content_hash
+        if not target.exists():
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+
+    def _prune_originals(self) -> None:
+        """Deletes kept files that no document refers to any more (removed or replaced)."""
+        folder = self.folder / ORIGINALS_DIR
+        if not folder.is_dir():
+            return
+        with self._lock:
+            used = {row[0] for row in self._db.execute("SELECT content_hash FROM documents")}
+        for path in folder.iterdir():
+            if path.name not in used:
+                path.unlink(missing_ok=True)
+
+    def original_file(self, source: str) -> Path | None:
+        """The stored copy of a document's file, when it was kept."""
+        document = self.find_document(source)
+        if document is None:
+            return None
+        path = self.folder / ORIGINALS_DIR / document.content_hash
+        return path if path.is_file() else None
 
     def _delete_document(self, source: str) -> bool:
         row = self._db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()

@@ -52,8 +52,16 @@ def test_weak_passages_are_not_given_to_the_backend_and_nothing_is_answered():
     assert [h.page for h in answer.closest] == [1, 2]
 
 
-def test_an_answer_without_any_citation_counts_as_no_answer():
-    answer = Answerer(ScriptedBackend(["I think so."])).answer("q", [_hit(1)])
+def test_an_answer_without_any_citation_is_marked_as_not_backed():
+    stream = Answerer(ScriptedBackend(["I think so."])).stream("q", [_hit(1)])
+    streamed = "".join(stream)
+    answer = stream.answer
+    assert not answer.answered and answer.citations == []
+    assert streamed == answer.text == "I think so.\n\n" + prompts.render("uncited")
+
+
+def test_an_empty_answer_says_the_documents_do_not_answer():
+    answer = Answerer(ScriptedBackend([])).answer("q", [_hit(1)])
     assert not answer.answered and answer.text == prompts.render("no_answer")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,41 @@ def test_asking_an_empty_collection_says_so(app):
     app.chat_input[0].set_value("Anything?").run()
     assistant = [m for m in app.chat_message if m.name == "assistant"][0]
     assert "no documents in this collection" in assistant.markdown[0].value
+
+
+def test_a_citation_shows_its_page_and_offers_the_pdf(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.get("image")
+    app.toggle(key="page-0-1").set_value(True).run()
+    assert not app.exception, app.exception
+    assert len(app.get("image")) == 1
+    assert any(b.proto.label == "Download the PDF" for b in app.get("download_button"))
+    # The cited sentence is highlighted in the passage.
+    assert ":orange-background[A mooring permit for a private boat costs 120 euros per month\\.]" in app.expander[0].markdown[0].value
+
+
+def test_a_follow_up_shows_what_was_searched(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("When is the fire drill held?").run()
+    app.chat_input[0].set_value("And where do all staff gather?").run()
+    assert not app.exception, app.exception
+    assert any(c.value == "Searched for: When is the fire drill held? Where do all staff gather?" for c in app.caption)
+    assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
+    assert "assembly point" in assistant.markdown[-1].value
+
+
+def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("DOCENT_LLM", "openai")
+    monkeypatch.setenv("DOCENT_OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not at.exception, at.exception
+    assert any("cannot reach the LLM server" in e.value for e in at.error)
+    assert at.expander and at.expander[0].label == f"{HANDBOOK_TITLE}, page 3"

@@ -42,9 +42,9 @@ def server(tmp_path_factory):
     port = _free_port()
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains
     process = subprocess.Popen(
-        [docent, "--home", str(home), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [docent, "--home", str(home), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -56,10 +56,12 @@ def server(tmp_path_factory):
             time.sleep(0.5)
     else:
         process.kill()
-        pytest.fail(f"docent serve did not come up on {url}: {process.stdout.read().decode()[-2000:]}")
+        log.seek(0)
+        pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
     yield url
     process.terminate()
     process.wait(timeout=20)
+    log.close()
 
 
 def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):

@@ -1,6 +1,6 @@
 """Docent's web app: add PDFs, see and remove documents, chat with cited answers.
 
-The file only draws. Heavy objects come from st.cache_resource, per-user chat history lives
+The file only draws. Heavy objects come from st.cache_resource, each user's conversation lives
 in st.session_state, and all the work is done by retrieval.service.Docent.
 """
 
@@ -11,6 +11,7 @@ import streamlit as st
 from retrieval.models import Answer, Hit
 from retrieval.service import Docent, Source
 from retrieval.settings import SettingsError, load_settings
+from webapp.render import highlighted_passage, page_image, where
 
 st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
 
@@ -22,20 +23,45 @@ def get_docent(home: str) -> Docent:
     return docent
 
 
-def where(hit: Hit) -> str:
-    return f"{hit.title}, page {hit.page}" if hit.page is not None else f"{hit.title} ({hit.source})"
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_page_image(path: str, page: int) -> bytes:
+    from pathlib import Path
+
+    return page_image(Path(path), page)
 
 
-def show_citations(answer: Answer) -> None:
+def show_passage(docent: Docent, collection: str, hit: Hit, key: str) -> None:
+    st.caption(hit.source)
+    st.markdown(highlighted_passage(hit))
+    original = docent.collection(collection).original_file(hit.source) if hit.page is not None else None
+    if original is None:
+        if hit.source.startswith(("http://", "https://")):
+            st.link_button("Open the page", hit.source)
+        return
+    left, right = st.columns(2)
+    show = left.toggle(f"Show page {hit.page}", key=f"page-{key}")
+    right.download_button(
+        "Download the PDF", data=original.read_bytes(), file_name=hit.source.rsplit("/", 1)[-1],
+        mime="application/pdf", key=f"download-{key}",
+    )
+    if show:
+        try:
+            st.image(cached_page_image(str(original), hit.page), caption=f"{hit.title}, page {hit.page}")
+        except Exception as exc:  # a page pdfium cannot draw still leaves the text above
+            st.warning(f"Page {hit.page} could not be drawn: {exc}")
+
+
+def show_sources(docent: Docent, collection: str, answer: Answer, turn: int) -> None:
+    if answer.error:
+        st.error(f"The answer backend failed: {answer.error}")
     for hit in answer.citations:
         with st.expander(f"[{hit.ref}] {where(hit)}"):
-            st.caption(hit.source)
-            st.markdown(hit.text)
+            show_passage(docent, collection, hit, f"{turn}-{hit.ref}")
     if not answer.answered and answer.closest:
-        st.caption("What came closest:")
-        for hit in answer.closest:
+        st.caption("What came closest:" if not answer.error else "The passages that matched:")
+        for n, hit in enumerate(answer.closest):
             with st.expander(where(hit)):
-                st.markdown(hit.text)
+                show_passage(docent, collection, hit, f"{turn}-closest-{n}")
 
 
 def sidebar(docent: Docent, collection: str) -> None:
@@ -43,8 +69,7 @@ def sidebar(docent: Docent, collection: str) -> None:
     uploads = st.sidebar.file_uploader("Add PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
     if uploads and st.sidebar.button(f"Add {len(uploads)} file(s)", type="primary", key="add"):
         ingest(docent, collection, uploads)
-    for message in st.session_state.get("ingest_report", []):
-        kind, text = message
+    for kind, text in st.session_state.get("ingest_report", []):
         getattr(st.sidebar, kind)(text)
 
     documents = docent.documents(collection=collection)
@@ -58,6 +83,9 @@ def sidebar(docent: Docent, collection: str) -> None:
             docent.remove(doc.source, collection=collection)
             st.session_state["ingest_report"] = [("info", f"Removed {doc.source}")]
             st.rerun()
+    if st.session_state.get("history") and st.sidebar.button("New conversation", key="new-conversation"):
+        st.session_state["history"] = []
+        st.rerun()
 
 
 def ingest(docent: Docent, collection: str, uploads) -> None:
@@ -85,24 +113,31 @@ def ingest(docent: Docent, collection: str, uploads) -> None:
 
 def chat(docent: Docent, collection: str) -> None:
     history = st.session_state.setdefault("history", [])
-    for turn in history:
-        with st.chat_message(turn["role"]):
-            st.markdown(turn["text"])
-            if turn.get("answer"):
-                show_citations(turn["answer"])
+    for n, turn in enumerate(history):
+        with st.chat_message("user"):
+            st.markdown(turn["question"])
+        with st.chat_message("assistant"):
+            if turn["answer"].rewritten:
+                st.caption(f"Searched for: {turn['answer'].rewritten}")
+            st.markdown(turn["answer"].text)
+            show_sources(docent, collection, turn["answer"], n)
 
     question = st.chat_input("Ask a question about your documents")
     if not question:
         return
-    history.append({"role": "user", "text": question})
     with st.chat_message("user"):
         st.markdown(question)
     with st.chat_message("assistant"):
         with st.spinner("Searching…"):
-            _, stream = docent.ask_stream(question, collection=collection)
+            conversation = [(t["answer"].rewritten or t["question"], t["answer"].text) for t in history]
+            stream = docent.ask_stream(question, history=conversation, collection=collection)
+        if stream.rewritten:
+            st.caption(f"Searched for: {stream.rewritten}")
         st.write_stream(stream)
-        show_citations(stream.answer)
-    history.append({"role": "assistant", "text": stream.answer.text, "answer": stream.answer})
+        answer = stream.answer
+        answer.question, answer.rewritten = question, stream.rewritten
+        show_sources(docent, collection, answer, len(history))
+    history.append({"question": question, "answer": answer})
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""Small helpers that turn retrieval results into what the app draws."""
+
+from __future__ import annotations
+
+import re
+from io import BytesIO
+from pathlib import Path
+
+from retrieval.models import Hit
+
+# Characters Streamlit's Markdown would read as formatting (or as its own [directives]).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
+
+
+def escape_markdown(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def highlighted_passage(hit: Hit) -> str:
+    """The passage as Markdown, with the sentences the answer cites on a highlighted background."""
+    out, position = [], 0
+    for start, end in hit.highlights:
+        out.append(escape_markdown(hit.text[position:start]))
+        out.append(f":orange-background[{escape_markdown(hit.text[start:end])}]")
+        position = end
+    out.append(escape_markdown(hit.text[position:]))
+    return "".join(out)
+
+
+def where(hit: Hit) -> str:
+    return f"{hit.title}, page {hit.page}" if hit.page is not None else f"{hit.title} ({hit.source})"
+
+
+def page_image(path: Path, page: int, *, scale: float = 1.5) -> bytes:
+    """One page of a PDF rendered to PNG bytes (pdfium; opens empty-password encryption too)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(path))
+    try:
+        if not 1 <= page <= len(document):
+            raise ValueError(f"{path.name} has {len(document)} pages, not {page}")
+        image = document[page - 1].render(scale=scale).to_pil()
+        buffer = BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    finally:
+        document.close()
