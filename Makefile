@@ -33,9 +33,12 @@ sanitize:
 	cmake --build build/sanitize --parallel 2
 	cd build/sanitize && ctest --output-on-failure
 
+SHARED ?= ../shared/data
+
 bench: install
 	$(BIN)/python -m pip install ".[bench]"
 	$(BIN)/python bench/bm25_bench.py
+	$(BIN)/python bench/eval_bench.py --cranfield $(SHARED)/cranfield
 
 clean:
 	rm -rf build $(VENV)
