@@ -63,6 +63,19 @@ class Docent:
             self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
         return self._embedder
 
+    def variant(self, **overrides) -> "Docent":
+        """The same data and embedding model with other settings (backend, search mode, fusion).
+
+        Collections are shared with this instance; the answer backend is the variant's own.
+        """
+        from retrieval.settings import load_settings
+
+        other = Docent(load_settings(**{**self.settings.model_dump(), **overrides}))
+        other._embedder = self._embedder
+        other._collections = self._collections
+        other._lock = self._lock
+        return other
+
     def load_model(self) -> None:
         """Loads the embedding model now rather than on first use."""
         _ = self.embedder

@@ -15,15 +15,28 @@ APP = str(Path(webapp.__file__).with_name("app.py"))
 TIMEOUT = 180  # the first run loads the embedding model
 
 
-@pytest.fixture()
-def app(tmp_path, monkeypatch):
+def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
     monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
     # The page starts with its title: nothing else (Streamlit "magic" output, say) comes first.
     assert at.main.children[0].type == "title" and at.title[0].value.endswith("Docent")
     return at
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the socket goes: nothing listens there
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture()
+def app(tmp_path, monkeypatch):
+    return start_app(tmp_path, monkeypatch)
 
 
 def upload(at: AppTest, files: list[tuple[str, bytes]]) -> None:
@@ -93,16 +106,25 @@ def test_a_follow_up_shows_what_was_searched(app):
 
 
 def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    monkeypatch.setenv("DOCENT_LLM", "openai")
-    monkeypatch.setenv("DOCENT_OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
+    at = start_app(tmp_path, monkeypatch, DOCENT_LLM="openai", DOCENT_OPENAI_BASE_URL=closed_port_url())
     upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
     at.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assert not at.exception, at.exception
     assert any("cannot reach the LLM server" in e.value for e in at.error)
     assert at.expander and at.expander[0].label == f"{HANDBOOK_TITLE}, page 3"
+
+
+def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
+    app = start_app(tmp_path, monkeypatch, DOCENT_OPENAI_BASE_URL=closed_port_url())
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.selectbox(key="fusion").set_value("convex").run()
+    app.slider(key="alpha").set_value(0.8).run()
+    app.selectbox(key="llm").set_value("openai").run()
+    assert not app.exception, app.exception
+    # Nothing listens at the configured server: the failure is told and the passages shown.
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert app.error and "cannot reach the LLM server" in app.error[0].value
+    app.selectbox(key="llm").set_value("extractive").run()
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
+    assert "120 euros per month" in assistant.markdown[0].value

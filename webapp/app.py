@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from retrieval.answer import BACKENDS
 from retrieval.models import Answer, Hit
+from retrieval.search import FUSIONS, MODES
 from retrieval.service import Docent, Source
 from retrieval.settings import SettingsError, load_settings
 from webapp.render import highlighted_passage, page_image, where
@@ -23,6 +25,28 @@ def get_docent(home: str) -> Docent:
     return docent
 
 
+@st.cache_resource(show_spinner="Preparing the answer backend…", max_entries=8)
+def get_variant(home: str, llm: str, search_mode: str, fusion: str, fusion_alpha: float) -> Docent:
+    """The shared Docent with the answer settings chosen in the sidebar (a local model loads once)."""
+    return get_docent(home).variant(llm=llm, search_mode=search_mode, fusion=fusion, fusion_alpha=fusion_alpha)
+
+
+def answer_settings(docent: Docent) -> Docent:
+    settings = docent.settings
+    with st.sidebar.expander("Answering"):
+        llm = st.selectbox("Answer backend", BACKENDS, index=BACKENDS.index(settings.llm), key="llm")
+        mode = st.selectbox("Search mode", MODES, index=MODES.index(settings.search_mode), key="search_mode")
+        fusion, alpha = settings.fusion, settings.fusion_alpha
+        if mode == "hybrid":
+            fusion = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index(settings.fusion), key="fusion",
+                                  format_func={"rrf": "Reciprocal Rank Fusion", "convex": "Convex combination"}.get)
+            if fusion == "convex":
+                alpha = st.slider("Weight of vector search (alpha)", 0.0, 1.0, settings.fusion_alpha, 0.05, key="alpha")
+    if (llm, mode, fusion, alpha) == (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
+        return docent
+    return get_variant(str(settings.home), llm, mode, fusion, alpha)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_page_image(path: str, page: int) -> bytes:
     from pathlib import Path
@@ -33,6 +57,8 @@ def cached_page_image(path: str, page: int) -> bytes:
 def show_passage(docent: Docent, collection: str, hit: Hit, key: str) -> None:
     st.caption(hit.source)
     st.markdown(highlighted_passage(hit))
+    if hit.ref is not None and not hit.highlights:
+        st.warning("No sentence of this passage matches the statement that cites it: check it before relying on it.")
     original = docent.collection(collection).original_file(hit.source) if hit.page is not None else None
     if original is None:
         if hit.source.startswith(("http://", "https://")):
@@ -154,7 +180,7 @@ def main() -> None:
     st.title("📚 Docent")
     st.caption("Answers come only from your documents, and every statement cites its page.")
     sidebar(docent, collection)
-    chat(docent, collection)
+    chat(answer_settings(docent), collection)
 
 
 main()
