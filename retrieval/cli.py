@@ -22,8 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docent", description="Chat with your documents, with cited answers.", parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("ingest", parents=[with_collection], help="add PDFs (files or folders)")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = commands.add_parser("ingest", parents=[with_collection], help="add PDFs (files, folders) or web pages (URLs)")
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    p = commands.add_parser("crawl", parents=[with_collection], help="add a site through its sitemap; re-crawls redo only changes")
+    p.add_argument("url", help="a sitemap (or index, or .gz), or a site root whose robots.txt names its sitemaps")
+    p.add_argument("--max-pages", type=int, default=None, help="page cap (default: DOCENT_CRAWL_MAX_PAGES)")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only URLs matching (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip URLs matching (repeatable)")
     p = commands.add_parser("search", parents=[with_collection], help="find passages")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
@@ -94,6 +99,53 @@ def _describe(outcome) -> str:
         return f"failed     {outcome.source}: {outcome.error}"
     line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
     return line + "".join(f"\n           warning: {w}" for w in outcome.warnings)
+
+
+def _crawl(docent, args, as_json: bool) -> int:
+    from ingest import IngestError
+    from ingest.crawl import CrawlOptions
+
+    settings = docent.settings
+    options = CrawlOptions(
+        max_pages=args.max_pages or settings.crawl_max_pages,
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        concurrency=settings.crawl_concurrency,
+        per_host=settings.crawl_per_host,
+    )
+    bar = _ProgressBar()
+    bar.label = args.url
+
+    def report(p) -> None:
+        bar.update(f"{p.added + p.replaced} stored, {p.unchanged} unchanged, {len(p.failed)} failed", p.done, p.discovered)
+
+    try:
+        progress = docent.crawl(args.url, options=options, progress=report)
+    except IngestError as exc:
+        bar.close()
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    summary = {
+        "url": args.url,
+        "discovered": progress.discovered,
+        "added": progress.added,
+        "replaced": progress.replaced,
+        "unchanged": progress.unchanged,
+        "removed": progress.removed,
+        "skipped": progress.skipped,
+        "failed": [{"url": u, "reason": r} for u, r in progress.failed],
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{progress.discovered} pages: {progress.added} added, {progress.replaced} replaced, {progress.unchanged} unchanged, "
+            f"{progress.removed} removed, {progress.skipped} skipped, {len(progress.failed)} failed"
+        )
+        for url, reason in progress.failed:
+            print(f"failed     {url}: {reason}")
+    return 1 if progress.failed else 0
 
 
 def _search(docent, args, as_json: bool) -> int:
@@ -251,6 +303,7 @@ class _ProgressBar:
 
 COMMANDS = {
     "ingest": _ingest,
+    "crawl": _crawl,
     "search": _search,
     "ask": _ask,
     "list": _list,

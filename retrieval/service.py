@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ingest import Document, IngestError, chunk_document, load_pdf
+from ingest.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, document_from_response, normalize_url
+from ingest.fetch import Fetcher
+from ingest.netguard import AllowList
 from retrieval.answer import Answerer, AnswerStream, UnavailableBackend, make_backend
 from retrieval.conversation import Turn, standalone_question
 from retrieval.llm import BackendError
@@ -125,11 +128,62 @@ class Docent:
 
     def _ingest_one(self, store: Collection, source: Source, progress: IngestProgress | None) -> IngestOutcome:
         try:
-            data = source.data if source.data is not None else _read(source)
-            document = load_pdf(data, source=source.name)
+            if source.data is None and is_url(source.name):
+                document, data = self._fetch_document(source.name)
+            else:
+                data = source.data if source.data is not None else _read(source)
+                document = load_pdf(data, source=source.name)
         except IngestError as exc:
             return IngestOutcome(source.name, "failed", error=exc.reason)
-        return self._store_documents(store, [document], progress, originals={document.source: data})[0]
+        originals = {document.source: data} if data is not None else None
+        return self._store_documents(store, [document], progress, originals=originals)[0]
+
+    def fetcher(self) -> Fetcher:
+        return Fetcher(AllowList.parse(self.settings.allowed_hosts), read_timeout=self.settings.fetch_timeout)
+
+    def _fetch_document(self, url: str) -> tuple[Document, bytes | None]:
+        """One web page (or a linked PDF, with its pages); the PDF's bytes are kept."""
+        fetcher = self.fetcher()
+        try:
+            result = fetcher.get(normalize_url(url))
+        finally:
+            fetcher.close()
+        document = document_from_response(result, normalize_url(url))
+        return document, result.body if document.kind == "pdf" else None
+
+    def crawl(
+        self,
+        url: str,
+        *,
+        options: CrawlOptions | None = None,
+        collection: str | None = None,
+        progress: Callable[[CrawlProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CrawlProgress:
+        """Crawls a site into a collection; a second crawl redoes only what changed.
+
+        Each page is committed as soon as it is embedded, so a crawl that is cancelled or killed
+        keeps every page it finished. Raises IngestError when the crawl cannot start at all.
+        """
+        store = self.collection(collection)
+        root = normalize_url(url)
+        known = {
+            u: PageState(u, r["etag"], r["last_modified"], r["sitemap_lastmod"], r["content_hash"])
+            for u, r in store.web_pages(root).items()
+        }
+        options = options or CrawlOptions(
+            max_pages=self.settings.crawl_max_pages,
+            concurrency=self.settings.crawl_concurrency,
+            per_host=self.settings.crawl_per_host,
+        )
+        fetcher = self.fetcher()
+        try:
+            return Crawler(fetcher, options).run(
+                root, known=known, sink=_CollectionSink(self, store, root), progress_callback=progress, cancel=cancel
+            )
+        finally:
+            fetcher.close()
+
 
     def ingest_documents(
         self, documents: Sequence[Document], *, collection: str | None = None, progress: IngestProgress | None = None
@@ -248,6 +302,34 @@ class Docent:
         return stream.answer
 
 
+class _CollectionSink:
+    """Where a crawl puts its pages: the collection, with what to remember for the next crawl."""
+
+    def __init__(self, docent: Docent, store: Collection, crawl_root: str):
+        self.docent, self.collection, self.crawl_root = docent, store, crawl_root
+
+    def store(self, document: Document, state: PageState, original: bytes | None) -> str:
+        originals = {document.source: original} if original is not None else None
+        outcome = self.docent._store_documents(self.collection, [document], None, originals=originals)[0]
+        if not outcome.ok:
+            raise IngestError(document.source, outcome.error or "could not be stored")
+        self.remember(state)
+        return outcome.status
+
+    def remember(self, state: PageState) -> None:
+        self.collection.remember_web_page(
+            self.crawl_root, state.url, etag=state.etag, last_modified=state.last_modified,
+            sitemap_lastmod=state.sitemap_lastmod, content_hash=state.content_hash,
+        )
+
+    def remove(self, url: str) -> bool:
+        return self.collection.remove_document(url)
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
 def _read(source: Source) -> bytes:
     path = source.path
     if path is None:
@@ -269,7 +351,9 @@ def expand_paths(paths: Sequence[str]) -> list[Source]:
     sources: list[Source] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        if is_url(given):
+            sources.append(Source(name=given))
+        elif path.is_dir():
             sources.extend(Source.from_path(p) for p in sorted(path.rglob("*")) if p.suffix.lower() == ".pdf" and p.is_file())
         else:
             sources.append(Source.from_path(given))

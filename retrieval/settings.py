@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="private or loopback hosts the crawler may reach (comma-separated)"
     )
+    fetch_timeout: float = Field(15.0, gt=0, description="seconds to wait for a web server")
+    crawl_max_pages: int = Field(1000, ge=1, description="default page cap of a crawl")
+    crawl_concurrency: int = Field(4, ge=1, le=32, description="pages fetched at once")
+    crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
     embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
     device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)

@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS web_pages (
+    url TEXT PRIMARY KEY,
+    crawl_root TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    sitemap_lastmod TEXT,
+    content_hash TEXT,
+    fetched_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id INTEGER NOT NULL,
@@ -340,6 +349,30 @@ class Collection:
             self._prune_originals()
         return removed
 
+    # ---- crawled pages ----------------------------------------------------------------------
+
+    def web_pages(self, crawl_root: str) -> dict[str, dict]:
+        """What is remembered of the pages a crawl from crawl_root stored: url -> fields."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages WHERE crawl_root = ?",
+                (crawl_root,),
+            ).fetchall()
+        keys = ("url", "etag", "last_modified", "sitemap_lastmod", "content_hash", "fetched_at")
+        return {r[0]: dict(zip(keys, r)) for r in rows}
+
+    def remember_web_page(self, crawl_root: str, url: str, *, etag, last_modified, sitemap_lastmod, content_hash) -> None:
+        """Records when and from where a page came, and what to send to ask only for changes."""
+        with self._write():
+            self._db.execute(
+                "INSERT INTO web_pages(url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash, fetched_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET crawl_root = excluded.crawl_root,"
+                " etag = excluded.etag, last_modified = excluded.last_modified, sitemap_lastmod = excluded.sitemap_lastmod,"
+                " content_hash = excluded.content_hash, fetched_at = excluded.fetched_at",
+                (url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash,
+                 datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            )
+
     # ---- original files ---------------------------------------------------------------------
 
     def _keep_original(self, content_hash: str, data: bytes) -> None:
@@ -372,6 +405,7 @@ class Collection:
 
     def _delete_document(self, source: str) -> bool:
         row = self._db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        self._db.execute("DELETE FROM web_pages WHERE url = ?", (source,))
         if row is None:
             return False
         self._db.execute(

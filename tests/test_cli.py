@@ -14,10 +14,10 @@ import pytest
 DOCENT = shutil.which("docent", path=str(Path(sys.executable).parent)) or shutil.which("docent")
 
 
-def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     if DOCENT is None:
         pytest.fail("the docent console script is not installed next to this Python")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}, **(env or {})}
     result = subprocess.run([DOCENT, "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"docent {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
