@@ -62,6 +62,7 @@ class CrawlProgress:
     failed: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     finished: bool = False
+    seconds: dict[str, float] = field(default_factory=lambda: {"fetch": 0.0, "extract": 0.0, "store": 0.0})
 
     @property
     def left(self) -> int:
@@ -167,6 +168,7 @@ class Crawler:
         self._robots: dict[str, RobotFileParser | None] = {}
         self._gates: dict[str, _HostGate] = {}
         self._delays: dict[str, float] = {}  # origin -> seconds between requests
+        self._progress = CrawlProgress()
         self._lock = threading.Lock()
 
     # ---- discovery --------------------------------------------------------------------------
@@ -302,6 +304,7 @@ class Crawler:
         cancel: threading.Event | None = None,
     ) -> CrawlProgress:
         progress = CrawlProgress()
+        self._progress = progress
         report = progress_callback or (lambda p: None)
         cancel = cancel or threading.Event()
         entries, complete = self.discover(start_url, progress)
@@ -330,6 +333,10 @@ class Crawler:
         report(progress)
         return progress
 
+    def _add_time(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._progress.seconds[stage] += seconds
+
     def _process(self, entry: SitemapEntry, state: PageState | None, listed: set[str]) -> _Outcome:
         url = entry.url
         if state and state.content_hash and entry.lastmod and state.sitemap_lastmod == entry.lastmod:
@@ -337,9 +344,11 @@ class Crawler:
         try:
             with self._gate(url):
                 cached = state if state and state.content_hash else None
+                started = time.perf_counter()
                 result = self.fetcher.get(
                     url, etag=cached.etag if cached else None, last_modified=cached.last_modified if cached else None
                 )
+                self._add_time("fetch", time.perf_counter() - started)
             if result.not_modified:
                 return _Outcome("unchanged", url, replace(state, sitemap_lastmod=entry.lastmod))
             canonical = None
@@ -349,7 +358,9 @@ class Crawler:
                 canonical = normalize_url(urljoin(url, canonical))
                 if canonical != url and canonical in listed:
                     return _Outcome("skipped", url, reason=f"duplicate of its canonical {canonical}")
+            started = time.perf_counter()
             document = document_from_response(result, url)
+            self._add_time("extract", time.perf_counter() - started)
         except FetchError as exc:
             if exc.status in (404, 410):
                 return _Outcome("gone", url, reason=exc.reason)
@@ -376,11 +387,14 @@ class Crawler:
         elif outcome.kind == "failed":
             progress.failed.append((outcome.url, outcome.reason))
         else:
+            started = time.perf_counter()
             try:
                 status = sink.store(outcome.document, outcome.state, outcome.original)
             except IngestError as exc:
                 progress.failed.append((outcome.url, exc.reason))
                 return
+            finally:
+                progress.seconds["store"] += time.perf_counter() - started
             if status == "added":
                 progress.added += 1
             elif status == "replaced":

@@ -129,7 +129,7 @@ def format_passages(passages: Sequence[Hit]) -> str:
             "passage",
             ref=n,
             title=p.title,
-            location=f"page {p.page}" if p.page is not None else p.source,
+            location=f"page {p.page}" if p.page is not None else " › ".join(filter(None, [p.section, p.source])),
             text=p.text,
         )
         for n, p in enumerate(passages, start=1)

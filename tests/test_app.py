@@ -128,3 +128,30 @@ def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
     app.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
     assert "120 euros per month" in assistant.markdown[0].value
+
+
+def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch):
+    import time
+
+    from website import MODULES, Site, SiteServer
+
+    server = SiteServer(Site())
+    try:
+        at = start_app(tmp_path, monkeypatch, DOCENT_ALLOWED_HOSTS="127.0.0.1", DOCENT_FETCH_TIMEOUT="1")
+        at.text_input(key="crawl_url").set_value(server.base).run()
+        at.button(key="crawl").click().run()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            at.run()
+            if any("finished" in c.value for c in at.sidebar.caption):
+                break
+            time.sleep(0.5)
+        assert not at.exception, at.exception
+        assert any(f"Crawl of {server.base}: finished" in c.value for c in at.sidebar.caption)
+        assert any(f"**{len(MODULES)}** stored" in m.value for m in at.sidebar.markdown)
+        failures = [e for e in at.sidebar if e.type == "dataframe"]
+        assert failures and any("500" in reason for reason in failures[0].value["reason"])
+        at.run()
+        assert any(f"{server.base}/library/csv.html" in m.value for m in at.sidebar.markdown)
+    finally:
+        server.close()

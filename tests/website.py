@@ -142,11 +142,17 @@ def make_handler(site: Site):
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on the slow page closes its socket: expected, not news
+
+
 class SiteServer:
     def __init__(self, site: Site):
         self.site = site
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(site))
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), make_handler(site))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ingest.crawl import CrawlOptions
 from retrieval.answer import BACKENDS
 from retrieval.models import Answer, Hit
 from retrieval.search import FUSIONS, MODES
 from retrieval.service import Docent, Source
 from retrieval.settings import SettingsError, load_settings
+from webapp.crawls import CrawlJob, CrawlRegistry
 from webapp.render import highlighted_passage, page_image, where
 
 st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
@@ -90,6 +92,52 @@ def show_sources(docent: Docent, collection: str, answer: Answer, turn: int) -> 
                 show_passage(docent, collection, hit, f"{turn}-closest-{n}")
 
 
+@st.cache_resource
+def crawl_registry() -> CrawlRegistry:
+    return CrawlRegistry()
+
+
+def web_pages(docent: Docent, collection: str) -> None:
+    registry = crawl_registry()
+    with st.sidebar.expander("Add web pages", expanded=registry.get(collection) is not None):
+        url = st.text_input("A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/")
+        max_pages = st.number_input("At most this many pages", 1, 100_000, docent.settings.crawl_max_pages, key="crawl_max")
+        if st.button("Add", key="crawl", disabled=not url):
+            options = CrawlOptions(
+                max_pages=int(max_pages), concurrency=docent.settings.crawl_concurrency, per_host=docent.settings.crawl_per_host
+            )
+            try:
+                registry.start(docent, url.strip(), collection, options)
+            except RuntimeError as exc:
+                st.warning(str(exc))
+        job = registry.get(collection)
+        if job is not None:
+            st.fragment(crawl_status, run_every=1.0 if job.running else None)(job)
+
+
+def crawl_status(job: CrawlJob) -> None:
+    """Redrawn every second while the crawl runs."""
+    p = job.progress
+    if job.error:
+        st.error(f"The crawl of {job.url} could not run: {job.error}")
+        return
+    state = "cancelled" if p.cancelled else "finished" if p.finished else "running"
+    st.caption(f"Crawl of {job.url}: {state}")
+    st.progress(p.done / p.discovered if p.discovered else 0.0)
+    st.markdown(
+        f"**{p.done}** done (**{p.added + p.replaced}** stored, **{p.unchanged}** unchanged), "
+        f"**{p.skipped}** skipped, **{len(p.failed)}** failed, **{p.left}** left"
+        + (f", **{p.removed}** removed" if p.removed else "")
+    )
+    if job.running and st.button("Cancel the crawl", key="crawl-cancel"):
+        job.cancel.set()
+    if p.failed:
+        st.dataframe([{"page": url, "reason": reason} for url, reason in p.failed], hide_index=True, key="crawl-failures")
+    if not job.running and st.session_state.get("crawl_seen") != job.started:
+        st.session_state["crawl_seen"] = job.started
+        st.rerun(scope="app")  # show the new documents
+
+
 def sidebar(docent: Docent, collection: str) -> None:
     st.sidebar.header("Documents")
     uploads = st.sidebar.file_uploader("Add PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
@@ -97,6 +145,7 @@ def sidebar(docent: Docent, collection: str) -> None:
         ingest(docent, collection, uploads)
     for kind, text in st.session_state.get("ingest_report", []):
         getattr(st.sidebar, kind)(text)
+    web_pages(docent, collection)
 
     documents = docent.documents(collection=collection)
     st.sidebar.subheader(f"In '{collection}' ({len(documents)})")

@@ -28,7 +28,11 @@ def highlighted_passage(hit: Hit) -> str:
 
 
 def where(hit: Hit) -> str:
-    return f"{hit.title}, page {hit.page}" if hit.page is not None else f"{hit.title} ({hit.source})"
+    """Where a passage is: the page of a PDF, or the section and address of a web page."""
+    if hit.page is not None:
+        return f"{hit.title}, page {hit.page}"
+    section = f" › {hit.section}" if hit.section and hit.section != hit.title else ""
+    return f"{hit.title}{section} ({hit.source})"
 
 
 def page_image(path: Path, page: int, *, scale: float = 1.5) -> bytes:
