@@ -65,7 +65,7 @@ def _pieces(text: str, budget: int, count_tokens: TokenCounter) -> list[tuple[in
         if tokens <= budget:
             pieces.append((start, end, tokens))
             continue
-        window_start, window_tokens = None, 0
+        window_start, window_tokens, previous_end = None, 0, start
         for word in re.finditer(r"\S+", text[start:end]):
             word_start, word_end = start + word.start(), start + word.end()
             word_tokens = count_tokens(word.group())

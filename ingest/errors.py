@@ -9,6 +9,9 @@ class IngestError(Exception):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self):  # so the error crosses process boundaries intact
+        return (self.__class__, (self.source, self.reason))
+
 
 class NotAPDFError(IngestError):
     """The file is named or sent as a PDF but its bytes are something else."""

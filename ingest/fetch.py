@@ -21,6 +21,9 @@ class FetchError(IngestError):
         super().__init__(source, reason)
         self.status = status
 
+    def __reduce__(self):
+        return (self.__class__, (self.source, self.reason, self.status))
+
 
 @dataclass
 class FetchResult:

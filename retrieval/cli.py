@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except CollectionError as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 1
+    finally:
+        docent.close()
 
 
 def _ingest(docent, args, as_json: bool) -> int:
@@ -285,13 +287,21 @@ class _ProgressBar:
         self.label = ""
         self.active = sys.stderr.isatty()
         self.drawn = False
+        self.started: float | None = None
 
     def update(self, stage: str, done: int, total: int) -> None:
         if not self.active:
             return
+        import time
+
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
         width = 30
         filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{self.label} {stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        rate = done / (now - self.started) if now > self.started and done else 0.0
+        pace = f" {rate:.1f}/s, {(total - done) / rate:.0f} s left" if rate else ""
+        sys.stderr.write(f"\r{self.label} {stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{pace}\033[K")
         sys.stderr.flush()
         self.drawn = True
 
@@ -299,6 +309,7 @@ class _ProgressBar:
         if self.drawn:
             sys.stderr.write("\n")
             self.drawn = False
+        self.started = None
 
 
 COMMANDS = {

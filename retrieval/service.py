@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
+
+import numpy as np
 
 from ingest import Document, IngestError, chunk_document, load_pdf
 from ingest.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, document_from_response, normalize_url
@@ -23,8 +26,9 @@ from retrieval.keywords import keyword_terms
 from retrieval.models import Answer, DocumentInfo, Hit, IngestOutcome
 from retrieval.search import search as run_search
 from retrieval.settings import Settings
-from retrieval.store import Collection, CollectionError, PreparedDocument
+from retrieval.store import Collection, CollectionError, PreparedDocument, text_hash
 
+LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # Reports (stage, done, total) while a source is processed; stage is "embedding".
@@ -63,7 +67,12 @@ class Docent:
         if self._embedder is None:
             from retrieval.embed import Embedder
 
-            self._embedder = Embedder(self.settings.embedding_model, device=self.settings.device)
+            self._embedder = Embedder(
+                self.settings.embedding_model,
+                device=self.settings.device,
+                backend=self.settings.embedding_backend,
+                cache_dir=Path(self.settings.home) / "models",
+            )
         return self._embedder
 
     def variant(self, **overrides) -> "Docent":
@@ -106,6 +115,13 @@ class Docent:
                 )
             return self._collections[name]
 
+    def close(self) -> None:
+        """Writes what the index files lack and closes the collections this Docent opened."""
+        with self._lock:
+            collections, self._collections = list(self._collections.values()), {}
+        for collection in collections:
+            collection.close()
+
     def delete_collection(self, name: str) -> bool:
         with self._lock:
             collection = self._collections.pop(name, None)
@@ -122,21 +138,21 @@ class Docent:
     def ingest(
         self, sources: Iterable[Source], *, collection: str | None = None, progress: IngestProgress | None = None
     ) -> list[IngestOutcome]:
-        """Ingests each source on its own: one that fails is reported and the rest go in."""
-        store = self.collection(collection)
-        return [self._ingest_one(store, source, progress) for source in sources]
+        """Ingests each source on its own: one that fails is reported and the rest go in.
 
-    def _ingest_one(self, store: Collection, source: Source, progress: IngestProgress | None) -> IngestOutcome:
-        try:
-            if source.data is None and is_url(source.name):
-                document, data = self._fetch_document(source.name)
-            else:
-                data = source.data if source.data is not None else _read(source)
-                document = load_pdf(data, source=source.name)
-        except IngestError as exc:
-            return IngestOutcome(source.name, "failed", error=exc.reason)
-        originals = {document.source: data} if data is not None else None
-        return self._store_documents(store, [document], progress, originals=originals)[0]
+        With several files, PDF text extraction runs in worker processes ahead of the
+        embedding, so the cores are not idle while one of them waits on the other.
+        """
+        store = self.collection(collection)
+        outcomes = []
+        for source, loaded in _load_ahead(list(sources), self._fetch_document):
+            if isinstance(loaded, IngestError):
+                outcomes.append(IngestOutcome(source.name, "failed", error=loaded.reason))
+                continue
+            document, data = loaded
+            originals = {document.source: data} if data is not None else None
+            outcomes.append(self._store_documents(store, [document], progress, originals=originals)[0])
+        return outcomes
 
     def fetcher(self) -> Fetcher:
         return Fetcher(AllowList.parse(self.settings.allowed_hosts), read_timeout=self.settings.fetch_timeout)
@@ -219,8 +235,7 @@ class Docent:
             todo.append((i, document, chunks))
         if todo:
             texts = [c.index_text for _, _, chunks in todo for c in chunks]
-            report = (lambda done, total: progress("embedding", done, total)) if progress else None
-            vectors = embedder.embed(texts, progress=report)
+            vectors = self._embed_new(store, texts, progress)
             prepared, offset = [], 0
             for _, document, chunks in todo:
                 own = vectors[offset : offset + len(chunks)]
@@ -233,6 +248,19 @@ class Docent:
                     document.source, status, len(chunks), len(document.pages), document.title, warnings=document.warnings
                 )
         return [outcomes[i] for i in range(len(documents))]
+
+    def _embed_new(self, store: Collection, texts: list[str], progress: IngestProgress | None) -> np.ndarray:
+        """Embeddings of texts, computing only those the collection (or this batch) lacks:
+        a repeated boilerplate passage or a re-ingest under another name costs nothing."""
+        digests = [text_hash(t) for t in texts]
+        known = store.embeddings_for(digests)
+        missing = {d: t for d, t in zip(digests, texts) if d not in known}
+        report = (lambda done, total: progress("embedding", done, total)) if progress else None
+        if missing:
+            known.update(zip(missing, self.embedder.embed(list(missing.values()), progress=report)))
+        elif report:
+            report(0, 0)
+        return np.stack([known[d] for d in digests]).astype(np.float32, copy=False)
 
     def remove(self, source: str, *, collection: str | None = None) -> bool:
         return self.collection(collection).remove_document(source)
@@ -324,6 +352,56 @@ class _CollectionSink:
 
     def remove(self, url: str) -> bool:
         return self.collection.remove_document(url)
+
+
+def _load_pdf_source(name: str, data: bytes | None, path: str | None) -> tuple[Document, bytes] | IngestError:
+    """Reads and parses one PDF source; runs in a worker process, so errors come back as values."""
+    try:
+        raw = data if data is not None else _read(Source(name, path=Path(path) if path else None))
+        return load_pdf(raw, source=name), raw
+    except IngestError as exc:
+        return exc
+
+
+def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, bytes | None]]):
+    """Yields (source, (document, bytes) or IngestError) in order. Web pages are fetched here;
+    PDFs are parsed in two worker processes, ahead of the consumer."""
+
+    def load_here(source: Source):
+        if source.data is None and is_url(source.name):
+            try:
+                return fetch(source.name)
+            except IngestError as exc:
+                return exc
+        return _load_pdf_source(source.name, source.data, str(source.path) if source.path else None)
+
+    if len(sources) < 2:
+        for source in sources:
+            yield source, load_here(source)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
+    def submit(pool, source: Source):
+        if source.data is None and is_url(source.name):
+            return None  # fetched when its turn comes
+        return pool.submit(_load_pdf_source, source.name, source.data, str(source.path) if source.path else None)
+
+    # A few files ahead, not all: a folder of thousands must not be held in memory at once.
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        window: deque = deque()
+        upcoming = iter(sources)
+        for source in upcoming:
+            window.append((source, submit(pool, source)))
+            if len(window) >= LOAD_AHEAD:
+                break
+        while window:
+            source, future = window.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                window.append((following, submit(pool, following)))
+            yield source, load_here(source) if future is None else future.result()
 
 
 def is_url(text: str) -> bool:

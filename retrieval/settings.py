@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
     embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
     device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
+    embedding_backend: Literal["auto", "torch", "openvino"] = Field(
+        "auto", description="auto: OpenVINO on a CPU when installed, else torch"
+    )
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
     search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")

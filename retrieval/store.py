@@ -17,10 +17,12 @@ to a temporary name, flushed and renamed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +42,8 @@ DB_NAME = "docent.sqlite3"
 VECTORS_FILE = "vectors.idx"
 KEYWORDS_FILE = "keywords.idx"
 ORIGINALS_DIR = "files"  # uploaded files by content hash
+SAVE_EVERY_CHANGES = 5000  # chunk additions and removals between index file writes
+SAVE_EVERY_SECONDS = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,9 +70,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     char_start INTEGER NOT NULL,
     char_end INTEGER NOT NULL,
     embedding BLOB NOT NULL,
-    terms BLOB NOT NULL
+    terms BLOB NOT NULL,
+    text_hash TEXT NOT NULL  -- of the indexed text: the same text is never embedded twice
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_by_text ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS web_pages (
     url TEXT PRIMARY KEY,
@@ -116,6 +122,7 @@ class Collection:
         self.name = self.folder.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._closed = False
         try:
             self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -127,6 +134,7 @@ class Collection:
         self.model_name, self.dim = model_name, dim
         self._vectors = self._open_index(VECTORS_FILE)
         self._keywords = self._open_index(KEYWORDS_FILE)
+        self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
         self._catch_up(save=True)
 
     # ---- opening and keeping the indexes in step with the database -------------------------
@@ -236,6 +244,18 @@ class Collection:
             for chunk_id, _, terms in rows:
                 index.add(chunk_id, np.frombuffer(terms, dtype=np.uint32))
 
+    def _save_if_due(self) -> None:
+        """Writes the index files when enough has changed or enough time has passed.
+
+        Saving after every document would rewrite the whole index each time (quadratic in a
+        long crawl); between saves the database's change log holds what the files lack, and
+        the next open replays it.
+        """
+        with self._lock:
+            behind = self._vectors.checkpoint - self._saved_checkpoint
+            if behind >= SAVE_EVERY_CHANGES or (behind > 0 and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS):
+                self._save_indexes()
+
     def _save_indexes(self) -> None:
         try:
             for name in (VECTORS_FILE, KEYWORDS_FILE):
@@ -247,6 +267,7 @@ class Collection:
         # is older finds the gap in the log and rebuilds from the chunks table.
         with self._write():
             self._db.execute("DELETE FROM changes WHERE seq <= ?", (self._vectors.checkpoint,))
+        self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
 
     # ---- writing ----------------------------------------------------------------------------
 
@@ -295,7 +316,8 @@ class Collection:
             term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
             for item in items:
                 statuses.append(self._insert(item, term_ids))
-        self._catch_up(save=True)
+        self._catch_up(save=False)
+        self._save_if_due()
         self._prune_originals()
         return statuses
 
@@ -322,8 +344,8 @@ class Collection:
         for chunk, vector, chunk_terms in zip(item.chunks, embeddings, item.terms):
             token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
             cursor = self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     doc_id,
                     chunk.ordinal,
@@ -335,6 +357,7 @@ class Collection:
                     chunk.char_end,
                     vector.tobytes(),
                     token_ids.tobytes(),
+                    text_hash(chunk.index_text),
                 ),
             )
             self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
@@ -345,7 +368,8 @@ class Collection:
         with self._write():
             removed = self._delete_document(source)
         if removed:
-            self._catch_up(save=True)
+            self._catch_up(save=False)
+            self._save_if_due()
             self._prune_originals()
         return removed
 
@@ -427,6 +451,20 @@ class Collection:
             ids.update(self._db.execute(f"SELECT term, id FROM terms WHERE term IN ({marks})", part))
         return ids
 
+    def embeddings_for(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of chunks whose indexed text has these hashes (see text_hash)."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(set(hashes))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for digest, blob in self._db.execute(
+                    f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", part
+                ):
+                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
     # ---- reading ----------------------------------------------------------------------------
 
     def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
@@ -467,12 +505,26 @@ class Collection:
             ).fetchall()
         return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
 
+    def flush(self) -> None:
+        """Writes the index files now if they are behind the database."""
+        with self._lock:
+            if self._vectors.checkpoint != self._saved_checkpoint:
+                self._save_indexes()
+
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self.flush()
             self._db.close()
+            self._closed = True
 
 
 _DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _document_info(row: tuple) -> DocumentInfo:

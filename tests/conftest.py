@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 SHARED_DATA = Path(os.environ.get("DOCENT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the probe socket is closed again)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shared_path(*parts: str) -> Path:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import webapp
+from conftest import free_port
 from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 APP = str(Path(webapp.__file__).with_name("app.py"))
@@ -28,10 +28,7 @@ def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again when the socket goes: nothing listens there
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 CHROMIUM = os.environ.get("DOCENT_CHROMIUM", "/usr/bin/chromium")
@@ -30,16 +30,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-home")
-    port = _free_port()
+    port = free_port()
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
     log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains

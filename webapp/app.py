@@ -6,6 +6,8 @@ in st.session_state, and all the work is done by retrieval.service.Docent.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from ingest.crawl import CrawlOptions
@@ -167,11 +169,16 @@ def ingest(docent: Docent, collection: str, uploads) -> None:
     report = []
     with st.sidebar.status(f"Adding {len(uploads)} file(s)…", expanded=True) as status:
         bar = st.progress(0.0)
+        started = time.monotonic()
+        embedded = 0
         for n, upload in enumerate(uploads):
             def progress(stage: str, done: int, total: int, n=n, name=upload.name) -> None:
-                bar.progress((n + done / max(total, 1)) / len(uploads), text=f"{name}: {stage} {done}/{total} chunks")
+                rate = (embedded + done) / max(time.monotonic() - started, 1e-6)
+                pace = f", {rate:.0f} chunks/s, about {(total - done) / rate:.0f} s left for this file" if done and rate else ""
+                bar.progress((n + done / max(total, 1)) / len(uploads), text=f"{name}: {stage} {done}/{total} chunks{pace}")
 
             outcome = docent.ingest([Source(upload.name, data=upload.getvalue())], collection=collection, progress=progress)[0]
+            embedded += outcome.chunks if outcome.status in ("added", "replaced") else 0
             if not outcome.ok:
                 report.append(("error", f"{outcome.source}: {outcome.error}"))
             elif outcome.status == "unchanged":
