@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
     )
 
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Absolute, so that a server that changes its working directory still finds it.
+        return value.expanduser().resolve()
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value):

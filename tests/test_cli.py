@@ -85,3 +85,12 @@ def test_invalid_settings_are_reported_not_crashed(tmp_path):
         [DOCENT, "list"], capture_output=True, text=True, env={**os.environ, "DOCENT_TOP_K": "zero", "DOCENT_HOME": str(tmp_path)}
     )
     assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_relative_or_tilde_home_is_made_absolute(tmp_path, monkeypatch):
+    from retrieval.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert load_settings(home="data").home == tmp_path / "data"
+    assert load_settings(home="~/docent").home == tmp_path / "user" / "docent"
