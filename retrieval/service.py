@@ -15,10 +15,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ingest import Document, IngestError, chunk_document, load_pdf
+from ingest import Document, IngestError, chunk_document
 from ingest.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, document_from_response, normalize_url
 from ingest.fetch import Fetcher
 from ingest.netguard import AllowList
+from ingest.sources import load_pdf_file
 from retrieval.answer import Answerer, AnswerStream, UnavailableBackend, make_backend
 from retrieval.conversation import Turn, standalone_question
 from retrieval.llm import BackendError
@@ -354,15 +355,6 @@ class _CollectionSink:
         return self.collection.remove_document(url)
 
 
-def _load_pdf_source(name: str, data: bytes | None, path: str | None) -> tuple[Document, bytes] | IngestError:
-    """Reads and parses one PDF source; runs in a worker process, so errors come back as values."""
-    try:
-        raw = data if data is not None else _read(Source(name, path=Path(path) if path else None))
-        return load_pdf(raw, source=name), raw
-    except IngestError as exc:
-        return exc
-
-
 def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, bytes | None]]):
     """Yields (source, (document, bytes) or IngestError) in order. Web pages are fetched here;
     PDFs are parsed in two worker processes, ahead of the consumer."""
@@ -373,7 +365,7 @@ def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, by
                 return fetch(source.name)
             except IngestError as exc:
                 return exc
-        return _load_pdf_source(source.name, source.data, str(source.path) if source.path else None)
+        return load_pdf_file(source.name, source.data, str(source.path) if source.path else None)
 
     if len(sources) < 2:
         for source in sources:
@@ -382,13 +374,13 @@ def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, by
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
     def submit(pool, source: Source):
         if source.data is None and is_url(source.name):
             return None  # fetched when its turn comes
-        return pool.submit(_load_pdf_source, source.name, source.data, str(source.path) if source.path else None)
+        return pool.submit(load_pdf_file, source.name, source.data, str(source.path) if source.path else None)
 
     # A few files ahead, not all: a folder of thousands must not be held in memory at once.
+    # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         window: deque = deque()
         upcoming = iter(sources)
@@ -406,22 +398,6 @@ def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, by
 
 def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
-
-
-def _read(source: Source) -> bytes:
-    path = source.path
-    if path is None:
-        raise IngestError(source.name, "nothing to read: neither bytes nor a path were given")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise IngestError(source.name, "file not found") from None
-    except IsADirectoryError:
-        raise IngestError(source.name, "is a folder; give the PDFs in it, or the folder to the CLI") from None
-    except PermissionError:
-        raise IngestError(source.name, "permission denied") from None
-    except OSError as exc:
-        raise IngestError(source.name, f"cannot be read ({exc.strerror})") from None
 
 
 def expand_paths(paths: Sequence[str]) -> list[Source]:
