@@ -13,7 +13,7 @@ exist, the rest of the row holds id -1.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -158,10 +158,6 @@ class BM25Index:
     def add(self, id_: int, tokens: Sequence[int]) -> None:
         """Adds (or replaces) one document given as its token ids."""
         self._native.add(int(id_), _as_tokens(tokens))
-
-    def add_many(self, ids: Iterable[int], token_lists: Iterable[Sequence[int]]) -> None:
-        for id_, tokens in zip(ids, token_lists, strict=True):
-            self.add(id_, tokens)
 
     def remove(self, ids, *, missing_ok: bool = False) -> int:
         removed = 0

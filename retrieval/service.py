@@ -6,7 +6,6 @@ The CLI and the app both go through this class, so they behave alike.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -122,17 +121,6 @@ class Docent:
             collections, self._collections = list(self._collections.values()), {}
         for collection in collections:
             collection.close()
-
-    def delete_collection(self, name: str) -> bool:
-        with self._lock:
-            collection = self._collections.pop(name, None)
-            if collection:
-                collection.close()
-        folder = self.collections_dir / name
-        if not (folder / "docent.sqlite3").exists():
-            return False
-        shutil.rmtree(folder)
-        return True
 
     # ---- ingest -----------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ DOCENT_HOME in the environment and `home = "..."` in the file.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -114,8 +113,3 @@ def load_settings(**overrides) -> Settings:
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid Docent settings: {problems}") from None
-
-
-@lru_cache(maxsize=1)
-def cached_settings() -> Settings:
-    return load_settings()

@@ -78,7 +78,6 @@ PYBIND11_MODULE(_engine, m) {
     m.def("simd_level", [] { return std::string(active_kernels().name); }, "The SIMD kernels in use.");
     m.def("supported_simd_levels", &supported_simd_levels, "SIMD levels this CPU can run, best last.");
     m.def("set_simd_level", &set_simd_level, py::arg("level"), "Force the SIMD kernels (generic, avx2, avx512).");
-    m.def("default_threads", &default_threads);
     m.def("xxh64", [](py::bytes data) {
         const std::string_view view(data);
         return xxh64(view.data(), view.size());
