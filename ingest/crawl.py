@@ -75,6 +75,18 @@ class CrawlSink(Protocol):
     def remove(self, url: str) -> bool: ...
 
 
+def preload() -> None:
+    """Imports now what a crawl would import lazily on its threads.
+
+    A server that changes sys.path while a crawl thread imports (Streamlit does, around every
+    script run) can make that import miss site-packages; importing up front avoids the race.
+    """
+    import httpcore  # noqa: F401  (httpx imports it when its first client is made)
+    import trafilatura
+
+    trafilatura.extract("<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>")
+
+
 def normalize_url(url: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, '/' for an empty path."""
     parts = urlsplit(url.strip())

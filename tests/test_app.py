@@ -144,7 +144,9 @@ def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch
                 break
             time.sleep(0.5)
         assert not at.exception, at.exception
-        assert any(f"Crawl of {server.base}: finished" in c.value for c in at.sidebar.caption)
+        captions = [c.value for c in at.sidebar.caption]
+        errors = [e.value for e in at.sidebar.error]
+        assert any(f"Crawl of {server.base}: finished" in c for c in captions), (captions, errors)
         assert any(f"**{len(MODULES)}** stored" in m.value for m in at.sidebar.markdown)
         failures = [e for e in at.sidebar if e.type == "dataframe"]
         assert failures and any("500" in reason for reason in failures[0].value["reason"])

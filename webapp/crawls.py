@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from ingest import IngestError
-from ingest.crawl import CrawlOptions, CrawlProgress
+from ingest.crawl import CrawlOptions, CrawlProgress, preload
 
 
 @dataclass
@@ -46,6 +46,7 @@ class CrawlRegistry:
                 raise RuntimeError(f"a crawl of {current.url} is already running in '{collection}'")
             job = CrawlJob(url, collection)
             self._jobs[collection] = job
+        preload()  # here, not on the crawl's threads: see ingest.crawl.preload
 
         def work():
             def report(progress: CrawlProgress) -> None:
