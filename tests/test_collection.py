@@ -108,32 +108,44 @@ def test_a_restart_sees_the_same_collection(docent, docent_home, handbook_collec
     assert after[0].page == 2
 
 
-def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, tmp_path):
+@pytest.fixture()
+def handbook_folder(docent, tmp_path):
+    """The handbook in a collection folder of the test's own: (folder, store, reopen), where
+    reopen() opens the folder again as another process (or a restart) would."""
     embedder = docent.embedder
-    folder = tmp_path / "col"
-    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-    docent._collections["rebuild"] = store
+    folder = tmp_path / "collection"
+
+    def reopen() -> Collection:
+        return Collection(folder, model_name=embedder.name, dim=embedder.dim)
+
+    store = reopen()
+    docent._collections["in-folder"] = store
     try:
-        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="rebuild")
-        query = embedder.embed_query("fog signal log")
-        expected = store.vector_search(query, 3)
-        old_keywords = (folder / "keywords.idx").read_bytes()
-        store.close()
-
-        (folder / "vectors.idx").write_bytes(b"DOCENTIX but then garbage")
-        reopened = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-        assert reopened.vector_search(query, 3) == expected
-        assert (folder / "vectors.idx").read_bytes()[:8] == b"DOCENTIX"
-
-        # An index file from before the last write (here: an empty one) catches up on open.
-        reopened.remove_document("h.pdf")
-        reopened.close()
-        (folder / "keywords.idx").write_bytes(old_keywords)
-        again = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-        assert again.keyword_search(["fog"], 3) == []
-        again.close()
+        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="in-folder")
+        yield folder, store, reopen
     finally:
-        docent._collections.pop("rebuild", None)
+        docent._collections.pop("in-folder", None)
+
+
+def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, handbook_folder):
+    folder, store, reopen = handbook_folder
+    query = docent.embedder.embed_query("fog signal log")
+    expected = store.vector_search(query, 3)
+    store.close()
+    old_keywords = (folder / "keywords.idx").read_bytes()
+
+    (folder / "vectors.idx").write_bytes(b"DOCENTIX but then garbage")
+    reopened = reopen()
+    assert reopened.vector_search(query, 3) == expected
+    assert (folder / "vectors.idx").read_bytes()[:8] == b"DOCENTIX"
+
+    # An index file from before the last write catches up on open.
+    reopened.remove_document("h.pdf")
+    reopened.close()
+    (folder / "keywords.idx").write_bytes(old_keywords)
+    again = reopen()
+    assert again.keyword_search(["fog"], 3) == []
+    again.close()
 
 
 def test_opening_with_another_model_is_an_error(tmp_path):
@@ -159,40 +171,26 @@ def test_invalid_collection_name_is_refused(docent):
         docent.collection("../escape")
 
 
-def test_index_files_behind_the_database_catch_up_from_the_change_log(docent, tmp_path):
-    embedder = docent.embedder
-    folder = tmp_path / "lagging"
-    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-    docent._collections["lagging"] = store
-    try:
-        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="lagging")
-        # Index files are written in batches, not after every document: these are behind.
-        assert load(folder / "vectors.idx").checkpoint < store._vectors.checkpoint
-        query = embedder.embed_query("fog signal log")
-        # Another process (or this one after a kill) opens the folder: it replays the log.
-        reopened = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-        assert reopened.vector_search(query, 3) == store.vector_search(query, 3)
-        assert reopened.keyword_search(["fog"], 3) == store.keyword_search(["fog"], 3)
-        reopened.close()
-        store.close()  # closing writes the files up to date
-        assert load(folder / "vectors.idx").checkpoint == store._vectors.checkpoint
-    finally:
-        docent._collections.pop("lagging", None)
+def test_index_files_behind_the_database_catch_up_from_the_change_log(docent, handbook_folder):
+    folder, store, reopen = handbook_folder
+    # Index files are written in batches, not after every document: these are behind.
+    assert load(folder / "vectors.idx").checkpoint < store._vectors.checkpoint
+    query = docent.embedder.embed_query("fog signal log")
+    # Another process (or this one after a kill) opens the folder: it replays the log.
+    reopened = reopen()
+    assert reopened.vector_search(query, 3) == store.vector_search(query, 3)
+    assert reopened.keyword_search(["fog"], 3) == store.keyword_search(["fog"], 3)
+    reopened.close()
+    store.close()  # closing writes the files up to date
+    assert load(folder / "vectors.idx").checkpoint == store._vectors.checkpoint
 
 
-def test_a_collection_from_before_chunk_hashes_is_migrated(docent, tmp_path):
-    embedder = docent.embedder
-    folder = tmp_path / "old"
-    store = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-    docent._collections["old"] = store
-    try:
-        docent.ingest([Source("h.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="old")
-        expected = store._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall()
-        store._db.execute("DROP INDEX chunks_by_text")
-        store._db.execute("ALTER TABLE chunks DROP COLUMN text_hash")  # the table as an earlier build wrote it
-        store.close()
-        migrated = Collection(folder, model_name=embedder.name, dim=embedder.dim)
-        assert migrated._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall() == expected
-        migrated.close()
-    finally:
-        docent._collections.pop("old", None)
+def test_a_collection_from_before_chunk_hashes_is_migrated(handbook_folder):
+    _, store, reopen = handbook_folder
+    expected = store._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall()
+    store._db.execute("DROP INDEX chunks_by_text")
+    store._db.execute("ALTER TABLE chunks DROP COLUMN text_hash")  # the table as an earlier build wrote it
+    store.close()
+    migrated = reopen()
+    assert migrated._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall() == expected
+    migrated.close()
