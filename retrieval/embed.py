@@ -71,7 +71,7 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
         self._openvino = None
-        if backend == "openvino" or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling(self.model)):
+        if backend == "openvino" or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))):
             self._openvino = _OpenVinoModel(self.model, _export_folder(self.name, cache_dir))
         self.backend = "openvino" if self._openvino is not None else "torch"
 
@@ -141,21 +141,10 @@ def _openvino_available() -> bool:
     return True
 
 
-def _mean_pooling(model) -> bool:
-    """The exported graph is the transformer alone; pooling is redone here, so only mean
-    pooling (all-MiniLM-L6-v2's) is supported; other models stay on torch."""
-    if len(model) != 3:  # Transformer, Pooling, Normalize: the layout this backend rebuilds
-        return False
-    pooling = model[1]
-    mode = getattr(pooling, "pooling_mode", None)  # sentence-transformers 6
-    if mode is not None:
-        return mode == "mean"
-    return bool(getattr(pooling, "pooling_mode_mean_tokens", False)) and not getattr(pooling, "pooling_mode_cls_token", False)
-
-
 def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
     """(dimension, max tokens) read from a sentence-transformers folder that is a transformer,
-    mean pooling and normalization; None for any other layout."""
+    mean pooling and normalization; None for any other layout. The exported graph is the
+    transformer alone and pooling is redone here, so other models stay on torch."""
     import json
 
     try:

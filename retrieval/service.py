@@ -293,8 +293,8 @@ class Docent:
                     return UnavailableBackend(self.settings.llm, str(exc))
             return self._backend
 
-    def answerer(self) -> Answerer:
-        return Answerer(self.backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
+    def _answerer(self, backend) -> Answerer:
+        return Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
 
     def ask_stream(self, question: str, *, history: Sequence[Turn] = (), collection: str | None = None) -> AnswerStream:
         """Rewrites a follow-up into a standalone question, retrieves, and streams the answer.
@@ -305,7 +305,7 @@ class Docent:
         backend = self.backend
         searched = standalone_question(question, history, backend)
         hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection)
-        stream = Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k).stream(searched, hits)
+        stream = self._answerer(backend).stream(searched, hits)
         stream.hits = hits
         stream.rewritten = searched if searched != question else None
         return stream
