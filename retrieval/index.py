@@ -1,9 +1,9 @@
 """The engine's Python API: numpy in, numpy out, keyword arguments, one interface per index.
 
     from retrieval.index import index_factory, load, from_bytes
-    idx = index_factory(384, "Flat", metric="cosine")
+    idx = index_factory(384, "HNSW32", metric="cosine")   # or "Flat", "HNSW32,SQ8", "IVF1024,PQ32"
     idx.add(vectors, ids)
-    distances, ids = idx.search(queries, k=10)
+    distances, ids = idx.search(queries, k=10, ef=64)
 
 Distances follow the metric: inner product and cosine give similarities (higher is better),
 ``l2`` gives squared Euclidean distances (lower is better). Where fewer than k results
@@ -13,6 +13,7 @@ exist, the rest of the row holds id -1.
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +24,11 @@ from retrieval._engine import IndexFormatError
 __all__ = [
     "BM25Index",
     "FlatIndex",
+    "HNSWIndex",
+    "VectorIndex",
+    "IVFIndex",
     "IndexFormatError",
+    "kmeans",
     "from_bytes",
     "index_factory",
     "load",
@@ -63,6 +68,17 @@ def _as_ids(ids, what: str = "ids") -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+
+
+def _check_positive(value, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _check_k(k: int) -> int:
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise TypeError(f"k must be an integer, got {type(k).__name__}")
@@ -71,13 +87,13 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-class FlatIndex:
-    """Exact search over float32 vectors with caller-chosen int64 ids."""
+class VectorIndex:
+    """What every vector index offers; subclasses add their own knobs (``ef``, ``nprobe``)."""
 
-    def __init__(self, dim: int, *, metric: str = "ip", _native=None):
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
-        self._native = _native if _native is not None else _engine.FlatIndex(int(dim), metric)
+    _native_class = None
+
+    def __init__(self, native):
+        self._native = native
         self.checkpoint = 0  # the database change this index reflects (see retrieval.store)
 
     @property
@@ -94,8 +110,11 @@ class FlatIndex:
     def __contains__(self, id_) -> bool:
         return int(id_) in self._native
 
-    def add(self, vectors, ids=None) -> None:
-        """Adds vectors (n, dim); ids default to len(self), len(self)+1, ... An existing id is updated."""
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}, size={len(self)})"
+
+    def add(self, vectors, ids=None, *, threads: int = 0) -> None:
+        """Adds vectors (n, dim); ids default to max id + 1, + 2, ... An existing id is updated."""
         matrix = _as_matrix(vectors, self.dim, "vectors")
         if ids is None:
             start = int(self.ids().max()) + 1 if len(self) else 0
@@ -103,7 +122,10 @@ class FlatIndex:
         id_array = _as_ids(ids)
         if len(id_array) != len(matrix):
             raise ValueError(f"got {len(matrix)} vectors but {len(id_array)} ids")
-        self._native.add(matrix, id_array)
+        self._add(matrix, id_array, int(threads))
+
+    def _add(self, matrix, ids, threads: int) -> None:
+        self._native.add(matrix, ids)
 
     def remove(self, ids, *, missing_ok: bool = False) -> int:
         """Removes ids; an unknown id is a KeyError unless missing_ok. Returns how many went."""
@@ -114,17 +136,29 @@ class FlatIndex:
                 raise KeyError(f"ids not in the index: {unknown[:10]}")
         return self._native.remove(id_array)
 
-    def search(self, queries, k: int = 10, *, filter=None, threads: int = 0):
+    def search(self, queries, k: int = 10, *, filter=None, threads: int = 0, **knobs):
         """Returns (distances, ids), each (n_queries, k); id -1 where fewer than k exist.
 
         filter: an allow-list of ids; only those can come back.
         """
         matrix = _as_matrix(queries, self.dim, "queries")
         allowed = None if filter is None else _as_ids(filter, "filter")
-        return self._native.search(matrix, _check_k(k), allowed, int(threads))
+        return self._search(matrix, _check_k(k), allowed, int(threads), **knobs)
+
+    def range_search(self, queries, radius: float, *, threads: int = 0, **knobs):
+        """Every stored vector within radius of each query: (lims, distances, ids), as in Faiss.
+
+        The hits of query i are distances[lims[i]:lims[i+1]], best first. For ip and cosine the
+        radius is a similarity (hits >= radius); for l2 a squared distance (hits <= radius).
+        """
+        matrix = _as_matrix(queries, self.dim, "queries")
+        radius = float(radius)
+        if not np.isfinite(radius):
+            raise ValueError(f"radius must be a finite number, got {radius}")
+        return self._native.range_search(matrix, radius, threads=int(threads), **knobs)
 
     def reconstruct(self, id_) -> np.ndarray:
-        """The stored vector of an id (normalized when the metric is cosine)."""
+        """The stored vector of an id (normalized for cosine; decoded when stored compressed)."""
         return self._native.reconstruct(int(id_))
 
     def ids(self) -> np.ndarray:
@@ -136,6 +170,100 @@ class FlatIndex:
     def save(self, path: str | os.PathLike) -> None:
         """Writes atomically: a temporary file, fsync, then rename over the target."""
         self._native.save(os.fspath(path), self.checkpoint)
+
+
+class FlatIndex(VectorIndex):
+    """Exact search over float32 vectors with caller-chosen int64 ids."""
+
+    def __init__(self, dim: int, *, metric: str = "ip", _native=None):
+        _check_metric(metric)
+        super().__init__(_native if _native is not None else _engine.FlatIndex(int(dim), metric))
+
+    def _search(self, matrix, k, allowed, threads):
+        return self._native.search(matrix, k, allowed, threads)
+
+
+class HNSWIndex(VectorIndex):
+    """Approximate search on an HNSW graph; grows without a capacity, deletes reuse slots.
+
+    storage: "f32", "f16" or "sq8" (int8, a quarter of the memory). rerank: keep fp32 originals
+    and re-score the candidates exactly (useful with sq8). Search knob: ``ef`` (beam width,
+    default 64): higher is slower and finds more of the true neighbours.
+    """
+
+    def __init__(self, dim: int, *, metric: str = "ip", M: int = 32, ef_construction: int = 200, storage: str = "f32",
+                 rerank: bool = False, seed: int = 100, _native=None):
+        _check_metric(metric)
+        if _native is None:
+            _native = _engine.HnswIndex(int(dim), metric, int(M), int(ef_construction), storage, bool(rerank), int(seed))
+        super().__init__(_native)
+
+    M = property(lambda self: self._native.M)
+    ef_construction = property(lambda self: self._native.ef_construction)
+    storage = property(lambda self: self._native.storage)
+    rerank = property(lambda self: self._native.rerank)
+    read_only = property(lambda self: self._native.read_only)
+    memory_bytes = property(lambda self: self._native.memory_bytes)
+
+    def _add(self, matrix, ids, threads: int) -> None:
+        self._native.add(matrix, ids, threads)
+
+    def _search(self, matrix, k, allowed, threads, ef: int = 64):
+        return self._native.search(matrix, k, _check_positive(ef, "ef"), allowed, threads)
+
+    def range_search(self, queries, radius: float, *, threads: int = 0, ef: int = 64):
+        return super().range_search(queries, radius, threads=threads, ef=_check_positive(ef, "ef"))
+
+
+class IVFIndex(VectorIndex):
+    """Inverted lists over k-means cells; a query scans the ``nprobe`` nearest cells (default 8).
+
+    pq_m=0 keeps whole vectors in the lists; pq_m=m stores m-byte product-quantized codes of the
+    residual to the cell centroid (dim must divide by m). rerank keeps fp32 originals and
+    re-scores the best PQ candidates exactly. train() runs k-means once; without it, the first
+    add() trains on its batch (which must hold at least nlist vectors, and 256 with PQ).
+    """
+
+    def __init__(self, dim: int, *, metric: str = "ip", nlist: int = 1024, pq_m: int = 0, rerank: bool = False,
+                 seed: int = 1234, _native=None):
+        _check_metric(metric)
+        if _native is None:
+            _native = _engine.IvfIndex(int(dim), metric, _check_positive(nlist, "nlist"), int(pq_m), bool(rerank), int(seed))
+        super().__init__(_native)
+
+    nlist = property(lambda self: self._native.nlist)
+    pq_m = property(lambda self: self._native.pq_m)
+    rerank = property(lambda self: self._native.rerank)
+    is_trained = property(lambda self: self._native.is_trained)
+    memory_bytes = property(lambda self: self._native.memory_bytes)
+
+    def centroids(self) -> np.ndarray:
+        return self._native.centroids()
+
+    def train(self, vectors, *, threads: int = 0) -> None:
+        self._native.train(_as_matrix(vectors, self.dim, "training vectors"), int(threads))
+
+    def _add(self, matrix, ids, threads: int) -> None:
+        self._native.add(matrix, ids, threads)
+
+    def _search(self, matrix, k, allowed, threads, nprobe: int = 8):
+        return self._native.search(matrix, k, _check_positive(nprobe, "nprobe"), allowed, threads)
+
+    def range_search(self, queries, radius: float, *, threads: int = 0, nprobe: int = 8):
+        return super().range_search(queries, radius, threads=threads, nprobe=_check_positive(nprobe, "nprobe"))
+
+
+def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, seed: int = 1234, threads: int = 0):
+    """Lloyd's k-means: (centroids (k, dim), assignment (n,), objective).
+
+    spherical=True keeps centroids at unit length and assigns by inner product (for cosine).
+    """
+    matrix = np.asarray(vectors)
+    if matrix.ndim != 2:
+        raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {matrix.shape}")
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return _engine.kmeans(matrix, _check_positive(k, "k"), _check_positive(iterations, "iterations"), bool(spherical),
+                          int(seed), int(threads))
 
 
 class BM25Index:
@@ -194,26 +322,65 @@ def _as_tokens(tokens) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint32)
 
 
-def index_factory(dim: int, description: str = "Flat", *, metric: str = "ip"):
-    """Builds an index from a short description. This build knows "Flat"."""
-    kind = description.strip()
-    if kind == "Flat":
-        return FlatIndex(dim, metric=metric)
-    raise ValueError(f"unknown index description {description!r}: this build supports 'Flat'")
+_STORAGE_TOKENS = {"Flat": "f32", "F32": "f32", "SQfp16": "f16", "F16": "f16", "SQ8": "sq8"}
+
+
+def index_factory(dim: int, description: str = "Flat", *, metric: str = "ip", **options):
+    """Builds an index from a short description, as in Faiss:
+
+    ``"Flat"`` exact search; ``"HNSW32"`` an HNSW graph with M=32 (``"HNSW32,SQfp16"`` or
+    ``"HNSW32,SQ8"`` store vectors as fp16 or int8; append ``",Rerank"`` to keep fp32 originals
+    and re-score candidates exactly); ``"IVF1024,Flat"`` and ``"IVF1024,PQ32"`` inverted lists
+    over 1,024 k-means cells, with vectors kept whole or product-quantized into 32 bytes.
+    Keyword options go to the index (``ef_construction``, ``seed``, ...).
+    """
+    tokens = [t.strip() for t in str(description).split(",") if t.strip()]
+    if not tokens:
+        raise ValueError("empty index description: try 'Flat', 'HNSW32', 'HNSW32,SQ8' or 'IVF1024,PQ32'")
+    head, rest = tokens[0], tokens[1:]
+    rerank = "Rerank" in rest
+    rest = [t for t in rest if t != "Rerank"]
+    if head == "Flat" and not rest and not rerank:
+        return FlatIndex(dim, metric=metric, **options)
+    match = re.fullmatch(r"HNSW(\d+)", head)
+    if match and len(rest) <= 1:
+        storage = _STORAGE_TOKENS.get(rest[0]) if rest else "f32"
+        if storage is not None:
+            return HNSWIndex(dim, metric=metric, M=int(match.group(1)), storage=storage,
+                             rerank=rerank or options.pop("rerank", False), **options)
+    match = re.fullmatch(r"IVF(\d+)", head)
+    if match and len(rest) == 1:
+        pq = re.fullmatch(r"PQ(\d+)", rest[0])
+        if rest[0] == "Flat" or pq:
+            return IVFIndex(dim, metric=metric, nlist=int(match.group(1)), pq_m=int(pq.group(1)) if pq else 0,
+                            rerank=rerank or options.pop("rerank", False), **options)
+    raise ValueError(
+        f"unknown index description {description!r}: use 'Flat', 'HNSW<M>[,SQfp16|,SQ8][,Rerank]' "
+        "or 'IVF<nlist>,Flat' / 'IVF<nlist>,PQ<m>[,Rerank]'"
+    )
 
 
 def _wrap(native, checkpoint: int):
     if isinstance(native, _engine.FlatIndex):
         index = FlatIndex(native.dim, metric=native.metric, _native=native)
+    elif isinstance(native, _engine.HnswIndex):
+        index = HNSWIndex(native.dim, metric=native.metric, _native=native)
+    elif isinstance(native, _engine.IvfIndex):
+        index = IVFIndex(native.dim, metric=native.metric, _native=native)
     else:
         index = BM25Index(_native=native)
     index.checkpoint = checkpoint
     return index
 
 
-def load(path: str | os.PathLike):
-    """Loads any index written by save(); a damaged or foreign file raises IndexFormatError."""
-    native, checkpoint = _engine.load_file(os.fspath(path))
+def load(path: str | os.PathLike, *, mmap: bool = False):
+    """Loads any index written by save(); a damaged or foreign file raises IndexFormatError.
+
+    mmap=True maps the file read-only instead of copying it: an HNSW index then searches the
+    file's pages in place (shared between processes, paged in on demand) and cannot be changed.
+    """
+    loader = _engine.map_file if mmap else _engine.load_file
+    native, checkpoint = loader(os.fspath(path))
     return _wrap(native, checkpoint)
 
 

@@ -8,6 +8,9 @@
 #include "bm25_index.h"
 #include "checksum.h"
 #include "flat_index.h"
+#include "hnsw_index.h"
+#include "ivf_index.h"
+#include "kmeans.h"
 #include "parallel.h"
 #include "simd_dispatch.h"
 
@@ -42,31 +45,47 @@ py::tuple to_numpy(SearchResult&& result, std::size_t nq, std::size_t k) {
     return py::make_tuple(distances, ids);
 }
 
+py::tuple range_to_numpy(RangeResult&& result) {
+    py::array_t<std::int64_t> lims(result.lims.size());
+    py::array_t<float> distances(result.distances.size());
+    py::array_t<std::int64_t> ids(result.ids.size());
+    std::copy(result.lims.begin(), result.lims.end(), lims.mutable_data());
+    std::copy(result.distances.begin(), result.distances.end(), distances.mutable_data());
+    std::copy(result.ids.begin(), result.ids.end(), ids.mutable_data());
+    return py::make_tuple(lims, distances, ids);
+}
+
 py::bytes to_bytes(const std::vector<unsigned char>& blob) {
     return py::bytes(reinterpret_cast<const char*>(blob.data()), blob.size());
 }
 
-// Returns (index, checkpoint) for whichever kind the bytes hold.
-py::tuple load_from(const unsigned char* data, std::size_t size) {
+template <typename Index, typename... Extra>
+py::object build(const Unsealed& sealed, Extra&&... extra) {
+    Index* index;
+    {
+        py::gil_scoped_release release;
+        index = new Index(Index::deserialize(sealed, std::forward<Extra>(extra)...));
+    }
+    return py::cast(index, py::return_value_policy::take_ownership);
+}
+
+// Returns (index, checkpoint) for whichever kind the bytes hold. With `mapping`, the bytes are
+// a memory-mapped file and an index kind that can (HNSW) keeps using them in place, read-only.
+py::tuple load_from(const unsigned char* data, std::size_t size, std::shared_ptr<MappedFile> mapping = nullptr) {
     Unsealed sealed{};
     {
         py::gil_scoped_release release;
         sealed = unseal(data, size);
     }
-    if (sealed.kind == IndexKind::Flat) {
-        FlatIndex* index;
-        {
-            py::gil_scoped_release release;
-            index = new FlatIndex(FlatIndex::deserialize(sealed));
-        }
-        return py::make_tuple(py::cast(index, py::return_value_policy::take_ownership), sealed.checkpoint);
+    py::object index;
+    switch (sealed.kind) {
+        case IndexKind::Flat: index = build<FlatIndex>(sealed); break;
+        case IndexKind::BM25: index = build<BM25Index>(sealed); break;
+        case IndexKind::HNSW: index = build<HnswIndex>(sealed, std::shared_ptr<const void>(mapping)); break;
+        case IndexKind::IVF: index = build<IvfIndex>(sealed); break;
+        default: throw FormatError("Docent index of an unknown kind " + std::to_string(static_cast<unsigned>(sealed.kind)));
     }
-    BM25Index* index;
-    {
-        py::gil_scoped_release release;
-        index = new BM25Index(BM25Index::deserialize(sealed));
-    }
-    return py::make_tuple(py::cast(index, py::return_value_policy::take_ownership), sealed.checkpoint);
+    return py::make_tuple(index, sealed.checkpoint);
 }
 
 }  // namespace
@@ -114,6 +133,15 @@ PYBIND11_MODULE(_engine, m) {
             }
             return to_numpy(std::move(result), nq, k);
         }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("range_search", [](const FlatIndex& self, const FloatArray& queries, float radius, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            RangeResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.range_search(queries.data(), nq, radius, threads ? threads : default_threads());
+            }
+            return range_to_numpy(std::move(result));
+        }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0)
         .def("reconstruct", [](const FlatIndex& self, std::int64_t id) {
             const auto v = self.reconstruct(id);
             py::array_t<float> out(v.size());
@@ -137,6 +165,177 @@ PYBIND11_MODULE(_engine, m) {
             py::gil_scoped_release release;
             write_file_atomically(path, self.serialize(checkpoint));
         }, py::arg("path"), py::arg("checkpoint") = 0);
+
+    py::class_<HnswIndex>(m, "HnswIndex")
+        .def(py::init([](std::size_t dim, const std::string& metric, std::size_t M, std::size_t ef_construction,
+                         const std::string& storage, bool rerank, std::uint64_t seed) {
+            return new HnswIndex(dim, parse_metric(metric), HnswParams{M, ef_construction, parse_storage(storage), rerank, seed});
+        }), py::arg("dim"), py::arg("metric"), py::arg("M") = 32, py::arg("ef_construction") = 200, py::arg("storage") = "f32",
+            py::arg("rerank") = false, py::arg("seed") = 100)
+        .def_property_readonly("dim", &HnswIndex::dim)
+        .def_property_readonly("metric", [](const HnswIndex& self) { return metric_name(self.metric()); })
+        .def_property_readonly("M", [](const HnswIndex& self) { return self.params().M; })
+        .def_property_readonly("ef_construction", [](const HnswIndex& self) { return self.params().ef_construction; })
+        .def_property_readonly("storage", [](const HnswIndex& self) { return storage_name(self.params().storage); })
+        .def_property_readonly("rerank", [](const HnswIndex& self) { return self.params().rerank; })
+        .def_property_readonly("read_only", &HnswIndex::read_only)
+        .def_property_readonly("memory_bytes", &HnswIndex::memory_bytes)
+        .def("__len__", &HnswIndex::size)
+        .def("__contains__", &HnswIndex::contains)
+        .def("add", [](HnswIndex& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
+            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
+            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
+                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
+            py::gil_scoped_release release;
+            self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
+        }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
+        .def("remove", [](HnswIndex& self, const IdArray& ids) {
+            const auto list = to_id_vector(ids);
+            py::gil_scoped_release release;
+            return self.remove(list.data(), list.size());
+        }, py::arg("ids"))
+        .def("search", [](const HnswIndex& self, const FloatArray& queries, std::size_t k, std::size_t ef,
+                          std::optional<IdArray> allowed, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search(queries.data(), nq, k, ef, allow ? &*allow : nullptr, threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), nq, k);
+        }, py::arg("queries"), py::arg("k"), py::arg("ef") = 64, py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("range_search", [](const HnswIndex& self, const FloatArray& queries, float radius, std::size_t ef, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            RangeResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.range_search(queries.data(), nq, radius, ef, threads ? threads : default_threads());
+            }
+            return range_to_numpy(std::move(result));
+        }, py::arg("queries"), py::arg("radius"), py::arg("ef") = 64, py::arg("threads") = 0)
+        .def("reconstruct", [](const HnswIndex& self, std::int64_t id) {
+            const auto v = self.reconstruct(id);
+            py::array_t<float> out(v.size());
+            std::copy(v.begin(), v.end(), out.mutable_data());
+            return out;
+        }, py::arg("id"))
+        .def("ids", [](const HnswIndex& self) {
+            const auto ids = self.ids();
+            py::array_t<std::int64_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        })
+        .def("serialize", [](const HnswIndex& self, std::uint64_t checkpoint) {
+            std::vector<unsigned char> blob;
+            {
+                py::gil_scoped_release release;
+                blob = self.serialize(checkpoint);
+            }
+            return to_bytes(blob);
+        }, py::arg("checkpoint") = 0)
+        .def("save", [](const HnswIndex& self, const std::string& path, std::uint64_t checkpoint) {
+            py::gil_scoped_release release;
+            write_file_atomically(path, self.serialize(checkpoint));
+        }, py::arg("path"), py::arg("checkpoint") = 0);
+
+    py::class_<IvfIndex>(m, "IvfIndex")
+        .def(py::init([](std::size_t dim, const std::string& metric, std::size_t nlist, std::size_t pq_m, bool rerank, std::uint64_t seed) {
+            return new IvfIndex(dim, parse_metric(metric), IvfParams{nlist, pq_m, rerank, seed});
+        }), py::arg("dim"), py::arg("metric"), py::arg("nlist"), py::arg("pq_m") = 0, py::arg("rerank") = false, py::arg("seed") = 1234)
+        .def_property_readonly("dim", &IvfIndex::dim)
+        .def_property_readonly("metric", [](const IvfIndex& self) { return metric_name(self.metric()); })
+        .def_property_readonly("nlist", [](const IvfIndex& self) { return self.params().nlist; })
+        .def_property_readonly("pq_m", [](const IvfIndex& self) { return self.params().pq_m; })
+        .def_property_readonly("rerank", [](const IvfIndex& self) { return self.params().rerank; })
+        .def_property_readonly("is_trained", &IvfIndex::trained)
+        .def_property_readonly("memory_bytes", &IvfIndex::memory_bytes)
+        .def("centroids", [](const IvfIndex& self) {
+            py::array_t<float> out({self.trained() ? self.params().nlist : 0, self.dim()});
+            std::copy(self.centroids().begin(), self.centroids().end(), out.mutable_data());
+            return out;
+        })
+        .def("__len__", &IvfIndex::size)
+        .def("__contains__", &IvfIndex::contains)
+        .def("train", [](IvfIndex& self, const FloatArray& vectors, unsigned threads) {
+            const std::size_t n = check_matrix(vectors, self.dim(), "training vectors");
+            py::gil_scoped_release release;
+            self.train(vectors.data(), n, threads ? threads : default_threads());
+        }, py::arg("vectors"), py::arg("threads") = 0)
+        .def("add", [](IvfIndex& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
+            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
+            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
+                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
+            py::gil_scoped_release release;
+            self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
+        }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
+        .def("remove", [](IvfIndex& self, const IdArray& ids) {
+            const auto list = to_id_vector(ids);
+            py::gil_scoped_release release;
+            return self.remove(list.data(), list.size());
+        }, py::arg("ids"))
+        .def("search", [](const IvfIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
+                          std::optional<IdArray> allowed, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search(queries.data(), nq, k, nprobe, allow ? &*allow : nullptr, threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), nq, k);
+        }, py::arg("queries"), py::arg("k"), py::arg("nprobe") = 8, py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("range_search", [](const IvfIndex& self, const FloatArray& queries, float radius, std::size_t nprobe, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            RangeResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.range_search(queries.data(), nq, radius, nprobe, threads ? threads : default_threads());
+            }
+            return range_to_numpy(std::move(result));
+        }, py::arg("queries"), py::arg("radius"), py::arg("nprobe") = 8, py::arg("threads") = 0)
+        .def("reconstruct", [](const IvfIndex& self, std::int64_t id) {
+            const auto v = self.reconstruct(id);
+            py::array_t<float> out(v.size());
+            std::copy(v.begin(), v.end(), out.mutable_data());
+            return out;
+        }, py::arg("id"))
+        .def("ids", [](const IvfIndex& self) {
+            const auto ids = self.ids();
+            py::array_t<std::int64_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        })
+        .def("serialize", [](const IvfIndex& self, std::uint64_t checkpoint) {
+            std::vector<unsigned char> blob;
+            {
+                py::gil_scoped_release release;
+                blob = self.serialize(checkpoint);
+            }
+            return to_bytes(blob);
+        }, py::arg("checkpoint") = 0)
+        .def("save", [](const IvfIndex& self, const std::string& path, std::uint64_t checkpoint) {
+            py::gil_scoped_release release;
+            write_file_atomically(path, self.serialize(checkpoint));
+        }, py::arg("path"), py::arg("checkpoint") = 0);
+
+    m.def("kmeans", [](const FloatArray& x, std::size_t k, std::size_t iterations, bool spherical, std::uint64_t seed, unsigned threads) {
+        if (x.ndim() != 2) throw ArgumentError("k-means input must be a 2-D array (n, dim)");
+        const std::size_t n = static_cast<std::size_t>(x.shape(0)), dim = static_cast<std::size_t>(x.shape(1));
+        if (dim == 0) throw ArgumentError("k-means input has dimension 0");
+        KMeansResult result;
+        {
+            py::gil_scoped_release release;
+            result = kmeans(x.data(), n, dim, k, iterations, spherical, seed, threads ? threads : default_threads());
+        }
+        py::array_t<float> centroids({k, dim});
+        py::array_t<std::uint32_t> assignment(n);
+        std::copy(result.centroids.begin(), result.centroids.end(), centroids.mutable_data());
+        std::copy(result.assignment.begin(), result.assignment.end(), assignment.mutable_data());
+        return py::make_tuple(centroids, assignment, result.objective);
+    }, py::arg("x"), py::arg("k"), py::arg("iterations") = 20, py::arg("spherical") = false, py::arg("seed") = 1234, py::arg("threads") = 0);
 
     py::class_<BM25Index>(m, "BM25Index")
         .def(py::init([](double k1, double b, double epsilon) { return BM25Index(BM25Params{k1, b, epsilon}); }),
@@ -187,6 +386,14 @@ PYBIND11_MODULE(_engine, m) {
         const std::string_view view(data);
         return load_from(reinterpret_cast<const unsigned char*>(view.data()), view.size());
     }, py::arg("data"), "Returns (index, checkpoint) from bytes made by serialize().");
+    m.def("map_file", [](const std::string& path) {
+        std::shared_ptr<MappedFile> mapping;
+        {
+            py::gil_scoped_release release;
+            mapping = map_file(path);
+        }
+        return load_from(mapping->data, mapping->size, mapping);
+    }, py::arg("path"), "Like load_file, but an HNSW index is used in place from a read-only memory mapping.");
     m.def("load_file", [](const std::string& path) {
         std::vector<unsigned char> bytes;
         {

@@ -6,53 +6,17 @@
 #include "parallel.h"
 #include "simd_dispatch.h"
 #include "topk.h"
+#include "vector_codec.h"
 
 namespace docent {
 namespace {
 
-// Rows scanned per block: 256 rows of 384 floats (384 KiB) stay in L2 while a block of
-// queries runs over them.
+// Rows scanned per block: 256 rows of 384 floats (384 KiB) stay in L2 while a block of up to
+// 64 queries runs over them.
 constexpr std::size_t kRowBlock = 256;
-constexpr std::size_t kQueryBlock = 8;
-
-void check_finite(const float* values, std::size_t count, const char* what) {
-    for (std::size_t i = 0; i < count; ++i)
-        if (!std::isfinite(values[i]))
-            throw ArgumentError(std::string(what) + " contain NaN or infinite values (first at flat position " +
-                                std::to_string(i) + ")");
-}
-
-// Normalizes `count` vectors of `dim` in place; a zero vector cannot have a direction.
-void normalize_rows(float* values, std::size_t count, std::size_t dim, const char* what) {
-    const auto& k = active_kernels();
-    for (std::size_t r = 0; r < count; ++r) {
-        float* row = values + r * dim;
-        const float norm = std::sqrt(k.inner_product(row, row, dim));
-        if (!(norm > 0))
-            throw ArgumentError(std::string(what) + " row " + std::to_string(r) +
-                                " has zero length and no direction, so cosine is undefined for it");
-        const float inv = 1.0f / norm;
-        for (std::size_t j = 0; j < dim; ++j) row[j] *= inv;
-    }
-}
+constexpr std::size_t kQueryBlock = 64;
 
 }  // namespace
-
-Metric parse_metric(const std::string& name) {
-    if (name == "ip" || name == "inner_product") return Metric::InnerProduct;
-    if (name == "l2") return Metric::L2;
-    if (name == "cosine" || name == "cos") return Metric::Cosine;
-    throw ArgumentError("unknown metric '" + name + "': use 'ip', 'l2' or 'cosine'");
-}
-
-std::string metric_name(Metric metric) {
-    switch (metric) {
-        case Metric::InnerProduct: return "ip";
-        case Metric::L2: return "l2";
-        case Metric::Cosine: return "cosine";
-    }
-    return "?";
-}
 
 FlatIndex::FlatIndex(std::size_t dim, Metric metric) : dim_(dim), metric_(metric) {
     if (dim == 0 || dim > 65536) throw ArgumentError("dimension must be between 1 and 65536, got " + std::to_string(dim));
@@ -137,21 +101,50 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
                                                           : -std::numeric_limits<float>::infinity());
     result.ids.assign(nq * k, -1);
 
-    // Parallel over queries; a small batch runs on the calling thread.
+    // Squared norms of the rows, for L2 through inner products: |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>.
+    const auto& kernels = active_kernels();
+    std::vector<float> row_norms;
+    if (metric_ == Metric::L2) {
+        row_norms.resize(n_rows);
+        for (std::size_t i = 0; i < n_rows; ++i) {
+            const float* x = vectors_.data() + (filtered ? rows[i] : i) * dim_;
+            row_norms[i] = kernels.inner_product(x, x, dim_);
+        }
+    }
+
+    // Blocks of queries against blocks of rows, each block pair as one small matrix product
+    // (register-blocked kernel), the scores then streamed into per-query top-k heaps.
+    // Parallel over query blocks; a small batch runs on the calling thread.
     const unsigned use_threads = nq * n_rows * dim_ < (1u << 22) ? 1u : threads;
-    parallel_ranges(nq, use_threads, [&](std::size_t q_begin, std::size_t q_end) {
-        for (std::size_t qb = q_begin; qb < q_end; qb += kQueryBlock) {
-            const std::size_t qe = std::min(q_end, qb + kQueryBlock);
+    const std::size_t query_block = std::min<std::size_t>(kQueryBlock, std::max<std::size_t>(1, (nq + use_threads - 1) / use_threads));
+    const std::size_t n_query_blocks = (nq + query_block - 1) / query_block;
+    parallel_ranges(n_query_blocks, use_threads, [&](std::size_t b_begin, std::size_t b_end) {
+        std::vector<float> scores(query_block * kRowBlock);
+        std::vector<float> gathered;
+        for (std::size_t b = b_begin; b < b_end; ++b) {
+            const std::size_t qb = b * query_block, qe = std::min(nq, qb + query_block);
+            const float* block_queries = prepared.data() + qb * dim_;
+            std::vector<float> query_norms(qe - qb);
+            for (std::size_t q = qb; q < qe; ++q)
+                query_norms[q - qb] = metric_ == Metric::L2 ? kernels.inner_product(prepared.data() + q * dim_, prepared.data() + q * dim_, dim_) : 0;
             std::vector<TopK> heaps(qe - qb, TopK(k));
             for (std::size_t rb = 0; rb < n_rows; rb += kRowBlock) {
                 const std::size_t re = std::min(n_rows, rb + kRowBlock);
+                const float* block_rows = vectors_.data() + rb * dim_;
+                if (filtered) {  // gather the allowed rows so the kernel reads them contiguously
+                    gathered.resize((re - rb) * dim_);
+                    for (std::size_t i = rb; i < re; ++i)
+                        std::copy_n(vectors_.data() + rows[i] * dim_, dim_, gathered.data() + (i - rb) * dim_);
+                    block_rows = gathered.data();
+                }
+                kernels.inner_product_block(block_queries, qe - qb, block_rows, re - rb, dim_, scores.data(), kRowBlock);
                 for (std::size_t q = qb; q < qe; ++q) {
-                    const float* query = prepared.data() + q * dim_;
                     TopK& heap = heaps[q - qb];
+                    const float* row_scores = scores.data() + (q - qb) * kRowBlock;
                     for (std::size_t i = rb; i < re; ++i) {
-                        const std::size_t row = filtered ? rows[i] : i;
-                        const float s = score(query, vectors_.data() + row * dim_);
-                        if (s >= heap.threshold()) heap.push(s, ids_[row]);
+                        float s = row_scores[i - rb];
+                        if (metric_ == Metric::L2) s = -std::max(0.0f, query_norms[q - qb] + row_norms[i] - 2 * s);
+                        if (s >= heap.threshold()) heap.push(s, ids_[filtered ? rows[i] : i]);
                     }
                 }
             }
@@ -164,6 +157,32 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
             }
         }
     });
+    return result;
+}
+
+RangeResult FlatIndex::range_search(const float* queries, std::size_t nq, float radius, unsigned threads) const {
+    if (!std::isfinite(radius)) throw ArgumentError("radius must be a finite number");
+    const std::vector<float> prepared = prepare_vectors(queries, nq, dim_, metric_, "queries");
+    std::vector<std::vector<std::pair<float, std::int64_t>>> per_query(nq);
+    parallel_ranges(nq, nq * ids_.size() * dim_ < (1u << 22) ? 1u : threads, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t q = begin; q < end; ++q) {
+            const float* query = prepared.data() + q * dim_;
+            for (std::size_t row = 0; row < ids_.size(); ++row) {
+                const float s = score(query, vectors_.data() + row * dim_);
+                if (metric_ == Metric::L2 ? -s <= radius : s >= radius) per_query[q].emplace_back(-s, ids_[row]);
+            }
+            std::sort(per_query[q].begin(), per_query[q].end());
+        }
+    });
+    RangeResult result;
+    result.lims.push_back(0);
+    for (const auto& hits : per_query) {
+        for (const auto& [negated, id] : hits) {
+            result.distances.push_back(metric_ == Metric::L2 ? negated : -negated);
+            result.ids.push_back(id);
+        }
+        result.lims.push_back(result.ids.size());
+    }
     return result;
 }
 

@@ -11,19 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "metric.h"
 #include "serialize.h"
 
 namespace docent {
-
-enum class Metric : std::uint32_t { InnerProduct = 0, L2 = 1, Cosine = 2 };
-
-Metric parse_metric(const std::string& name);
-std::string metric_name(Metric metric);
-
-struct SearchResult {
-    std::vector<float> distances;  // (queries, k), row-major
-    std::vector<std::int64_t> ids; // (queries, k), -1 where fewer than k
-};
 
 class FlatIndex {
 public:
@@ -48,6 +39,9 @@ public:
     // Searches nq queries. `allowed` (optional, may be null) restricts the results to those ids.
     SearchResult search(const float* queries, std::size_t nq, std::size_t k, const std::vector<std::int64_t>* allowed,
                         unsigned threads) const;
+
+    // Every row within `radius`: similarity >= radius for ip/cosine, squared L2 <= radius for l2.
+    RangeResult range_search(const float* queries, std::size_t nq, float radius, unsigned threads) const;
 
     std::vector<unsigned char> serialize(std::uint64_t checkpoint) const;
     static FlatIndex deserialize(const Unsealed& sealed);

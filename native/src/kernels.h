@@ -7,15 +7,31 @@
 namespace docent {
 
 using DistanceFn = float (*)(const float* a, const float* b, std::size_t dim);
+// A float query against stored fp16 values (IEEE half, as unsigned short).
+using HalfDistanceFn = float (*)(const float* query, const unsigned short* code, std::size_t dim);
+// sum(query[i] * code[i]) over uint8 codes (the scalar-quantized form; the caller applies scale/offset).
+using ByteDotFn = float (*)(const float* query, const unsigned char* code, std::size_t dim);
+// out[q * out_stride + r] = <queries[q], rows[r]> for a block of queries and rows, register-blocked
+// like a matrix product so that exact batched search runs at the speed of the FMA units.
+using InnerProductBlockFn = void (*)(const float* queries, std::size_t nq, const float* rows, std::size_t nr,
+                                     std::size_t dim, float* out, std::size_t out_stride);
 
 struct Kernels {
     const char* name;     // "generic", "avx2" or "avx512"
     DistanceFn inner_product;
     DistanceFn l2_squared;
+    HalfDistanceFn inner_product_f16;
+    HalfDistanceFn l2_squared_f16;
+    ByteDotFn dot_u8;
+    InnerProductBlockFn inner_product_block;
 };
 
 namespace kernels_generic { extern const Kernels table; }
 namespace kernels_avx2 { extern const Kernels table; }
 namespace kernels_avx512 { extern const Kernels table; }
+
+// IEEE half <-> float in portable code (the SIMD kernels convert with F16C / AVX-512 instead).
+float half_to_float(unsigned short h);
+unsigned short float_to_half(float f);  // round to nearest even; overflow becomes infinity
 
 }  // namespace docent

@@ -1,4 +1,4 @@
-// AVX2 + FMA kernels (compiled with -mavx2 -mfma, only called when the CPU has both).
+// AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c, only called when the CPU has all three).
 #include <immintrin.h>
 
 #include "kernels.h"
@@ -48,6 +48,80 @@ static float l2_squared(const float* a, const float* b, std::size_t dim) {
     return s;
 }
 
-const Kernels table{"avx2", inner_product, l2_squared};
+static float inner_product_f16(const float* q, const unsigned short* c, std::size_t dim) {
+    __m256 s0 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i))), s0);
+    float s = horizontal_sum(s0);
+    for (; i < dim; ++i) s += q[i] * _cvtsh_ss(c[i]);
+    return s;
+}
+
+static float l2_squared_f16(const float* q, const unsigned short* c, std::size_t dim) {
+    __m256 s0 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i))));
+        s0 = _mm256_fmadd_ps(d, d, s0);
+    }
+    float s = horizontal_sum(s0);
+    for (; i < dim; ++i) {
+        const float d = q[i] - _cvtsh_ss(c[i]);
+        s += d * d;
+    }
+    return s;
+}
+
+static float dot_u8(const float* q, const unsigned char* c, std::size_t dim) {
+    __m256 s0 = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        const __m256 cv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + i))));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), cv, s0);
+    }
+    float s = horizontal_sum(s0);
+    for (; i < dim; ++i) s += q[i] * static_cast<float>(c[i]);
+    return s;
+}
+
+// A 3 x 4 tile of dot products: 12 accumulators, 3 query registers and 1 row register.
+static void tile_3x4(const float* q, const float* r, std::size_t dim, float* out, std::size_t stride) {
+    __m256 acc[3][4];
+    for (auto& row : acc)
+        for (auto& a : row) a = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        const __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + dim + i), q2 = _mm256_loadu_ps(q + 2 * dim + i);
+        for (int j = 0; j < 4; ++j) {
+            const __m256 rv = _mm256_loadu_ps(r + j * dim + i);
+            acc[0][j] = _mm256_fmadd_ps(q0, rv, acc[0][j]);
+            acc[1][j] = _mm256_fmadd_ps(q1, rv, acc[1][j]);
+            acc[2][j] = _mm256_fmadd_ps(q2, rv, acc[2][j]);
+        }
+    }
+    for (int a = 0; a < 3; ++a)
+        for (int j = 0; j < 4; ++j) {
+            float s = horizontal_sum(acc[a][j]);
+            for (std::size_t t = i; t < dim; ++t) s += q[a * dim + t] * r[j * dim + t];
+            out[a * stride + j] = s;
+        }
+}
+
+static void inner_product_block(const float* queries, std::size_t nq, const float* rows, std::size_t nr, std::size_t dim,
+                                float* out, std::size_t out_stride) {
+    std::size_t q = 0;
+    for (; q + 3 <= nq; q += 3) {
+        std::size_t r = 0;
+        for (; r + 4 <= nr; r += 4) tile_3x4(queries + q * dim, rows + r * dim, dim, out + q * out_stride + r, out_stride);
+        for (; r < nr; ++r)
+            for (std::size_t a = 0; a < 3; ++a)
+                out[(q + a) * out_stride + r] = inner_product(queries + (q + a) * dim, rows + r * dim, dim);
+    }
+    for (; q < nq; ++q)
+        for (std::size_t r = 0; r < nr; ++r) out[q * out_stride + r] = inner_product(queries + q * dim, rows + r * dim, dim);
+}
+
+const Kernels table{"avx2", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block};
 
 }  // namespace docent::kernels_avx2

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,7 +46,7 @@ Unsealed unseal(const unsigned char* bytes, std::size_t size) {
     if (version == 0 || version > kFormatVersion)
         throw FormatError("Docent index format version " + std::to_string(version) +
                           " is not supported by this build (it reads version " + std::to_string(kFormatVersion) + ")");
-    if (kind != static_cast<std::uint32_t>(IndexKind::Flat) && kind != static_cast<std::uint32_t>(IndexKind::BM25))
+    if (kind < static_cast<std::uint32_t>(IndexKind::Flat) || kind > static_cast<std::uint32_t>(IndexKind::IVF))
         throw FormatError("Docent index has an unknown index kind " + std::to_string(kind));
     const std::size_t available = size - kHeaderSize - kTrailerSize;
     if (payload_size != available)
@@ -79,6 +80,33 @@ std::vector<unsigned char> read_file(const std::string& path) {
     }
     ::close(fd);
     return bytes;
+}
+
+MappedFile::~MappedFile() {
+    if (data && size) ::munmap(const_cast<unsigned char*>(data), size);
+}
+
+std::shared_ptr<MappedFile> map_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(os_error("cannot open index file", path));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        ::close(fd);
+        throw std::runtime_error(os_error("cannot stat index file", path));
+    }
+    auto mapped = std::make_shared<MappedFile>();
+    mapped->size = static_cast<std::size_t>(st.st_size);
+    if (mapped->size) {
+        void* p = ::mmap(nullptr, mapped->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            ::close(fd);
+            mapped->size = 0;
+            throw std::runtime_error(os_error("cannot memory-map index file", path));
+        }
+        mapped->data = static_cast<const unsigned char*>(p);
+    }
+    ::close(fd);
+    return mapped;
 }
 
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {

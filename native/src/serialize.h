@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,7 +23,7 @@
 
 namespace docent {
 
-enum class IndexKind : std::uint32_t { Flat = 1, BM25 = 2 };
+enum class IndexKind : std::uint32_t { Flat = 1, BM25 = 2, HNSW = 3, IVF = 4 };
 
 constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::size_t kHeaderSize = 32;
@@ -43,6 +44,11 @@ public:
     void append(const void* data, std::size_t size) {
         const auto* p = static_cast<const unsigned char*>(data);
         bytes_.insert(bytes_.end(), p, p + size);
+    }
+    // Pads with zeros so that the next byte lands on a multiple of `alignment` in the file
+    // (`base` is where the payload starts), which lets a memory-mapped load use arrays in place.
+    void align(std::size_t alignment, std::size_t base) {
+        while ((base + bytes_.size()) % alignment) bytes_.push_back(0);
     }
     std::vector<unsigned char>& bytes() { return bytes_; }
 
@@ -70,14 +76,18 @@ public:
         if (count) std::memcpy(out.data(), take(sizeof(T) * out.size()), sizeof(T) * out.size());
     }
     std::size_t remaining() const { return size_ - pos_; }
-
-private:
+    void align(std::size_t alignment, std::size_t base) {
+        while ((base + pos_) % alignment) take(1);
+    }
+    // A pointer to the next n bytes (in place), after checking they exist.
     const unsigned char* take(std::size_t n) {
         if (n > remaining()) throw FormatError("index payload is truncated");
         const unsigned char* p = data_ + pos_;
         pos_ += n;
         return p;
     }
+
+private:
     const unsigned char* data_;
     std::size_t size_;
     std::size_t pos_ = 0;
@@ -100,5 +110,16 @@ Unsealed unseal(const unsigned char* bytes, std::size_t size);
 // leaves either the old file or the new one, never half of one.
 std::vector<unsigned char> read_file(const std::string& path);
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes);
+
+// A read-only memory mapping of a whole file; unmapped when the last owner lets go.
+struct MappedFile {
+    const unsigned char* data = nullptr;
+    std::size_t size = 0;
+    MappedFile() = default;
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    ~MappedFile();
+};
+std::shared_ptr<MappedFile> map_file(const std::string& path);
 
 }  // namespace docent

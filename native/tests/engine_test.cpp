@@ -11,6 +11,9 @@
 
 #include "bm25_index.h"
 #include "flat_index.h"
+#include "hnsw_index.h"
+#include "ivf_index.h"
+#include "kmeans.h"
 #include "simd_dispatch.h"
 
 using namespace docent;
@@ -143,6 +146,116 @@ static void fuzz_loader(const std::vector<unsigned char>& blob, Load load) {
     }
 }
 
+// Structure-aware fuzzing of the payload parsers: the checksum would stop a random flip before
+// the parser sees it, so damaged payloads are sealed again with a valid checksum. The loader
+// must then refuse them (FormatError) or load something it can search safely; under ASan and
+// UBSan any out-of-bounds read or overflow fails the test.
+template <typename Load>
+static void fuzz_payload(const std::vector<unsigned char>& blob, Load load, unsigned seed) {
+    const Unsealed sealed = unseal(blob.data(), blob.size());
+    const std::vector<unsigned char> payload(sealed.payload, sealed.payload + sealed.payload_size);
+    std::mt19937 rng(seed);
+    for (int trial = 0; trial < 400; ++trial) {
+        auto damaged = payload;
+        const int flips = 1 + static_cast<int>(rng() % 4);
+        for (int f = 0; f < flips; ++f) {
+            // header fields (sizes, counts, levels) are where parsers go wrong: hit them more often
+            const std::size_t at = (rng() % 2) ? rng() % std::min<std::size_t>(damaged.size(), 128) : rng() % damaged.size();
+            damaged[at] = (rng() % 3) ? static_cast<unsigned char>(damaged[at] ^ (1u << (rng() % 8))) : static_cast<unsigned char>(rng());
+        }
+        if (rng() % 5 == 0) damaged.resize(rng() % damaged.size());
+        const auto resealed = seal(sealed.kind, 0, damaged);
+        try {
+            load(resealed);
+        } catch (const FormatError&) {
+        } catch (const ArgumentError&) {
+        }
+    }
+}
+
+static void test_hnsw_matches_naive_and_survives_fuzzing() {
+    std::mt19937 rng(6);
+    const std::size_t n = 800, dim = 12, nq = 10, k = 5;
+    auto data = random_vectors(n, dim, rng), queries = random_vectors(nq, dim, rng);
+    std::vector<std::int64_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int64_t>(i);
+    for (Storage storage : {Storage::F32, Storage::F16, Storage::SQ8}) {
+        HnswIndex index(dim, Metric::L2, HnswParams{8, 64, storage, storage == Storage::SQ8, 7});
+        index.add(data.data(), ids.data(), n / 2, 2);
+        index.add(data.data() + n / 2 * dim, ids.data() + n / 2, n - n / 2, 1);
+        CHECK(index.size() == n);
+        const auto result = index.search(queries.data(), nq, k, 200, nullptr, 2);
+        std::size_t hits = 0;
+        for (std::size_t q = 0; q < nq; ++q) {
+            std::vector<std::pair<float, std::int64_t>> all;
+            for (std::size_t i = 0; i < n; ++i) {
+                float d = 0;
+                for (std::size_t j = 0; j < dim; ++j) d += (queries[q * dim + j] - data[i * dim + j]) * (queries[q * dim + j] - data[i * dim + j]);
+                all.emplace_back(d, ids[i]);
+            }
+            std::sort(all.begin(), all.end());
+            for (std::size_t j = 0; j < k; ++j)
+                for (std::size_t t = 0; t < k; ++t) hits += result.ids[q * k + j] == all[t].second;
+        }
+        CHECK(hits >= nq * k * 9 / 10);
+        // deletes, slot reuse, updates, filters
+        std::vector<std::int64_t> gone(ids.begin(), ids.begin() + 300);
+        CHECK(index.remove(gone.data(), gone.size()) == 300);
+        CHECK(index.size() == n - 300);
+        const auto after = index.search(queries.data(), nq, k, 64, nullptr, 1);
+        for (auto id : after.ids) CHECK(id >= 300);
+        index.add(data.data(), ids.data(), 100, 2);  // back into freed slots
+        CHECK(index.size() == n - 200 && index.slots() == n);
+        std::vector<std::int64_t> allowed{1, 2, 3};
+        const auto filtered = index.search(queries.data(), 1, k, 64, &allowed, 1);
+        CHECK(filtered.ids[3] == -1);
+        for (std::size_t j = 0; j < 3; ++j) CHECK(filtered.ids[j] >= 1 && filtered.ids[j] <= 3);
+        const auto range = index.range_search(queries.data(), nq, 5.0f, 32, 2);
+        CHECK(range.lims.size() == nq + 1);
+
+        const auto blob = index.serialize(3);
+        const auto copy = HnswIndex::deserialize(unseal(blob.data(), blob.size()));
+        CHECK(copy.size() == index.size());
+        CHECK(copy.search(queries.data(), nq, k, 64, nullptr, 1).ids == index.search(queries.data(), nq, k, 64, nullptr, 1).ids);
+        fuzz_loader(blob, [](const std::vector<unsigned char>& b) { HnswIndex::deserialize(unseal(b.data(), b.size())); });
+        fuzz_payload(blob, [&](const std::vector<unsigned char>& b) {
+            const auto loaded = HnswIndex::deserialize(unseal(b.data(), b.size()));
+            loaded.search(queries.data(), 2, k, 16, nullptr, 1);
+        }, 11 + static_cast<unsigned>(storage));
+    }
+}
+
+static void test_ivf_and_kmeans() {
+    std::mt19937 rng(8);
+    const std::size_t n = 1200, dim = 16, nq = 8, k = 5;
+    auto data = random_vectors(n, dim, rng), queries = random_vectors(nq, dim, rng);
+    std::vector<std::int64_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int64_t>(i * 2);
+    const auto km = kmeans(data.data(), n, dim, 10, 10, false, 1, 2);
+    CHECK(km.centroids.size() == 10 * dim && km.assignment.size() == n);
+    for (auto a : km.assignment) CHECK(a < 10);
+    for (std::size_t pq_m : {std::size_t{0}, std::size_t{4}}) {
+        IvfIndex index(dim, Metric::L2, IvfParams{8, pq_m, pq_m != 0, 3});
+        index.add(data.data(), ids.data(), n, 2);
+        CHECK(index.size() == n && index.trained());
+        const auto all_cells = index.search(queries.data(), nq, k, 8, nullptr, 2);
+        if (pq_m == 0) {  // every cell probed: exact
+            FlatIndex flat(dim, Metric::L2);
+            flat.add(data.data(), ids.data(), n);
+            CHECK(flat.search(queries.data(), nq, k, nullptr, 1).ids == all_cells.ids);
+        }
+        CHECK(index.remove(ids.data(), 10) == 10 && index.size() == n - 10);
+        const auto blob = index.serialize(1);
+        const auto copy = IvfIndex::deserialize(unseal(blob.data(), blob.size()));
+        CHECK(copy.search(queries.data(), nq, k, 3, nullptr, 1).ids == index.search(queries.data(), nq, k, 3, nullptr, 1).ids);
+        fuzz_loader(blob, [](const std::vector<unsigned char>& b) { IvfIndex::deserialize(unseal(b.data(), b.size())); });
+        fuzz_payload(blob, [&](const std::vector<unsigned char>& b) {
+            const auto loaded = IvfIndex::deserialize(unseal(b.data(), b.size()));
+            loaded.search(queries.data(), 2, k, 4, nullptr, 1);
+        }, 21 + static_cast<unsigned>(pq_m));
+    }
+}
+
 static void test_serialization() {
     std::mt19937 rng(5);
     const std::size_t n = 40, dim = 8;
@@ -176,6 +289,8 @@ int main() {
     test_flat_rejects_bad_input();
     test_bm25_remove_equals_rebuild();
     test_serialization();
+    test_hnsw_matches_naive_and_survives_fuzzing();
+    test_ivf_and_kmeans();
     if (failures) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
