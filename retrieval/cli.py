@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--mode", choices=MODES, default=None, help="search mode (default: hybrid)")
+    p.add_argument("--source", action="append", default=None, metavar="SOURCE",
+                   help="search only this document, as `docent list` names it (repeatable)")
     p = commands.add_parser("ask", parents=[with_collection], help="answer a question with citations")
     p.add_argument("question")
+    p.add_argument("--source", action="append", default=None, metavar="SOURCE",
+                   help="answer only from this document, as `docent list` names it (repeatable)")
     p = commands.add_parser("serve", parents=[common], help="start the web app")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1")
@@ -150,8 +154,16 @@ def _crawl(docent, args, as_json: bool) -> int:
     return 1 if progress.failed else 0
 
 
+def _unknown_sources(docent, sources) -> list[str]:
+    known = {d.source for d in docent.documents()}
+    return [s for s in sources or () if s not in known]
+
+
 def _search(docent, args, as_json: bool) -> int:
-    hits = docent.search(args.query, k=args.k, mode=args.mode)
+    if unknown := _unknown_sources(docent, args.source):
+        print(f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)", file=sys.stderr)
+        return 2
+    hits = docent.search(args.query, k=args.k, mode=args.mode, sources=args.source)
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
@@ -164,10 +176,13 @@ def _search(docent, args, as_json: bool) -> int:
 
 
 def _ask(docent, args, as_json: bool) -> int:
+    if unknown := _unknown_sources(docent, args.source):
+        print(f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)", file=sys.stderr)
+        return 2
     if as_json:
-        print(json.dumps(docent.ask(args.question).to_dict(), indent=2))
+        print(json.dumps(docent.ask(args.question, sources=args.source).to_dict(), indent=2))
         return 0
-    stream = docent.ask_stream(args.question)
+    stream = docent.ask_stream(args.question, sources=args.source)
     for piece in stream:  # token by token, as the backend writes
         sys.stdout.write(piece)
         sys.stdout.flush()

@@ -54,10 +54,15 @@ def search(
     fusion: str = "rrf",
     rrf_k: int = 60,
     alpha: float = 0.5,
+    sources: Sequence[str] | None = None,
 ) -> list[Hit]:
     """The k best passages for a query. query_vector is needed by the vector and hybrid modes;
     when given, each hit also carries its cosine similarity to the query. Hybrid search fuses
-    the vector and keyword lists with Reciprocal Rank Fusion or a convex combination."""
+    the vector and keyword lists with Reciprocal Rank Fusion or a convex combination.
+
+    sources limits the search to those documents: their chunk ids go down into both native
+    searches as one filter, so each still returns its k best among them (not the k best
+    overall, filtered afterwards, which could leave nothing)."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if fusion not in FUSIONS:
@@ -67,14 +72,19 @@ def search(
     if mode != "keyword" and query_vector is None:
         raise ValueError(f"search mode {mode!r} needs the query's embedding")
 
+    allowed = None
+    if sources is not None:
+        allowed = collection.chunk_ids_for_sources(list(sources))
+        if not allowed:
+            return []
     if mode == "vector":
-        ranked = collection.vector_search(query_vector, k)
+        ranked = collection.vector_search(query_vector, k, allowed=allowed)
     elif mode == "keyword":
-        ranked = collection.keyword_search(keyword_terms(query), k)
+        ranked = collection.keyword_search(keyword_terms(query), k, allowed=allowed)
     else:
         depth = max(k, HYBRID_CANDIDATES)
-        by_vector = collection.vector_search(query_vector, depth)
-        by_keyword = collection.keyword_search(keyword_terms(query), depth)
+        by_vector = collection.vector_search(query_vector, depth, allowed=allowed)
+        by_keyword = collection.keyword_search(keyword_terms(query), depth, allowed=allowed)
         if fusion == "rrf":
             ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)[:k]
         else:

@@ -267,7 +267,9 @@ class Docent:
         mode: str | None = None,
         fusion: str | None = None,
         collection: str | None = None,
+        sources: Sequence[str] | None = None,
     ) -> list[Hit]:
+        """sources: search only these documents (file names or URLs as listed)."""
         mode = mode or self.settings.search_mode
         query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
         return run_search(
@@ -279,6 +281,7 @@ class Docent:
             fusion=fusion or self.settings.fusion,
             rrf_k=self.settings.rrf_k,
             alpha=self.settings.fusion_alpha,
+            sources=sources,
         )
 
     @property
@@ -296,7 +299,14 @@ class Docent:
     def _answerer(self, backend) -> Answerer:
         return Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
 
-    def ask_stream(self, question: str, *, history: Sequence[Turn] = (), collection: str | None = None) -> AnswerStream:
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        collection: str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> AnswerStream:
         """Rewrites a follow-up into a standalone question, retrieves, and streams the answer.
 
         Iterate over the result for the text; afterwards `.answer` holds the Answer, and
@@ -304,14 +314,21 @@ class Docent:
         """
         backend = self.backend
         searched = standalone_question(question, history, backend)
-        hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection)
+        hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection, sources=sources)
         stream = self._answerer(backend).stream(searched, hits)
         stream.hits = hits
         stream.rewritten = searched if searched != question else None
         return stream
 
-    def ask(self, question: str, *, history: Sequence[Turn] = (), collection: str | None = None) -> Answer:
-        stream = self.ask_stream(question, history=history, collection=collection)
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        collection: str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> Answer:
+        stream = self.ask_stream(question, history=history, collection=collection, sources=sources)
         for _ in stream:
             pass
         stream.answer.question = question

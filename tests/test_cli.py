@@ -50,6 +50,16 @@ def test_search_json_hits_carry_the_contract_fields(cli_home, mode):
     assert hits[0]["page"] == 2
 
 
+def test_search_and_ask_limited_to_a_source(cli_home, handbook_pdf):
+    hits = json.loads(run(cli_home, "search", "lighthouse lamp", "--source", str(handbook_pdf), "--json").stdout)
+    assert hits and {h["source"] for h in hits} == {str(handbook_pdf)}
+    answer = json.loads(run(cli_home, "ask", "How much does a mooring permit cost?", "--source", str(handbook_pdf), "--json").stdout)
+    assert answer["citations"][0]["page"] == 3
+    for command in (["search", "lamp"], ["ask", "lamp?"]):
+        result = run(cli_home, *command, "--source", "missing.pdf", check=False)
+        assert result.returncode == 2 and "no document named 'missing.pdf'" in result.stderr
+
+
 def test_list_collections_and_remove(cli_home, handbook_pdf, tmp_path):
     listed = json.loads(run(cli_home, "list", "--json").stdout)
     assert [d["source"] for d in listed] == [str(handbook_pdf)]

@@ -194,3 +194,47 @@ def test_a_collection_from_before_chunk_hashes_is_migrated(handbook_folder):
     migrated = reopen()
     assert migrated._db.execute("SELECT id, text_hash FROM chunks ORDER BY id").fetchall() == expected
     migrated.close()
+
+
+def test_a_growing_collection_moves_to_hnsw_and_keeps_finding_pages(docent, tmp_path, monkeypatch):
+    import retrieval.store as store_module
+    from retrieval.index import FlatIndex, HNSWIndex
+
+    folder = tmp_path / "growing"
+    store = Collection(folder, model_name=docent.embedder.name, dim=docent.embedder.dim)
+    docent._collections["growing"] = store
+    try:
+        docent.ingest([Source("one.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="growing")
+        first = len(store._vectors)
+        assert isinstance(store._vectors, FlatIndex) and first > 0
+        monkeypatch.setattr(store_module, "HNSW_FROM_CHUNKS", first + 1)  # one more document crosses it
+        second = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+        docent.ingest([Source("two.pdf", data=make_pdf(second))], collection="growing")
+        docent.search("anything", k=1, collection="growing")  # catches up: the index changes kind here
+        assert isinstance(store._vectors, HNSWIndex) and len(store._vectors) > first
+        hits = docent.search("How much does a mooring permit cost per month?", k=3, mode="vector", collection="growing")
+        assert hits[0].page == 3
+        store.flush()
+        reopened = Collection(folder, model_name=docent.embedder.name, dim=docent.embedder.dim)
+        assert isinstance(reopened._vectors, HNSWIndex) and isinstance(load(folder / "vectors.idx"), HNSWIndex)
+        reopened.close()
+    finally:
+        docent._collections.pop("growing", None)
+        store.close()
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_a_source_filter_goes_into_the_engine_and_still_finds_k(docent, mode):
+    second = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+    docent.ingest([Source("first.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("second.pdf", data=make_pdf(second))],
+                  collection="filtered")
+    everywhere = docent.search("mooring permit cost", k=4, mode=mode, collection="filtered")
+    assert {h.source for h in everywhere} == {"first.pdf", "second.pdf"}
+    for only in ("first.pdf", "second.pdf"):
+        hits = docent.search("mooring permit cost", k=4, mode=mode, collection="filtered", sources=[only])
+        assert hits and {h.source for h in hits} == {only} and hits[0].page == 3
+        if mode != "keyword":  # keyword search returns only chunks holding a query term
+            assert len(hits) == 4
+    assert docent.search("mooring permit cost", k=4, mode=mode, collection="filtered", sources=["nowhere.pdf"]) == []
+    answer = docent.ask("How much does a mooring permit cost per month?", collection="filtered", sources=["second.pdf"])
+    assert answer.citations and {c.source for c in answer.citations} == {"second.pdf"}

@@ -193,7 +193,17 @@ def ingest(docent: Docent, collection: str, uploads) -> None:
     st.session_state["ingest_report"] = report
 
 
-def chat(docent: Docent, collection: str) -> None:
+def source_filter(docent: Docent, collection: str) -> list[str] | None:
+    """The documents chosen under "Search only in", or None for all of them."""
+    sources = [d.source for d in docent.documents(collection=collection)]
+    if len(sources) < 2:
+        return None
+    chosen = st.sidebar.multiselect("Search only in", sources, key=f"sources-{collection}",
+                                    placeholder="All documents", help="Answers then come only from these documents.")
+    return chosen or None
+
+
+def chat(docent: Docent, collection: str, sources: list[str] | None = None) -> None:
     history = st.session_state.setdefault("history", [])
     for n, turn in enumerate(history):
         with st.chat_message("user"):
@@ -212,7 +222,7 @@ def chat(docent: Docent, collection: str) -> None:
     with st.chat_message("assistant"):
         with st.spinner("Searching…"):
             conversation = [(t["answer"].rewritten or t["question"], t["answer"].text) for t in history]
-            stream = docent.ask_stream(question, history=conversation, collection=collection)
+            stream = docent.ask_stream(question, history=conversation, collection=collection, sources=sources)
         if stream.rewritten:
             st.caption(f"Searched for: {stream.rewritten}")
         st.write_stream(stream)
@@ -236,7 +246,8 @@ def main() -> None:
     st.title("📚 Docent")
     st.caption("Answers come only from your documents, and every statement cites its page.")
     sidebar(docent, collection)
-    chat(answer_settings(docent), collection)
+    sources = source_filter(docent, collection)
+    chat(answer_settings(docent), collection, sources)
 
 
 main()

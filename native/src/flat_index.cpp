@@ -15,6 +15,7 @@ namespace {
 // 64 queries runs over them.
 constexpr std::size_t kRowBlock = 256;
 constexpr std::size_t kQueryBlock = 64;
+constexpr std::size_t kPackedMinQueries = 4;
 
 }  // namespace
 
@@ -101,60 +102,89 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
                                                           : -std::numeric_limits<float>::infinity());
     result.ids.assign(nq * k, -1);
 
-    // Squared norms of the rows, for L2 through inner products: |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>.
     const auto& kernels = active_kernels();
-    std::vector<float> row_norms;
-    if (metric_ == Metric::L2) {
-        row_norms.resize(n_rows);
-        for (std::size_t i = 0; i < n_rows; ++i) {
-            const float* x = vectors_.data() + (filtered ? rows[i] : i) * dim_;
-            row_norms[i] = kernels.inner_product(x, x, dim_);
+    const bool l2 = metric_ == Metric::L2;
+    auto row_at = [&](std::size_t i) { return vectors_.data() + (filtered ? rows[i] : i) * dim_; };
+    auto finish = [&](std::size_t q, TopK& heap) {
+        const auto best = heap.sorted();
+        for (std::size_t j = 0; j < best.size(); ++j) {
+            result.distances[q * k + j] = l2 ? -best[j].first : best[j].first;
+            result.ids[q * k + j] = best[j].second;
         }
+    };
+
+    // A few queries: one pass of dot products per query, no packing.
+    if (nq < kPackedMinQueries) {
+        for (std::size_t q = 0; q < nq; ++q) {
+            const float* query = prepared.data() + q * dim_;
+            TopK heap(k);
+            float threshold = heap.threshold();
+            for (std::size_t i = 0; i < n_rows; ++i) {
+                const float s = score(query, row_at(i));
+                if (s >= threshold) {
+                    heap.push(s, ids_[filtered ? rows[i] : i]);
+                    threshold = heap.threshold();
+                }
+            }
+            finish(q, heap);
+        }
+        return result;
     }
 
-    // Blocks of queries against blocks of rows, each block pair as one small matrix product
-    // (register-blocked kernel), the scores then streamed into per-query top-k heaps.
-    // Parallel over query blocks; a small batch runs on the calling thread.
+    // A batch: each thread takes a range of queries and walks the rows in blocks. A block is
+    // packed transposed into panels (see kernels.h), scored against 64 queries at a time with
+    // the register-tiled kernel, and the scores streamed into per-query top-k heaps.
+    // For L2, |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>, and |q|^2 does not change the order.
+    const std::size_t width = kernels.panel_width;
+    const std::size_t panels_per_block = (kRowBlock + width - 1) / width;
     const unsigned use_threads = nq * n_rows * dim_ < (1u << 22) ? 1u : threads;
-    const std::size_t query_block = std::min<std::size_t>(kQueryBlock, std::max<std::size_t>(1, (nq + use_threads - 1) / use_threads));
-    const std::size_t n_query_blocks = (nq + query_block - 1) / query_block;
-    parallel_ranges(n_query_blocks, use_threads, [&](std::size_t b_begin, std::size_t b_end) {
-        std::vector<float> scores(query_block * kRowBlock);
-        std::vector<float> gathered;
-        for (std::size_t b = b_begin; b < b_end; ++b) {
-            const std::size_t qb = b * query_block, qe = std::min(nq, qb + query_block);
-            const float* block_queries = prepared.data() + qb * dim_;
-            std::vector<float> query_norms(qe - qb);
-            for (std::size_t q = qb; q < qe; ++q)
-                query_norms[q - qb] = metric_ == Metric::L2 ? kernels.inner_product(prepared.data() + q * dim_, prepared.data() + q * dim_, dim_) : 0;
-            std::vector<TopK> heaps(qe - qb, TopK(k));
-            for (std::size_t rb = 0; rb < n_rows; rb += kRowBlock) {
-                const std::size_t re = std::min(n_rows, rb + kRowBlock);
-                const float* block_rows = vectors_.data() + rb * dim_;
-                if (filtered) {  // gather the allowed rows so the kernel reads them contiguously
-                    gathered.resize((re - rb) * dim_);
-                    for (std::size_t i = rb; i < re; ++i)
-                        std::copy_n(vectors_.data() + rows[i] * dim_, dim_, gathered.data() + (i - rb) * dim_);
-                    block_rows = gathered.data();
+    parallel_ranges(nq, use_threads, [&](std::size_t q_begin, std::size_t q_end) {
+        std::vector<float> packed(panels_per_block * width * dim_);
+        std::vector<float> half_norms(kRowBlock);
+        std::vector<float> scores(kQueryBlock * kRowBlock);
+        std::vector<TopK> heaps(q_end - q_begin, TopK(k));
+        std::vector<float> thresholds(q_end - q_begin, -std::numeric_limits<float>::infinity());
+        for (std::size_t rb = 0; rb < n_rows; rb += kRowBlock) {
+            const std::size_t re = std::min(n_rows, rb + kRowBlock), count = re - rb;
+            const std::size_t panels = (count + width - 1) / width;
+            for (std::size_t i = 0; i < panels * width; ++i) {
+                float* column = packed.data() + (i / width) * width * dim_ + (i % width);
+                if (i < count) {
+                    const float* x = row_at(rb + i);
+                    for (std::size_t d = 0; d < dim_; ++d) column[d * width] = x[d];
+                    if (l2) half_norms[i] = 0.5f * kernels.inner_product(x, x, dim_);
+                } else {
+                    for (std::size_t d = 0; d < dim_; ++d) column[d * width] = 0;
                 }
-                kernels.inner_product_block(block_queries, qe - qb, block_rows, re - rb, dim_, scores.data(), kRowBlock);
+            }
+            for (std::size_t qb = q_begin; qb < q_end; qb += kQueryBlock) {
+                const std::size_t qe = std::min(q_end, qb + kQueryBlock);
+                kernels.inner_product_packed(prepared.data() + qb * dim_, qe - qb, packed.data(), panels, dim_, scores.data(), kRowBlock);
                 for (std::size_t q = qb; q < qe; ++q) {
-                    TopK& heap = heaps[q - qb];
+                    TopK& heap = heaps[q - q_begin];
+                    float threshold = thresholds[q - q_begin];
                     const float* row_scores = scores.data() + (q - qb) * kRowBlock;
-                    for (std::size_t i = rb; i < re; ++i) {
-                        float s = row_scores[i - rb];
-                        if (metric_ == Metric::L2) s = -std::max(0.0f, query_norms[q - qb] + row_norms[i] - 2 * s);
-                        if (s >= heap.threshold()) heap.push(s, ids_[filtered ? rows[i] : i]);
+                    for (std::size_t i = 0; i < count; ++i) {
+                        const float s = l2 ? row_scores[i] - half_norms[i] : row_scores[i];
+                        if (s >= threshold) {
+                            heap.push(s, ids_[filtered ? rows[rb + i] : rb + i]);
+                            threshold = heap.threshold();
+                        }
                     }
+                    thresholds[q - q_begin] = threshold;
                 }
             }
-            for (std::size_t q = qb; q < qe; ++q) {
-                const auto best = heaps[q - qb].sorted();
-                for (std::size_t j = 0; j < best.size(); ++j) {
-                    result.distances[q * k + j] = metric_ == Metric::L2 ? -best[j].first : best[j].first;
-                    result.ids[q * k + j] = best[j].second;
-                }
+        }
+        for (std::size_t q = q_begin; q < q_end; ++q) {
+            TopK& heap = heaps[q - q_begin];
+            if (l2) {  // back from <q, x> - |x|^2 / 2 to the exact squared distance
+                const float* query = prepared.data() + q * dim_;
+                const float qn = kernels.inner_product(query, query, dim_);
+                TopK exact(k);
+                for (const auto& [s, id] : heap.sorted()) exact.push(-std::max(0.0f, qn - 2 * s), id);
+                heap = std::move(exact);
             }
+            finish(q, heap);
         }
     });
     return result;

@@ -16,9 +16,11 @@
 namespace docent {
 namespace {
 
-constexpr unsigned kChunkShift = 14;
+// Slots come in chunks of 2^16; the chunk table has room for 2^12 of them (2^28 vectors).
+// Chunk memory is committed by the kernel only where it is touched.
+constexpr unsigned kChunkShift = 16;
 constexpr std::uint32_t kChunkSlots = 1u << kChunkShift;
-constexpr std::size_t kMaxChunks = (std::size_t{1} << 32) >> kChunkShift;
+constexpr std::size_t kMaxChunks = 4096;
 constexpr std::size_t kHeaderBytes = 16;  // int64 id, uint32 flags, uint32 link count
 constexpr std::uint32_t kDeletedFlag = 1;
 constexpr int kMaxLevel = 32;
@@ -267,7 +269,7 @@ void HnswIndex::check_writable() const {
 // ---- growth -------------------------------------------------------------------------------
 
 void HnswIndex::ensure_slots(std::size_t count) {
-    if (count > (std::size_t{1} << 32) - 1) throw ArgumentError("an HNSW index holds at most 2^32 - 1 vectors");
+    if (count > kMaxChunks * kChunkSlots) throw ArgumentError("an HNSW index holds at most 2^28 vectors");
     while (chunks_.size() * kChunkSlots < count) {
         auto chunk = std::make_unique<Chunk>();
         chunk->owned_blocks = std::make_unique<PageBuffer>(std::size_t{kChunkSlots} * node_bytes_);
@@ -318,13 +320,16 @@ void HnswIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n
     std::lock_guard<std::mutex> adding(add_mutex_);
 
     // The last occurrence of an id in the batch wins, as if the batch were added row by row.
-    std::unordered_map<std::int64_t, std::size_t> last;
-    last.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) last[ids[i]] = i;
-    std::vector<std::size_t> rows;
-    rows.reserve(last.size());
-    for (std::size_t i = 0; i < n; ++i)
-        if (last[ids[i]] == i) rows.push_back(i);
+    // (Sorting positions keeps this to one flat allocation: a hash map of a large batch would
+    // leave its many small freed nodes in the process's heap.)
+    std::vector<std::size_t> rows(n);
+    for (std::size_t i = 0; i < n; ++i) rows[i] = i;
+    std::stable_sort(rows.begin(), rows.end(), [ids](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+    std::size_t kept = 0;
+    for (std::size_t j = 0; j < n; ++j)
+        if (j + 1 == n || ids[rows[j]] != ids[rows[j + 1]]) rows[kept++] = rows[j];
+    rows.resize(kept);
+    std::sort(rows.begin(), rows.end());
 
     std::vector<std::uint32_t> slot_for(rows.size());
     std::vector<int> level_for(rows.size());
@@ -877,7 +882,7 @@ HnswIndex HnswIndex::deserialize(const Unsealed& sealed, std::shared_ptr<const v
     if (metric > static_cast<std::uint32_t>(Metric::Cosine)) throw FormatError("HNSW index has an unknown metric code");
     if (storage > static_cast<std::uint32_t>(Storage::SQ8)) throw FormatError("HNSW index has an unknown storage code");
     if (M < 2 || M > 256 || ef_construction < 1 || rerank > 1) throw FormatError("HNSW index has invalid parameters");
-    if (n >= (std::uint64_t{1} << 32)) throw FormatError("HNSW index claims too many nodes");
+    if (n > kMaxChunks * kChunkSlots) throw FormatError("HNSW index claims too many nodes");
     if (max_level < -1 || max_level > kMaxLevel || (n == 0) != (max_level == -1) || (n && entry >= n))
         throw FormatError("HNSW index has an invalid entry point or top level");
     HnswParams params{M, ef_construction, static_cast<Storage>(storage), rerank == 1, seed};

@@ -3,7 +3,7 @@
 // Memory layout. Every node lives in a slot. Level 0, where searches spend nearly all their
 // time, is one fixed-size block per slot holding everything a visit touches:
 //     [int64 id][uint32 link count][uint32 links x M0][vector code]
-// Blocks are allocated in chunks of 2^14 slots that never move, so the index grows without a
+// Blocks are allocated in chunks of 2^16 slots that never move, so the index grows without a
 // fixed capacity and without invalidating a search that runs while another thread adds.
 // Upper levels (a few percent of nodes) have their own small arrays.
 //

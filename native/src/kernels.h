@@ -16,6 +16,13 @@ using ByteDotFn = float (*)(const float* query, const unsigned char* code, std::
 using InnerProductBlockFn = void (*)(const float* queries, std::size_t nq, const float* rows, std::size_t nr,
                                      std::size_t dim, float* out, std::size_t out_stride);
 
+// Exact search's inner loop: scores of up to 8 queries against rows packed in panels of
+// `panel_width` rows, transposed (panel[d * width + r] = row r's value d), so that every FMA
+// works on `width` rows at once and no horizontal sums are needed.
+// out[q * out_stride + p * width + r] = <queries[q], row r of panel p>.
+using InnerProductPackedFn = void (*)(const float* queries, std::size_t nq, const float* panels, std::size_t n_panels,
+                                      std::size_t dim, float* out, std::size_t out_stride);
+
 struct Kernels {
     const char* name;     // "generic", "avx2" or "avx512"
     DistanceFn inner_product;
@@ -24,6 +31,8 @@ struct Kernels {
     HalfDistanceFn l2_squared_f16;
     ByteDotFn dot_u8;
     InnerProductBlockFn inner_product_block;
+    std::size_t panel_width;
+    InnerProductPackedFn inner_product_packed;
 };
 
 namespace kernels_generic { extern const Kernels table; }

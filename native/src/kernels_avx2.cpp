@@ -122,6 +122,54 @@ static void inner_product_block(const float* queries, std::size_t nq, const floa
         for (std::size_t r = 0; r < nr; ++r) out[q * out_stride + r] = inner_product(queries + q * dim, rows + r * dim, dim);
 }
 
-const Kernels table{"avx2", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block};
+// 4 queries x 2 panels of 8 rows: 8 accumulators, 2 panel loads and 4 broadcasts per dimension.
+template <int NQ>
+static void packed_tile(const float* q, std::size_t dim, const float* p0, const float* p1, float* out, std::size_t stride) {
+    __m256 acc0[NQ], acc1[NQ];
+    for (int i = 0; i < NQ; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    for (std::size_t d = 0; d < dim; ++d) {
+        const __m256 r0 = _mm256_loadu_ps(p0 + d * 8), r1 = _mm256_loadu_ps(p1 + d * 8);
+        for (int i = 0; i < NQ; ++i) {
+            const __m256 b = _mm256_broadcast_ss(q + i * dim + d);
+            acc0[i] = _mm256_fmadd_ps(b, r0, acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(b, r1, acc1[i]);
+        }
+    }
+    for (int i = 0; i < NQ; ++i) {
+        _mm256_storeu_ps(out + i * stride, acc0[i]);
+        _mm256_storeu_ps(out + i * stride + 8, acc1[i]);
+    }
+}
+
+static void tile_rows(std::size_t rows, const float* q, std::size_t dim, const float* p0, const float* p1, float* out,
+                      std::size_t stride) {
+    switch (rows) {
+        case 4: packed_tile<4>(q, dim, p0, p1, out, stride); break;
+        case 3: packed_tile<3>(q, dim, p0, p1, out, stride); break;
+        case 2: packed_tile<2>(q, dim, p0, p1, out, stride); break;
+        default: packed_tile<1>(q, dim, p0, p1, out, stride); break;
+    }
+}
+
+static void inner_product_packed(const float* queries, std::size_t nq, const float* panels, std::size_t n_panels, std::size_t dim,
+                                 float* out, std::size_t out_stride) {
+    for (std::size_t q = 0; q < nq; q += 4) {
+        const std::size_t rows = nq - q < 4 ? nq - q : 4;
+        std::size_t p = 0;
+        for (; p + 2 <= n_panels; p += 2)
+            tile_rows(rows, queries + q * dim, dim, panels + p * dim * 8, panels + (p + 1) * dim * 8, out + q * out_stride + p * 8,
+                      out_stride);
+        if (p < n_panels) {  // an odd last panel: computed twice into a scratch tile
+            float tile[4 * 16];
+            const float* last = panels + p * dim * 8;
+            tile_rows(rows, queries + q * dim, dim, last, last, tile, 16);
+            for (std::size_t i = 0; i < rows; ++i)
+                for (std::size_t r = 0; r < 8; ++r) out[(q + i) * out_stride + p * 8 + r] = tile[i * 16 + r];
+        }
+    }
+}
+
+const Kernels table{"avx2", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block, 8,
+                    inner_product_packed};
 
 }  // namespace docent::kernels_avx2

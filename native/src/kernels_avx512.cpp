@@ -123,6 +123,58 @@ static void inner_product_block(const float* queries, std::size_t nq, const floa
         for (std::size_t r = 0; r < nr; ++r) out[q * out_stride + r] = inner_product(queries + q * dim, rows + r * dim, dim);
 }
 
-const Kernels table{"avx512", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block};
+// 8 queries x 2 panels of 16 rows: 16 accumulators, 2 panel loads and 8 broadcasts per dimension.
+template <int NQ>
+static void packed_tile(const float* q, std::size_t dim, const float* p0, const float* p1, float* out, std::size_t stride) {
+    __m512 acc0[NQ], acc1[NQ];
+    for (int i = 0; i < NQ; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (std::size_t d = 0; d < dim; ++d) {
+        const __m512 r0 = _mm512_loadu_ps(p0 + d * 16), r1 = _mm512_loadu_ps(p1 + d * 16);
+        for (int i = 0; i < NQ; ++i) {
+            const __m512 b = _mm512_set1_ps(q[i * dim + d]);
+            acc0[i] = _mm512_fmadd_ps(b, r0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(b, r1, acc1[i]);
+        }
+    }
+    for (int i = 0; i < NQ; ++i) {
+        _mm512_storeu_ps(out + i * stride, acc0[i]);
+        _mm512_storeu_ps(out + i * stride + 16, acc1[i]);
+    }
+}
+
+static void tile_rows(std::size_t rows, const float* q, std::size_t dim, const float* p0, const float* p1, float* out,
+                      std::size_t stride) {
+    switch (rows) {
+        case 8: packed_tile<8>(q, dim, p0, p1, out, stride); break;
+        case 7: packed_tile<7>(q, dim, p0, p1, out, stride); break;
+        case 6: packed_tile<6>(q, dim, p0, p1, out, stride); break;
+        case 5: packed_tile<5>(q, dim, p0, p1, out, stride); break;
+        case 4: packed_tile<4>(q, dim, p0, p1, out, stride); break;
+        case 3: packed_tile<3>(q, dim, p0, p1, out, stride); break;
+        case 2: packed_tile<2>(q, dim, p0, p1, out, stride); break;
+        default: packed_tile<1>(q, dim, p0, p1, out, stride); break;
+    }
+}
+
+static void inner_product_packed(const float* queries, std::size_t nq, const float* panels, std::size_t n_panels, std::size_t dim,
+                                 float* out, std::size_t out_stride) {
+    for (std::size_t q = 0; q < nq; q += 8) {
+        const std::size_t rows = nq - q < 8 ? nq - q : 8;
+        std::size_t p = 0;
+        for (; p + 2 <= n_panels; p += 2)
+            tile_rows(rows, queries + q * dim, dim, panels + p * dim * 16, panels + (p + 1) * dim * 16, out + q * out_stride + p * 16,
+                      out_stride);
+        if (p < n_panels) {  // an odd last panel: computed twice into a scratch tile
+            float tile[8 * 32];
+            const float* last = panels + p * dim * 16;
+            tile_rows(rows, queries + q * dim, dim, last, last, tile, 32);
+            for (std::size_t i = 0; i < rows; ++i)
+                for (std::size_t r = 0; r < 16; ++r) out[(q + i) * out_stride + p * 16 + r] = tile[i * 32 + r];
+        }
+    }
+}
+
+const Kernels table{"avx512", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block, 16,
+                    inner_product_packed};
 
 }  // namespace docent::kernels_avx512

@@ -124,6 +124,20 @@ static void inner_product_block(const float* queries, std::size_t nq, const floa
         for (std::size_t r = 0; r < nr; ++r) out[q * out_stride + r] = inner_product(queries + q * dim, rows + r * dim, dim);
 }
 
-const Kernels table{"generic", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block};
+static void inner_product_packed(const float* queries, std::size_t nq, const float* panels, std::size_t n_panels, std::size_t dim,
+                                 float* out, std::size_t out_stride) {
+    constexpr std::size_t W = 8;
+    for (std::size_t q = 0; q < nq; ++q)
+        for (std::size_t p = 0; p < n_panels; ++p) {
+            float acc[W] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const float* panel = panels + p * dim * W;
+            for (std::size_t d = 0; d < dim; ++d)
+                for (std::size_t r = 0; r < W; ++r) acc[r] += queries[q * dim + d] * panel[d * W + r];
+            for (std::size_t r = 0; r < W; ++r) out[q * out_stride + p * W + r] = acc[r];
+        }
+}
+
+const Kernels table{"generic", inner_product, l2_squared, inner_product_f16, l2_squared_f16, dot_u8, inner_product_block, 8,
+                    inner_product_packed};
 
 }  // namespace docent::kernels_generic
