@@ -111,6 +111,7 @@ class USearch:
 
 LIBRARIES = {
     "docent-hnsw": lambda dim: Docent(dim, "HNSW16"),
+    "docent-hnsw-f16": lambda dim: Docent(dim, "HNSW16,SQfp16"),
     "docent-hnsw-sq8-rerank": lambda dim: Docent(dim, "HNSW16,SQ8,Rerank"),
     "docent-hnsw-sq8": lambda dim: Docent(dim, "HNSW16,SQ8"),
     "faiss-hnsw-flat": lambda dim: FaissHNSW(dim),

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "parallel.h"
 #include "simd_dispatch.h"
@@ -16,6 +18,7 @@ namespace {
 constexpr std::size_t kRowBlock = 256;
 constexpr std::size_t kQueryBlock = 64;
 constexpr std::size_t kPackedMinQueries = 4;
+constexpr std::size_t kBf16MinDim = 32;
 
 }  // namespace
 
@@ -102,19 +105,9 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
                                                           : -std::numeric_limits<float>::infinity());
     result.ids.assign(nq * k, -1);
 
-    const auto& kernels = active_kernels();
-    const bool l2 = metric_ == Metric::L2;
-    auto row_at = [&](std::size_t i) { return vectors_.data() + (filtered ? rows[i] : i) * dim_; };
-    auto finish = [&](std::size_t q, TopK& heap) {
-        const auto best = heap.sorted();
-        for (std::size_t j = 0; j < best.size(); ++j) {
-            result.distances[q * k + j] = l2 ? -best[j].first : best[j].first;
-            result.ids[q * k + j] = best[j].second;
-        }
-    };
-
-    // A few queries: one pass of dot products per query, no packing.
+    // A few queries: one pass of exact distances per query, no packing.
     if (nq < kPackedMinQueries) {
+        auto row_at = [&](std::size_t i) { return vectors_.data() + (filtered ? rows[i] : i) * dim_; };
         for (std::size_t q = 0; q < nq; ++q) {
             const float* query = prepared.data() + q * dim_;
             TopK heap(k);
@@ -126,68 +119,123 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
                     threshold = heap.threshold();
                 }
             }
-            finish(q, heap);
+            const auto best = heap.sorted();
+            for (std::size_t j = 0; j < best.size(); ++j) {
+                result.distances[q * k + j] = metric_ == Metric::L2 ? -best[j].first : best[j].first;
+                result.ids[q * k + j] = best[j].second;
+            }
         }
         return result;
     }
 
-    // A batch: each thread takes a range of queries and walks the rows in blocks. A block is
-    // packed transposed into panels (see kernels.h), scored against 64 queries at a time with
-    // the register-tiled kernel, and the scores streamed into per-query top-k heaps.
-    // For L2, |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>, and |q|^2 does not change the order.
-    const std::size_t width = kernels.panel_width;
+    const auto bf16 = dim_ >= kBf16MinDim ? bf16_inner_product_packed() : nullptr;
+    search_batched(bf16, prepared.data(), nq, k, filtered ? &rows : nullptr, threads, result);
+    return result;
+}
+
+namespace {
+std::uint32_t bf16_bits(float f) {  // round to nearest even (values are finite here)
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+std::uint32_t bf16_pair(const float* v, std::size_t d, std::size_t dim) {
+    return bf16_bits(v[d]) | (d + 1 < dim ? bf16_bits(v[d + 1]) << 16 : 0u);
+}
+}  // namespace
+
+// Exact batched search. Each thread takes a range of queries and walks the rows in blocks;
+// a block is packed transposed into panels (see kernels.h) and scored against up to 64
+// queries at a time by a register-tiled kernel: fp32, or bf16 (AVX-512 BF16, twice the work
+// per instruction) when `bf16` is set. L2 goes through inner products
+// (|q - x|^2 = |q|^2 - 2(<q, x> - |x|^2 / 2)), which loses precision when rows are long and close.
+//
+// So these scores are only used to choose candidates. Their error is bounded: rounding the
+// inputs to bf16 (u = 2^-8) moves a product q_i x_i by at most (2u + u^2)|q_i x_i|, and summing
+// dim terms in fp32 adds at most about dim * 2^-24 of sum |q_i x_i| <= |q| |x|. With e the bound
+// for the largest row, a true top-k row scores at least A_k - 2e (A_k: the k-th best score seen),
+// so every row above that line is kept and re-scored exactly in fp32 with the direct kernels.
+// The result is the exact top k, as the one-query path finds it.
+void FlatIndex::search_batched(InnerProductPackedBf16Fn bf16, const float* queries, std::size_t nq, std::size_t k,
+                               const std::vector<std::size_t>* rows, unsigned threads, SearchResult& result) const {
+    const auto& kernels = active_kernels();
+    const bool l2 = metric_ == Metric::L2;
+    const std::size_t n_rows = rows ? rows->size() : ids_.size();
+    auto row_at = [&](std::size_t i) { return vectors_.data() + (rows ? (*rows)[i] : i) * dim_; };
+    auto id_at = [&](std::size_t i) { return ids_[rows ? (*rows)[i] : i]; };
+    float longest = 0;
+    for (std::size_t i = 0; i < n_rows; ++i) longest = std::max(longest, kernels.inner_product(row_at(i), row_at(i), dim_));
+    longest = std::sqrt(longest);
+    const double summing = static_cast<double>(dim_ + 8) / 16777216.0 * 2;  // fp32 sums, with slack
+    const double rounding = bf16 ? 2.0 / 256 + 1.0 / 65536 : 0.0;
+    // words per packed row: bf16 pairs, or floats
+    const std::size_t words = bf16 ? (dim_ + 1) / 2 : dim_;
+    const std::size_t width = bf16 ? 16 : kernels.panel_width;
     const std::size_t panels_per_block = (kRowBlock + width - 1) / width;
     const unsigned use_threads = nq * n_rows * dim_ < (1u << 22) ? 1u : threads;
     parallel_ranges(nq, use_threads, [&](std::size_t q_begin, std::size_t q_end) {
-        std::vector<float> packed(panels_per_block * width * dim_);
-        std::vector<float> half_norms(kRowBlock);
-        std::vector<float> scores(kQueryBlock * kRowBlock);
-        std::vector<TopK> heaps(q_end - q_begin, TopK(k));
-        std::vector<float> thresholds(q_end - q_begin, -std::numeric_limits<float>::infinity());
+        const std::size_t span = q_end - q_begin;
+        std::vector<std::uint32_t> query_words(bf16 ? span * words : 0), packed_words(bf16 ? panels_per_block * words * width : 0);
+        std::vector<float> packed_floats(bf16 ? 0 : panels_per_block * words * width);
+        std::vector<float> half_norms(kRowBlock), scores(kQueryBlock * kRowBlock), band(span);
+        std::vector<float> cut(span, -std::numeric_limits<float>::infinity());
+        std::vector<TopK> approx(span, TopK(k));
+        std::vector<std::vector<std::pair<float, std::uint32_t>>> candidates(span);
+        for (std::size_t q = q_begin; q < q_end; ++q) {
+            const float* query = queries + q * dim_;
+            if (bf16)
+                for (std::size_t j = 0; j < words; ++j) query_words[(q - q_begin) * words + j] = bf16_pair(query, 2 * j, dim_);
+            const double qn = std::sqrt(kernels.inner_product(query, query, dim_));
+            const double e = (rounding + summing) * qn * longest + (l2 ? summing * longest * longest : 0.0);
+            band[q - q_begin] = static_cast<float>(2.0 * 1.05 * e);
+        }
         for (std::size_t rb = 0; rb < n_rows; rb += kRowBlock) {
-            const std::size_t re = std::min(n_rows, rb + kRowBlock), count = re - rb;
-            const std::size_t panels = (count + width - 1) / width;
+            const std::size_t count = std::min(n_rows - rb, kRowBlock), panels = (count + width - 1) / width;
             for (std::size_t i = 0; i < panels * width; ++i) {
-                float* column = packed.data() + (i / width) * width * dim_ + (i % width);
-                if (i < count) {
-                    const float* x = row_at(rb + i);
-                    for (std::size_t d = 0; d < dim_; ++d) column[d * width] = x[d];
-                    if (l2) half_norms[i] = 0.5f * kernels.inner_product(x, x, dim_);
-                } else {
-                    for (std::size_t d = 0; d < dim_; ++d) column[d * width] = 0;
+                const std::size_t at = (i / width) * words * width + (i % width);
+                const float* x = i < count ? row_at(rb + i) : nullptr;
+                for (std::size_t j = 0; j < words; ++j) {
+                    if (bf16) packed_words[at + j * width] = x ? bf16_pair(x, 2 * j, dim_) : 0u;
+                    else packed_floats[at + j * width] = x ? x[j] : 0.0f;
                 }
+                if (x && l2) half_norms[i] = 0.5f * kernels.inner_product(x, x, dim_);
             }
             for (std::size_t qb = q_begin; qb < q_end; qb += kQueryBlock) {
                 const std::size_t qe = std::min(q_end, qb + kQueryBlock);
-                kernels.inner_product_packed(prepared.data() + qb * dim_, qe - qb, packed.data(), panels, dim_, scores.data(), kRowBlock);
+                if (bf16)
+                    bf16(query_words.data() + (qb - q_begin) * words, qe - qb, packed_words.data(), panels, words, scores.data(), kRowBlock);
+                else
+                    kernels.inner_product_packed(queries + qb * dim_, qe - qb, packed_floats.data(), panels, dim_, scores.data(), kRowBlock);
                 for (std::size_t q = qb; q < qe; ++q) {
-                    TopK& heap = heaps[q - q_begin];
-                    float threshold = thresholds[q - q_begin];
+                    const std::size_t t = q - q_begin;
                     const float* row_scores = scores.data() + (q - qb) * kRowBlock;
+                    float line = cut[t];
+                    auto& kept = candidates[t];
                     for (std::size_t i = 0; i < count; ++i) {
                         const float s = l2 ? row_scores[i] - half_norms[i] : row_scores[i];
-                        if (s >= threshold) {
-                            heap.push(s, ids_[filtered ? rows[rb + i] : rb + i]);
-                            threshold = heap.threshold();
-                        }
+                        if (s < line) continue;
+                        kept.emplace_back(s, static_cast<std::uint32_t>(rb + i));
+                        approx[t].push(s, static_cast<std::int64_t>(rb + i));
+                        line = approx[t].threshold() - band[t];
                     }
-                    thresholds[q - q_begin] = threshold;
+                    cut[t] = line;
+                    if (kept.size() > 8 * k + 1024)  // drop what fell below the line since
+                        kept.erase(std::remove_if(kept.begin(), kept.end(), [line](const auto& c) { return c.first < line; }), kept.end());
                 }
             }
         }
         for (std::size_t q = q_begin; q < q_end; ++q) {
-            TopK& heap = heaps[q - q_begin];
-            if (l2) {  // back from <q, x> - |x|^2 / 2 to the exact squared distance
-                const float* query = prepared.data() + q * dim_;
-                const float qn = kernels.inner_product(query, query, dim_);
-                TopK exact(k);
-                for (const auto& [s, id] : heap.sorted()) exact.push(-std::max(0.0f, qn - 2 * s), id);
-                heap = std::move(exact);
+            const std::size_t t = q - q_begin;
+            TopK exact(k);
+            for (const auto& [s, i] : candidates[t])
+                if (s >= cut[t]) exact.push(score(queries + q * dim_, row_at(i)), id_at(i));
+            const auto best = exact.sorted();
+            for (std::size_t j = 0; j < best.size(); ++j) {
+                result.distances[q * k + j] = l2 ? -best[j].first : best[j].first;
+                result.ids[q * k + j] = best[j].second;
             }
-            finish(q, heap);
         }
     });
-    return result;
 }
 
 RangeResult FlatIndex::range_search(const float* queries, std::size_t nq, float radius, unsigned threads) const {

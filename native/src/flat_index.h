@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels.h"
 #include "metric.h"
 #include "serialize.h"
 
@@ -48,6 +49,8 @@ public:
 
 private:
     float score(const float* query, const float* row) const;
+    void search_batched(InnerProductPackedBf16Fn bf16, const float* queries, std::size_t nq, std::size_t k,
+                        const std::vector<std::size_t>* rows, unsigned threads, SearchResult& result) const;
 
     std::size_t dim_;
     Metric metric_;

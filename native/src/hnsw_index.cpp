@@ -16,6 +16,8 @@
 namespace docent {
 namespace {
 
+constexpr std::size_t kQueriesPerPiece = 8;  // queries a search thread takes at a time
+
 // Slots come in chunks of 2^16; the chunk table has room for 2^12 of them (2^28 vectors).
 // Chunk memory is committed by the kernel only where it is touched.
 constexpr unsigned kChunkShift = 16;
@@ -161,6 +163,8 @@ HnswIndex::HnswIndex(std::size_t dim, Metric metric, HnswParams params)
     code_offset_ = kHeaderBytes + 4 * max_links0_;
     node_bytes_ = (code_offset_ + codec_.code_size() + 7) / 8 * 8;
     level_mult_ = 1.0 / std::log(static_cast<double>(params.M));
+    code_lines_ = (codec_.code_size() + 63) / 64;
+    head_lines_ = std::min(kHeadLines, code_lines_);
     rng_state_ = params.seed ? params.seed : 1;
     chunk_table_.reset(new std::atomic<Chunk*>[kMaxChunks]);
     for (std::size_t i = 0; i < kMaxChunks; ++i) chunk_table_[i].store(nullptr, std::memory_order_relaxed);
@@ -177,6 +181,8 @@ HnswIndex::HnswIndex(HnswIndex&& other) noexcept
       node_bytes_(other.node_bytes_),
       code_offset_(other.code_offset_),
       level_mult_(other.level_mult_),
+      code_lines_(other.code_lines_),
+      head_lines_(other.head_lines_),
       chunk_table_(std::move(other.chunk_table_)),
       block_table_(std::move(other.block_table_)),
       chunks_(std::move(other.chunks_)),
@@ -590,65 +596,64 @@ std::vector<HnswIndex::Candidate> HnswIndex::search_level(const VectorCodec::Que
 // gathered and their blocks prefetched, then scored in one pass.
 template <typename Distance>
 void HnswIndex::search_pool(const Distance& distance, std::uint32_t entry, int level, std::size_t ef,
-                            std::vector<Candidate>& pool) const {
+                            std::vector<Candidate>& out) const {
+    constexpr std::uint32_t kExpanded = 1u << 31;  // slots stay below 2^28, so the top bit is free
     auto visited = visited_->acquire(slots());
-    pool.clear();
-    pool.reserve(ef + 1);
-    std::vector<std::uint8_t> expanded;
-    expanded.reserve(ef + 1);
-    visited->test_and_set(entry);
-    pool.emplace_back(distance(entry), entry);
-    expanded.push_back(0);
+    Visited& seen = *visited.visited;
+    std::vector<Candidate> pool(ef + 1);  // sorted by distance; .second = slot | kExpanded once expanded
+    std::size_t size = 1;
+    seen.test_and_set(entry);
+    pool[0] = {distance(entry), entry};
     std::uint32_t fresh[kMaxLinks0];
+    const std::uint32_t cap = static_cast<std::uint32_t>(level == 0 ? max_links0_ : params_.M);
     std::size_t next = 0;
-    while (next < pool.size()) {
-        expanded[next] = 1;
-        const std::uint32_t* list = links(pool[next].second, level);
+    while (next < size) {
+        const std::uint32_t current = pool[next].second;
+        pool[next].second |= kExpanded;
+        const std::uint32_t* list = links(current, level);
         // the node likely expanded next: start loading its link list now
-        for (std::size_t ahead = next + 1; ahead < pool.size(); ++ahead)
-            if (!expanded[ahead]) {
+        for (std::size_t ahead = next + 1; ahead < size; ++ahead)
+            if (!(pool[ahead].second & kExpanded)) {
                 prefetch(links(pool[ahead].second, level));
                 break;
             }
-        const std::uint32_t cap = static_cast<std::uint32_t>(level == 0 ? max_links0_ : params_.M);
         const std::uint32_t count = std::min<std::uint32_t>(load_acquire(list), cap);
         std::size_t n_fresh = 0;
         for (std::uint32_t i = 0; i < count; ++i) {
             const std::uint32_t n = load_relaxed(list + 1 + i);
-            if (visited->test_and_set(n)) continue;
+            if (seen.test_and_set(n)) continue;
             prefetch_head(code(n));
             fresh[n_fresh++] = n;
         }
-        std::size_t lowest = pool.size();
+        std::size_t lowest = size;
         for (std::size_t i = 0; i < n_fresh; ++i) {
             if (i + 1 < n_fresh) prefetch_tail(code(fresh[i + 1]));
             const float d = distance(fresh[i]);
-            if (pool.size() >= ef && !(d < pool.back().first)) continue;
-            // insert keeping the pool sorted; the worst falls off when full
-            std::size_t at = pool.size();
+            if (size == ef && !(d < pool[size - 1].first)) continue;
+            // insert keeping the pool sorted; when full, the worst falls off the end
+            std::size_t at = size;
             while (at > 0 && pool[at - 1].first > d) --at;
-            if (pool.size() >= ef) {
-                pool.pop_back();
-                expanded.pop_back();
-            }
-            pool.insert(pool.begin() + static_cast<std::ptrdiff_t>(at), Candidate{d, fresh[i]});
-            expanded.insert(expanded.begin() + static_cast<std::ptrdiff_t>(at), 0);
+            const std::size_t end = size < ef ? size : ef - 1;
+            std::copy_backward(pool.begin() + static_cast<std::ptrdiff_t>(at), pool.begin() + static_cast<std::ptrdiff_t>(end),
+                               pool.begin() + static_cast<std::ptrdiff_t>(end + 1));
+            pool[at] = {d, fresh[i]};
+            if (size < ef) ++size;
             lowest = std::min(lowest, at);
         }
         next = std::min(next + 1, lowest);
-        while (next < pool.size() && expanded[next]) ++next;
+        while (next < size && (pool[next].second & kExpanded)) ++next;
     }
+    out.resize(size);
+    for (std::size_t i = 0; i < size; ++i) out[i] = {pool[i].first, pool[i].second & ~kExpanded};
 }
 
 // A vector spans several cache lines (1.5 KiB for 384 fp32 values). Its first lines are
 // requested for all fresh neighbours at once; the rest one neighbour ahead of the scoring.
 void HnswIndex::prefetch_head(const unsigned char* code) const {
-    const std::size_t lines = std::min<std::size_t>(kHeadLines, (codec_.code_size() + 63) / 64);
-    for (std::size_t i = 0; i < lines; ++i) prefetch(code + 64 * i);
+    for (std::size_t i = 0; i < head_lines_; ++i) prefetch(code + 64 * i);
 }
 void HnswIndex::prefetch_tail(const unsigned char* code) const {
-    const std::size_t lines = (codec_.code_size() + 63) / 64;
-    for (std::size_t i = kHeadLines; i < lines; ++i) prefetch(code + 64 * i);
+    for (std::size_t i = head_lines_; i < code_lines_; ++i) prefetch(code + 64 * i);
 }
 
 // Picks the distance function once per query, so the inner loop calls the kernel directly.
@@ -765,7 +770,7 @@ SearchResult HnswIndex::search(const float* queries, std::size_t nq, std::size_t
     SearchResult result;
     result.distances.resize(nq * k);
     result.ids.resize(nq * k);
-    parallel_ranges(nq, nq < 2 ? 1u : threads, [&](std::size_t begin, std::size_t end) {
+    parallel_dynamic(nq, nq < 2 ? 1u : threads, kQueriesPerPiece, [&](std::size_t begin, std::size_t end) {
         for (std::size_t i = begin; i < end; ++i) {
             const float* query = prepared.data() + i * dim();
             if (exact)
@@ -782,7 +787,7 @@ RangeResult HnswIndex::range_search(const float* queries, std::size_t nq, float 
     const std::vector<float> prepared = prepare_vectors(queries, nq, dim(), metric(), "queries");
     const float limit = metric() == Metric::L2 ? radius : -radius;  // internal distance bound
     std::vector<std::vector<std::pair<float, std::int64_t>>> per_query(nq);
-    parallel_ranges(nq, nq < 2 ? 1u : threads, [&](std::size_t begin, std::size_t end) {
+    parallel_dynamic(nq, nq < 2 ? 1u : threads, kQueriesPerPiece, [&](std::size_t begin, std::size_t end) {
         static const std::vector<std::uint64_t> no_filter;
         for (std::size_t i = begin; i < end; ++i) {
             const float* query = prepared.data() + i * dim();

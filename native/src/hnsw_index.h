@@ -119,6 +119,7 @@ private:
     HnswParams params_;
     std::size_t max_links0_, node_bytes_, code_offset_;
     double level_mult_;
+    std::size_t code_lines_, head_lines_;  // cache lines of a vector code, and how many to prefetch early
 
     // Fixed-size tables of chunk pointers (never reallocated, so readers need no lock).
     std::unique_ptr<std::atomic<Chunk*>[]> chunk_table_;

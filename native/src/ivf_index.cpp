@@ -14,6 +14,8 @@
 
 namespace docent {
 namespace {
+
+constexpr std::size_t kQueriesPerPiece = 8;  // queries a search thread takes at a time
 constexpr std::size_t kCodebook = 256;
 constexpr std::size_t kTrainPerCentroid = 256;  // as Faiss: more points add time, not quality
 constexpr std::size_t kIterations = 20;
@@ -235,7 +237,7 @@ SearchResult IvfIndex::search(const float* queries, std::size_t nq, std::size_t 
     if (!trained_ || where_.empty()) return result;
     const bool rerank = params_.rerank && params_.pq_m;
     const std::size_t keep = rerank ? std::max<std::size_t>(4 * k, 32) : k;  // PQ candidates re-scored exactly
-    parallel_ranges(nq, nq < 2 ? 1u : threads, [&](std::size_t begin, std::size_t end) {
+    parallel_dynamic(nq, nq < 2 ? 1u : threads, kQueriesPerPiece, [&](std::size_t begin, std::size_t end) {
         const Kernels& kernels = active_kernels();
         std::vector<float> table(params_.pq_m * kCodebook);
         for (std::size_t q = begin; q < end; ++q) {
@@ -280,7 +282,7 @@ RangeResult IvfIndex::range_search(const float* queries, std::size_t nq, float r
     const float limit = metric_ == Metric::L2 ? radius : -radius;
     std::vector<std::vector<std::pair<float, std::int64_t>>> per_query(nq);
     if (trained_)
-        parallel_ranges(nq, nq < 2 ? 1u : threads, [&](std::size_t begin, std::size_t end) {
+        parallel_dynamic(nq, nq < 2 ? 1u : threads, kQueriesPerPiece, [&](std::size_t begin, std::size_t end) {
             const Kernels& kernels = active_kernels();
             std::vector<float> table(params_.pq_m * kCodebook);
             for (std::size_t q = begin; q < end; ++q) {

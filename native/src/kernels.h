@@ -39,6 +39,15 @@ namespace kernels_generic { extern const Kernels table; }
 namespace kernels_avx2 { extern const Kernels table; }
 namespace kernels_avx512 { extern const Kernels table; }
 
+// The same over bf16 values stored in pairs (one 32-bit word = dimensions 2j and 2j+1):
+// queries (nq, pairs) and panels of 16 rows laid out [panel][pair][row]. AVX-512 BF16 only.
+using InnerProductPackedBf16Fn = void (*)(const unsigned* queries, std::size_t nq, const unsigned* panels, std::size_t n_panels,
+                                          std::size_t pairs, float* out, std::size_t out_stride);
+namespace kernels_avx512bf16 {
+void inner_product_packed_bf16(const unsigned* queries, std::size_t nq, const unsigned* panels, std::size_t n_panels,
+                               std::size_t pairs, float* out, std::size_t out_stride);
+}
+
 // IEEE half <-> float in portable code (the SIMD kernels convert with F16C / AVX-512 instead).
 float half_to_float(unsigned short h);
 unsigned short float_to_half(float f);  // round to nearest even; overflow becomes infinity

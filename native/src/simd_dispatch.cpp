@@ -49,6 +49,17 @@ std::vector<std::string> supported_simd_levels() {
     return levels;
 }
 
+InnerProductPackedBf16Fn bf16_inner_product_packed() {
+#if defined(DOCENT_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+    static const bool supported = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512bf16") != 0;
+    }();
+    if (supported && &active_kernels() == &kernels_avx512::table) return kernels_avx512bf16::inner_product_packed_bf16;
+#endif
+    return nullptr;
+}
+
 const Kernels& active_kernels() { return *current().load(std::memory_order_relaxed); }
 
 void set_simd_level(const std::string& level) {
