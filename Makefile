@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: install run test test-python sanitize bench clean
+.PHONY: bench-ann install run test test-python sanitize bench clean
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ bench: install
 	$(BIN)/python -m pip install ".[bench]"
 	$(BIN)/python bench/bm25_bench.py
 	$(BIN)/python bench/eval_bench.py --cranfield $(SHARED)/cranfield
+
+# The vector engine against Faiss, hnswlib and USearch on GloVe (../shared) and 100,000 MiniLM
+# embeddings of the Python documentation (needs `apt-get install python3.11-doc`; embedded once
+# and cached in bench/data/): tables and plots in bench/results/.
+bench-ann: install
+	$(BIN)/python -m pip install ".[bench]"
+	$(BIN)/python bench/ann_bench.py
+	$(BIN)/python bench/index_choice_bench.py
 
 clean:
 	rm -rf build $(VENV)

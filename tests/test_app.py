@@ -154,3 +154,15 @@ def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch
         assert any(f"{server.base}/library/csv.html" in m.value for m in at.sidebar.markdown)
     finally:
         server.close()
+
+
+def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
+    harbour = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+    upload(app, [("first.pdf", make_pdf(HANDBOOK_PAGES, title="First")), ("second.pdf", make_pdf(harbour, title="Second"))])
+    chooser = app.sidebar.multiselect[0]
+    assert chooser.label == "Search only in" and set(chooser.options) == {"first.pdf", "second.pdf"}
+    chooser.set_value(["second.pdf"]).run()
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.exception, app.exception
+    cited = [e.label.lower() for e in app.expander if e.label.startswith("[")]
+    assert cited and all("second" in label and "first" not in label for label in cited)

@@ -68,7 +68,8 @@ struct CloserFirst {
 }  // namespace
 
 // Zeroed memory from mmap, asking the kernel for 2 MiB pages: a search touches nodes all over
-// the index, and with 4 KiB pages nearly every visit would also miss the TLB.
+// the index, and with 4 KiB pages nearly every visit would also miss the TLB. Pages are
+// committed when first touched, so a chunk's unused tail costs nothing.
 class PageBuffer {
 public:
     PageBuffer() = default;
@@ -97,7 +98,7 @@ private:
 // Per-slot data that searches rarely touch.
 struct HnswIndex::Chunk {
     std::unique_ptr<PageBuffer> owned_blocks;
-    std::unique_ptr<float[]> owned_originals;
+    std::unique_ptr<PageBuffer> owned_originals;
     float* originals = nullptr;
     std::unique_ptr<std::uint8_t[]> levels{new std::uint8_t[kChunkSlots]()};
     std::unique_ptr<std::atomic<std::uint8_t>[]> locks{new std::atomic<std::uint8_t>[kChunkSlots]()};
@@ -280,8 +281,8 @@ void HnswIndex::ensure_slots(std::size_t count) {
         auto chunk = std::make_unique<Chunk>();
         chunk->owned_blocks = std::make_unique<PageBuffer>(std::size_t{kChunkSlots} * node_bytes_);
         if (params_.rerank) {
-            chunk->owned_originals.reset(new float[std::size_t{kChunkSlots} * dim()]());
-            chunk->originals = chunk->owned_originals.get();
+            chunk->owned_originals = std::make_unique<PageBuffer>(std::size_t{kChunkSlots} * dim() * sizeof(float));
+            chunk->originals = reinterpret_cast<float*>(chunk->owned_originals->get());
         }
         const std::size_t c = chunks_.size();
         block_table_[c].store(chunk->owned_blocks->get(), std::memory_order_release);
@@ -921,9 +922,9 @@ HnswIndex HnswIndex::deserialize(const Unsealed& sealed, std::shared_ptr<const v
             if (index.mapping_) {
                 chunk->originals = const_cast<float*>(osrc);
             } else {
-                chunk->owned_originals.reset(new float[std::size_t{kChunkSlots} * dim]());
-                std::memcpy(chunk->owned_originals.get(), osrc, in_chunk * dim * sizeof(float));
-                chunk->originals = chunk->owned_originals.get();
+                chunk->owned_originals = std::make_unique<PageBuffer>(std::size_t{kChunkSlots} * dim * sizeof(float));
+                chunk->originals = reinterpret_cast<float*>(chunk->owned_originals->get());
+                std::memcpy(chunk->originals, osrc, in_chunk * dim * sizeof(float));
             }
         }
         index.block_table_[c].store(chunk_blocks);
