@@ -59,6 +59,44 @@ py::bytes to_bytes(const std::vector<unsigned char>& blob) {
     return py::bytes(reinterpret_cast<const char*>(blob.data()), blob.size());
 }
 
+// What every vector index binds the same way.
+template <typename Index>
+void bind_common(py::class_<Index>& cls) {
+    cls.def_property_readonly("dim", &Index::dim)
+        .def_property_readonly("metric", [](const Index& self) { return metric_name(self.metric()); })
+        .def("__len__", &Index::size)
+        .def("__contains__", &Index::contains)
+        .def("remove", [](Index& self, const IdArray& ids) {
+            const auto list = to_id_vector(ids);
+            py::gil_scoped_release release;
+            return self.remove(list.data(), list.size());
+        }, py::arg("ids"))
+        .def("reconstruct", [](const Index& self, std::int64_t id) {
+            const auto v = self.reconstruct(id);
+            py::array_t<float> out(v.size());
+            std::copy(v.begin(), v.end(), out.mutable_data());
+            return out;
+        }, py::arg("id"))
+        .def("ids", [](const Index& self) {
+            const std::vector<std::int64_t> ids = self.ids();
+            py::array_t<std::int64_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        })
+        .def("serialize", [](const Index& self, std::uint64_t checkpoint) {
+            std::vector<unsigned char> blob;
+            {
+                py::gil_scoped_release release;
+                blob = self.serialize(checkpoint);
+            }
+            return to_bytes(blob);
+        }, py::arg("checkpoint") = 0)
+        .def("save", [](const Index& self, const std::string& path, std::uint64_t checkpoint) {
+            py::gil_scoped_release release;
+            write_file_atomically(path, self.serialize(checkpoint));
+        }, py::arg("path"), py::arg("checkpoint") = 0);
+}
+
 template <typename Index, typename... Extra>
 py::object build(const Unsealed& sealed, Extra&&... extra) {
     Index* index;
@@ -102,13 +140,9 @@ PYBIND11_MODULE(_engine, m) {
         return xxh64(view.data(), view.size());
     }, py::arg("data"));
 
-    py::class_<FlatIndex>(m, "FlatIndex")
-        .def(py::init([](std::size_t dim, const std::string& metric) { return FlatIndex(dim, parse_metric(metric)); }),
+    py::class_<FlatIndex> flat(m, "FlatIndex");
+    flat.def(py::init([](std::size_t dim, const std::string& metric) { return FlatIndex(dim, parse_metric(metric)); }),
              py::arg("dim"), py::arg("metric"))
-        .def_property_readonly("dim", &FlatIndex::dim)
-        .def_property_readonly("metric", [](const FlatIndex& self) { return metric_name(self.metric()); })
-        .def("__len__", &FlatIndex::size)
-        .def("__contains__", &FlatIndex::contains)
         .def("add", [](FlatIndex& self, const FloatArray& vectors, const IdArray& ids) {
             const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
             if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
@@ -116,11 +150,6 @@ PYBIND11_MODULE(_engine, m) {
             py::gil_scoped_release release;
             self.add(vectors.data(), ids.data(), n);
         }, py::arg("vectors"), py::arg("ids"))
-        .def("remove", [](FlatIndex& self, const IdArray& ids) {
-            const auto list = to_id_vector(ids);
-            py::gil_scoped_release release;
-            return self.remove(list.data(), list.size());
-        }, py::arg("ids"))
         .def("search", [](const FlatIndex& self, const FloatArray& queries, std::size_t k, std::optional<IdArray> allowed,
                           unsigned threads) {
             const std::size_t nq = check_matrix(queries, self.dim(), "queries");
@@ -141,47 +170,21 @@ PYBIND11_MODULE(_engine, m) {
                 result = self.range_search(queries.data(), nq, radius, threads ? threads : default_threads());
             }
             return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0)
-        .def("reconstruct", [](const FlatIndex& self, std::int64_t id) {
-            const auto v = self.reconstruct(id);
-            py::array_t<float> out(v.size());
-            std::copy(v.begin(), v.end(), out.mutable_data());
-            return out;
-        }, py::arg("id"))
-        .def("ids", [](const FlatIndex& self) {
-            py::array_t<std::int64_t> out(self.ids().size());
-            std::copy(self.ids().begin(), self.ids().end(), out.mutable_data());
-            return out;
-        })
-        .def("serialize", [](const FlatIndex& self, std::uint64_t checkpoint) {
-            std::vector<unsigned char> blob;
-            {
-                py::gil_scoped_release release;
-                blob = self.serialize(checkpoint);
-            }
-            return to_bytes(blob);
-        }, py::arg("checkpoint") = 0)
-        .def("save", [](const FlatIndex& self, const std::string& path, std::uint64_t checkpoint) {
-            py::gil_scoped_release release;
-            write_file_atomically(path, self.serialize(checkpoint));
-        }, py::arg("path"), py::arg("checkpoint") = 0);
+        }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0);
+    bind_common(flat);
 
-    py::class_<HnswIndex>(m, "HnswIndex")
-        .def(py::init([](std::size_t dim, const std::string& metric, std::size_t M, std::size_t ef_construction,
+    py::class_<HnswIndex> hnsw(m, "HnswIndex");
+    hnsw.def(py::init([](std::size_t dim, const std::string& metric, std::size_t M, std::size_t ef_construction,
                          const std::string& storage, bool rerank, std::uint64_t seed) {
             return new HnswIndex(dim, parse_metric(metric), HnswParams{M, ef_construction, parse_storage(storage), rerank, seed});
         }), py::arg("dim"), py::arg("metric"), py::arg("M") = 32, py::arg("ef_construction") = 200, py::arg("storage") = "f32",
             py::arg("rerank") = false, py::arg("seed") = 100)
-        .def_property_readonly("dim", &HnswIndex::dim)
-        .def_property_readonly("metric", [](const HnswIndex& self) { return metric_name(self.metric()); })
         .def_property_readonly("M", [](const HnswIndex& self) { return self.params().M; })
         .def_property_readonly("ef_construction", [](const HnswIndex& self) { return self.params().ef_construction; })
         .def_property_readonly("storage", [](const HnswIndex& self) { return storage_name(self.params().storage); })
         .def_property_readonly("rerank", [](const HnswIndex& self) { return self.params().rerank; })
         .def_property_readonly("read_only", &HnswIndex::read_only)
         .def_property_readonly("memory_bytes", &HnswIndex::memory_bytes)
-        .def("__len__", &HnswIndex::size)
-        .def("__contains__", &HnswIndex::contains)
         .def("add", [](HnswIndex& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
             const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
             if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
@@ -189,11 +192,6 @@ PYBIND11_MODULE(_engine, m) {
             py::gil_scoped_release release;
             self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
         }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
-        .def("remove", [](HnswIndex& self, const IdArray& ids) {
-            const auto list = to_id_vector(ids);
-            py::gil_scoped_release release;
-            return self.remove(list.data(), list.size());
-        }, py::arg("ids"))
         .def("search", [](const HnswIndex& self, const FloatArray& queries, std::size_t k, std::size_t ef,
                           std::optional<IdArray> allowed, unsigned threads) {
             const std::size_t nq = check_matrix(queries, self.dim(), "queries");
@@ -214,38 +212,13 @@ PYBIND11_MODULE(_engine, m) {
                 result = self.range_search(queries.data(), nq, radius, ef, threads ? threads : default_threads());
             }
             return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("ef") = 64, py::arg("threads") = 0)
-        .def("reconstruct", [](const HnswIndex& self, std::int64_t id) {
-            const auto v = self.reconstruct(id);
-            py::array_t<float> out(v.size());
-            std::copy(v.begin(), v.end(), out.mutable_data());
-            return out;
-        }, py::arg("id"))
-        .def("ids", [](const HnswIndex& self) {
-            const auto ids = self.ids();
-            py::array_t<std::int64_t> out(ids.size());
-            std::copy(ids.begin(), ids.end(), out.mutable_data());
-            return out;
-        })
-        .def("serialize", [](const HnswIndex& self, std::uint64_t checkpoint) {
-            std::vector<unsigned char> blob;
-            {
-                py::gil_scoped_release release;
-                blob = self.serialize(checkpoint);
-            }
-            return to_bytes(blob);
-        }, py::arg("checkpoint") = 0)
-        .def("save", [](const HnswIndex& self, const std::string& path, std::uint64_t checkpoint) {
-            py::gil_scoped_release release;
-            write_file_atomically(path, self.serialize(checkpoint));
-        }, py::arg("path"), py::arg("checkpoint") = 0);
+        }, py::arg("queries"), py::arg("radius"), py::arg("ef") = 64, py::arg("threads") = 0);
+    bind_common(hnsw);
 
-    py::class_<IvfIndex>(m, "IvfIndex")
-        .def(py::init([](std::size_t dim, const std::string& metric, std::size_t nlist, std::size_t pq_m, bool rerank, std::uint64_t seed) {
+    py::class_<IvfIndex> ivf(m, "IvfIndex");
+    ivf.def(py::init([](std::size_t dim, const std::string& metric, std::size_t nlist, std::size_t pq_m, bool rerank, std::uint64_t seed) {
             return new IvfIndex(dim, parse_metric(metric), IvfParams{nlist, pq_m, rerank, seed});
         }), py::arg("dim"), py::arg("metric"), py::arg("nlist"), py::arg("pq_m") = 0, py::arg("rerank") = false, py::arg("seed") = 1234)
-        .def_property_readonly("dim", &IvfIndex::dim)
-        .def_property_readonly("metric", [](const IvfIndex& self) { return metric_name(self.metric()); })
         .def_property_readonly("nlist", [](const IvfIndex& self) { return self.params().nlist; })
         .def_property_readonly("pq_m", [](const IvfIndex& self) { return self.params().pq_m; })
         .def_property_readonly("rerank", [](const IvfIndex& self) { return self.params().rerank; })
@@ -256,8 +229,6 @@ PYBIND11_MODULE(_engine, m) {
             std::copy(self.centroids().begin(), self.centroids().end(), out.mutable_data());
             return out;
         })
-        .def("__len__", &IvfIndex::size)
-        .def("__contains__", &IvfIndex::contains)
         .def("train", [](IvfIndex& self, const FloatArray& vectors, unsigned threads) {
             const std::size_t n = check_matrix(vectors, self.dim(), "training vectors");
             py::gil_scoped_release release;
@@ -270,11 +241,6 @@ PYBIND11_MODULE(_engine, m) {
             py::gil_scoped_release release;
             self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
         }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
-        .def("remove", [](IvfIndex& self, const IdArray& ids) {
-            const auto list = to_id_vector(ids);
-            py::gil_scoped_release release;
-            return self.remove(list.data(), list.size());
-        }, py::arg("ids"))
         .def("search", [](const IvfIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
                           std::optional<IdArray> allowed, unsigned threads) {
             const std::size_t nq = check_matrix(queries, self.dim(), "queries");
@@ -295,31 +261,8 @@ PYBIND11_MODULE(_engine, m) {
                 result = self.range_search(queries.data(), nq, radius, nprobe, threads ? threads : default_threads());
             }
             return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("nprobe") = 8, py::arg("threads") = 0)
-        .def("reconstruct", [](const IvfIndex& self, std::int64_t id) {
-            const auto v = self.reconstruct(id);
-            py::array_t<float> out(v.size());
-            std::copy(v.begin(), v.end(), out.mutable_data());
-            return out;
-        }, py::arg("id"))
-        .def("ids", [](const IvfIndex& self) {
-            const auto ids = self.ids();
-            py::array_t<std::int64_t> out(ids.size());
-            std::copy(ids.begin(), ids.end(), out.mutable_data());
-            return out;
-        })
-        .def("serialize", [](const IvfIndex& self, std::uint64_t checkpoint) {
-            std::vector<unsigned char> blob;
-            {
-                py::gil_scoped_release release;
-                blob = self.serialize(checkpoint);
-            }
-            return to_bytes(blob);
-        }, py::arg("checkpoint") = 0)
-        .def("save", [](const IvfIndex& self, const std::string& path, std::uint64_t checkpoint) {
-            py::gil_scoped_release release;
-            write_file_atomically(path, self.serialize(checkpoint));
-        }, py::arg("path"), py::arg("checkpoint") = 0);
+        }, py::arg("queries"), py::arg("radius"), py::arg("nprobe") = 8, py::arg("threads") = 0);
+    bind_common(ivf);
 
     m.def("kmeans", [](const FloatArray& x, std::size_t k, std::size_t iterations, bool spherical, std::uint64_t seed, unsigned threads) {
         if (x.ndim() != 2) throw ArgumentError("k-means input must be a 2-D array (n, dim)");

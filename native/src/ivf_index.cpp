@@ -191,6 +191,14 @@ std::vector<std::uint32_t> IvfIndex::probe(const float* query, std::size_t nprob
     return out;
 }
 
+// <q_m, codeword> for every sub-space m and codeword: for ip/cosine one table serves every cell.
+void IvfIndex::fill_ip_table(const float* query, std::vector<float>& table) const {
+    const Kernels& k = active_kernels();
+    for (std::size_t m = 0; m < params_.pq_m; ++m)
+        for (std::size_t c = 0; c < kCodebook; ++c)
+            table[m * kCodebook + c] = k.inner_product(query + m * sub_dim_, codebooks_.data() + (m * kCodebook + c) * sub_dim_, sub_dim_);
+}
+
 // Distances (lower is better) of every entry of one list. For PQ, a lookup table per sub-space:
 // ip: <q, c + r> = <q, c> + sum_m <q_m, r_m>; l2: |q - c - r|^2 = sum_m |(q - c)_m - r_m|^2.
 template <typename Consider>
@@ -242,10 +250,7 @@ SearchResult IvfIndex::search(const float* queries, std::size_t nq, std::size_t 
         std::vector<float> table(params_.pq_m * kCodebook);
         for (std::size_t q = begin; q < end; ++q) {
             const float* query = prepared.data() + q * dim_;
-            if (params_.pq_m && metric_ != Metric::L2)
-                for (std::size_t m = 0; m < params_.pq_m; ++m)
-                    for (std::size_t c = 0; c < kCodebook; ++c)
-                        table[m * kCodebook + c] = kernels.inner_product(query + m * sub_dim_, codebooks_.data() + (m * kCodebook + c) * sub_dim_, sub_dim_);
+            if (params_.pq_m && metric_ != Metric::L2) fill_ip_table(query, table);
             TopK best(keep);  // scores are negated distances (higher is better)
             std::vector<std::pair<std::uint32_t, std::uint32_t>> where;  // of kept candidates, for re-scoring
             for (std::uint32_t l : probe(query, nprobe)) {
@@ -287,10 +292,7 @@ RangeResult IvfIndex::range_search(const float* queries, std::size_t nq, float r
             std::vector<float> table(params_.pq_m * kCodebook);
             for (std::size_t q = begin; q < end; ++q) {
                 const float* query = prepared.data() + q * dim_;
-                if (params_.pq_m && metric_ != Metric::L2)
-                    for (std::size_t m = 0; m < params_.pq_m; ++m)
-                        for (std::size_t c = 0; c < kCodebook; ++c)
-                            table[m * kCodebook + c] = kernels.inner_product(query + m * sub_dim_, codebooks_.data() + (m * kCodebook + c) * sub_dim_, sub_dim_);
+                if (params_.pq_m && metric_ != Metric::L2) fill_ip_table(query, table);
                 for (std::uint32_t l : probe(query, nprobe)) {
                     const float centroid_ip = kernels.inner_product(query, centroids_.data() + l * dim_, dim_);
                     scan_list(query, l, centroid_ip, table, [&](float d, std::size_t i) {

@@ -61,6 +61,7 @@ private:
     // Scores one list for a prepared query into `consider(distance, list, position)`.
     template <typename Consider>
     void scan_list(const float* query, std::size_t list, float centroid_score, std::vector<float>& table, Consider&& consider) const;
+    void fill_ip_table(const float* query, std::vector<float>& table) const;
     std::vector<std::uint32_t> probe(const float* query, std::size_t nprobe) const;
 
     std::size_t dim_;
