@@ -105,22 +105,28 @@ struct HnswIndex::Chunk {
     std::unique_ptr<std::unique_ptr<std::uint32_t[]>[]> upper{new std::unique_ptr<std::uint32_t[]>[kChunkSlots]()};
 };
 
-// Visited marks as 16-bit tags: a new search bumps the tag instead of clearing the array.
+// Visited marks as a bitset (100,000 nodes fit in 12.5 KiB, so the checks stay in L1). The
+// words a search touched are remembered and cleared after it, so a search costs in proportion
+// to what it visits, not to the size of the index.
 struct HnswIndex::Visited {
-    std::vector<std::uint16_t> tags;
-    std::uint16_t mark = 0;
+    std::vector<std::uint64_t> bits;
+    std::vector<std::uint32_t> touched;
+    std::size_t limit = 0;  // slots that existed when the search began
 
     void reset(std::size_t slots) {
-        if (tags.size() < slots) tags.resize(slots + slots / 4 + 1024, 0);
-        if (++mark == 0) {
-            std::fill(tags.begin(), tags.end(), 0);
-            mark = 1;
-        }
+        for (std::uint32_t w : touched) bits[w] = 0;
+        touched.clear();
+        if (bits.size() * 64 < slots) bits.resize((slots + slots / 4 + 1024) / 64 + 1, 0);
+        limit = slots;
     }
     // True when already visited; a slot added after this search began counts as visited.
     bool test_and_set(std::uint32_t slot) {
-        if (slot >= tags.size() || tags[slot] == mark) return true;
-        tags[slot] = mark;
+        if (slot >= limit) return true;
+        std::uint64_t& word = bits[slot >> 6];
+        const std::uint64_t bit = std::uint64_t{1} << (slot & 63);
+        if (word & bit) return true;
+        if (!word) touched.push_back(slot >> 6);
+        word |= bit;
         return false;
     }
 };
