@@ -406,7 +406,7 @@ std::size_t HnswIndex::remove(const std::int64_t* ids, std::size_t n) {
 
 // ---- graph construction -----------------------------------------------------------------------
 
-float HnswIndex::slot_distance(std::uint32_t, const float* a_vector, std::uint32_t b) const {
+float HnswIndex::distance_to_slot(const float* a_vector, std::uint32_t b) const {
     if (params_.rerank) return codec_.distance(a_vector, original(b));
     return codec_.distance(codec_.prepare(a_vector), code(b));
 }
@@ -462,7 +462,7 @@ std::vector<HnswIndex::Candidate> HnswIndex::select_neighbours(std::vector<Candi
         }
         bool diverse = true;
         for (const Candidate& k : kept) {
-            if (slot_distance(c.second, c_vector, k.second) < c.first) {
+            if (distance_to_slot(c_vector, k.second) < c.first) {
                 diverse = false;
                 break;
             }
@@ -511,7 +511,7 @@ void HnswIndex::connect(std::uint32_t slot, int level, std::vector<Candidate>& c
         pool.emplace_back(c.first, slot);
         for (std::uint32_t i = 0; i < count; ++i) {
             const std::uint32_t other = load_relaxed(list + 1 + i);
-            pool.emplace_back(slot_distance(n, n_vector, other), other);
+            pool.emplace_back(distance_to_slot(n_vector, other), other);
         }
         std::sort(pool.begin(), pool.end());
         const std::vector<Candidate> kept = select_neighbours(std::move(pool), cap, scratch);

@@ -14,7 +14,7 @@
 // and its slot is reused by a later add. Re-adding an existing id replaces its vector.
 //
 // Search. Greedy descent through the upper levels, then a best-first beam of width ef on
-// level 0 with a visited-tag pool and prefetching of the next neighbours' blocks. A filter
+// level 0 with pooled visited bitsets and prefetching of the next neighbours' blocks. A filter
 // (allow-list) is checked during the traversal; a very selective one is answered by exact
 // search over the allowed nodes instead, so it still finds k results when k exist. With
 // rerank, fp32 originals are kept beside the compressed codes and the beam's candidates are
@@ -97,7 +97,7 @@ private:
     void insert(std::uint32_t slot, int level, const float* vector);
     void connect(std::uint32_t slot, int level, std::vector<Candidate>& candidates, std::vector<float>& scratch);
     std::vector<Candidate> select_neighbours(std::vector<Candidate> candidates, std::size_t limit, std::vector<float>& scratch) const;
-    float slot_distance(std::uint32_t a, const float* a_vector, std::uint32_t b) const;
+    float distance_to_slot(const float* vector, std::uint32_t slot) const;  // between stored nodes, while building
 
     std::uint32_t greedy_descent(const VectorCodec::Query& q, std::uint32_t entry, int top_level, int bottom_level) const;
     std::vector<Candidate> search_level(const VectorCodec::Query& q, std::uint32_t entry, int level, std::size_t ef,
