@@ -126,7 +126,8 @@ def build_minilm(cache: Path) -> None:
     print(f"embedded {len(texts)} passages in {time.perf_counter() - started:.0f} s ({embedder.backend})")
     base, queries = vectors[:N_BASE], vectors[N_BASE:]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, base=base, queries=queries, truth=exact_truth(base, queries), texts=np.array(texts))
+    np.savez(cache, base=base, queries=queries, truth=exact_truth(base, queries))
+    cache.with_suffix(".txt").write_text("\n".join(texts) + "\n")  # row i of base/queries (base first)
 
 
 DATASETS = {"glove": glove, "minilm": minilm}
