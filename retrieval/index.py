@@ -179,6 +179,8 @@ class FlatIndex(VectorIndex):
         _check_metric(metric)
         super().__init__(_native if _native is not None else _engine.FlatIndex(int(dim), metric))
 
+    read_only = property(lambda self: self._native.read_only)
+
     def _search(self, matrix, k, allowed, threads):
         return self._native.search(matrix, k, allowed, threads)
 
@@ -376,8 +378,9 @@ def _wrap(native, checkpoint: int):
 def load(path: str | os.PathLike, *, mmap: bool = False):
     """Loads any index written by save(); a damaged or foreign file raises IndexFormatError.
 
-    mmap=True maps the file read-only instead of copying it: an HNSW index then searches the
-    file's pages in place (shared between processes, paged in on demand) and cannot be changed.
+    mmap=True maps the file read-only instead of copying it: a flat or HNSW index then searches
+    the file's pages in place (shared between processes, paged in on demand) and cannot be
+    changed; IVF and BM25 indexes are read out of the mapping into memory.
     """
     loader = _engine.map_file if mmap else _engine.load_file
     native, checkpoint = loader(os.fspath(path))

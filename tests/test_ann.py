@@ -160,9 +160,10 @@ def test_every_kind_saves_loads_maps_and_round_trips_bytes(tmp_path, description
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
 
 
-def test_memory_mapped_hnsw_is_read_only_and_shares_the_file(tmp_path):
+@pytest.mark.parametrize("description", ["Flat", "HNSW16"])
+def test_memory_mapped_flat_and_hnsw_are_read_only_and_search_the_file(tmp_path, description):
     base, queries = _clustered(n=1500, seed=8)
-    index = HNSWIndex(base.shape[1], metric="l2")
+    index = index_factory(base.shape[1], description, metric="l2")
     index.add(base)
     index.save(tmp_path / "h.idx")
     mapped = load(tmp_path / "h.idx", mmap=True)

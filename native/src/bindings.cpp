@@ -108,7 +108,7 @@ py::object build(const Unsealed& sealed, Extra&&... extra) {
 }
 
 // Returns (index, checkpoint) for whichever kind the bytes hold. With `mapping`, the bytes are
-// a memory-mapped file and an index kind that can (HNSW) keeps using them in place, read-only.
+// a memory-mapped file and an index kind that can (Flat, HNSW) keeps using them in place, read-only.
 py::tuple load_from(const unsigned char* data, std::size_t size, std::shared_ptr<MappedFile> mapping = nullptr) {
     Unsealed sealed{};
     {
@@ -117,7 +117,7 @@ py::tuple load_from(const unsigned char* data, std::size_t size, std::shared_ptr
     }
     py::object index;
     switch (sealed.kind) {
-        case IndexKind::Flat: index = build<FlatIndex>(sealed); break;
+        case IndexKind::Flat: index = build<FlatIndex>(sealed, std::shared_ptr<const void>(mapping)); break;
         case IndexKind::BM25: index = build<BM25Index>(sealed); break;
         case IndexKind::HNSW: index = build<HnswIndex>(sealed, std::shared_ptr<const void>(mapping)); break;
         case IndexKind::IVF: index = build<IvfIndex>(sealed); break;
@@ -170,7 +170,8 @@ PYBIND11_MODULE(_engine, m) {
                 result = self.range_search(queries.data(), nq, radius, threads ? threads : default_threads());
             }
             return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0);
+        }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0)
+        .def_property_readonly("read_only", &FlatIndex::read_only);
     bind_common(flat);
 
     py::class_<HnswIndex> hnsw(m, "HnswIndex");
@@ -336,7 +337,7 @@ PYBIND11_MODULE(_engine, m) {
             mapping = map_file(path);
         }
         return load_from(mapping->data, mapping->size, mapping);
-    }, py::arg("path"), "Like load_file, but an HNSW index is used in place from a read-only memory mapping.");
+    }, py::arg("path"), "Like load_file, but a flat or HNSW index is used in place from a read-only memory mapping.");
     m.def("load_file", [](const std::string& path) {
         std::vector<unsigned char> bytes;
         {

@@ -27,6 +27,7 @@ FlatIndex::FlatIndex(std::size_t dim, Metric metric) : dim_(dim), metric_(metric
 }
 
 void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n) {
+    check_writable();
     check_finite(vectors, n * dim_, "vectors");
     std::vector<float> staged(vectors, vectors + n * dim_);
     if (metric_ == Metric::Cosine) normalize_rows(staged.data(), n, dim_, "vectors");
@@ -47,6 +48,7 @@ void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n
 }
 
 std::size_t FlatIndex::remove(const std::int64_t* ids, std::size_t n) {
+    check_writable();
     std::size_t removed = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto it = row_of_.find(ids[i]);
@@ -66,10 +68,14 @@ std::size_t FlatIndex::remove(const std::int64_t* ids, std::size_t n) {
     return removed;
 }
 
+void FlatIndex::check_writable() const {
+    if (mapping_) throw ArgumentError("this index was loaded read-only (memory-mapped); load it without mmap to change it");
+}
+
 std::vector<float> FlatIndex::reconstruct(std::int64_t id) const {
     auto it = row_of_.find(id);
     if (it == row_of_.end()) throw ArgumentError("id " + std::to_string(id) + " is not in the index");
-    const float* row = vectors_.data() + it->second * dim_;
+    const float* row = row_data() + it->second * dim_;
     return {row, row + dim_};
 }
 
@@ -107,7 +113,7 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
 
     // A few queries: one pass of exact distances per query, no packing.
     if (nq < kPackedMinQueries) {
-        auto row_at = [&](std::size_t i) { return vectors_.data() + (filtered ? rows[i] : i) * dim_; };
+        auto row_at = [&](std::size_t i) { return row_data() + (filtered ? rows[i] : i) * dim_; };
         for (std::size_t q = 0; q < nq; ++q) {
             const float* query = prepared.data() + q * dim_;
             TopK heap(k);
@@ -161,7 +167,7 @@ void FlatIndex::search_batched(InnerProductPackedBf16Fn bf16, const float* queri
     const auto& kernels = active_kernels();
     const bool l2 = metric_ == Metric::L2;
     const std::size_t n_rows = rows ? rows->size() : ids_.size();
-    auto row_at = [&](std::size_t i) { return vectors_.data() + (rows ? (*rows)[i] : i) * dim_; };
+    auto row_at = [&](std::size_t i) { return row_data() + (rows ? (*rows)[i] : i) * dim_; };
     auto id_at = [&](std::size_t i) { return ids_[rows ? (*rows)[i] : i]; };
     float longest = 0;
     for (std::size_t i = 0; i < n_rows; ++i) longest = std::max(longest, kernels.inner_product(row_at(i), row_at(i), dim_));
@@ -246,7 +252,7 @@ RangeResult FlatIndex::range_search(const float* queries, std::size_t nq, float 
         for (std::size_t q = begin; q < end; ++q) {
             const float* query = prepared.data() + q * dim_;
             for (std::size_t row = 0; row < ids_.size(); ++row) {
-                const float s = score(query, vectors_.data() + row * dim_);
+                const float s = score(query, row_data() + row * dim_);
                 if (metric_ == Metric::L2 ? -s <= radius : s >= radius) per_query[q].emplace_back(-s, ids_[row]);
             }
             std::sort(per_query[q].begin(), per_query[q].end());
@@ -270,11 +276,11 @@ std::vector<unsigned char> FlatIndex::serialize(std::uint64_t checkpoint) const 
     w.put<std::uint32_t>(static_cast<std::uint32_t>(metric_));
     w.put<std::uint64_t>(ids_.size());
     w.put_array(ids_.data(), ids_.size());
-    w.put_array(vectors_.data(), vectors_.size());
+    w.put_array(row_data(), ids_.size() * dim_);
     return seal(IndexKind::Flat, checkpoint, w.bytes());
 }
 
-FlatIndex FlatIndex::deserialize(const Unsealed& sealed) {
+FlatIndex FlatIndex::deserialize(const Unsealed& sealed, std::shared_ptr<const void> mapping) {
     if (sealed.kind != IndexKind::Flat) throw FormatError("Docent index holds another index kind, not a flat index");
     Reader r(sealed.payload, sealed.payload_size);
     const auto dim = r.get<std::uint32_t>();
@@ -285,7 +291,14 @@ FlatIndex FlatIndex::deserialize(const Unsealed& sealed) {
     FlatIndex index(dim, static_cast<Metric>(metric));
     r.get_array(index.ids_, n);
     if (n > r.remaining() / (sizeof(float) * dim)) throw FormatError("flat index is truncated: fewer vectors than ids");
-    r.get_array(index.vectors_, n * dim);
+    const unsigned char* vectors = r.take(static_cast<std::size_t>(n * dim * sizeof(float)));
+    if (mapping && reinterpret_cast<std::uintptr_t>(vectors) % alignof(float) == 0) {
+        index.mapping_ = std::move(mapping);  // searched in place, read-only
+        index.mapped_ = reinterpret_cast<const float*>(vectors);
+    } else {
+        index.vectors_.resize(static_cast<std::size_t>(n * dim));
+        std::memcpy(index.vectors_.data(), vectors, index.vectors_.size() * sizeof(float));
+    }
     if (r.remaining() != 0) throw FormatError("flat index has unexpected trailing bytes");
     index.row_of_.reserve(static_cast<std::size_t>(n));
     for (std::size_t row = 0; row < index.ids_.size(); ++row) {

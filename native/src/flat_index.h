@@ -7,6 +7,7 @@
 // (lower is better), as in Faiss.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,7 +46,10 @@ public:
     RangeResult range_search(const float* queries, std::size_t nq, float radius, unsigned threads) const;
 
     std::vector<unsigned char> serialize(std::uint64_t checkpoint) const;
-    static FlatIndex deserialize(const Unsealed& sealed);
+    // Copies the payload, or (with `mapping` set) searches the vectors in place in a read-only
+    // memory mapping it keeps alive; add and remove then raise.
+    static FlatIndex deserialize(const Unsealed& sealed, std::shared_ptr<const void> mapping = nullptr);
+    bool read_only() const { return mapping_ != nullptr; }
 
 private:
     float score(const float* query, const float* row) const;
@@ -54,7 +58,12 @@ private:
 
     std::size_t dim_;
     Metric metric_;
+    const float* row_data() const { return mapped_ ? mapped_ : vectors_.data(); }
+    void check_writable() const;
+
     std::vector<float> vectors_;
+    std::shared_ptr<const void> mapping_;
+    const float* mapped_ = nullptr;
     std::vector<std::int64_t> ids_;
     std::unordered_map<std::int64_t, std::size_t> row_of_;
 };
