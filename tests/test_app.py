@@ -166,3 +166,14 @@ def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
     assert not app.exception, app.exception
     cited = [e.label.lower() for e in app.expander if e.label.startswith("[")]
     assert cited and all("second" in label and "first" not in label for label in cited)
+
+
+def test_adding_files_offers_stop_and_a_stopped_run_reports_how_far_it_got(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    assert "ingest_running" not in app.session_state  # a finished run leaves no trace (and no Stop button)
+    assert not [b for b in app.button if b.key == "stop-ingest"]
+    # A run that was adding files and got cut off (what a Stop click does) leaves its count behind.
+    app.session_state["ingest_running"] = {"done": 1, "total": 3}
+    app.run()
+    assert any("Stopped: 1 of 3 file(s) were added" in w.value for w in app.warning)
+    assert any("handbook.pdf: added" in s.value for s in app.success)  # the finished file is still reported

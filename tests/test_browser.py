@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,20 +54,21 @@ def server(tmp_path_factory):
         process.kill()
         log.seek(0)
         pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
-    yield url
+    yield url, home
     process.terminate()
     process.wait(timeout=20)
     log.close()
 
 
 def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
+    url, _ = server
     pdf = tmp_path / "handbook.pdf"
     pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(server)
+            page.goto(url)
             page.get_by_text("Docent").first.wait_for(timeout=120_000)  # the model loads on first view
             page.locator("input[type=file]").set_input_files(str(pdf))
             page.get_by_role("button", name="Add 1 file(s)").click()
@@ -81,5 +83,54 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
             citation.click()
             page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
             page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _manual(name: str, pages: int) -> bytes:
+    """A PDF whose every page says something of its own (identical text is embedded once only)."""
+    return make_pdf([
+        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar." for s in range(14)]
+        for p in range(1, pages + 1)
+    ], title=f"{name} manual")
+
+
+def _documents_in(home: Path) -> list[str]:
+    """The sources the server's default collection holds, read as another process would."""
+    database = home / "collections" / "default" / "docent.sqlite3"
+    if not database.exists():
+        return []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+        try:
+            return [row[0] for row in db.execute("SELECT source FROM documents ORDER BY id")]
+        except sqlite3.OperationalError:  # the schema is being created
+            return []
+
+
+def test_stop_while_adding_keeps_the_finished_files(server, tmp_path):
+    url, home = server
+    names = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
+    paths = []
+    for name in names:
+        paths.append(tmp_path / f"{name}.pdf")
+        paths[-1].write_bytes(_manual(name, 120))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_text("Docent").first.wait_for(timeout=120_000)
+            before = set(_documents_in(home))
+            page.locator("input[type=file]").set_input_files([str(x) for x in paths])
+            page.get_by_role("button", name="Add 6 file(s)").click()
+            deadline = time.monotonic() + 180
+            while not set(_documents_in(home)) - before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            page.get_by_role("button", name="Stop adding").click()  # the first file is in
+            page.get_by_text("Stopped:").first.wait_for(timeout=60_000)
+            added = [s for s in _documents_in(home) if s not in before]
+            assert 1 <= len(added) < len(names), added
+            assert added == [f"{n}.pdf" for n in names[: len(added)]]  # whole files, in order
+            page.get_by_text(f"Stopped: {len(added)} of 6 file(s) were added").wait_for(timeout=10_000)
         finally:
             browser.close()

@@ -238,3 +238,28 @@ def test_a_source_filter_goes_into_the_engine_and_still_finds_k(docent, mode):
     assert docent.search("mooring permit cost", k=4, mode=mode, collection="filtered", sources=["nowhere.pdf"]) == []
     answer = docent.ask("How much does a mooring permit cost per month?", collection="filtered", sources=["second.pdf"])
     assert answer.citations and {c.source for c in answer.citations} == {"second.pdf"}
+
+
+class _Interrupted(BaseException):
+    """What Streamlit raises inside a run when the user clicks Stop (a BaseException)."""
+
+
+def test_an_ingest_stopped_mid_file_keeps_the_finished_files_and_nothing_of_the_next(docent):
+    harbour = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+    calls = []
+
+    def progress(stage, done, total):
+        calls.append(stage)
+        if len(docent.documents(collection="stopped")) == 1 and stage == "embedding":
+            raise _Interrupted()
+
+    files = [Source("done.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("cut.pdf", data=make_pdf(harbour)),
+             Source("never.pdf", data=make_pdf(HANDBOOK_PAGES[:2]))]
+    with pytest.raises(_Interrupted):
+        docent.ingest(files, collection="stopped", progress=progress)
+    assert [d.source for d in docent.documents(collection="stopped")] == ["done.pdf"]
+    hits = docent.search("mooring permit cost", k=20, mode="keyword", collection="stopped")
+    assert hits and {h.source for h in hits} == {"done.pdf"}  # no chunk of the file cut off
+    # the next ingest goes on normally and skips what is already there
+    outcomes = docent.ingest(files, collection="stopped")
+    assert [o.status for o in outcomes] == ["unchanged", "added", "added"]

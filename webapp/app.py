@@ -141,6 +141,7 @@ def crawl_status(job: CrawlJob) -> None:
 
 
 def sidebar(docent: Docent, collection: str) -> None:
+    report_stopped_ingest()
     st.sidebar.header("Documents")
     uploads = st.sidebar.file_uploader("Add PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
     if uploads and st.sidebar.button(f"Add {len(uploads)} file(s)", type="primary", key="add"):
@@ -166,7 +167,14 @@ def sidebar(docent: Docent, collection: str) -> None:
 
 
 def ingest(docent: Docent, collection: str, uploads) -> None:
-    report = []
+    """Adds the uploads one by one, with a Stop button. Each file is stored whole or not at all,
+    so stopping (any click reruns the page, which ends this run at its next progress update)
+    keeps every file finished before it; the report says how far it got."""
+    report: list[tuple[str, str]] = []
+    st.session_state["ingest_report"] = report
+    st.session_state["ingest_running"] = {"done": 0, "total": len(uploads)}
+    stop = st.sidebar.empty()
+    stop.button("Stop adding", key="stop-ingest", help="Files already added stay; the one in progress is not stored.")
     with st.sidebar.status(f"Adding {len(uploads)} file(s)…", expanded=True) as status:
         bar = st.progress(0.0)
         started = time.monotonic()
@@ -187,10 +195,21 @@ def ingest(docent: Docent, collection: str, uploads) -> None:
                 report.append(("success", f"{outcome.source}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks"))
             for warning in outcome.warnings:
                 report.append(("warning", f"{outcome.source}: {warning}"))
+            st.session_state["ingest_running"]["done"] = n + 1
             bar.progress((n + 1) / len(uploads))
         failed = sum(kind == "error" for kind, _ in report)
         status.update(label=f"Done: {len(uploads) - failed} added, {failed} failed", state="error" if failed else "complete")
-    st.session_state["ingest_report"] = report
+    stop.empty()
+    del st.session_state["ingest_running"]
+
+
+def report_stopped_ingest() -> None:
+    """After a run that was adding files ended early (Stop, or any other click), say how far it got."""
+    running = st.session_state.pop("ingest_running", None)
+    if running is not None:
+        st.session_state.setdefault("ingest_report", []).append(
+            ("warning", f"Stopped: {running['done']} of {running['total']} file(s) were added; the rest were not.")
+        )
 
 
 def source_filter(docent: Docent, collection: str) -> list[str] | None:
