@@ -97,6 +97,40 @@ void bind_common(py::class_<Index>& cls) {
         }, py::arg("path"), py::arg("checkpoint") = 0);
 }
 
+// add / search / range_search of the approximate indexes, whose search knob (HNSW's ef, IVF's
+// nprobe) comes right after k or the radius.
+template <typename Index>
+void bind_knob_search(py::class_<Index>& cls, const char* knob, std::size_t knob_default) {
+    cls.def("add", [](Index& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
+            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
+            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
+                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
+            py::gil_scoped_release release;
+            self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
+        }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
+        .def("search", [](const Index& self, const FloatArray& queries, std::size_t k, std::size_t knob_value,
+                          std::optional<IdArray> allowed, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search(queries.data(), nq, k, knob_value, allow ? &*allow : nullptr, threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), nq, k);
+        }, py::arg("queries"), py::arg("k"), py::arg(knob) = knob_default, py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("range_search", [](const Index& self, const FloatArray& queries, float radius, std::size_t knob_value, unsigned threads) {
+            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
+            RangeResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.range_search(queries.data(), nq, radius, knob_value, threads ? threads : default_threads());
+            }
+            return range_to_numpy(std::move(result));
+        }, py::arg("queries"), py::arg("radius"), py::arg(knob) = knob_default, py::arg("threads") = 0);
+}
+
 template <typename Index, typename... Extra>
 py::object build(const Unsealed& sealed, Extra&&... extra) {
     Index* index;
@@ -185,35 +219,8 @@ PYBIND11_MODULE(_engine, m) {
         .def_property_readonly("storage", [](const HnswIndex& self) { return storage_name(self.params().storage); })
         .def_property_readonly("rerank", [](const HnswIndex& self) { return self.params().rerank; })
         .def_property_readonly("read_only", &HnswIndex::read_only)
-        .def_property_readonly("memory_bytes", &HnswIndex::memory_bytes)
-        .def("add", [](HnswIndex& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
-            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
-            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
-                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
-            py::gil_scoped_release release;
-            self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
-        }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
-        .def("search", [](const HnswIndex& self, const FloatArray& queries, std::size_t k, std::size_t ef,
-                          std::optional<IdArray> allowed, unsigned threads) {
-            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
-            std::optional<std::vector<std::int64_t>> allow;
-            if (allowed) allow = to_id_vector(*allowed);
-            SearchResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.search(queries.data(), nq, k, ef, allow ? &*allow : nullptr, threads ? threads : default_threads());
-            }
-            return to_numpy(std::move(result), nq, k);
-        }, py::arg("queries"), py::arg("k"), py::arg("ef") = 64, py::arg("allowed") = py::none(), py::arg("threads") = 0)
-        .def("range_search", [](const HnswIndex& self, const FloatArray& queries, float radius, std::size_t ef, unsigned threads) {
-            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
-            RangeResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.range_search(queries.data(), nq, radius, ef, threads ? threads : default_threads());
-            }
-            return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("ef") = 64, py::arg("threads") = 0);
+        .def_property_readonly("memory_bytes", &HnswIndex::memory_bytes);
+    bind_knob_search(hnsw, "ef", 64);
     bind_common(hnsw);
 
     py::class_<IvfIndex> ivf(m, "IvfIndex");
@@ -234,35 +241,8 @@ PYBIND11_MODULE(_engine, m) {
             const std::size_t n = check_matrix(vectors, self.dim(), "training vectors");
             py::gil_scoped_release release;
             self.train(vectors.data(), n, threads ? threads : default_threads());
-        }, py::arg("vectors"), py::arg("threads") = 0)
-        .def("add", [](IvfIndex& self, const FloatArray& vectors, const IdArray& ids, unsigned threads) {
-            const std::size_t n = check_matrix(vectors, self.dim(), "vectors");
-            if (ids.ndim() != 1 || static_cast<std::size_t>(ids.size()) != n)
-                throw ArgumentError("got " + std::to_string(n) + " vectors but " + std::to_string(ids.size()) + " ids");
-            py::gil_scoped_release release;
-            self.add(vectors.data(), ids.data(), n, threads ? threads : default_threads());
-        }, py::arg("vectors"), py::arg("ids"), py::arg("threads") = 0)
-        .def("search", [](const IvfIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
-                          std::optional<IdArray> allowed, unsigned threads) {
-            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
-            std::optional<std::vector<std::int64_t>> allow;
-            if (allowed) allow = to_id_vector(*allowed);
-            SearchResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.search(queries.data(), nq, k, nprobe, allow ? &*allow : nullptr, threads ? threads : default_threads());
-            }
-            return to_numpy(std::move(result), nq, k);
-        }, py::arg("queries"), py::arg("k"), py::arg("nprobe") = 8, py::arg("allowed") = py::none(), py::arg("threads") = 0)
-        .def("range_search", [](const IvfIndex& self, const FloatArray& queries, float radius, std::size_t nprobe, unsigned threads) {
-            const std::size_t nq = check_matrix(queries, self.dim(), "queries");
-            RangeResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.range_search(queries.data(), nq, radius, nprobe, threads ? threads : default_threads());
-            }
-            return range_to_numpy(std::move(result));
-        }, py::arg("queries"), py::arg("radius"), py::arg("nprobe") = 8, py::arg("threads") = 0);
+        }, py::arg("vectors"), py::arg("threads") = 0);
+    bind_knob_search(ivf, "nprobe", 8);
     bind_common(ivf);
 
     m.def("kmeans", [](const FloatArray& x, std::size_t k, std::size_t iterations, bool spherical, std::uint64_t seed, unsigned threads) {

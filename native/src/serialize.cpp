@@ -59,7 +59,8 @@ Unsealed unseal(const unsigned char* bytes, std::size_t size) {
     return {static_cast<IndexKind>(kind), checkpoint, bytes + kHeaderSize, static_cast<std::size_t>(payload_size)};
 }
 
-std::vector<unsigned char> read_file(const std::string& path) {
+// Opens a file for reading and says how long it is; the caller closes the descriptor.
+static int open_for_reading(const std::string& path, std::size_t& size) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error(os_error("cannot open index file", path));
     struct stat st {};
@@ -67,7 +68,14 @@ std::vector<unsigned char> read_file(const std::string& path) {
         ::close(fd);
         throw std::runtime_error(os_error("cannot stat index file", path));
     }
-    std::vector<unsigned char> bytes(static_cast<std::size_t>(st.st_size));
+    size = static_cast<std::size_t>(st.st_size);
+    return fd;
+}
+
+std::vector<unsigned char> read_file(const std::string& path) {
+    std::size_t size = 0;
+    const int fd = open_for_reading(path, size);
+    std::vector<unsigned char> bytes(size);
     std::size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
@@ -87,15 +95,10 @@ MappedFile::~MappedFile() {
 }
 
 std::shared_ptr<MappedFile> map_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(os_error("cannot open index file", path));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        ::close(fd);
-        throw std::runtime_error(os_error("cannot stat index file", path));
-    }
+    std::size_t size = 0;
+    const int fd = open_for_reading(path, size);
     auto mapped = std::make_shared<MappedFile>();
-    mapped->size = static_cast<std::size_t>(st.st_size);
+    mapped->size = size;
     if (mapped->size) {
         void* p = ::mmap(nullptr, mapped->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
