@@ -20,6 +20,16 @@ constexpr std::size_t kQueryBlock = 64;
 constexpr std::size_t kPackedMinQueries = 4;
 constexpr std::size_t kBf16MinDim = 32;
 
+// Writes a query's best hits into its row of the result (scores are higher-is-better inside;
+// for L2 the public distance is the squared distance).
+void store_top(TopK& heap, Metric metric, std::size_t q, std::size_t k, SearchResult& result) {
+    const auto best = heap.sorted();
+    for (std::size_t j = 0; j < best.size(); ++j) {
+        result.distances[q * k + j] = metric == Metric::L2 ? -best[j].first : best[j].first;
+        result.ids[q * k + j] = best[j].second;
+    }
+}
+
 }  // namespace
 
 FlatIndex::FlatIndex(std::size_t dim, Metric metric) : dim_(dim), metric_(metric) {
@@ -125,11 +135,7 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
                     threshold = heap.threshold();
                 }
             }
-            const auto best = heap.sorted();
-            for (std::size_t j = 0; j < best.size(); ++j) {
-                result.distances[q * k + j] = metric_ == Metric::L2 ? -best[j].first : best[j].first;
-                result.ids[q * k + j] = best[j].second;
-            }
+            store_top(heap, metric_, q, k, result);
         }
         return result;
     }
@@ -235,11 +241,7 @@ void FlatIndex::search_batched(InnerProductPackedBf16Fn bf16, const float* queri
             TopK exact(k);
             for (const auto& [s, i] : candidates[t])
                 if (s >= cut[t]) exact.push(score(queries + q * dim_, row_at(i)), id_at(i));
-            const auto best = exact.sorted();
-            for (std::size_t j = 0; j < best.size(); ++j) {
-                result.distances[q * k + j] = l2 ? -best[j].first : best[j].first;
-                result.ids[q * k + j] = best[j].second;
-            }
+            store_top(exact, metric_, q, k, result);
         }
     });
 }
@@ -253,21 +255,12 @@ RangeResult FlatIndex::range_search(const float* queries, std::size_t nq, float 
             const float* query = prepared.data() + q * dim_;
             for (std::size_t row = 0; row < ids_.size(); ++row) {
                 const float s = score(query, row_data() + row * dim_);
-                if (metric_ == Metric::L2 ? -s <= radius : s >= radius) per_query[q].emplace_back(-s, ids_[row]);
+                if (metric_ == Metric::L2 ? -s <= radius : s >= radius) per_query[q].emplace_back(-s, ids_[row]);  // -s: lower is better
             }
             std::sort(per_query[q].begin(), per_query[q].end());
         }
     });
-    RangeResult result;
-    result.lims.push_back(0);
-    for (const auto& hits : per_query) {
-        for (const auto& [negated, id] : hits) {
-            result.distances.push_back(metric_ == Metric::L2 ? negated : -negated);
-            result.ids.push_back(id);
-        }
-        result.lims.push_back(result.ids.size());
-    }
-    return result;
+    return flatten_range(per_query, metric_);
 }
 
 std::vector<unsigned char> FlatIndex::serialize(std::uint64_t checkpoint) const {

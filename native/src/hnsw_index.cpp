@@ -826,16 +826,7 @@ RangeResult HnswIndex::range_search(const float* queries, std::size_t nq, float 
             std::sort(out.begin(), out.end());
         }
     });
-    RangeResult result;
-    result.lims.push_back(0);
-    for (auto& hits : per_query) {
-        for (auto& [d, id] : hits) {
-            result.distances.push_back(public_distance(metric(), d));
-            result.ids.push_back(id);
-        }
-        result.lims.push_back(result.ids.size());
-    }
-    return result;
+    return flatten_range(per_query, metric());
 }
 
 // ---- persistence ------------------------------------------------------------------------------

@@ -252,7 +252,6 @@ SearchResult IvfIndex::search(const float* queries, std::size_t nq, std::size_t 
             const float* query = prepared.data() + q * dim_;
             if (params_.pq_m && metric_ != Metric::L2) fill_ip_table(query, table);
             TopK best(keep);  // scores are negated distances (higher is better)
-            std::vector<std::pair<std::uint32_t, std::uint32_t>> where;  // of kept candidates, for re-scoring
             for (std::uint32_t l : probe(query, nprobe)) {
                 const float centroid_ip = kernels.inner_product(query, centroids_.data() + l * dim_, dim_);
                 const List& list = lists_[l];
@@ -302,16 +301,7 @@ RangeResult IvfIndex::range_search(const float* queries, std::size_t nq, float r
                 std::sort(per_query[q].begin(), per_query[q].end());
             }
         });
-    RangeResult result;
-    result.lims.push_back(0);
-    for (auto& hits : per_query) {
-        for (auto& [d, id] : hits) {
-            result.distances.push_back(public_distance(metric_, d));
-            result.ids.push_back(id);
-        }
-        result.lims.push_back(result.ids.size());
-    }
-    return result;
+    return flatten_range(per_query, metric_);
 }
 
 std::vector<unsigned char> IvfIndex::serialize(std::uint64_t checkpoint) const {

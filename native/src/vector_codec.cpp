@@ -143,6 +143,19 @@ float VectorCodec::distance(const float* a, const float* b) const {
     return metric_ == Metric::L2 ? k.l2_squared(a, b, dim_) : -k.inner_product(a, b, dim_);
 }
 
+RangeResult flatten_range(const std::vector<std::vector<std::pair<float, std::int64_t>>>& per_query, Metric metric) {
+    RangeResult result;
+    result.lims.push_back(0);
+    for (const auto& hits : per_query) {
+        for (const auto& [distance, id] : hits) {
+            result.distances.push_back(public_distance(metric, distance));
+            result.ids.push_back(id);
+        }
+        result.lims.push_back(result.ids.size());
+    }
+    return result;
+}
+
 void check_finite(const float* values, std::size_t count, const char* what) {
     for (std::size_t i = 0; i < count; ++i)
         if (!std::isfinite(values[i]))

@@ -54,6 +54,10 @@ private:
 // Turns an internal distance into the public one: similarity for ip/cosine, squared L2 for l2.
 inline float public_distance(Metric metric, float distance) { return metric == Metric::L2 ? distance : -distance; }
 
+// Range hits per query, as (internal distance, id) sorted best first, into one RangeResult
+// with public distances.
+RangeResult flatten_range(const std::vector<std::vector<std::pair<float, std::int64_t>>>& per_query, Metric metric);
+
 // Input checks shared by every index: finite values, and unit length for cosine.
 void check_finite(const float* values, std::size_t count, const char* what);
 void normalize_rows(float* values, std::size_t count, std::size_t dim, const char* what);
