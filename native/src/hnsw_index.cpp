@@ -772,7 +772,13 @@ SearchResult HnswIndex::search(const float* queries, std::size_t nq, std::size_t
         }
     }
     // A filter that keeps few nodes makes the graph walk wander; scanning them is cheaper and exact.
-    const bool exact = allowed && allowed_slots.size() * kFilterExactShare <= live + kFilterExactShare * k;
+    bool exact = allowed && allowed_slots.size() * kFilterExactShare <= live + kFilterExactShare * k;
+    // Asking for as many results as there are nodes: a walk may miss some, a scan returns them all.
+    if (!allowed && k >= size()) {
+        exact = true;
+        for (std::uint32_t s = 0, n = slots(); s < n; ++s)
+            if (!deleted(s)) allowed_slots.push_back(s);
+    }
 
     SearchResult result;
     result.distances.resize(nq * k);
