@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -55,6 +56,12 @@ class Embedder:
             self.name = Path(model_path).name
         self.batch_size = batch_size
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Many threads embed at once in a server (queries beside an ingest). A fast tokenizer
+        # object must not be used by two of them at once ("Already borrowed"), and
+        # sentence-transformers' encode runs it inside; OpenVINO gets one request per thread.
+        self._queries_lock = threading.Lock()
+        self._tokenizing = threading.Lock()
+        self._encoding = threading.Lock()
         if self._open_exported(Path(model_path), backend, device, cache_dir):
             return
 
@@ -99,7 +106,8 @@ class Embedder:
         """Word pieces in text, without the [CLS]/[SEP] the model adds."""
         # verbose=False: a long text is only being measured, not fed to the model, so the
         # tokenizer's "longer than the maximum sequence length" warning would be noise.
-        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        with self._tokenizing:
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         """(len(texts), dim) float32, each row of length 1. Calls progress(done, total) as it goes."""
@@ -115,21 +123,28 @@ class Embedder:
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         if self._openvino is not None:
-            return self._openvino.embed(texts, self.tokenizer, self.max_tokens, self.batch_size)
-        return self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+            return self._openvino.embed(texts, self._tokenize, self.batch_size)
+        with self._encoding:
+            return self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+
+    def _tokenize(self, texts: list[str]) -> dict:
+        with self._tokenizing:
+            return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
 
     def embed_query(self, text: str) -> np.ndarray:
         """One text, remembered: a question asked again costs nothing."""
-        cached = self._queries.get(text)
-        if cached is None:
-            cached = self.embed([text])[0]
+        with self._queries_lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached.copy()
+        cached = self.embed([text])[0]
+        with self._queries_lock:
             self._queries[text] = cached
             if len(self._queries) > QUERY_CACHE_SIZE:
                 self._queries.popitem(last=False)
-        else:
-            self._queries.move_to_end(text)
         return cached.copy()
 
 
@@ -194,6 +209,7 @@ class _OpenVinoModel:
         import openvino as ov
 
         self.compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self._requests = threading.local()  # an infer request serves one thread at a time
         self.inputs = {port.get_any_name() for port in self.compiled.inputs}
         self.output = self.compiled.outputs[0]  # last_hidden_state
 
@@ -219,16 +235,20 @@ class _OpenVinoModel:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def embed(self, texts: list[str], tokenizer, max_tokens: int, batch_size: int) -> np.ndarray:
+    def embed(self, texts: list[str], tokenize: Callable[[list[str]], dict], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.output.get_partial_shape()[2].get_length()), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad little
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens, return_tensors="np"
-            )
-            hidden = self.compiled({k: v for k, v in encoded.items() if k in self.inputs})[self.output]
+            encoded = tokenize([texts[i] for i in rows])
+            hidden = self._request().infer({k: v for k, v in encoded.items() if k in self.inputs})[self.output]
             mask = encoded["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
             out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
         return out
+
+    def _request(self):
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        return request

@@ -6,6 +6,7 @@ The CLI and the app both go through this class, so they behave alike.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from retrieval.keywords import keyword_terms
 from retrieval.models import Answer, DocumentInfo, Hit, IngestOutcome
 from retrieval.search import search as run_search
 from retrieval.settings import Settings
-from retrieval.store import Collection, CollectionError, PreparedDocument, text_hash
+from retrieval.store import Collection, CollectionError, PreparedDocument, StorageFullError, text_hash
 
 LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -115,6 +116,20 @@ class Docent:
                 )
             return self._collections[name]
 
+    def delete_collection(self, name: str) -> bool:
+        """Deletes a collection and everything in it (database, indexes, kept files)."""
+        if not COLLECTION_NAME.match(name):
+            raise CollectionError(f"invalid collection name {name!r}")
+        with self._lock:
+            store = self._collections.pop(name, None)
+        if store is not None:
+            store.close()
+        folder = self.collections_dir / name
+        if not (folder / "docent.sqlite3").exists():
+            return False
+        shutil.rmtree(folder)
+        return True
+
     def close(self) -> None:
         """Writes what the index files lack and closes the collections this Docent opened."""
         with self._lock:
@@ -125,22 +140,47 @@ class Docent:
     # ---- ingest -----------------------------------------------------------------------------
 
     def ingest(
-        self, sources: Iterable[Source], *, collection: str | None = None, progress: IngestProgress | None = None
+        self,
+        sources: Iterable[Source],
+        *,
+        collection: str | None = None,
+        progress: IngestProgress | None = None,
+        cancel: threading.Event | None = None,
+        on_outcome: Callable[[IngestOutcome], None] | None = None,
     ) -> list[IngestOutcome]:
         """Ingests each source on its own: one that fails is reported and the rest go in.
 
         With several files, PDF text extraction runs in worker processes ahead of the
         embedding, so the cores are not idle while one of them waits on the other.
+        When cancel is set, the source being embedded is dropped (nothing of it is stored) and
+        no further one starts; the outcomes returned are those of the sources finished before.
         """
         store = self.collection(collection)
         outcomes = []
+
+        def watched(stage: str, done: int, total: int) -> None:
+            if progress:
+                progress(stage, done, total)
+            if cancel is not None and cancel.is_set():  # the last call comes before the write
+                raise _Cancelled
+
         for source, loaded in _load_ahead(list(sources), self._fetch_document):
+            if cancel is not None and cancel.is_set():
+                break
             if isinstance(loaded, IngestError):
-                outcomes.append(IngestOutcome(source.name, "failed", error=loaded.reason))
-                continue
-            document, data = loaded
-            originals = {document.source: data} if data is not None else None
-            outcomes.append(self._store_documents(store, [document], progress, originals=originals)[0])
+                outcome = IngestOutcome(source.name, "failed", error=loaded.reason)
+            else:
+                document, data = loaded
+                originals = {document.source: data} if data is not None else None
+                try:
+                    outcome = self._store_documents(store, [document], watched, originals=originals)[0]
+                except _Cancelled:
+                    break
+                except StorageFullError as exc:
+                    outcome = IngestOutcome(source.name, "failed", error=str(exc))
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
         return outcomes
 
     def fetcher(self) -> Fetcher:
@@ -334,6 +374,10 @@ class Docent:
         stream.answer.question = question
         stream.answer.rewritten = stream.rewritten
         return stream.answer
+
+
+class _Cancelled(Exception):
+    """Raised from a progress callback to drop the source being embedded."""
 
 
 class _CollectionSink:

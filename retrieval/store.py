@@ -14,16 +14,24 @@ records (as its checkpoint) the last change it reflects; on open, and before eac
 index that is behind replays the log from its checkpoint. A missing or damaged index file is
 rebuilt from the database, so the indexes can always be thrown away. Index files are written
 to a temporary name, flushed and renamed.
+
+Concurrency: one writer at a time commits to SQLite; every other thread reads through its own
+connection, so reads see the last commit and never wait on the writer (WAL mode). The native
+indexes sit behind a read-write lock: searches share it, and the changes of one commit are
+applied to both indexes in one exclusive hold, so a search sees a document whole or not at
+all. Rebuilding an index happens beside the live one, which keeps serving until the swap.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +43,7 @@ import numpy as np
 from ingest.models import Chunk, Document
 from retrieval.index import BM25Index, FlatIndex, HNSWIndex, IndexFormatError, load
 from retrieval.models import DocumentInfo
+from retrieval.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +132,24 @@ class CollectionError(Exception):
     """A collection cannot be opened or used as asked; the message says why."""
 
 
+class StorageFullError(CollectionError):
+    """The disk (or the database's size limit) is full; nothing of the write was stored."""
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so a closing collection finds its readers."""
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30, factory=_Connection)
+    if read_only:
+        db.execute("PRAGMA query_only=ON")
+    else:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
 class Collection:
     """Documents, chunks and their indexes in one folder. Thread-safe."""
 
@@ -130,12 +157,15 @@ class Collection:
         self.folder = Path(folder)
         self.name = self.folder.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+        self._write_lock = threading.RLock()  # the write connection, and the kept files
+        self._indexes = ReadWriteLock()  # searches share the native indexes; applying changes excludes them
+        self._catching_up = threading.Lock()  # one thread brings the indexes up to date at a time
+        self._saving = threading.Lock()
+        self._local = threading.local()  # each thread's read connection
+        self._readers: weakref.WeakSet = weakref.WeakSet()
         self._closed = False
         try:
-            self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = _connect(self.folder / DB_NAME)
             self._migrate()
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -146,6 +176,28 @@ class Collection:
         self._keywords = self._open_index(KEYWORDS_FILE)
         self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
         self._catch_up(save=True)
+        self._prune_originals()  # a process killed mid-write may have left a file no row names
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection: it sees every committed write and never waits on one."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise CollectionError(f"collection '{self.name}' is closed")
+            db = _connect(self.folder / DB_NAME, read_only=True)
+            self._local.db = db
+            self._readers.add(db)
+        return db
+
+    @contextmanager
+    def _snapshot(self):
+        """A read transaction: every query inside sees the same committed state."""
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     # ---- opening and keeping the indexes in step with the database -------------------------
 
@@ -180,8 +232,9 @@ class Collection:
                 f"but {model_name} ({dim}-d) is configured; use that model, or ingest into a new collection"
             )
 
-    def _last_change(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+    @staticmethod
+    def _last_change(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         return int(row[0]) if row else 0
 
     def _open_index(self, file_name: str):
@@ -206,30 +259,48 @@ class Collection:
         return index
 
     def _catch_up(self, *, save: bool) -> None:
-        """Brings both indexes up to the database's last change."""
-        with self._lock:
-            last = self._last_change()
-            changed = False
-            for name in (VECTORS_FILE, KEYWORDS_FILE):
-                index = self._index(name)
-                if index.checkpoint == last:
-                    continue
-                first_logged = self._db.execute("SELECT min(seq) FROM changes").fetchone()[0]
-                # The log is replayable only if it still holds every change after the checkpoint
-                # (another process may have pruned it); otherwise rebuild from the chunks table.
-                replayable = 0 <= index.checkpoint < last and first_logged is not None and first_logged <= index.checkpoint + 1
-                if replayable:
-                    self._replay(index, index.checkpoint)
-                else:
-                    index = self._rebuild(name)
-                if isinstance(index, FlatIndex) and len(index) >= HNSW_FROM_CHUNKS:
-                    log.info("collection '%s' has %d chunks: moving its vectors to an HNSW index", self.name, len(index))
-                    index = self._rebuild(name)
-                index.checkpoint = last
-                self._set_index(name, index)
-                changed = True
-            if changed and save:
-                self._save_indexes()
+        """Brings both indexes up to the database's last change (this process's or another's)."""
+        last = self._last_change(self._reader())
+        if self._vectors.checkpoint == last and self._keywords.checkpoint == last:
+            return
+        with self._catching_up:
+            with self._snapshot() as db:
+                last = self._last_change(db)
+                first_logged = db.execute("SELECT min(seq) FROM changes").fetchone()[0]
+                plan = {}
+                for name in (VECTORS_FILE, KEYWORDS_FILE):
+                    index = self._index(name)
+                    # The log is replayable only if it still holds every change after the checkpoint
+                    # (another process may have pruned it); otherwise rebuild from the chunks table.
+                    if index.checkpoint == last:
+                        continue
+                    replayable = (
+                        0 <= index.checkpoint < last and first_logged is not None and first_logged <= index.checkpoint + 1
+                    )
+                    if replayable:
+                        changes = self._read_changes(db, index.checkpoint)
+                        outgrown = isinstance(index, FlatIndex) and len(index) + len(changes[0]) >= HNSW_FROM_CHUNKS
+                        if not outgrown:
+                            plan[name] = changes
+                            continue
+                        log.info("collection '%s' has grown past %d chunks: moving its vectors to an HNSW index",
+                                 self.name, HNSW_FROM_CHUNKS)
+                    # Built beside the live index, which goes on answering searches meanwhile.
+                    plan[name] = self._rebuild(db, name)
+            if not plan:
+                return
+            with self._indexes.write():  # one hold for both: a search sees a commit whole or not at all
+                for name, change in plan.items():
+                    if isinstance(change, tuple):
+                        index = self._index(name)
+                        self._add_rows(index, change[0])
+                        if change[1]:
+                            index.remove(change[1], missing_ok=True)
+                    else:
+                        self._set_index(name, change)
+                    self._index(name).checkpoint = last
+        if save:
+            self._save_indexes()
 
     def _index(self, name: str):
         return self._vectors if name == VECTORS_FILE else self._keywords
@@ -240,23 +311,24 @@ class Collection:
         else:
             self._keywords = index
 
-    def _rebuild(self, name: str):
+    def _rebuild(self, db: sqlite3.Connection, name: str):
         log.info("rebuilding %s of collection '%s' from the database", name, self.name)
-        chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         index = self._empty_index(name, checkpoint=0, chunks=chunks)
-        rows = self._db.execute("SELECT id, embedding, terms FROM chunks ORDER BY id")
-        self._add_rows(index, rows)
+        self._add_rows(index, db.execute("SELECT id, embedding, terms FROM chunks ORDER BY id"))
         return index
 
-    def _replay(self, index, checkpoint: int) -> None:
-        changes = self._db.execute("SELECT seq, chunk_id, op FROM changes WHERE seq > ? ORDER BY seq", (checkpoint,)).fetchall()
-        for _, chunk_id, op in changes:
-            if op == "remove":
-                index.remove([chunk_id], missing_ok=True)
-            else:
-                # A chunk added and later removed is gone from the table; its removal follows.
-                rows = self._db.execute("SELECT id, embedding, terms FROM chunks WHERE id = ?", (chunk_id,))
-                self._add_rows(index, rows)
+    @staticmethod
+    def _read_changes(db: sqlite3.Connection, checkpoint: int) -> tuple[list[tuple], list[int]]:
+        """(rows to add, chunk ids to remove) since the checkpoint. A chunk added and removed
+        since then is gone from the table, so it is neither added nor (harmlessly) found to remove."""
+        added = db.execute(
+            "SELECT id, embedding, terms FROM chunks WHERE id IN (SELECT chunk_id FROM changes WHERE seq > ? AND op = 'add')"
+            " ORDER BY id",
+            (checkpoint,),
+        ).fetchall()
+        removed = [r[0] for r in db.execute("SELECT chunk_id FROM changes WHERE seq > ? AND op = 'remove'", (checkpoint,))]
+        return added, removed
 
     def _add_rows(self, index, rows: Iterable[tuple]) -> None:
         if not isinstance(index, BM25Index):
@@ -280,50 +352,59 @@ class Collection:
         long crawl); between saves the database's change log holds what the files lack, and
         the next open replays it.
         """
-        with self._lock:
-            behind = self._vectors.checkpoint - self._saved_checkpoint
-            if behind >= SAVE_EVERY_CHANGES or (behind > 0 and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS):
-                self._save_indexes()
+        behind = self._vectors.checkpoint - self._saved_checkpoint
+        if behind >= SAVE_EVERY_CHANGES or (behind > 0 and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS):
+            self._save_indexes()
 
     def _save_indexes(self) -> None:
-        try:
-            for name in (VECTORS_FILE, KEYWORDS_FILE):
-                self._index(name).save(self.folder / name)
-        except OSError as exc:  # the database still has everything; the next open catches up
-            log.warning("could not save the indexes of collection '%s': %s", self.name, exc)
-            return
-        # Both files now reflect every logged change. Another process whose in-memory index
-        # is older finds the gap in the log and rebuilds from the chunks table.
-        with self._write():
-            self._db.execute("DELETE FROM changes WHERE seq <= ?", (self._vectors.checkpoint,))
-        self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
+        with self._saving:
+            try:
+                with self._indexes.read():  # searches go on; changes wait until the files are written
+                    checkpoint = self._vectors.checkpoint
+                    for name in (VECTORS_FILE, KEYWORDS_FILE):
+                        self._index(name).save(self.folder / name)
+            except OSError as exc:  # the database still has everything; the next open catches up
+                log.warning("could not save the indexes of collection '%s': %s", self.name, exc)
+                return
+            # Both files now reflect every logged change up to the checkpoint. Another process
+            # whose in-memory index is older finds the gap in the log and rebuilds from the chunks.
+            try:
+                with self._write():
+                    self._db.execute("DELETE FROM changes WHERE seq <= ?", (checkpoint,))
+            except sqlite3.OperationalError as exc:  # a full disk: the log is pruned next time
+                log.warning("could not prune the change log of collection '%s': %s", self.name, exc)
+            self._saved_checkpoint, self._saved_at = checkpoint, time.monotonic()
 
     # ---- writing ----------------------------------------------------------------------------
 
     @contextmanager
     def _write(self):
-        with self._lock:
+        with self._write_lock:
+            if self._closed:
+                raise CollectionError(f"collection '{self.name}' is closed")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if _is_disk_full(exc):
+                    raise StorageFullError(
+                        f"collection '{self.name}': the disk is full ({exc}); nothing of this change was stored"
+                    ) from exc
                 raise
-            self._db.execute("COMMIT")
 
     def find_document(self, source: str) -> DocumentInfo | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE source = ?", (source,)).fetchone()
+        row = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE source = ?", (source,)).fetchone()
         return _document_info(row) if row else None
 
     def documents(self) -> list[DocumentInfo]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
+        rows = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
         return [_document_info(r) for r in rows]
 
     def chunk_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return self._reader().execute("SELECT count(*) FROM chunks").fetchone()[0]
 
     def write_document(
         self, document: Document, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]
@@ -338,13 +419,21 @@ class Collection:
         """Stores many documents in one transaction (and one index update); all or nothing."""
         for item in items:
             item.validate(self.dim)
-            if item.original is not None:
-                self._keep_original(item.document.content_hash, item.original)
         statuses = []
-        with self._write():
-            term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
-            for item in items:
-                statuses.append(self._insert(item, term_ids))
+        with self._write_lock:
+            try:
+                # The kept files are written inside the transaction that names them: its lock
+                # also keeps another process's prune away until the rows are committed.
+                with self._write():
+                    for item in items:
+                        if item.original is not None:
+                            self._keep_original(item.document.content_hash, item.original)
+                    term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
+                    for item in items:
+                        statuses.append(self._insert(item, term_ids))
+            except BaseException:
+                self._prune_originals()  # the files kept for a write that failed
+                raise
         self._catch_up(save=False)
         self._save_if_due()
         self._prune_originals()
@@ -406,11 +495,10 @@ class Collection:
 
     def web_pages(self, crawl_root: str) -> dict[str, dict]:
         """What is remembered of the pages a crawl from crawl_root stored: url -> fields."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages WHERE crawl_root = ?",
-                (crawl_root,),
-            ).fetchall()
+        rows = self._reader().execute(
+            "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages WHERE crawl_root = ?",
+            (crawl_root,),
+        ).fetchall()
         keys = ("url", "etag", "last_modified", "sitemap_lastmod", "content_hash", "fetched_at")
         return {r[0]: dict(zip(keys, r)) for r in rows}
 
@@ -434,19 +522,30 @@ class Collection:
         target = folder / content_hash
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            try:
+                tmp.write_bytes(data)
+                tmp.replace(target)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if _is_disk_full(exc):
+                    raise StorageFullError(
+                        f"collection '{self.name}': the disk is full ({exc}); nothing of this change was stored"
+                    ) from exc
+                raise
 
     def _prune_originals(self) -> None:
         """Deletes kept files that no document refers to any more (removed or replaced)."""
         folder = self.folder / ORIGINALS_DIR
         if not folder.is_dir():
             return
-        with self._lock:
-            used = {row[0] for row in self._db.execute("SELECT content_hash FROM documents")}
-        for path in folder.iterdir():
-            if path.name not in used:
-                path.unlink(missing_ok=True)
+        try:
+            with self._write():  # not while any process's writer has kept a file it has yet to commit
+                used = {row[0] for row in self._db.execute("SELECT content_hash FROM documents")}
+                for path in folder.iterdir():
+                    if path.name not in used:
+                        path.unlink(missing_ok=True)
+        except (StorageFullError, sqlite3.OperationalError) as exc:  # tried again after the next write
+            log.warning("could not tidy the kept files of collection '%s': %s", self.name, exc)
 
     def original_file(self, source: str) -> Path | None:
         """The stored copy of a document's file, when it was kept."""
@@ -469,29 +568,30 @@ class Collection:
 
     def _term_ids(self, terms: set[str]) -> dict[str, int]:
         self._db.executemany("INSERT OR IGNORE INTO terms(term) VALUES (?)", [(t,) for t in terms])
-        return self._lookup_terms(terms)
+        return self._lookup_terms(self._db, terms)
 
-    def _lookup_terms(self, terms: Iterable[str]) -> dict[str, int]:
+    @staticmethod
+    def _lookup_terms(db: sqlite3.Connection, terms: Iterable[str]) -> dict[str, int]:
         ids: dict[str, int] = {}
         unique = list(set(terms))
         for start in range(0, len(unique), 500):
             part = unique[start : start + 500]
             marks = ",".join("?" * len(part))
-            ids.update(self._db.execute(f"SELECT term, id FROM terms WHERE term IN ({marks})", part))
+            ids.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({marks})", part))
         return ids
 
     def embeddings_for(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored embeddings of chunks whose indexed text has these hashes (see text_hash)."""
         found: dict[str, np.ndarray] = {}
         unique = list(set(hashes))
-        with self._lock:
-            for start in range(0, len(unique), 500):
-                part = unique[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for digest, blob in self._db.execute(
-                    f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", part
-                ):
-                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        db = self._reader()
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for digest, blob in db.execute(
+                f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", part
+            ):
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     # ---- reading ----------------------------------------------------------------------------
@@ -499,7 +599,7 @@ class Collection:
     def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks, best first."""
         self._catch_up(save=False)
-        with self._lock:
+        with self._indexes.read():
             if len(self._vectors) == 0:
                 return []
             knobs = {"ef": max(HNSW_EF, k)} if isinstance(self._vectors, HNSWIndex) else {}
@@ -509,9 +609,9 @@ class Collection:
     def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches, best first."""
         self._catch_up(save=False)
-        with self._lock:
-            ids_by_term = self._lookup_terms(terms)
-            tokens = [ids_by_term[t] for t in terms if t in ids_by_term]
+        ids_by_term = self._lookup_terms(self._reader(), terms)
+        tokens = [ids_by_term[t] for t in terms if t in ids_by_term]
+        with self._indexes.read():
             if not tokens or len(self._keywords) == 0:
                 return []
             scores, ids = self._keywords.search([tokens], k, filter=allowed)
@@ -519,17 +619,16 @@ class Collection:
 
     def chunk_ids_for_sources(self, sources: Sequence[str]) -> list[int]:
         """The chunk ids of the given documents (file names or URLs as stored); unknown ones add none."""
-        with self._lock:
-            marks = ",".join("?" * len(sources))
-            rows = self._db.execute(
-                f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id WHERE documents.source IN ({marks})",
-                list(sources),
-            ).fetchall()
+        marks = ",".join("?" * len(sources))
+        rows = self._reader().execute(
+            f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id WHERE documents.source IN ({marks})",
+            list(sources),
+        ).fetchall()
         return [r[0] for r in rows]
 
     def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
         """Cosine similarity between the query and each chunk (embeddings are unit length)."""
-        with self._lock:
+        with self._indexes.read():
             return {i: float(np.dot(self._vectors.reconstruct(i), query)) for i in chunk_ids if i in self._vectors}
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict]:
@@ -537,30 +636,36 @@ class Collection:
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.id, c.text, c.page, c.section, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
-                f" WHERE c.id IN ({marks})",
-                list(chunk_ids),
-            ).fetchall()
+        rows = self._reader().execute(
+            "SELECT c.id, c.text, c.page, c.section, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            f" WHERE c.id IN ({marks})",
+            list(chunk_ids),
+        ).fetchall()
         return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
 
     def flush(self) -> None:
         """Writes the index files now if they are behind the database."""
-        with self._lock:
-            if self._vectors.checkpoint != self._saved_checkpoint:
-                self._save_indexes()
+        if self._vectors.checkpoint != self._saved_checkpoint:
+            self._save_indexes()
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock:
             if self._closed:
                 return
             self.flush()
-            self._db.close()
             self._closed = True
+            self._db.close()
+            for reader in list(self._readers):
+                reader.close()
 
 
 _DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)  # SQLITE_FULL
 
 
 def text_hash(text: str) -> str:
