@@ -42,6 +42,37 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", parents=[common], help="start the web app")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1")
+    p = commands.add_parser("api", parents=[common], help="start the HTTP API (OpenAPI document at /docs)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1")
+
+    p = commands.add_parser("users", parents=[common], help="manage who may sign in (see README: Sign-in and roles)")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    users.add_parser("list", parents=[common], help="users and their roles")
+    q = users.add_parser("add", parents=[common], help="add a user, or change one's role, groups or password")
+    q.add_argument("name")
+    q.add_argument("--role", choices=("reader", "editor", "admin"), default="reader")
+    q.add_argument("--group", action="append", default=[], help="a group the user is in (repeatable)")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q = users.add_parser("remove", parents=[common], help="remove a user and their API keys")
+    q.add_argument("name")
+    q = users.add_parser("hash", parents=[common], help="print a password hash for [users.NAME] in docent.toml")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    p = commands.add_parser("keys", parents=[common], help="API keys (each acts as its user)")
+    keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    keys.add_parser("list", parents=[common], help="keys by id, user and label (never the key itself)")
+    q = keys.add_parser("create", parents=[common], help="create a key for a user; it is shown once")
+    q.add_argument("user")
+    q.add_argument("--label", default="")
+    q = keys.add_parser("revoke", parents=[common], help="revoke a key by its id")
+    q.add_argument("id")
+
+    p = commands.add_parser("access", parents=[common], help="who may see a collection")
+    p.add_argument("name", metavar="COLLECTION")
+    p.add_argument("--user", action="append", default=[], help="a user who may (repeatable)")
+    p.add_argument("--group", action="append", default=[], help="a group whose members may (repeatable)")
+    p.add_argument("--open", action="store_true", help="open it to every signed-in user")
     commands.add_parser("list", parents=[with_collection], help="documents in a collection")
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
@@ -62,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "api":
+        from retrieval.api import serve
+
+        serve(settings, args.host, args.port)
+        return 0
+    if args.command in ("users", "keys", "access"):
+        return _manage_access(args, settings, as_json)
 
     from retrieval.service import Docent
     from retrieval.store import CollectionError
@@ -283,6 +321,71 @@ def _serve(args, settings) -> int:
     ]
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _read_password(from_stdin: bool) -> str:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def _manage_access(args, settings, as_json: bool) -> int:
+    from retrieval.access import AccessControl, AccessDenied, hash_password
+
+    access = AccessControl(settings)
+    try:
+        if (args.command, args.action if args.command != "access" else None) == ("users", "hash"):
+            print(hash_password(_read_password(args.password_stdin)))
+        elif args.command == "users" and args.action == "list":
+            users = [{"name": u.name, "role": u.role, "groups": u.groups, "in_settings": u.fixed} for u in access.users()]
+            if as_json:
+                print(json.dumps(users, indent=2))
+            for u in users if not as_json else []:
+                print(f"{u['name']}  {u['role']}" + (f"  groups: {', '.join(u['groups'])}" if u["groups"] else "")
+                      + ("  (settings file)" if u["in_settings"] else ""))
+        elif args.command == "users" and args.action == "add":
+            password = None
+            if args.password_stdin or access.user(args.name) is None:
+                password = _read_password(args.password_stdin)
+            user = access.set_user(args.name, args.role, args.group, password)
+            print(f"{user.name}: {user.role}")
+        elif args.command == "users" and args.action == "remove":
+            if not access.delete_user(args.name):
+                print(f"docent: no user {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"removed {args.name}")
+        elif args.command == "keys" and args.action == "create":
+            key_id, key = access.create_api_key(args.user, args.label)
+            print(json.dumps({"id": key_id, "key": key}) if as_json else f"key {key_id} for {args.user} (shown once):\n{key}")
+        elif args.command == "keys" and args.action == "list":
+            keys = access.api_keys()
+            if as_json:
+                print(json.dumps(keys, indent=2))
+            for k in keys if not as_json else []:
+                print(f"{k['id']}  {k['user']}  {k['label']}  created {k['created_at']}")
+        elif args.command == "keys" and args.action == "revoke":
+            if not access.revoke_api_key(args.id):
+                print(f"docent: no API key {args.id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.id}")
+        else:  # access
+            if args.open == bool(args.user or args.group):
+                print("docent: give --open, or the users and groups who may see the collection", file=sys.stderr)
+                return 2
+            access.set_collection_access(args.name, None if args.open else args.user, args.group)
+            print(f"'{args.name}': " + ("open to every signed-in user" if args.open else
+                                         f"users {', '.join(args.user) or '-'}, groups {', '.join(args.group) or '-'}"))
+    except (ValueError, AccessDenied) as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        access.close()
+    return 0
 
 
 def _where(hit) -> str:

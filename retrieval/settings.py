@@ -1,6 +1,7 @@
 """The one home of configuration: DOCENT_* environment variables over an optional TOML file.
 
-The TOML file is DOCENT_CONFIG if set, else `docent.toml` in the data home when present.
+The TOML file is DOCENT_CONFIG if set, else `docent.toml` in the data home when present (the
+home given on the command line, else DOCENT_HOME, else the default).
 Every setting has one name, used alike by the app and the CLI: the field `home` is
 DOCENT_HOME in the environment and `home = "..."` in the file.
 """
@@ -8,10 +9,11 @@ DOCENT_HOME in the environment and `home = "..."` in the file.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,15 +28,35 @@ def default_home() -> Path:
     return Path(base) / "docent"
 
 
+_home_given: ContextVar[str | None] = ContextVar("home_given", default=None)  # --home, when given
+
+
 def _config_file() -> Path | None:
     if os.environ.get("DOCENT_CONFIG"):
         return Path(os.environ["DOCENT_CONFIG"])
-    candidate = Path(os.environ.get("DOCENT_HOME") or default_home()) / "docent.toml"
+    candidate = Path(_home_given.get() or os.environ.get("DOCENT_HOME") or default_home()).expanduser() / "docent.toml"
     return candidate if candidate.is_file() else None
 
 
 class SettingsError(ValueError):
     """The settings are invalid; the message names each bad setting."""
+
+
+class UserSpec(BaseModel):
+    """A user defined in the settings file: `[users.alice]` with role, groups and password_hash."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["reader", "editor", "admin"] = "reader"
+    groups: list[str] = Field(default_factory=list)
+    password_hash: str | None = Field(None, pattern=r"^scrypt\$", description="from `docent users hash`")
+
+
+class AccessSpec(BaseModel):
+    """`[collection_access.NAME]`: the users and groups that may see a collection."""
+
+    model_config = ConfigDict(extra="forbid")
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -72,6 +94,14 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
     )
+    auth: Literal["none", "password", "oidc"] = Field(
+        "none", description="none: one local user, no sign-in; password: users sign in; oidc: the company's identity provider"
+    )
+    users: dict[str, UserSpec] = Field(default_factory=dict, description="users fixed by the settings (see retrieval.access)")
+    collection_access: dict[str, AccessSpec] = Field(default_factory=dict, description="who may see each collection")
+    oidc_default_role: Literal["none", "reader", "editor"] = Field(
+        "none", description="role of someone the identity provider signs in who is not a Docent user; none: refused"
+    )
 
     @field_validator("home", mode="after")
     @classmethod
@@ -106,6 +136,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides) -> Settings:
     """Reads and validates the settings; raises SettingsError with every problem named."""
+    token = _home_given.set(str(overrides["home"]) if overrides.get("home") else None)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -113,3 +144,5 @@ def load_settings(**overrides) -> Settings:
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid Docent settings: {problems}") from None
+    finally:
+        _home_given.reset(token)
