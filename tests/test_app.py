@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,22 @@ def app(tmp_path, monkeypatch):
     return start_app(tmp_path, monkeypatch)
 
 
-def upload(at: AppTest, files: list[tuple[str, bytes]]) -> None:
+def upload(at: AppTest, files: list[tuple[str, bytes]], *, wait: bool = True) -> None:
     at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
     at.run()
     at.button(key="add").click()
+    at.run()
+    assert not at.exception, at.exception
+    if wait:
+        wait_for_ingest(at)
+
+
+def wait_for_ingest(at: AppTest) -> None:
+    """Reruns the page (as its once-a-second refresh does in a browser) until the job has ended."""
+    deadline = time.monotonic() + TIMEOUT
+    while [b for b in at.button if b.key == "stop-ingest"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
     at.run()
     assert not at.exception, at.exception
 
@@ -168,12 +182,119 @@ def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
     assert cited and all("second" in label and "first" not in label for label in cited)
 
 
-def test_adding_files_offers_stop_and_a_stopped_run_reports_how_far_it_got(app):
-    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
-    assert "ingest_running" not in app.session_state  # a finished run leaves no trace (and no Stop button)
-    assert not [b for b in app.button if b.key == "stop-ingest"]
-    # A run that was adding files and got cut off (what a Stop click does) leaves its count behind.
-    app.session_state["ingest_running"] = {"done": 1, "total": 3}
-    app.run()
-    assert any("Stopped: 1 of 3 file(s) were added" in w.value for w in app.warning)
-    assert any("handbook.pdf: added" in s.value for s in app.success)  # the finished file is still reported
+def _manual(name: str, pages: int) -> bytes:
+    """A PDF whose every page says something of its own (identical text is embedded once only)."""
+    return make_pdf([
+        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                                         for s in range(14)]
+        for p in range(1, pages + 1)
+    ], title=f"{name} manual")
+
+
+def test_stop_keeps_the_finished_files_and_says_how_far_it_got(app):
+    names = ("alpha", "bravo", "charlie", "delta")
+    upload(app, [(f"{n}.pdf", _manual(n, 60)) for n in names], wait=False)
+    deadline = time.monotonic() + TIMEOUT
+    while not app.success and time.monotonic() < deadline:  # the first file is in
+        time.sleep(0.2)
+        app.run()
+    app.button(key="stop-ingest").click().run()
+    wait_for_ingest(app)
+    stopped = [w.value for w in app.warning if w.value.startswith("Stopped:")]
+    added = [s.value for s in app.success]
+    assert stopped == [f"Stopped: {len(added)} of 4 file(s) were added; the rest were not."], (stopped, added)
+    assert 1 <= len(added) < 4 and added[0].startswith("alpha.pdf: added")
+    listed = [m.value for m in app.sidebar.markdown if ".pdf ·" in m.value]
+    assert len(listed) == len(added)  # whole files only: the one in progress was not stored
+
+
+def test_an_ingest_goes_on_when_the_tab_is_closed_and_shows_again_in_a_new_one(tmp_path, monkeypatch):
+    first = start_app(tmp_path, monkeypatch)
+    upload(first, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))], wait=False)
+    del first  # the tab is gone; the job belongs to the server
+    second = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    second.run()
+    wait_for_ingest(second)
+    assert any("handbook.pdf: added, 4 pages" in s.value for s in second.success)
+    assert any(HANDBOOK_TITLE in m.value for m in second.sidebar.markdown)
+
+
+# ---- sign-in, roles and collection access ----------------------------------------------------------
+
+
+@pytest.fixture()
+def team_home(tmp_path, docent):
+    """An editor, a reader, and a collection 'payroll' only the finance group may see."""
+    from retrieval.access import AccessControl, hash_password
+    from retrieval.service import Docent, Source
+    from retrieval.settings import load_settings
+
+    home = tmp_path / "home"
+    users = {"ed": {"role": "editor", "password_hash": hash_password("ed-pw")},
+             "rita": {"role": "reader", "password_hash": hash_password("rita-pw")},
+             "fiona": {"role": "reader", "groups": ["finance"], "password_hash": hash_password("fiona-pw")}}
+    settings = load_settings(home=str(home), auth="password", users=users)
+    own = Docent(settings)
+    own._embedder = docent.embedder
+    own.ingest([Source("handbook.pdf", data=make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    own.ingest([Source("payroll.pdf", data=make_pdf([["The payroll budget for next year is 4.2 million euros."]]))],
+               collection="payroll")
+    own.close()
+    AccessControl(settings).set_collection_access("payroll", [], ["finance"])
+    return home, {"DOCENT_AUTH": "password", "DOCENT_USERS": json.dumps(users)}
+
+
+def sign_in(tmp_path, monkeypatch, env: dict, name: str, password: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    at.run()
+    assert not at.chat_input and not at.file_uploader  # nothing before signing in
+    at.text_input(key="sign-in-name").set_value(name)
+    at.text_input(key="sign-in-password").set_value(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_wrong_password_does_not_sign_in(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "rita", "wrong")
+    assert any("wrong user name or password" in e.value for e in at.error)
+    assert not at.chat_input
+
+
+def test_a_reader_can_ask_but_not_add_or_remove(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert any("Signed in as **rita** (reader)" in c.value for c in at.sidebar.caption)
+    assert not at.get("file_uploader") and not [b for b in at.button if b.key in ("add", "crawl")]
+    assert not [b for b in at.button if b.key and b.key.startswith("remove-")]
+    assert any(HANDBOOK_TITLE in m.value for m in at.sidebar.markdown)
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert "120 euros per month" in [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
+
+
+def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert rita.sidebar.selectbox(key="collection").options == ["default"]
+    rita.chat_input[0].set_value("What is the payroll budget?").run()
+    assert "4.2 million" not in json.dumps([m.markdown[0].value for m in rita.chat_message if m.markdown])
+    fiona = sign_in(tmp_path, monkeypatch, env, "fiona", "fiona-pw")
+    assert fiona.sidebar.selectbox(key="collection").options == ["default", "payroll"]
+    fiona.sidebar.selectbox(key="collection").set_value("payroll").run()
+    fiona.chat_input[0].set_value("What is the payroll budget?").run()
+    assert "4.2 million" in [m for m in fiona.chat_message if m.name == "assistant"][0].markdown[0].value
+
+
+def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "ed", "ed-pw")
+    upload(at, [("second.pdf", _manual("second", 2))])
+    assert any("second.pdf: added" in s.value for s in at.success)
+    remove = [b for b in at.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert len(remove) == 2
+    next(b for b in at.button if b.key == "sign-out").click().run()
+    assert not at.chat_input and at.text_input(key="sign-in-name")

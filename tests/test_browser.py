@@ -6,6 +6,7 @@ skipped, saying why, where either is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -32,12 +33,11 @@ if not Path(CHROMIUM).exists():
 
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("browser-home")
+def _start(home: Path, **env_extra: str):
+    """`docent serve` on a free port of 127.0.0.1: (process, url, log file)."""
     port = free_port()
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | env_extra
     log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains
     process = subprocess.Popen(
         [docent, "--home", str(home), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -47,17 +47,26 @@ def server(tmp_path_factory):
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return process, url, log
         except OSError:
             time.sleep(0.5)
-    else:
-        process.kill()
-        log.seek(0)
-        pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
-    yield url, home
+    process.kill()
+    log.seek(0)
+    pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
+
+
+def _stop(process, log) -> None:
     process.terminate()
     process.wait(timeout=20)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-home")
+    process, url, log = _start(home)
+    yield url, home
+    _stop(process, log)
 
 
 def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
@@ -134,3 +143,42 @@ def test_stop_while_adding_keeps_the_finished_files(server, tmp_path):
             page.get_by_text(f"Stopped: {len(added)} of 6 file(s) were added").wait_for(timeout=10_000)
         finally:
             browser.close()
+
+
+def test_sign_in_upload_ask_and_sign_out(tmp_path):
+    from retrieval.access import hash_password
+
+    users = {"ed": {"role": "editor", "password_hash": hash_password("a long pass phrase")}}
+    process, url, log = _start(tmp_path, DOCENT_AUTH="password", DOCENT_USERS=json.dumps(users))
+    pdf = tmp_path / "handbook.pdf"
+    pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.get_by_label("User name", exact=True).fill("ed")
+                page.get_by_label("Password", exact=True).fill("wrong")
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_text("wrong user name or password").wait_for(timeout=30_000)
+                page.get_by_label("Password", exact=True).fill("a long pass phrase")
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_text("Signed in as").wait_for(timeout=120_000)  # the model loads on first view
+
+                page.locator("input[type=file]").set_input_files(str(pdf))
+                page.get_by_role("button", name="Add 1 file(s)").click()
+                page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
+                box = page.get_by_placeholder("Ask a question about your documents")
+                box.fill("How much does a mooring permit cost?")
+                box.press("Enter")
+                page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
+                page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3").wait_for(timeout=30_000)
+
+                page.get_by_role("button", name="Sign out").click()
+                page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+                assert page.get_by_placeholder("Ask a question about your documents").count() == 0
+            finally:
+                browser.close()
+    finally:
+        _stop(process, log)

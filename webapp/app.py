@@ -1,22 +1,27 @@
-"""Docent's web app: add PDFs, see and remove documents, chat with cited answers.
+"""Docent's web app: sign in, add PDFs and web pages, see and remove documents, chat with cited answers.
 
-The file only draws. Heavy objects come from st.cache_resource, each user's conversation lives
-in st.session_state, and all the work is done by retrieval.service.Docent.
+The file only draws. Heavy objects come from st.cache_resource (one Docent, so one engine per
+collection, for every browser session of the server), each user's conversation lives in
+st.session_state, and everything a user does goes through a retrieval.session.UserSession,
+which checks their role and collection access exactly as the HTTP API does. Ingests and crawls
+run as background jobs of the server, so they go on when the tab is closed, and their progress
+shows again when it is reopened.
 """
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from ingest.crawl import CrawlOptions
+from retrieval.access import ADMIN, ROLES, WRITE, AccessControl, AccessDenied, AuthenticationFailed, LOCAL, Principal
 from retrieval.answer import BACKENDS
+from retrieval.jobs import Job, JobConflict, JobManager
 from retrieval.models import Answer, Hit
 from retrieval.search import FUSIONS, MODES
 from retrieval.service import Docent, Source
-from retrieval.settings import SettingsError, load_settings
-from webapp.crawls import CrawlJob, CrawlRegistry
+from retrieval.session import NotFound, UserSession
+from retrieval.settings import Settings, SettingsError, load_settings
+from retrieval.store import CollectionError
 from webapp.render import highlighted_passage, page_image, where
 
 st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
@@ -27,6 +32,16 @@ def get_docent(home: str) -> Docent:
     docent = Docent(load_settings(home=home))
     docent.load_model()  # once, up front, under the spinner
     return docent
+
+
+@st.cache_resource
+def get_access(home: str) -> AccessControl:
+    return AccessControl(load_settings(home=home))
+
+
+@st.cache_resource
+def get_jobs() -> JobManager:
+    return JobManager()
 
 
 @st.cache_resource(show_spinner="Preparing the answer backend…", max_entries=8)
@@ -58,12 +73,12 @@ def cached_page_image(path: str, page: int) -> bytes:
     return page_image(Path(path), page)
 
 
-def show_passage(docent: Docent, collection: str, hit: Hit, key: str) -> None:
+def show_passage(user: UserSession, collection: str, hit: Hit, key: str) -> None:
     st.caption(hit.source)
     st.markdown(highlighted_passage(hit))
     if hit.ref is not None and not hit.highlights:
         st.warning("No sentence of this passage matches the statement that cites it: check it before relying on it.")
-    original = docent.collection(collection).original_file(hit.source) if hit.page is not None else None
+    original = user.original_file(hit.source, collection) if hit.page is not None else None
     if original is None:
         if hit.source.startswith(("http://", "https://")):
             st.link_button("Open the page", hit.source)
@@ -81,50 +96,100 @@ def show_passage(docent: Docent, collection: str, hit: Hit, key: str) -> None:
             st.warning(f"Page {hit.page} could not be drawn: {exc}")
 
 
-def show_sources(docent: Docent, collection: str, answer: Answer, turn: int) -> None:
+def show_sources(user: UserSession, collection: str, answer: Answer, turn: int) -> None:
     if answer.error:
         st.error(f"The answer backend failed: {answer.error}")
     for hit in answer.citations:
         with st.expander(f"[{hit.ref}] {where(hit)}"):
-            show_passage(docent, collection, hit, f"{turn}-{hit.ref}")
+            show_passage(user, collection, hit, f"{turn}-{hit.ref}")
     if not answer.answered and answer.closest:
         st.caption("What came closest:" if not answer.error else "The passages that matched:")
         for n, hit in enumerate(answer.closest):
             with st.expander(where(hit)):
-                show_passage(docent, collection, hit, f"{turn}-closest-{n}")
+                show_passage(user, collection, hit, f"{turn}-closest-{n}")
 
 
-@st.cache_resource
-def crawl_registry() -> CrawlRegistry:
-    return CrawlRegistry()
+
+# ---- signing in ----------------------------------------------------------------------------------
 
 
-def web_pages(docent: Docent, collection: str) -> None:
-    registry = crawl_registry()
-    with st.sidebar.expander("Add web pages", expanded=registry.get(collection) is not None):
-        url = st.text_input("A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/")
-        max_pages = st.number_input("At most this many pages", 1, 100_000, docent.settings.crawl_max_pages, key="crawl_max")
-        if st.button("Add", key="crawl", disabled=not url):
-            options = CrawlOptions(
-                max_pages=int(max_pages), concurrency=docent.settings.crawl_concurrency, per_host=docent.settings.crawl_per_host
-            )
+def signed_in(settings: Settings, access: AccessControl) -> Principal | None:
+    """The user of this browser session, or None after drawing the sign-in page."""
+    if not access.enabled:
+        return LOCAL
+    if settings.auth == "oidc":
+        return _identity_provider_user(access)
+    principal = st.session_state.get("principal")
+    if principal is not None:
+        return principal
+    st.title("📚 Docent")
+    if not access.users():
+        st.warning("No users are set up yet: an admin adds the first with `docent users add NAME --role admin`.")
+    with st.form("sign-in"):
+        name = st.text_input("User name", key="sign-in-name")
+        password = st.text_input("Password", type="password", key="sign-in-password")
+        if st.form_submit_button("Sign in", type="primary"):
             try:
-                registry.start(docent, url.strip(), collection, options)
-            except RuntimeError as exc:
+                st.session_state["principal"] = access.sign_in(name.strip(), password)
+                st.rerun()
+            except AuthenticationFailed as exc:
+                st.error(str(exc))
+    return None
+
+
+def _identity_provider_user(access: AccessControl) -> Principal | None:
+    """Sign-in through the company's OpenID Connect provider (Streamlit's [auth] secrets)."""
+    if not st.user.is_logged_in:
+        st.title("📚 Docent")
+        st.button("Sign in with your company account", type="primary", on_click=st.login)
+        return None
+    try:
+        return access.principal_for_identity(st.user.get("email"))
+    except AuthenticationFailed as exc:
+        st.error(str(exc))
+        st.button("Sign out", on_click=st.logout)
+        return None
+
+
+def account(principal: Principal) -> None:
+    if principal.via == "local":
+        return
+    left, right = st.sidebar.columns([3, 2])
+    left.caption(f"Signed in as **{principal.name}** ({principal.role})")
+    if right.button("Sign out", key="sign-out"):
+        if principal.via == "oidc":
+            st.logout()
+        for key in list(st.session_state):
+            del st.session_state[key]
+        st.rerun()
+
+
+# ---- adding documents ----------------------------------------------------------------------------
+
+
+def web_pages(user: UserSession, collection: str) -> None:
+    settings = user.docent.settings
+    job = user.jobs.latest(collection, "crawl")
+    with st.sidebar.expander("Add web pages", expanded=job is not None and job.running):
+        url = st.text_input("A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/")
+        max_pages = st.number_input("At most this many pages", 1, 100_000, settings.crawl_max_pages, key="crawl_max")
+        if st.button("Add", key="crawl", disabled=not url):
+            options = CrawlOptions(max_pages=int(max_pages), concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host)
+            try:
+                job = user.start_crawl(url.strip(), collection, options=options)
+            except JobConflict as exc:
                 st.warning(str(exc))
-        job = registry.get(collection)
         if job is not None:
             st.fragment(crawl_status, run_every=1.0 if job.running else None)(job)
 
 
-def crawl_status(job: CrawlJob) -> None:
+def crawl_status(job: Job) -> None:
     """Redrawn every second while the crawl runs."""
-    p = job.progress
+    p = job.crawl
     if job.error:
-        st.error(f"The crawl of {job.url} could not run: {job.error}")
+        st.error(f"The crawl of {job.target} could not run: {job.error}")
         return
-    state = "cancelled" if p.cancelled else "finished" if p.finished else "running"
-    st.caption(f"Crawl of {job.url}: {state}")
+    st.caption(f"Crawl of {job.target}: {job.state}")
     st.progress(p.done / p.discovered if p.discovered else 0.0)
     st.markdown(
         f"**{p.done}** done (**{p.added + p.replaced}** stored, **{p.unchanged}** unchanged), "
@@ -135,86 +200,150 @@ def crawl_status(job: CrawlJob) -> None:
         job.cancel.set()
     if p.failed:
         st.dataframe([{"page": url, "reason": reason} for url, reason in p.failed], hide_index=True, key="crawl-failures")
-    if not job.running and st.session_state.get("crawl_seen") != job.started:
-        st.session_state["crawl_seen"] = job.started
-        st.rerun(scope="app")  # show the new documents
+    _refresh_when_ended(job)
 
 
-def sidebar(docent: Docent, collection: str) -> None:
-    report_stopped_ingest()
-    st.sidebar.header("Documents")
+def upload_files(user: UserSession, collection: str) -> None:
     uploads = st.sidebar.file_uploader("Add PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
     if uploads and st.sidebar.button(f"Add {len(uploads)} file(s)", type="primary", key="add"):
-        ingest(docent, collection, uploads)
-    for kind, text in st.session_state.get("ingest_report", []):
-        getattr(st.sidebar, kind)(text)
-    web_pages(docent, collection)
+        user.start_ingest([Source(u.name, data=u.getvalue()) for u in uploads], collection)
+    # This user's latest ingest here: after a closed tab or a reload it shows again.
+    job = user.jobs.latest(collection, "ingest", owner=user.principal.name)
+    if job is not None:
+        with st.sidebar:
+            st.fragment(ingest_status, run_every=1.0 if job.running else None)(job)
 
-    documents = docent.documents(collection=collection)
+
+def ingest_status(job: Job) -> None:
+    """Redrawn every second while files are added. Each file is stored whole or not at all, so
+    Stop keeps every file finished before it; the report says how far it got."""
+    done = len(job.outcomes)
+    if job.running:
+        fraction = (done + job.chunks_done / max(job.chunks_total, 1)) / max(job.total, 1)
+        detail = f"{job.current}: embedding {job.chunks_done}/{job.chunks_total} chunks" if job.current else ""
+        st.progress(min(fraction, 1.0), text=f"Adding {done + 1} of {job.total} file(s)… {detail}")
+        st.button("Stop adding", key="stop-ingest", on_click=job.cancel.set,
+                  help="Files already added stay; the one in progress is not stored.", disabled=job.cancel.is_set())
+    for outcome in job.outcomes:
+        if not outcome.ok:
+            st.error(f"{outcome.source}: {outcome.error}")
+        elif outcome.status == "unchanged":
+            st.info(f"{outcome.source}: already in the collection, unchanged")
+        else:
+            st.success(f"{outcome.source}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks")
+        for warning in outcome.warnings:
+            st.warning(f"{outcome.source}: {warning}")
+    if job.error:
+        st.error(f"Adding files failed: {job.error}")
+    elif job.state == "cancelled":
+        added = sum(o.ok for o in job.outcomes)
+        st.warning(f"Stopped: {added} of {job.total} file(s) were added; the rest were not.")
+    _refresh_when_ended(job)
+
+
+def _refresh_when_ended(job: Job) -> None:
+    """Once a job ends, redraw the whole page once, so the document list shows its result."""
+    if not job.running and job.id not in st.session_state.setdefault("jobs_seen", set()):
+        st.session_state["jobs_seen"].add(job.id)
+        st.rerun(scope="app")
+
+
+# ---- the sidebar -------------------------------------------------------------------------------
+
+
+def sidebar(user: UserSession, collection: str) -> None:
+    st.sidebar.header("Documents")
+    if user.principal.can(WRITE):
+        upload_files(user, collection)
+        web_pages(user, collection)
+    for kind, text in st.session_state.pop("notice", []):
+        getattr(st.sidebar, kind)(text)
+
+    documents = user.documents(collection)
     st.sidebar.subheader(f"In '{collection}' ({len(documents)})")
     if not documents:
         st.sidebar.caption("No documents yet.")
     for doc in documents:
         left, right = st.sidebar.columns([5, 1])
         left.markdown(f"**{doc.title}**  \n{doc.source} · {doc.pages} pages · {doc.chunks} chunks")
-        if right.button("✕", key=f"remove-{doc.id}", help=f"Remove {doc.source}"):
-            docent.remove(doc.source, collection=collection)
-            st.session_state["ingest_report"] = [("info", f"Removed {doc.source}")]
+        if user.principal.can(WRITE) and right.button("✕", key=f"remove-{doc.id}", help=f"Remove {doc.source}"):
+            user.remove(doc.source, collection)
+            st.session_state["notice"] = [("info", f"Removed {doc.source}")]
             st.rerun()
     if st.session_state.get("history") and st.sidebar.button("New conversation", key="new-conversation"):
         st.session_state["history"] = []
         st.rerun()
 
 
-def ingest(docent: Docent, collection: str, uploads) -> None:
-    """Adds the uploads one by one, with a Stop button. Each file is stored whole or not at all,
-    so stopping (any click reruns the page, which ends this run at its next progress update)
-    keeps every file finished before it; the report says how far it got."""
-    report: list[tuple[str, str]] = []
-    st.session_state["ingest_report"] = report
-    st.session_state["ingest_running"] = {"done": 0, "total": len(uploads)}
-    stop = st.sidebar.empty()
-    stop.button("Stop adding", key="stop-ingest", help="Files already added stay; the one in progress is not stored.")
-    with st.sidebar.status(f"Adding {len(uploads)} file(s)…", expanded=True) as status:
-        bar = st.progress(0.0)
-        started = time.monotonic()
-        embedded = 0
-        for n, upload in enumerate(uploads):
-            def progress(stage: str, done: int, total: int, n=n, name=upload.name) -> None:
-                rate = (embedded + done) / max(time.monotonic() - started, 1e-6)
-                pace = f", {rate:.0f} chunks/s, about {(total - done) / rate:.0f} s left for this file" if done and rate else ""
-                bar.progress((n + done / max(total, 1)) / len(uploads), text=f"{name}: {stage} {done}/{total} chunks{pace}")
+def manage(user: UserSession, collection: str) -> None:
+    """Admins: collections, who may see them, users and API keys."""
+    with st.sidebar.expander("Manage collections and users"):
+        st.markdown("**New collection**")
+        name = st.text_input("Name", key="new-collection", placeholder="handbooks")
+        limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
+        if st.button("Create", key="create-collection", disabled=not name):
+            users, groups = _people(limit)
+            _act(lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
+                 f"Created '{name.strip()}'", select=name.strip())
 
-            outcome = docent.ingest([Source(upload.name, data=upload.getvalue())], collection=collection, progress=progress)[0]
-            embedded += outcome.chunks if outcome.status in ("added", "replaced") else 0
-            if not outcome.ok:
-                report.append(("error", f"{outcome.source}: {outcome.error}"))
-            elif outcome.status == "unchanged":
-                report.append(("info", f"{outcome.source}: already in the collection, unchanged"))
-            else:
-                report.append(("success", f"{outcome.source}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks"))
-            for warning in outcome.warnings:
-                report.append(("warning", f"{outcome.source}: {warning}"))
-            st.session_state["ingest_running"]["done"] = n + 1
-            bar.progress((n + 1) / len(uploads))
-        failed = sum(kind == "error" for kind, _ in report)
-        status.update(label=f"Done: {len(uploads) - failed} added, {failed} failed", state="error" if failed else "complete")
-    stop.empty()
-    del st.session_state["ingest_running"]
+        st.markdown(f"**Who may see '{collection}'**")
+        allowed = user.access.collection_access(collection)
+        current = "" if allowed is None else " ".join(allowed[0] + [f"@{g}" for g in allowed[1]])
+        people = st.text_input("Users and @groups (blank: everyone)", value=current, key=f"access-{collection}")
+        if st.button("Save access", key="save-access"):
+            users, groups = _people(people)
+            _act(lambda: user.set_collection_access(collection, users if (users or groups) else None, groups),
+                 f"Access to '{collection}' saved")
+        if st.button(f"Delete '{collection}' and all its documents", key="delete-collection"):
+            st.session_state["confirm-delete"] = collection
+        if st.session_state.get("confirm-delete") == collection and st.button("Yes, delete it", key="confirm-delete-yes"):
+            del st.session_state["confirm-delete"]
+            _act(lambda: user.delete_collection(collection), f"Deleted '{collection}'", select=user.docent.settings.collection)
+
+        st.markdown("**Users**")
+        st.dataframe([{"user": u.name, "role": u.role, "groups": ", ".join(u.groups), "from": "settings" if u.fixed else "app"}
+                      for u in user.users()], hide_index=True, key="users-table")
+        who = st.text_input("User name", key="user-name")
+        role = st.selectbox("Role", ROLES, key="user-role")
+        groups = st.text_input("Groups (space-separated)", key="user-groups")
+        password = st.text_input("Password (blank: keep)", type="password", key="user-password")
+        left, right = st.columns(2)
+        if left.button("Save user", key="save-user", disabled=not who):
+            _act(lambda: user.set_user(who.strip(), role, groups.split(), password or None), f"Saved {who.strip()}")
+        if right.button("Remove user", key="remove-user", disabled=not who):
+            _act(lambda: user.delete_user(who.strip()), f"Removed {who.strip()}")
+        if st.button("New API key for this user", key="new-key", disabled=not who):
+            try:
+                key_id, key = user.create_api_key(who.strip(), "made in the app")
+                st.code(key, language=None)
+                st.caption(f"Key {key_id}: copy it now, it is not shown again.")
+            except (ValueError, AccessDenied) as exc:
+                st.error(str(exc))
 
 
-def report_stopped_ingest() -> None:
-    """After a run that was adding files ended early (Stop, or any other click), say how far it got."""
-    running = st.session_state.pop("ingest_running", None)
-    if running is not None:
-        st.session_state.setdefault("ingest_report", []).append(
-            ("warning", f"Stopped: {running['done']} of {running['total']} file(s) were added; the rest were not.")
-        )
+def _people(text: str) -> tuple[list[str], list[str]]:
+    words = text.replace(",", " ").split()
+    return [w for w in words if not w.startswith("@")], [w[1:] for w in words if w.startswith("@") and len(w) > 1]
 
 
-def source_filter(docent: Docent, collection: str) -> list[str] | None:
+def _act(action, done: str, select: str | None = None) -> None:
+    try:
+        action()
+    except (ValueError, AccessDenied, CollectionError, NotFound) as exc:
+        st.error(str(exc))
+        return
+    st.session_state["notice"] = [("success", done)]
+    if select:
+        st.session_state["select-collection"] = select  # applied before the selector is drawn
+    st.rerun()
+
+
+# ---- asking ------------------------------------------------------------------------------------
+
+
+def source_filter(user: UserSession, collection: str) -> list[str] | None:
     """The documents chosen under "Search only in", or None for all of them."""
-    sources = [d.source for d in docent.documents(collection=collection)]
+    sources = [d.source for d in user.documents(collection)]
     if len(sources) < 2:
         return None
     chosen = st.sidebar.multiselect("Search only in", sources, key=f"sources-{collection}",
@@ -222,7 +351,7 @@ def source_filter(docent: Docent, collection: str) -> list[str] | None:
     return chosen or None
 
 
-def chat(docent: Docent, collection: str, sources: list[str] | None = None) -> None:
+def chat(user: UserSession, answering: Docent, collection: str, sources: list[str] | None = None) -> None:
     history = st.session_state.setdefault("history", [])
     for n, turn in enumerate(history):
         with st.chat_message("user"):
@@ -231,7 +360,7 @@ def chat(docent: Docent, collection: str, sources: list[str] | None = None) -> N
             if turn["answer"].rewritten:
                 st.caption(f"Searched for: {turn['answer'].rewritten}")
             st.markdown(turn["answer"].text)
-            show_sources(docent, collection, turn["answer"], n)
+            show_sources(user, collection, turn["answer"], n)
 
     question = st.chat_input("Ask a question about your documents")
     if not question:
@@ -241,13 +370,13 @@ def chat(docent: Docent, collection: str, sources: list[str] | None = None) -> N
     with st.chat_message("assistant"):
         with st.spinner("Searching…"):
             conversation = [(t["answer"].rewritten or t["question"], t["answer"].text) for t in history]
-            stream = docent.ask_stream(question, history=conversation, collection=collection, sources=sources)
+            stream = user.ask_stream(question, history=conversation, collection=collection, sources=sources, docent=answering)
         if stream.rewritten:
             st.caption(f"Searched for: {stream.rewritten}")
         st.write_stream(stream)
         answer = stream.answer
         answer.question, answer.rewritten = question, stream.rewritten
-        show_sources(docent, collection, answer, len(history))
+        show_sources(user, collection, answer, len(history))
     history.append({"question": question, "answer": answer})
 
 
@@ -257,16 +386,33 @@ def main() -> None:
     except SettingsError as exc:
         st.error(str(exc))
         st.stop()
+    access = get_access(str(settings.home))
+    principal = signed_in(settings, access)
+    if principal is None:
+        st.stop()
     docent = get_docent(str(settings.home))
-    names = docent.collection_names() or [settings.collection]
-    if settings.collection not in names:
-        names.insert(0, settings.collection)
-    collection = st.sidebar.selectbox("Collection", names, index=names.index(settings.collection), key="collection")
+    user = UserSession(docent, access, get_jobs(), principal)
+    names = user.collections()
+    if not names:
+        st.title("📚 Docent")
+        st.info("You have no collection to read yet: ask an admin for access.")
+        account(principal)
+        st.stop()
+    if st.session_state.get("select-collection") in names:
+        st.session_state["collection"] = st.session_state.pop("select-collection")
+    if st.session_state.get("collection") not in names:
+        st.session_state["collection"] = settings.collection if settings.collection in names else names[0]
+    collection = st.sidebar.selectbox("Collection", names, key="collection")
+    if st.session_state.get("history_of") != collection:  # a conversation belongs to one collection
+        st.session_state["history"], st.session_state["history_of"] = [], collection
     st.title("📚 Docent")
     st.caption("Answers come only from your documents, and every statement cites its page.")
-    sidebar(docent, collection)
-    sources = source_filter(docent, collection)
-    chat(answer_settings(docent), collection, sources)
+    account(principal)
+    sidebar(user, collection)
+    if principal.can(ADMIN) and access.enabled:
+        manage(user, collection)
+    sources = source_filter(user, collection)
+    chat(user, answer_settings(docent), collection, sources)
 
 
 main()
