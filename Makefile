@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
+API_PORT ?= 8000
 
-.PHONY: bench-ann install run test test-python sanitize bench clean
+.PHONY: bench-ann bench-load install install-test run api test test-python sanitize bench clean
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +17,19 @@ $(BIN)/.torch-installed:
 	touch $@
 
 install: $(BIN)/.torch-installed
+	$(BIN)/python -m pip install .
+
+install-test: $(BIN)/.torch-installed
 	$(BIN)/python -m pip install ".[test]"
 
+# The Dockerfile does these same steps (see it); `make api` is its `docent api` command.
 run: install
 	$(BIN)/docent serve --host $(HOST) --port $(PORT)
 
-test: install
+api: install
+	$(BIN)/docent api --host $(HOST) --port $(API_PORT)
+
+test: install-test
 	$(MAKE) test-python sanitize
 
 test-python:
@@ -47,6 +55,12 @@ bench-ann: install
 	$(BIN)/python -m pip install ".[bench]"
 	$(BIN)/python bench/ann_bench.py
 	$(BIN)/python bench/index_choice_bench.py
+
+# The HTTP API under 50 searching clients, alone and while one client ingests (Cranfield
+# from ../shared): bench/results/load.md.
+bench-load: install
+	$(BIN)/python -m pip install ".[bench]"
+	$(BIN)/python bench/load_bench.py --cranfield $(SHARED)/cranfield
 
 clean:
 	rm -rf build $(VENV)
