@@ -42,7 +42,9 @@ class UserSession:
             raise CollectionError(f"invalid collection name {name!r}")
         self.require(action)
         # The same answer for "exists, not yours" as for "does not exist": no probing of names.
-        if not self.access.may_see(self.principal, name):
+        # Only admins create collections: naming an unknown one creates nothing.
+        exists = name == self.docent.settings.collection or name in self.docent.collection_names()
+        if not exists or not self.access.may_see(self.principal, name):
             raise NotFound(f"no collection '{name}'")
         return name
 

@@ -100,6 +100,10 @@ def test_bad_requests_get_clear_errors_not_crashes(open_api):
     assert open_api.get("/jobs/nosuchjob").status_code == 404
     assert open_api.post("/collections/default/urls", json={"urls": ["ftp://example.org/"]}).status_code == 422
     assert open_api.delete("/collections/never-made").status_code == 404
+    # Naming a collection that does not exist finds nothing, and creates nothing.
+    assert open_api.post("/collections/never-made/search", json={"query": "x"}).status_code == 404
+    assert open_api.get("/collections/never-made/documents").status_code == 404
+    assert "never-made" not in open_api.get("/collections").json()
 
 
 def test_a_url_ingest_of_a_dead_address_fails_in_its_job_with_the_reason(open_api):

@@ -127,7 +127,7 @@ def handbook_folder(docent, tmp_path):
         docent._collections.pop("in-folder", None)
 
 
-def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, handbook_folder):
+def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, handbook_folder, caplog):
     folder, store, reopen = handbook_folder
     query = docent.embedder.embed_query("fog signal log")
     expected = store.vector_search(query, 3)
@@ -135,7 +135,10 @@ def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, hand
     old_keywords = (folder / "keywords.idx").read_bytes()
 
     (folder / "vectors.idx").write_bytes(b"DOCENTIX but then garbage")
-    reopened = reopen()
+    with caplog.at_level("INFO", logger="retrieval.store"):
+        reopened = reopen()
+    assert any("vectors.idx cannot be used" in r.getMessage() and "rebuilding it from the database" in r.getMessage()
+               for r in caplog.records), caplog.text
     assert reopened.vector_search(query, 3) == expected
     assert (folder / "vectors.idx").read_bytes()[:8] == b"DOCENTIX"
 
@@ -146,6 +149,15 @@ def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, hand
     again = reopen()
     assert again.keyword_search(["fog"], 3) == []
     again.close()
+
+    # A missing index file is rebuilt too, and the log says so.
+    (folder / "vectors.idx").unlink()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="retrieval.store"):
+        rebuilt = reopen()
+    assert any("rebuilding vectors.idx" in r.getMessage() for r in caplog.records), caplog.text
+    assert (folder / "vectors.idx").exists() and len(rebuilt._vectors) == rebuilt.chunk_count()
+    rebuilt.close()
 
 
 def test_opening_with_another_model_is_an_error(tmp_path):
