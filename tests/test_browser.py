@@ -33,9 +33,9 @@ if not Path(CHROMIUM).exists():
 
 
 
-def _start(home: Path, **env_extra: str):
+def _start(home: Path, port: int | None = None, **env_extra: str):
     """`docent serve` on a free port of 127.0.0.1: (process, url, log file)."""
-    port = free_port()
+    port = port or free_port()
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | env_extra
     log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains
@@ -182,3 +182,43 @@ def test_sign_in_upload_ask_and_sign_out(tmp_path):
                 browser.close()
     finally:
         _stop(process, log)
+
+
+def test_sign_in_through_the_companys_identity_provider(tmp_path):
+    """auth = "oidc": Streamlit's st.login against an OpenID Connect provider on 127.0.0.1."""
+    pytest.importorskip("joserfc", reason="joserfc (which Authlib brings) is not installed")
+    from oidc_provider import OidcProvider
+
+    provider = OidcProvider("docent", "client-secret", "ada@example.com")
+    port = free_port()
+    streamlit_dir = tmp_path / ".streamlit"  # `docent serve` runs in the data home
+    streamlit_dir.mkdir()
+    (streamlit_dir / "secrets.toml").write_text(
+        f'[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a cookie secret for this test only, long enough"\n'
+        f'client_id = "docent"\nclient_secret = "client-secret"\nserver_metadata_url = "{provider.metadata_url}"\n'
+    )
+    users = {"ada@example.com": {"role": "editor"}}
+    process, url, log = _start(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users))
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.get_by_role("button", name="Sign in with your company account").click()
+                page.get_by_text("Signed in as").wait_for(timeout=120_000)
+                assert "ada@example.com" in page.get_by_text("Signed in as").inner_text()
+                page.locator("input[type=file]").wait_for(state="attached", timeout=60_000)  # an editor may add files
+
+                # Someone the provider knows but Docent does not is refused, by name.
+                provider.email = "mallory@example.com"
+                page.get_by_role("button", name="Sign out").click()
+                page.get_by_role("button", name="Sign in with your company account").click()
+                page.get_by_text("mallory@example.com is not a Docent user").wait_for(timeout=60_000)
+                assert page.get_by_placeholder("Ask a question about your documents").count() == 0
+            finally:
+                browser.close()
+    finally:
+        _stop(process, log)
+        provider.close()
