@@ -13,6 +13,16 @@ from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 SHARED_DATA = Path(os.environ.get("DOCENT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only when asked for (`pytest -m slow`); CI skips them."""
+    if "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with `pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (the probe socket is closed again)."""
     with socket.socket() as s:

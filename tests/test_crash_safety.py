@@ -26,7 +26,9 @@ def _kill_while_ingesting(home: Path, start: int, rng: random.Random) -> tuple[d
     """Runs the child until it has committed a document, kills it at a random moment, and returns
     what it said it committed (source -> content hash, the last version wins) and the write it
     was in when killed (source, hash), which may or may not have committed."""
-    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    # Only the tests folder added: an empty entry would put the working directory (a source
+    # checkout, without the compiled engine) ahead of the installed package.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     child = subprocess.Popen([sys.executable, str(HERE / "crash_child.py"), str(home), str(start)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     committed: dict[str, str] = {}
