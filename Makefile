@@ -37,7 +37,7 @@ test-python:
 
 # The engine's C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize:
-	cmake -S native -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDOCENT_SANITIZE=ON -DDOCENT_PYTHON=OFF -DDOCENT_TESTS=ON
+	cmake -S native -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDOCENT_SANITIZE=ON -DDOCENT_PYTHON=OFF -DDOCENT_TESTS=ON -DDOCENT_CUDA=OFF
 	cmake --build build/sanitize --parallel 2
 	cd build/sanitize && ctest --output-on-failure
 

@@ -181,6 +181,10 @@ class FlatIndex(VectorIndex):
 
     read_only = property(lambda self: self._native.read_only)
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, (len, dim), row i belonging to ids()[i] (normalized for cosine)."""
+        return self._native.vectors()
+
     def _search(self, matrix, k, allowed, threads):
         return self._native.search(matrix, k, allowed, threads)
 

@@ -205,7 +205,12 @@ PYBIND11_MODULE(_engine, m) {
             }
             return range_to_numpy(std::move(result));
         }, py::arg("queries"), py::arg("radius"), py::arg("threads") = 0)
-        .def_property_readonly("read_only", &FlatIndex::read_only);
+        .def_property_readonly("read_only", &FlatIndex::read_only)
+        .def("vectors", [](const FlatIndex& self) {
+            py::array_t<float> out({self.size(), self.dim()});
+            std::copy(self.data(), self.data() + self.size() * self.dim(), out.mutable_data());
+            return out;
+        });
     bind_common(flat);
 
     py::class_<HnswIndex> hnsw(m, "HnswIndex");

@@ -37,6 +37,8 @@ public:
     bool contains(std::int64_t id) const { return row_of_.count(id) != 0; }
     std::vector<float> reconstruct(std::int64_t id) const;
     const std::vector<std::int64_t>& ids() const { return ids_; }
+    // Every stored row, (size, dim), in the order of ids(): what moving the index elsewhere copies.
+    const float* data() const { return row_data(); }
 
     // Searches nq queries. `allowed` (optional, may be null) restricts the results to those ids.
     SearchResult search(const float* queries, std::size_t nq, std::size_t k, const std::vector<std::int64_t>* allowed,
