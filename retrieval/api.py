@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from ingest.crawl import CrawlOptions
 from retrieval.access import AccessControl, AccessDenied, AuthenticationFailed, LOCAL
 from retrieval.jobs import JobConflict, JobManager
+from retrieval.models import DocumentInfo, Hit
 from retrieval.service import Docent, Source
 from retrieval.session import NotFound, UserSession
 from retrieval.settings import Settings
@@ -39,19 +40,7 @@ UPLOAD_CHUNK = 1 << 20
 
 
 # ---- request and response bodies --------------------------------------------------------------
-
-
-class HitOut(BaseModel):
-    source: str
-    title: str
-    page: int | None
-    chunk_id: int
-    score: float
-    text: str
-    section: str | None = None
-    similarity: float | None = None
-    ref: int | None = None
-    highlights: list[tuple[int, int]] = []
+# Hits and documents are answered as retrieval.models' own dataclasses; the rest is defined here.
 
 
 class SearchIn(BaseModel):
@@ -62,7 +51,7 @@ class SearchIn(BaseModel):
 
 
 class SearchOut(BaseModel):
-    hits: list[HitOut]
+    hits: list[Hit]
 
 
 class TurnIn(BaseModel):
@@ -82,21 +71,8 @@ class AnswerOut(BaseModel):
     answer: str
     answered: bool
     error: str | None
-    citations: list[HitOut]
-    closest: list[HitOut]
-
-
-class DocumentOut(BaseModel):
-    id: int
-    source: str
-    title: str
-    kind: str
-    pages: int
-    chunks: int
-    size_bytes: int
-    added_at: str
-    content_hash: str
-    warnings: list[str]
+    citations: list[Hit]
+    closest: list[Hit]
 
 
 class CollectionIn(BaseModel):
@@ -231,7 +207,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
         user.set_collection_access(collection, body.users, body.groups)
         return Response(status_code=204)
 
-    @app.get("/collections/{collection}/documents", response_model=list[DocumentOut], tags=["documents"])
+    @app.get("/collections/{collection}/documents", response_model=list[DocumentInfo], tags=["documents"])
     def documents(collection: CollectionName, user: User) -> list[dict]:
         return [d.to_dict() for d in user.documents(collection)]
 

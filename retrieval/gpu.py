@@ -61,6 +61,15 @@ def _check_precision(precision: str) -> None:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
 
 
+def _vectors_and_ids(vectors, ids, dim: int, first_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors as float32 (n, dim) and their ids (by default first_id, first_id + 1, ...)."""
+    matrix = _as_matrix(vectors, dim, "vectors")
+    ids = np.arange(first_id, first_id + len(matrix), dtype=np.int64) if ids is None else _as_ids(ids)
+    if len(ids) != len(matrix):
+        raise ValueError(f"got {len(matrix)} vectors but {len(ids)} ids")
+    return matrix, ids
+
+
 def _check_k(k: int) -> int:
     if not 1 <= int(k) <= 256:
         raise ValueError(f"k must be between 1 and 256 on the GPU, got {k}")
@@ -86,11 +95,7 @@ class GpuFlatIndex:
         return len(self._native)
 
     def add(self, vectors, ids=None) -> None:
-        matrix = _as_matrix(vectors, self.dim, "vectors")
-        ids = np.arange(len(self), len(self) + len(matrix), dtype=np.int64) if ids is None else _as_ids(ids)
-        if len(ids) != len(matrix):
-            raise ValueError(f"got {len(matrix)} vectors but {len(ids)} ids")
-        self._native.add(matrix, ids)
+        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
     def search(self, queries, k: int = 10):
         """(distances, ids), each (nq, k), best first; ids -1 where there are fewer than k."""
@@ -128,11 +133,7 @@ class GpuIvfFlatIndex:
         return len(self._native)
 
     def add(self, vectors, ids=None) -> None:
-        matrix = _as_matrix(vectors, self.dim, "vectors")
-        ids = np.arange(len(self), len(self) + len(matrix), dtype=np.int64) if ids is None else _as_ids(ids)
-        if len(ids) != len(matrix):
-            raise ValueError(f"got {len(matrix)} vectors but {len(ids)} ids")
-        self._native.add(matrix, ids)
+        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
     def search(self, queries, k: int = 10, *, nprobe: int = 8):
         return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), int(nprobe))
@@ -188,10 +189,8 @@ class ShardedFlatIndex:
     def __len__(self) -> int:
         return sum(len(s) for s in self.shards)
 
-    def add(self, vectors, ids) -> None:
-        matrix, ids = _as_matrix(vectors, self.dim, "vectors"), _as_ids(ids)
-        if len(ids) != len(matrix):
-            raise ValueError(f"got {len(matrix)} vectors but {len(ids)} ids")
+    def add(self, vectors, ids=None) -> None:
+        matrix, ids = _vectors_and_ids(vectors, ids, self.dim, len(self))
         # Contiguous parts, each to the emptiest shard, keep the shards balanced.
         parts = np.array_split(np.arange(len(matrix)), len(self.shards))
         for part in parts:

@@ -69,6 +69,20 @@ def server(tmp_path_factory):
     _stop(process, log)
 
 
+def _upload_and_ask(page, pdf: Path):
+    """Adds the handbook, asks about the mooring fee, and returns the first citation once shown."""
+    page.locator("input[type=file]").set_input_files(str(pdf))
+    page.get_by_role("button", name="Add 1 file(s)").click()
+    page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
+    box = page.get_by_placeholder("Ask a question about your documents")
+    box.fill("How much does a mooring permit cost?")
+    box.press("Enter")
+    page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
+    citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3")
+    citation.wait_for(timeout=30_000)
+    return citation
+
+
 def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
     url, _ = server
     pdf = tmp_path / "handbook.pdf"
@@ -79,16 +93,7 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
             page = browser.new_page()
             page.goto(url)
             page.get_by_text("Docent").first.wait_for(timeout=120_000)  # the model loads on first view
-            page.locator("input[type=file]").set_input_files(str(pdf))
-            page.get_by_role("button", name="Add 1 file(s)").click()
-            page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
-
-            box = page.get_by_placeholder("Ask a question about your documents")
-            box.fill("How much does a mooring permit cost?")
-            box.press("Enter")
-            page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
-            citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3")
-            citation.wait_for(timeout=30_000)
+            citation = _upload_and_ask(page, pdf)
             citation.click()
             page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
             page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
@@ -166,14 +171,7 @@ def test_sign_in_upload_ask_and_sign_out(tmp_path):
                 page.get_by_role("button", name="Sign in").click()
                 page.get_by_text("Signed in as").wait_for(timeout=120_000)  # the model loads on first view
 
-                page.locator("input[type=file]").set_input_files(str(pdf))
-                page.get_by_role("button", name="Add 1 file(s)").click()
-                page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
-                box = page.get_by_placeholder("Ask a question about your documents")
-                box.fill("How much does a mooring permit cost?")
-                box.press("Enter")
-                page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
-                page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3").wait_for(timeout=30_000)
+                _upload_and_ask(page, pdf)
 
                 page.get_by_role("button", name="Sign out").click()
                 page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)

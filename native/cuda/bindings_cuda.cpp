@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "gpu_api.h"
+#include "numpy_results.h"
 
 namespace py = pybind11;
 using namespace docent;
@@ -26,14 +27,6 @@ std::size_t rows_of(const FloatArray& a, std::size_t dim, const char* what) {
 void check_ids(const IdArray& ids, std::size_t n) {
     if (ids.ndim() != 1 || static_cast<std::size_t>(ids.shape(0)) != n)
         throw std::invalid_argument("ids must be a 1-D array with one id per vector");
-}
-
-py::tuple to_numpy(SearchResult&& result, std::size_t nq, std::size_t k) {
-    py::array_t<float> distances({nq, k});
-    py::array_t<std::int64_t> ids({nq, k});
-    std::copy(result.distances.begin(), result.distances.end(), distances.mutable_data());
-    std::copy(result.ids.begin(), result.ids.end(), ids.mutable_data());
-    return py::make_tuple(distances, ids);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "hnsw_index.h"
 #include "ivf_index.h"
 #include "kmeans.h"
+#include "numpy_results.h"
 #include "parallel.h"
 #include "simd_dispatch.h"
 
@@ -35,14 +36,6 @@ std::size_t check_matrix(const FloatArray& a, std::size_t dim, const char* what)
 std::vector<std::int64_t> to_id_vector(const IdArray& ids) {
     if (ids.ndim() != 1) throw ArgumentError("ids must be a 1-D array");
     return {ids.data(), ids.data() + ids.size()};
-}
-
-py::tuple to_numpy(SearchResult&& result, std::size_t nq, std::size_t k) {
-    py::array_t<float> distances({nq, k});
-    py::array_t<std::int64_t> ids({nq, k});
-    std::copy(result.distances.begin(), result.distances.end(), distances.mutable_data());
-    std::copy(result.ids.begin(), result.ids.end(), ids.mutable_data());
-    return py::make_tuple(distances, ids);
 }
 
 py::tuple range_to_numpy(RangeResult&& result) {
