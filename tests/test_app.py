@@ -298,3 +298,30 @@ def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_ho
     assert len(remove) == 2
     next(b for b in at.button if b.key == "sign-out").click().run()
     assert not at.chat_input and at.text_input(key="sign-in-name")
+
+
+def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_path, monkeypatch, team_home):
+    from retrieval.access import hash_password
+
+    _, env = team_home
+    users = json.loads(env["DOCENT_USERS"]) | {"ada": {"role": "admin", "password_hash": hash_password("ada-pw")}}
+    env = env | {"DOCENT_USERS": json.dumps(users)}
+    ada = sign_in(tmp_path, monkeypatch, env, "ada", "ada-pw")
+    assert ada.sidebar.selectbox(key="collection").options == ["default", "payroll"]  # admins see everything
+    ada.text_input(key="new-collection").set_value("board")
+    ada.text_input(key="new-collection-access").set_value("@directors").run()
+    ada.button(key="create-collection").click().run()
+    assert not ada.exception, ada.exception
+    assert ada.sidebar.selectbox(key="collection").value == "board"
+    ada.text_input(key="user-name").set_value("bo")
+    ada.selectbox(key="user-role").set_value("reader")
+    ada.text_input(key="user-groups").set_value("directors")
+    ada.text_input(key="user-password").set_value("bo-pw").run()
+    ada.button(key="save-user").click().run()
+    assert any("Saved bo" in s.value for s in ada.sidebar.success)
+
+    bo = sign_in(tmp_path, monkeypatch, env, "bo", "bo-pw")
+    assert bo.sidebar.selectbox(key="collection").options == ["board", "default"]
+    rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert "board" not in rita.sidebar.selectbox(key="collection").options
+    assert not [e for e in rita.sidebar.expander if e.label.startswith("Manage")]  # not for readers
