@@ -7,6 +7,7 @@ import logging
 import re
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from pypdf import PdfReader
 from pypdf import PasswordType
@@ -19,6 +20,7 @@ from ingest.text import clean_page_text, ends_sentence
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
 # page number): it is skipped and reported.
 MIN_LETTERS_PER_PAGE = 20
+FORGET_EVERY_PAGES = 64
 
 _WORD_PREFIXES = re.compile(r"^(microsoft (word|powerpoint|excel) - )", re.IGNORECASE)
 
@@ -32,56 +34,105 @@ def load_pdf(data: bytes | str | Path, source: str | None = None) -> Document:
     `data` is the file's bytes or its path; `source` is the name shown in citations
     (by default the path as given). Raises a subclass of IngestError naming the problem.
     """
-    if not isinstance(data, (bytes, bytearray)):
-        source = source or str(data)
-        data = Path(data).read_bytes()
-    source = source or "document.pdf"
-    if b"%PDF-" not in data[:1024]:
-        kind = _sniff(data)
-        raise NotAPDFError(source, f"not a PDF file (its content looks like {kind}); only PDFs can be added here")
-
-    reader = _open(data, source)
-    try:
-        raw_pages = list(reader.pages)
-    except Exception as exc:  # pypdf raises many types for broken page trees
-        raise CorruptPDFError(source, f"the PDF is damaged and its pages cannot be read ({exc})") from exc
-    if not raw_pages:
-        raise CorruptPDFError(source, "the PDF has no pages")
-
-    warnings: list[str] = []
-    texts: list[str] = []
-    for number, page in enumerate(raw_pages, start=1):
-        try:
-            texts.append(clean_page_text(page.extract_text() or ""))
-        except Exception as exc:
-            warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
-            texts.append("")
-
-    textless = [n for n, t in enumerate(texts, start=1) if _letters(t) < MIN_LETTERS_PER_PAGE]
-    if len(textless) == len(texts):
-        raise NoTextLayerError(
-            source,
-            "the PDF has no text layer (it looks like a scan, an image-only export, or text drawn "
-            "as shapes); run OCR on it first, for example with ocrmypdf, then add it again",
-        )
-    if textless:
-        warnings.append(f"pages without a text layer were skipped: {_ranges(textless)}")
-
-    pages = [Page(number=n, text=t) for n, t in enumerate(texts, start=1) if n not in set(textless)]
+    stream = PdfStream(data, source)
+    pages = list(stream.pages())
     return Document(
-        source=source,
-        title=_title(reader, source),
+        source=stream.source,
+        title=stream.title,
         kind="pdf",
-        content_hash=hashlib.sha256(data).hexdigest(),
-        pages=_mend_page_breaks(pages),
-        size_bytes=len(data),
-        warnings=warnings,
+        content_hash=stream.content_hash,
+        pages=pages,
+        size_bytes=stream.size_bytes,
+        warnings=stream.warnings,
     )
 
 
-def _open(data: bytes, source: str) -> PdfReader:
+class PdfStream:
+    """A PDF read one page at a time: its name, title, hash and page count at once, its pages
+    as they are extracted. A file given by path is never read into memory whole (pypdf reads
+    the objects it needs), so a PDF of thousands of pages costs the memory of a few."""
+
+    def __init__(self, data: bytes | str | Path, source: str | None = None):
+        if isinstance(data, (bytes, bytearray)):
+            self.source = source or "document.pdf"
+            head, self.size_bytes = bytes(data[:1024]), len(data)
+            self.content_hash = hashlib.sha256(data).hexdigest()
+            opened = BytesIO(data)
+        else:
+            path = Path(data)
+            self.source = source or str(data)
+            with path.open("rb") as file:
+                head = file.read(1024)
+                digest = hashlib.sha256(head)
+                while block := file.read(1 << 20):
+                    digest.update(block)
+            self.content_hash, self.size_bytes = digest.hexdigest(), path.stat().st_size
+            opened = path.open("rb")  # an open file, not a path: pypdf would read a path whole
+        if b"%PDF-" not in head:
+            raise NotAPDFError(self.source, f"not a PDF file (its content looks like {_sniff(head)}); only PDFs can be added here")
+        self._file = opened
+        try:
+            self._reader = _open(opened, self.source)
+            try:
+                self.page_count = len(self._reader.pages)
+            except Exception as exc:  # pypdf raises many types for broken page trees
+                raise CorruptPDFError(self.source, f"the PDF is damaged and its pages cannot be read ({exc})") from exc
+            if not self.page_count:
+                raise CorruptPDFError(self.source, "the PDF has no pages")
+            self.title = _title(self._reader, self.source)
+        except BaseException:
+            self.close()
+            raise
+        self.warnings: list[str] = []  # complete once pages() is exhausted
+
+    def pages(self) -> Iterator[Page]:
+        """The pages with text, cleaned, a sentence across a page break kept on the page where it
+        starts. Raises NoTextLayerError at the end when no page had text."""
+        try:
+            yield from self._pages()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _pages(self) -> Iterator[Page]:
+        textless: list[int] = []
+        pending: Page | None = None
+        for number in range(1, self.page_count + 1):
+            try:
+                text = clean_page_text(self._reader.pages[number - 1].extract_text() or "")
+            except Exception as exc:
+                self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
+                text = ""
+            if _letters(text) < MIN_LETTERS_PER_PAGE:
+                textless.append(number)
+                continue
+            if number % FORGET_EVERY_PAGES == 0:
+                # pypdf keeps every object it has parsed (page contents included): forgetting them
+                # now and then keeps a long PDF's memory flat; fonts shared by pages are re-read.
+                self._reader.resolved_objects.clear()
+            page = Page(number=number, text=text)
+            if pending is not None:
+                pending, page = _mend_page_break(pending, page)
+                if pending.text:
+                    yield pending
+            pending = page
+        if pending is not None and pending.text:
+            yield pending
+        if len(textless) == self.page_count:
+            raise NoTextLayerError(
+                self.source,
+                "the PDF has no text layer (it looks like a scan, an image-only export, or text drawn "
+                "as shapes); run OCR on it first, for example with ocrmypdf, then add it again",
+            )
+        if textless:
+            self.warnings.append(f"pages without a text layer were skipped: {_ranges(textless)}")
+
+
+def _open(data: BinaryIO, source: str) -> PdfReader:
     try:
-        reader = PdfReader(BytesIO(data), strict=False)
+        reader = PdfReader(data, strict=False)
     except DependencyError as exc:
         raise EncryptedPDFError(source, f"the PDF is encrypted with a cipher this install cannot read ({exc})") from exc
     except Exception as exc:
@@ -101,20 +152,16 @@ def _open(data: bytes, source: str) -> PdfReader:
     return reader
 
 
-def _mend_page_breaks(pages: list[Page]) -> list[Page]:
+def _mend_page_break(current: Page, following: Page) -> tuple[Page, Page]:
     """Keeps a sentence that runs across a page break whole, on the page where it starts."""
-    mended = list(pages)
-    for i in range(len(mended) - 1):
-        current, following = mended[i], mended[i + 1]
-        if following.number != current.number + 1 or ends_sentence(current.text):
-            continue
-        match = re.search(r"[.!?][\"')\]]*(\s|$)", following.text)
-        if not match or match.end() > 400:  # no nearby end: the next page starts something else
-            continue
-        fragment = following.text[: match.end()].strip()
-        mended[i] = Page(current.number, f"{current.text} {fragment}", current.section)
-        mended[i + 1] = Page(following.number, following.text[match.end() :].lstrip(), following.section)
-    return [p for p in mended if p.text]
+    if following.number != current.number + 1 or ends_sentence(current.text):
+        return current, following
+    match = re.search(r"[.!?][\"')\]]*(\s|$)", following.text)
+    if not match or match.end() > 400:  # no nearby end: the next page starts something else
+        return current, following
+    fragment = following.text[: match.end()].strip()
+    return (Page(current.number, f"{current.text} {fragment}", current.section),
+            Page(following.number, following.text[match.end() :].lstrip(), following.section))
 
 
 def _title(reader: PdfReader, source: str) -> str:

@@ -6,17 +6,22 @@ ahead of the embedding: a worker should not pay for importing the model stack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import IngestError
 from ingest.models import Document
-from ingest.pdf import load_pdf
+from ingest.pdf import PdfStream, load_pdf
 
 
-def read_file(name: str, path: str | Path | None) -> bytes:
+def read_file(name: str, path: str | Path | None, *, probe: bool = False) -> bytes:
+    """The file's bytes (probe: only whether it can be opened, b"" then), or an IngestError."""
     if path is None:
         raise IngestError(name, "nothing to read: neither bytes nor a path were given")
     try:
+        if probe:
+            with Path(path).open("rb"):
+                return b""
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise IngestError(name, "file not found") from None
@@ -28,9 +33,27 @@ def read_file(name: str, path: str | Path | None) -> bytes:
         raise IngestError(name, f"cannot be read ({exc.strerror})") from None
 
 
-def load_pdf_file(name: str, data: bytes | None, path: str | None) -> tuple[Document, bytes] | IngestError:
-    """(document, the file's bytes), or the IngestError as a value (it crosses process lines)."""
+@dataclass
+class LargePdf:
+    """A PDF with more pages than asked to load at once: it is streamed, page by page, instead."""
+
+    name: str
+    page_count: int
+
+
+def load_pdf_file(
+    name: str, data: bytes | None, path: str | None, stream_from_pages: int | None = None
+) -> tuple[Document, bytes] | LargePdf | IngestError:
+    """(document, the file's bytes), a LargePdf past stream_from_pages pages, or the
+    IngestError as a value (it crosses process lines)."""
     try:
+        if stream_from_pages is not None:
+            if data is None:
+                read_file(name, path, probe=True)
+            stream = PdfStream(data if data is not None else Path(path), name)
+            stream.close()
+            if stream.page_count > stream_from_pages:
+                return LargePdf(name, stream.page_count)
         raw = data if data is not None else read_file(name, path)
         return load_pdf(raw, source=name), raw
     except IngestError as exc:

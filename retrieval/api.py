@@ -112,6 +112,7 @@ class JobOut(BaseModel):
     current: str | None = None
     chunks_done: int | None = None
     chunks_total: int | None = None
+    unit: str | None = None
     outcomes: list[dict] | None = None
     discovered: int | None = None
     added: int | None = None

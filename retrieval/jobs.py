@@ -35,6 +35,7 @@ class Job:
     total: int = 0  # sources to ingest (an ingest job)
     outcomes: list[IngestOutcome] = field(default_factory=list)
     current: str | None = None  # the source being embedded
+    unit: str = "chunks"  # what chunks_done counts: chunks, or pages of a PDF streamed in parts
     chunks_done: int = 0
     chunks_total: int = 0
     crawl: CrawlProgress | None = None
@@ -71,7 +72,7 @@ class Job:
         if self.kind == "ingest":
             out.update(
                 total=self.total, done=len(self.outcomes), current=self.current,
-                chunks_done=self.chunks_done, chunks_total=self.chunks_total,
+                chunks_done=self.chunks_done, chunks_total=self.chunks_total, unit=self.unit,
                 outcomes=[o.to_dict() for o in self.outcomes],
             )
         else:
@@ -115,6 +116,7 @@ class JobManager:
         job.total = len(sources)
 
         def progress(stage: str, done: int, total: int) -> None:
+            job.unit = "pages" if stage == "pages" else "chunks"
             job.chunks_done, job.chunks_total = done, total
 
         def finished_one(outcome: IngestOutcome) -> None:

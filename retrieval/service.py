@@ -5,11 +5,12 @@ The CLI and the app both go through this class, so they behave alike.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -19,7 +20,8 @@ from ingest import Document, IngestError, chunk_document
 from ingest.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, document_from_response, normalize_url
 from ingest.fetch import Fetcher
 from ingest.netguard import AllowList
-from ingest.sources import load_pdf_file
+from ingest.pdf import PdfStream
+from ingest.sources import LargePdf, load_pdf_file
 from retrieval.answer import Answerer, AnswerStream, UnavailableBackend, make_backend
 from retrieval.conversation import Turn, standalone_question
 from retrieval.llm import BackendError
@@ -30,6 +32,8 @@ from retrieval.settings import Settings
 from retrieval.store import Collection, CollectionError, PreparedDocument, StorageFullError, text_hash
 
 LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
+STREAM_FROM_PAGES = 300  # a PDF with more pages is read, embedded and staged a part at a time
+PAGES_PER_PART = 32
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # Reports (stage, done, total) while a source is processed; stage is "embedding".
@@ -169,6 +173,13 @@ class Docent:
                 break
             if isinstance(loaded, IngestError):
                 outcome = IngestOutcome(source.name, "failed", error=loaded.reason)
+            elif isinstance(loaded, LargePdf):
+                try:
+                    outcome = self._store_streamed(store, source, watched)
+                except _Cancelled:
+                    break
+                except (IngestError, StorageFullError) as exc:
+                    outcome = IngestOutcome(source.name, "failed", error=getattr(exc, "reason", str(exc)))
             else:
                 document, data = loaded
                 originals = {document.source: data} if data is not None else None
@@ -277,6 +288,50 @@ class Docent:
                     document.source, status, len(chunks), len(document.pages), document.title, warnings=document.warnings
                 )
         return [outcomes[i] for i in range(len(documents))]
+
+    def _store_streamed(self, store: Collection, source: Source, progress: IngestProgress) -> IngestOutcome:
+        """A PDF too large to hold at once: PAGES_PER_PART pages at a time are extracted, chunked,
+        embedded and staged; the document appears in one commit at the end (or not at all)."""
+        stream = PdfStream(source.data if source.data is not None else source.path, source.name)
+        existing = store.find_document(stream.source)
+        if existing is not None and existing.content_hash == stream.content_hash:
+            stream.close()
+            return IngestOutcome(stream.source, "unchanged", existing.chunks, existing.pages, existing.title)
+        embedder = self.embedder
+        document = Document(stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes, stream.warnings)
+        token = store.begin_staging()
+        committed, chunk_count, page_count = False, 0, 0
+        try:
+            part: list = []
+            for page in itertools.chain(stream.pages(), [None]):  # None: the end, to stage the last part
+                if page is not None:
+                    part.append(page)
+                    if len(part) < PAGES_PER_PART:
+                        continue
+                if not part:
+                    break
+                chunks = chunk_document(
+                    Document(document.source, document.title, "pdf", document.content_hash, part),
+                    count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens,
+                    overlap_tokens=self.settings.chunk_overlap_tokens,
+                )
+                chunks = [replace(c, ordinal=c.ordinal + chunk_count) for c in chunks]
+                if chunks:
+                    vectors = self._embed_new(store, [c.index_text for c in chunks], None)
+                    store.stage(token, chunks, vectors, [keyword_terms(c.index_text) for c in chunks])
+                chunk_count, page_count = chunk_count + len(chunks), page_count + len(part)
+                progress("pages", part[-1].number, stream.page_count)
+                part = []
+            if not chunk_count:
+                return IngestOutcome(source.name, "failed", error="no text to index was found")
+            original = source.path if source.data is None else source.data
+            status = store.commit_staged(token, document, pages=page_count, chunks=chunk_count, original=original)
+            committed = True
+            return IngestOutcome(source.name, status, chunk_count, page_count, document.title, warnings=stream.warnings)
+        finally:
+            stream.close()
+            if not committed:
+                store.abandon_staged(token)
 
     def _embed_new(self, store: Collection, texts: list[str], progress: IngestProgress | None) -> np.ndarray:
         """Embeddings of texts, computing only those the collection (or this batch) lacks:
@@ -414,7 +469,7 @@ def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, by
                 return fetch(source.name)
             except IngestError as exc:
                 return exc
-        return load_pdf_file(source.name, source.data, str(source.path) if source.path else None)
+        return load_pdf_file(source.name, source.data, str(source.path) if source.path else None, STREAM_FROM_PAGES)
 
     if len(sources) < 2:
         for source in sources:
@@ -426,7 +481,7 @@ def _load_ahead(sources: list[Source], fetch: Callable[[str], tuple[Document, by
     def submit(pool, source: Source):
         if source.data is None and is_url(source.name):
             return None  # fetched when its turn comes
-        return pool.submit(load_pdf_file, source.name, source.data, str(source.path) if source.path else None)
+        return pool.submit(load_pdf_file, source.name, source.data, str(source.path) if source.path else None, STREAM_FROM_PAGES)
 
     # A few files ahead, not all: a folder of thousands must not be held in memory at once.
     # spawn, not fork: the parent holds model threads that a forked child would inherit broken.

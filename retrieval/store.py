@@ -28,9 +28,13 @@ import errno
 import hashlib
 import json
 import logging
+import os
+import shutil
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +107,21 @@ CREATE TABLE IF NOT EXISTS web_pages (
     content_hash TEXT,
     fetched_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS staged_chunks (  -- a streamed document's chunks until its commit
+    token TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    page INTEGER,
+    section TEXT,
+    text TEXT NOT NULL,
+    context TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    terms BLOB NOT NULL,
+    text_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_by_token ON staged_chunks(token);
+CREATE TABLE IF NOT EXISTS staging (token TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id INTEGER NOT NULL,
@@ -177,6 +196,7 @@ class Collection:
         self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
         self._catch_up(save=True)
         self._prune_originals()  # a process killed mid-write may have left a file no row names
+        self._drop_dead_staging()
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection: it sees every committed write and never waits on one."""
@@ -440,46 +460,98 @@ class Collection:
         return statuses
 
     def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
-        document = item.document
+        status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
+        for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids):
+            cursor = self._db.execute(
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, *row),
+            )
+            self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
+        return status
+
+    def _insert_document(self, document: Document, pages: int, chunks: int) -> tuple[str, int]:
+        """The documents row, replacing an earlier version: ("added" or "replaced", its id)."""
         status = "replaced" if self._delete_document(document.source) else "added"
         cursor = self._db.execute(
             "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                document.source,
-                document.title,
-                document.kind,
-                document.content_hash,
-                document.size_bytes,
-                len(document.pages),
-                len(item.chunks),
-                json.dumps(document.warnings),
-                datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            ),
+            (document.source, document.title, document.kind, document.content_hash, document.size_bytes, pages, chunks,
+             json.dumps(document.warnings), datetime.now(timezone.utc).isoformat(timespec="seconds")),
         )
-        doc_id = cursor.lastrowid
-        embeddings = np.ascontiguousarray(item.embeddings, dtype=np.float32)
-        for chunk, vector, chunk_terms in zip(item.chunks, embeddings, item.terms):
-            token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
-            cursor = self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
-                " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    doc_id,
-                    chunk.ordinal,
-                    chunk.page,
-                    chunk.section,
-                    chunk.text,
-                    chunk.context,
-                    chunk.char_start,
-                    chunk.char_end,
-                    vector.tobytes(),
-                    token_ids.tobytes(),
-                    text_hash(chunk.index_text),
-                ),
+        return status, cursor.lastrowid
+
+    # ---- a document streamed in parts ------------------------------------------------------
+    # A very large document is embedded a few pages at a time; its chunks wait in staged_chunks
+    # (each part its own short write) and become the document in one transaction at the end, so
+    # readers and a crash see it whole or not at all, as for any other document.
+
+    def begin_staging(self) -> str:
+        token = uuid.uuid4().hex
+        with self._write():
+            self._db.execute("INSERT INTO staging(token, pid, host, started_at) VALUES (?, ?, ?, ?)",
+                             (token, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat()))
+        return token
+
+    def stage(self, token: str, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+        if len(chunks) != len(embeddings) or len(chunks) != len(terms):
+            raise ValueError("chunks, embeddings and terms must have the same length")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must be (n, {self.dim}), got {embeddings.shape}")
+        with self._write():
+            term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
+            self._db.executemany(
+                "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end, embedding,"
+                " terms, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(token, *row) for row in _chunk_rows(chunks, embeddings, terms, term_ids)],
             )
-            self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
+
+    def commit_staged(self, token: str, document: Document, *, pages: int, chunks: int, original: Path | bytes | None) -> str:
+        """Makes the staged chunks the document (replacing an earlier version): "added" or "replaced"."""
+        with self._write_lock:
+            try:
+                with self._write():
+                    (staged,) = self._db.execute("SELECT count(*) FROM staged_chunks WHERE token = ?", (token,)).fetchone()
+                    if staged != chunks:
+                        raise CollectionError(f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again")
+                    if original is not None:
+                        self._keep_original(document.content_hash, original)
+                    status, doc_id = self._insert_document(document, pages, chunks)
+                    self._db.execute(
+                        "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                        " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                        " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
+                        (doc_id, token),
+                    )
+                    self._db.execute(
+                        "INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)
+                    )
+                    self._drop_staged(token)
+            except BaseException:
+                self._prune_originals()
+                raise
+        self._catch_up(save=False)
+        self._save_if_due()
+        self._prune_originals()
         return status
+
+    def abandon_staged(self, token: str) -> None:
+        with self._write():
+            self._drop_staged(token)
+
+    def _drop_staged(self, token: str) -> None:
+        self._db.execute("DELETE FROM staged_chunks WHERE token = ?", (token,))
+        self._db.execute("DELETE FROM staging WHERE token = ?", (token,))
+
+    def _drop_dead_staging(self) -> None:
+        """Staged parts whose process is gone (killed mid-document) are dropped."""
+        host, day_ago = socket.gethostname(), time.time() - 86400
+        with self._write():
+            for token, pid, their_host, started in self._db.execute("SELECT token, pid, host, started_at FROM staging").fetchall():
+                alive = _process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
+                if not alive:
+                    log.info("dropping the staged part of a document whose ingest ended with its process (%s)", token)
+                    self._drop_staged(token)
 
     def remove_document(self, source: str) -> bool:
         """Removes a document and its chunks from the database and every index."""
@@ -516,14 +588,17 @@ class Collection:
 
     # ---- original files ---------------------------------------------------------------------
 
-    def _keep_original(self, content_hash: str, data: bytes) -> None:
+    def _keep_original(self, content_hash: str, data: bytes | Path) -> None:
         folder = self.folder / ORIGINALS_DIR
         folder.mkdir(exist_ok=True)
         target = folder / content_hash
         if not target.exists():
             tmp = target.with_suffix(".tmp")
             try:
-                tmp.write_bytes(data)
+                if isinstance(data, Path):
+                    shutil.copyfile(data, tmp)  # a large file is copied, not read into memory
+                else:
+                    tmp.write_bytes(data)
                 tmp.replace(target)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
@@ -660,6 +735,25 @@ class Collection:
 
 
 _DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
+
+
+def _chunk_rows(chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]], term_ids: dict[str, int]):
+    """(ordinal, page, section, text, context, char_start, char_end, embedding, terms, text_hash) per chunk."""
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    for chunk, vector, chunk_terms in zip(chunks, embeddings, terms):
+        token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
+        yield (chunk.ordinal, chunk.page, chunk.section, chunk.text, chunk.context, chunk.char_start, chunk.char_end,
+               vector.tobytes(), token_ids.tobytes(), text_hash(chunk.index_text))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
 
 
 def _is_disk_full(exc: BaseException) -> bool:

@@ -220,7 +220,7 @@ def ingest_status(job: Job) -> None:
     done = len(job.outcomes)
     if job.running:
         fraction = (done + job.chunks_done / max(job.chunks_total, 1)) / max(job.total, 1)
-        detail = f"{job.current}: embedding {job.chunks_done}/{job.chunks_total} chunks" if job.current else ""
+        detail = f"{job.current}: embedding {job.chunks_done}/{job.chunks_total} {job.unit}" if job.current else ""
         st.progress(min(fraction, 1.0), text=f"Adding {done + 1} of {job.total} file(s)… {detail}")
         st.button("Stop adding", key="stop-ingest", on_click=job.cancel.set,
                   help="Files already added stay; the one in progress is not stored.", disabled=job.cancel.is_set())
