@@ -1,6 +1,7 @@
 // IVF-Flat search and k-means on the GPU, both built on the fused exact search of search_gpu.cu.
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <random>
 
@@ -211,6 +212,7 @@ struct IvfFlatIndex::State {
     DeviceArray<float> rows, norms;
     DeviceArray<long long> offsets;
     std::size_t size = 0;
+    mutable std::mutex mutex;  // adds relayout the lists; a search must not see that half done
 };
 
 IvfFlatIndex::IvfFlatIndex(std::size_t dim, Metric metric, const float* centroids, std::size_t nlist, int device)
@@ -251,6 +253,7 @@ std::size_t IvfFlatIndex::size() const { return state_->size; }
 void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n) {
     State& s = *state_;
     if (n == 0) return;
+    std::lock_guard<std::mutex> lock(s.mutex);
     if (s.size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
     const std::vector<float> host = pad(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine);
     DeviceScope scope(s.device);
@@ -293,6 +296,7 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
 SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const {
     const State& s = *state_;
     if (k == 0 || k > kMaxK) throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU");
+    std::lock_guard<std::mutex> lock(s.mutex);
     nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
     SearchResult result;
     result.distances.assign(nq * k, s.metric == Metric::L2 ? INFINITY : -INFINITY);

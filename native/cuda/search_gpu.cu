@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <mutex>
 #include <unordered_map>
 
 #include "topk.cuh"
@@ -196,6 +197,7 @@ struct FlatIndex::State {
     std::unordered_map<std::int64_t, std::size_t> row_of;
     mutable DeviceArray<float> scratch_values;
     mutable DeviceArray<int> scratch_rows;
+    mutable std::mutex mutex;  // one call at a time: the scratch buffers are shared
 
     std::size_t element() const { return precision == Precision::F32 ? 4 : 2; }
 };
@@ -230,6 +232,7 @@ std::size_t FlatIndex::memory_bytes() const { return state_->rows.bytes() + stat
 const std::vector<std::int64_t>& FlatIndex::ids() const { return state_->ids; }
 
 void FlatIndex::reset() {
+    std::lock_guard<std::mutex> lock(state_->mutex);
     DeviceScope scope(state_->device);
     state_->rows.release();
     state_->norms.release();
@@ -262,6 +265,7 @@ static void compute_norms(const unsigned char* rows, std::size_t first, std::siz
 void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n) {
     State& s = *state_;
     if (n == 0) return;
+    std::lock_guard<std::mutex> lock(s.mutex);
     check_finite(vectors, n * s.dim, "vectors");
     if (s.size + n > static_cast<std::size_t>(INT32_MAX))
         throw std::invalid_argument("a GPU flat index holds at most 2^31 - 1 vectors");
@@ -304,6 +308,7 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
     const State& s = *state_;
     check_k(k);
     check_finite(queries, nq * s.dim, "queries");
+    std::lock_guard<std::mutex> lock(s.mutex);
     SearchResult result;
     if (nq == 0) return result;
     if (s.size == 0) {
@@ -360,6 +365,7 @@ __global__ void unpad_kernel(const T* rows, std::size_t n, int dim, int dp, floa
 
 std::vector<float> FlatIndex::vectors() const {
     const State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
     std::vector<float> out(s.size * s.dim);
     if (s.size == 0) return out;
     DeviceScope scope(s.device);
