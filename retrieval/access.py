@@ -201,6 +201,11 @@ class AccessControl:
             raise AuthenticationFailed("wrong user name or password")
         return self._principal(user, "password")
 
+    def refresh(self, principal: Principal) -> Principal | None:
+        """The signed-in user as the store has them now (role and groups), or None once removed."""
+        user = self.user(principal.name)
+        return None if user is None else self._principal(user, principal.via)
+
     def principal_for_identity(self, email: str | None) -> Principal:
         """The user an identity provider signed in (matched by e-mail address as user name)."""
         user = self.user(email) if email else None

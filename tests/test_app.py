@@ -322,6 +322,11 @@ def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_p
 
     bo = sign_in(tmp_path, monkeypatch, env, "bo", "bo-pw")
     assert bo.sidebar.selectbox(key="collection").options == ["board", "default"]
+    # Removed by the admin: signed out at the next click.
+    ada.text_input(key="user-name").set_value("bo").run()
+    ada.button(key="remove-user").click().run()
+    bo.run()
+    assert not bo.chat_input and bo.text_input(key="sign-in-name")
     rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
     assert "board" not in rita.sidebar.selectbox(key="collection").options
     assert not [e for e in rita.sidebar.expander if e.label.startswith("Manage")]  # not for readers

@@ -121,7 +121,13 @@ def signed_in(settings: Settings, access: AccessControl) -> Principal | None:
         return _identity_provider_user(access)
     principal = st.session_state.get("principal")
     if principal is not None:
-        return principal
+        # Looked up again on every run: a user removed or given another role by an admin is
+        # signed out, or gets the new role, at their next click.
+        current = access.refresh(principal)
+        if current is not None:
+            st.session_state["principal"] = current
+            return current
+        del st.session_state["principal"]
     st.title("📚 Docent")
     if not access.users():
         st.warning("No users are set up yet: an admin adds the first with `docent users add NAME --role admin`.")
