@@ -35,6 +35,7 @@ from retrieval.store import CollectionError, StorageFullError
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$"
 CollectionName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 UPLOAD_CHUNK = 1 << 20
 
@@ -124,6 +125,35 @@ class JobOut(BaseModel):
     failed: list[dict] | None = None
 
 
+class UserIn(BaseModel):
+    role: Literal["reader", "editor", "admin"] = "reader"
+    groups: list[Annotated[str, Field(max_length=128)]] = Field([], max_length=100)
+    password: str | None = Field(None, min_length=8, max_length=1024, description="unchanged when left out")
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    groups: list[str]
+    in_settings: bool
+
+
+class KeyIn(BaseModel):
+    label: str = Field("", max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: str
+    user: str
+    label: str
+    created_at: str
+
+
+class NewKey(BaseModel):
+    id: str
+    key: str = Field(description="shown once; only its hash is kept")
+
+
 class Me(BaseModel):
     name: str
     role: str
@@ -206,6 +236,37 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     def set_access(collection: CollectionName, body: AccessIn, user: User) -> Response:
         """Who may see the collection (admins)."""
         user.set_collection_access(collection, body.users, body.groups)
+        return Response(status_code=204)
+
+    @app.get("/users", response_model=list[UserOut], tags=["users"])
+    def users(user: User) -> list[dict]:
+        """Everyone who may sign in (admins)."""
+        return [_user_out(u) for u in user.users()]
+
+    @app.put("/users/{name}", response_model=UserOut, tags=["users"])
+    def put_user(name: Annotated[str, PathParam(pattern=USER_PATTERN)], body: UserIn, user: User) -> dict:
+        """Adds a user or changes one's role, groups or password (admins)."""
+        return _user_out(user.set_user(name, body.role, body.groups, body.password))
+
+    @app.delete("/users/{name}", status_code=204, tags=["users"])
+    def delete_user(name: Annotated[str, PathParam(pattern=USER_PATTERN)], user: User) -> Response:
+        """Removes a user and their API keys (admins)."""
+        user.delete_user(name)
+        return Response(status_code=204)
+
+    @app.post("/users/{name}/keys", status_code=201, response_model=NewKey, tags=["users"])
+    def create_key(name: Annotated[str, PathParam(pattern=USER_PATTERN)], body: KeyIn, user: User) -> dict:
+        """A new API key acting as the user (admins); the key is in this answer only."""
+        key_id, key = user.create_api_key(name, body.label)
+        return {"id": key_id, "key": key}
+
+    @app.get("/keys", response_model=list[KeyOut], tags=["users"])
+    def keys(user: User) -> list[dict]:
+        return user.api_keys()
+
+    @app.delete("/keys/{key_id}", status_code=204, tags=["users"])
+    def revoke_key(key_id: Annotated[str, PathParam(max_length=64)], user: User) -> Response:
+        user.revoke_api_key(key_id)
         return Response(status_code=204)
 
     @app.get("/collections/{collection}/documents", response_model=list[DocumentInfo], tags=["documents"])
@@ -302,6 +363,10 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
         return StreamingResponse(_events(stream, body.question), media_type="text/event-stream")
 
     return app
+
+
+def _user_out(u) -> dict:
+    return {"name": u.name, "role": u.role, "groups": u.groups, "in_settings": u.fixed}
 
 
 def _events(stream, question: str) -> Iterator[str]:

@@ -97,7 +97,18 @@ class UserSession:
     def create_api_key(self, user: str, label: str = "") -> tuple[str, str]:
         """(key id, key) for a user; admins make keys for anyone."""
         self.require(ADMIN)
+        if self.access.user(user) is None:
+            raise NotFound(f"no user {user!r}")
         return self.access.create_api_key(user, label)
+
+    def api_keys(self) -> list[dict]:
+        self.require(ADMIN)
+        return self.access.api_keys()
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self.require(ADMIN)
+        if not self.access.revoke_api_key(key_id):
+            raise NotFound(f"no API key {key_id!r}")
 
     # ---- reading ----------------------------------------------------------------------------
 

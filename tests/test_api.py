@@ -186,6 +186,25 @@ def test_a_collection_outside_a_users_access_gives_them_nothing(team):
     assert "4.2 million" in answer["answer"] and answer["citations"][0]["source"] == "payroll.pdf"
 
 
+def test_admins_manage_users_and_keys_through_the_api(team):
+    client, keys = team
+    ada, rita = _auth(keys["ada"]), _auth(keys["rita"])
+    assert client.get("/users", headers=rita).status_code == 403
+    reply = client.put("/users/nils", json={"role": "editor", "groups": ["ops"], "password": "long enough"}, headers=ada)
+    assert reply.status_code == 200 and reply.json() == {"name": "nils", "role": "editor", "groups": ["ops"], "in_settings": False}
+    assert {u["name"]: u["in_settings"] for u in client.get("/users", headers=ada).json()}["ada"] is True
+    assert client.put("/users/ed", json={"role": "reader"}, headers=ada).status_code == 403  # fixed by the settings
+    new = client.post("/users/nils/keys", json={"label": "ci"}, headers=ada)
+    assert new.status_code == 201
+    nils = _auth(new.json()["key"])
+    assert client.get("/me", headers=nils).json()["role"] == "editor"
+    assert new.json()["key"] not in client.get("/keys", headers=ada).text  # only ids and labels are listed
+    assert client.post("/users/nobody/keys", json={}, headers=ada).status_code == 404
+    assert client.delete("/users/nils", headers=ada).status_code == 204
+    assert client.get("/me", headers=nils).status_code == 401  # the key went with its user
+    assert client.delete("/keys/nosuchkey", headers=ada).status_code == 404
+
+
 def test_a_revoked_key_stops_working(team, docent):
     client, keys = team
     access = client.app.state.access
