@@ -104,7 +104,7 @@ class JobOut(BaseModel):
     collection: str
     owner: str
     target: str
-    state: Literal["running", "cancelling", "finished", "cancelled", "failed"]
+    state: Literal["running", "cancelling", "finished", "cancelled", "failed", "interrupted"]
     error: str | None
     started: float
     finished: float | None
@@ -197,7 +197,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     """The API over one Docent (one shared engine per collection in this process)."""
     docent = docent or Docent(settings)
     access = AccessControl(settings)
-    jobs = jobs or JobManager()
+    jobs = jobs or JobManager(settings.home)
     app = FastAPI(
         title="Docent", version="0.1.0", responses=ERRORS,
         description="Search, ask with cited answers, and manage the documents of self-hosted Docent collections.",

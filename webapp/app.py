@@ -40,8 +40,8 @@ def get_access(home: str) -> AccessControl:
 
 
 @st.cache_resource
-def get_jobs() -> JobManager:
-    return JobManager()
+def get_jobs(home: str) -> JobManager:
+    return JobManager(home)
 
 
 @st.cache_resource(show_spinner="Preparing the answer backend…", max_entries=8)
@@ -397,7 +397,7 @@ def main() -> None:
     if principal is None:
         st.stop()
     docent = get_docent(str(settings.home))
-    user = UserSession(docent, access, get_jobs(), principal)
+    user = UserSession(docent, access, get_jobs(str(settings.home)), principal)
     names = user.collections()
     if not names:
         st.title("📚 Docent")
