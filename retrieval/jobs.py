@@ -156,8 +156,9 @@ class JobManager:
         return self._run(job, work)
 
     def start_crawl(self, docent, url: str, collection: str, owner: str, options: CrawlOptions) -> Job:
+        posted = self._board.jobs() if self._board is not None else []  # another process's crawls too
         with self._lock:
-            for other in self._jobs.values():
+            for other in [*self._jobs.values(), *posted]:
                 if other.kind == "crawl" and other.collection == collection and other.running:
                     raise JobConflict(f"a crawl of {other.target} is already running in '{collection}'")
             job = Job("crawl", collection, owner, url, crawl=CrawlProgress())

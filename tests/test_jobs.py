@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pdfgen import HANDBOOK_PAGES, make_pdf
 from retrieval.jobs import JobManager
 from retrieval.service import Docent, Source
@@ -39,6 +41,29 @@ def test_another_process_sees_and_cancels_a_running_ingest(docent, tmp_path):
     assert after.state == "cancelled" and not after.running
     assert 1 <= len(after.outcomes) < 4 and after.summary()["done"] == len(job.outcomes)
     own.close()
+
+
+def test_one_crawl_per_collection_across_processes(docent, tmp_path):
+    from ingest.crawl import CrawlOptions
+    from retrieval.jobs import JobConflict
+    from website import Site, SiteServer
+
+    server = SiteServer(Site())
+    home = tmp_path / "home"
+    own = Docent(load_settings(home=str(home), allowed_hosts=["127.0.0.1"]))
+    own._embedder = docent.embedder
+    first, second = JobManager(home), JobManager(home)
+    try:
+        job = first.start_crawl(own, server.base, "default", "ed", CrawlOptions())
+        try:
+            with pytest.raises(JobConflict, match="already running in 'default'"):
+                second.start_crawl(own, server.base, "default", "ed", CrawlOptions())
+        finally:
+            job.cancel.set()
+            job.wait(timeout=120)
+    finally:
+        server.close()
+        own.close()
 
 
 def test_a_job_whose_process_died_shows_as_interrupted(tmp_path):
