@@ -5,44 +5,11 @@
 #include <numeric>
 #include <random>
 
-#include "topk.cuh"
+#include "rows.cuh"
 
 namespace docent::gpu {
 
 namespace {
-
-std::vector<float> pad(const float* rows, std::size_t n, std::size_t dim, std::size_t dp, bool normalize) {
-    std::vector<float> out(n * dp, 0.0f);
-    for (std::size_t i = 0; i < n; ++i) {
-        const float* src = rows + i * dim;
-        double norm = 0;
-        for (std::size_t d = 0; d < dim; ++d) {
-            if (!std::isfinite(src[d])) throw std::invalid_argument("vectors contain NaN or infinity");
-            norm += static_cast<double>(src[d]) * src[d];
-        }
-        if (normalize && norm == 0) throw std::invalid_argument("a zero vector has no direction for cosine similarity");
-        const float scale = normalize ? static_cast<float>(1.0 / std::sqrt(norm)) : 1.0f;
-        for (std::size_t d = 0; d < dim; ++d) out[i * dp + d] = src[d] * scale;
-    }
-    return out;
-}
-
-void require_gpu(int device) {
-    const std::string reason = unavailable_reason();
-    if (!reason.empty()) throw GpuError(reason);
-    int count = 0;
-    cudaGetDeviceCount(&count);
-    if (device < 0 || device >= count) throw GpuError("no GPU " + std::to_string(device) + ": there are " + std::to_string(count));
-}
-
-__global__ void row_norms_kernel(const float* rows, int n, int dp, float* norms) {
-    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= n) return;
-    float sum = 0;
-    for (int d = lane; d < dp; d += 32) sum += rows[static_cast<std::size_t>(row) * dp + d] * rows[static_cast<std::size_t>(row) * dp + d];
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-    if (lane == 0) norms[row] = sum;
-}
 
 // Nearest centroid of each of n device rows (1-NN with the fused search), in batches.
 void assign(const float* rows, std::size_t n, const float* centroids, const float* centroid_norms, std::size_t k,
@@ -158,9 +125,9 @@ std::vector<float> kmeans(const float* data, std::size_t n, std::size_t dim, std
     if (iterations < 1) throw std::invalid_argument("iterations must be at least 1");
     if (n > static_cast<std::size_t>(INT32_MAX) || k > static_cast<std::size_t>(INT32_MAX))
         throw std::invalid_argument("too many vectors for GPU k-means");
-    require_gpu(device);
+    require_device(device);
     const std::size_t dp = padded_dim(dim);
-    const std::vector<float> rows = pad(data, n, dim, dp, spherical);
+    const std::vector<float> rows = padded_rows(data, n, dim, dp, spherical, "vectors");
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(seed);
@@ -182,7 +149,7 @@ std::vector<float> kmeans(const float* data, std::size_t n, std::size_t dim, std
     for (int it = 0; it < iterations; ++it) {
         const float* norms = nullptr;
         if (!spherical) {  // L2 assignment: 2 x.c - |c|^2
-            row_norms_kernel<<<(ik + 7) / 8, 256>>>(d_centroids.data(), ik, idp, d_norms.data());
+            launch_norms(d_centroids.data(), k, dp, d_norms.data());
             norms = d_norms.data();
         }
         assign(d_rows.data(), n, d_centroids.data(), norms, k, dp, device, d_assign.data());
@@ -219,18 +186,16 @@ IvfFlatIndex::IvfFlatIndex(std::size_t dim, Metric metric, const float* centroid
     : state_(new State{}) {
     if (dim == 0 || dim > 8192) throw std::invalid_argument("dim must be between 1 and 8192 for GPU IVF, got " + std::to_string(dim));
     if (nlist == 0 || nlist > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("nlist must be positive");
-    require_gpu(device);
+    require_device(device);
     State& s = *state_;
     s.dim = dim, s.dp = padded_dim(dim), s.nlist = nlist, s.metric = metric, s.device = device;
-    const std::vector<float> host = pad(centroids, nlist, dim, s.dp, metric == Metric::Cosine);
+    const std::vector<float> host = padded_rows(centroids, nlist, dim, s.dp, metric == Metric::Cosine, "centroids");
     DeviceScope scope(device);
     s.centroids.allocate(nlist * s.dp, device, "IVF centroids");
     check(cudaMemcpy(s.centroids.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "copying IVF centroids");
     if (metric == Metric::L2) {
         s.centroid_norms.allocate(nlist, device, "IVF centroids");
-        row_norms_kernel<<<(static_cast<int>(nlist) + 7) / 8, 256>>>(s.centroids.data(), static_cast<int>(nlist),
-                                                                    static_cast<int>(s.dp), s.centroid_norms.data());
-        check(cudaGetLastError(), "IVF centroids");
+        launch_norms(s.centroids.data(), nlist, s.dp, s.centroid_norms.data());
     }
     s.lists.resize(nlist);
     s.list_ids.resize(nlist);
@@ -255,7 +220,7 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(s.mutex);
     if (s.size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
-    const std::vector<float> host = pad(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine);
+    const std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine, "vectors");
     DeviceScope scope(s.device);
     std::vector<int> cells(n);
     {
@@ -287,9 +252,7 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
     s.offsets.allocate(offsets.size(), s.device, "IVF lists");
     check(cudaMemcpy(s.rows.data(), all.data(), all.size() * sizeof(float), cudaMemcpyHostToDevice), "copying IVF lists");
     check(cudaMemcpy(s.offsets.data(), offsets.data(), offsets.size() * sizeof(long long), cudaMemcpyHostToDevice), "copying IVF lists");
-    row_norms_kernel<<<(static_cast<int>(s.size) + 7) / 8, 256>>>(s.rows.data(), static_cast<int>(s.size), static_cast<int>(s.dp),
-                                                                 s.norms.data());
-    check(cudaGetLastError(), "IVF lists");
+    launch_norms(s.rows.data(), s.size, s.dp, s.norms.data());
     check(cudaDeviceSynchronize(), "IVF add");
 }
 
@@ -303,7 +266,7 @@ SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::siz
     result.ids.assign(nq * k, -1);
     if (nq == 0 || s.size == 0) return result;
     if (nq > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("too many queries");
-    const std::vector<float> host = pad(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine);
+    const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     DeviceScope scope(s.device);
     const int inq = static_cast<int>(nq), idp = static_cast<int>(s.dp), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
     DeviceArray<float> d_queries(host.size(), s.device, "copying queries to the GPU");

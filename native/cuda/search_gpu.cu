@@ -7,7 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "topk.cuh"
+#include "rows.cuh"
 
 namespace docent::gpu {
 
@@ -46,15 +46,6 @@ Precision parse_precision(const std::string& name) {
     if (name == "f16" || name == "fp16") return Precision::F16;
     if (name == "bf16") return Precision::BF16;
     throw std::invalid_argument("unknown GPU precision '" + name + "': use f32, f16 or bf16");
-}
-
-static void check_device(int device) {
-    const std::string reason = unavailable_reason();
-    if (!reason.empty()) throw GpuError(reason);
-    int count = 0;
-    cudaGetDeviceCount(&count);
-    if (device < 0 || device >= count)
-        throw GpuError("no GPU " + std::to_string(device) + ": there are " + std::to_string(count));
 }
 
 static int sm_count(int device) {
@@ -126,45 +117,10 @@ static void check_k(std::size_t k) {
         throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU, got " + std::to_string(k));
 }
 
-static void check_finite(const float* values, std::size_t count, const char* what) {
-    for (std::size_t i = 0; i < count; ++i)
-        if (!std::isfinite(values[i])) throw std::invalid_argument(std::string(what) + " contain NaN or infinity");
-}
-
-// Rows as the GPU wants them: fp32, padded with zeros to dp, normalized for cosine.
-static std::vector<float> padded_rows(const float* rows, std::size_t n, std::size_t dim, std::size_t dp, bool normalize) {
-    std::vector<float> out(n * dp, 0.0f);
-    for (std::size_t i = 0; i < n; ++i) {
-        const float* src = rows + i * dim;
-        float scale = 1.0f;
-        if (normalize) {
-            double norm = 0;
-            for (std::size_t d = 0; d < dim; ++d) norm += static_cast<double>(src[d]) * src[d];
-            if (norm == 0) throw std::invalid_argument("a zero vector has no direction for cosine similarity");
-            scale = static_cast<float>(1.0 / std::sqrt(norm));
-        }
-        for (std::size_t d = 0; d < dim; ++d) out[i * dp + d] = src[d] * scale;
-    }
-    return out;
-}
-
 template <class T>
 __global__ void convert_kernel(const float* in, T* out, std::size_t count) {
     const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
     if (i < count) out[i] = from_float<T>(in[i]);
-}
-
-template <class T>
-__global__ void norms_kernel(const T* rows, int n, int dp, float* norms) {
-    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= n) return;
-    float sum = 0;
-    for (int d = lane; d < dp; d += 32) {
-        const float v = to_float<T>(rows[static_cast<std::size_t>(row) * dp + d]);
-        sum += v * v;
-    }
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-    if (lane == 0) norms[row] = sum;
 }
 
 // Turns device top-k (scores, rows) into the caller's distances and ids.
@@ -204,7 +160,7 @@ struct FlatIndex::State {
 
 FlatIndex::FlatIndex(std::size_t dim, Metric metric, Precision precision, int device) : state_(new State{}) {
     if (dim == 0 || dim > 65536) throw std::invalid_argument("dim must be between 1 and 65536, got " + std::to_string(dim));
-    check_device(device);
+    require_device(device);
     state_->dim = dim;
     state_->dp = padded_dim(dim);
     state_->metric = metric;
@@ -257,21 +213,18 @@ static void upload_rows(const std::vector<float>& host, std::size_t count, std::
 
 template <class T>
 static void compute_norms(const unsigned char* rows, std::size_t first, std::size_t count, std::size_t dp, float* norms) {
-    const T* typed = reinterpret_cast<const T*>(rows) + first * dp;
-    norms_kernel<T><<<(count + 7) / 8, 256>>>(typed, static_cast<int>(count), static_cast<int>(dp), norms + first);
-    check(cudaGetLastError(), "computing norms on the GPU");
+    launch_norms(reinterpret_cast<const T*>(rows) + first * dp, count, dp, norms + first);
 }
 
 void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n) {
     State& s = *state_;
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(s.mutex);
-    check_finite(vectors, n * s.dim, "vectors");
+    std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine, "vectors");
     if (s.size + n > static_cast<std::size_t>(INT32_MAX))
         throw std::invalid_argument("a GPU flat index holds at most 2^31 - 1 vectors");
     for (std::size_t i = 0; i < n; ++i)
         if (s.row_of.count(ids[i])) throw std::invalid_argument("id " + std::to_string(ids[i]) + " is already in the GPU index");
-    std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine);
     DeviceScope scope(s.device);
     if (s.size + n > s.capacity) {  // grow by doubling; the old rows are copied over
         const std::size_t capacity = std::max(s.size + n, s.capacity * 2);
@@ -307,7 +260,7 @@ void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n
 SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t k) const {
     const State& s = *state_;
     check_k(k);
-    check_finite(queries, nq * s.dim, "queries");
+    const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
     SearchResult result;
     if (nq == 0) return result;
@@ -316,7 +269,6 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
         return result;
     }
     const bool l2 = s.metric == Metric::L2;
-    const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine);
     std::vector<float> query_norms(nq, 0.0f);
     for (std::size_t q = 0; q < nq; ++q)
         for (std::size_t d = 0; d < s.dim; ++d) query_norms[q] += host[q * s.dp + d] * host[q * s.dp + d];

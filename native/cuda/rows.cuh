@@ -1,0 +1,61 @@
+// What every GPU index does with rows before and after they reach the device: the checks at
+// the entry points, the host copy padded to the kernels' tile depth, and the squared norms that
+// L2 scores need.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "topk.cuh"
+
+namespace docent::gpu {
+
+// Throws GpuError when no GPU can be used, or when `device` names none of them.
+inline void require_device(int device) {
+    const std::string reason = unavailable_reason();
+    if (!reason.empty()) throw GpuError(reason);
+    int count = 0;
+    cudaGetDeviceCount(&count);
+    if (device < 0 || device >= count) throw GpuError("no GPU " + std::to_string(device) + ": there are " + std::to_string(count));
+}
+
+// Rows as the GPU wants them: checked finite, fp32, padded with zeros to dp, normalized for cosine.
+inline std::vector<float> padded_rows(const float* rows, std::size_t n, std::size_t dim, std::size_t dp, bool normalize,
+                                      const char* what) {
+    std::vector<float> out(n * dp, 0.0f);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* src = rows + i * dim;
+        double norm = 0;
+        for (std::size_t d = 0; d < dim; ++d) {
+            if (!std::isfinite(src[d])) throw std::invalid_argument(std::string(what) + " contain NaN or infinity");
+            norm += static_cast<double>(src[d]) * src[d];
+        }
+        if (normalize && norm == 0) throw std::invalid_argument("a zero vector has no direction for cosine similarity");
+        const float scale = normalize ? static_cast<float>(1.0 / std::sqrt(norm)) : 1.0f;
+        for (std::size_t d = 0; d < dim; ++d) out[i * dp + d] = src[d] * scale;
+    }
+    return out;
+}
+
+// One warp per row: |row|^2 of the values as stored.
+template <class T>
+__global__ void norms_kernel(const T* rows, int n, int dp, float* norms) {
+    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= n) return;
+    float sum = 0;
+    for (int d = lane; d < dp; d += 32) {
+        const float v = to_float<T>(rows[static_cast<std::size_t>(row) * dp + d]);
+        sum += v * v;
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+    if (lane == 0) norms[row] = sum;
+}
+
+template <class T>
+void launch_norms(const T* rows, std::size_t n, std::size_t dp, float* norms) {
+    norms_kernel<T><<<static_cast<unsigned>((n + 7) / 8), 256>>>(rows, static_cast<int>(n), static_cast<int>(dp), norms);
+    check(cudaGetLastError(), "computing norms on the GPU");
+}
+
+}  // namespace docent::gpu
