@@ -28,6 +28,7 @@ from typing import Sequence
 from ingest import IngestError
 from ingest.crawl import CrawlOptions, CrawlProgress, preload
 from retrieval.models import IngestOutcome
+from retrieval.store import process_alive
 
 KEEP_FINISHED = 200  # finished jobs remembered for their reports
 POST_EVERY_SECONDS = 0.5
@@ -262,15 +263,8 @@ class _JobBoard:
             self._db.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (job_id,))
 
     def alive(self, pid: int, host: str) -> bool:
-        if host != self._host:
-            return True  # cannot tell from here; its own process marks it finished
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        # From another machine nothing can be told; its own process marks it finished.
+        return host != self._host or process_alive(pid)
 
 
 class _BoardCancel:

@@ -440,24 +440,34 @@ class Collection:
         for item in items:
             item.validate(self.dim)
         statuses = []
+        with self._write_keeping_files():
+            for item in items:
+                if item.original is not None:
+                    self._keep_original(item.document.content_hash, item.original)
+            term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
+            for item in items:
+                statuses.append(self._insert(item, term_ids))
+        self._after_write()
+        return statuses
+
+    @contextmanager
+    def _write_keeping_files(self):
+        """A write transaction in which original files may be kept. They are written inside the
+        transaction that names them, whose lock also keeps another process's prune away until
+        the rows are committed; the files of a write that fails are pruned."""
         with self._write_lock:
             try:
-                # The kept files are written inside the transaction that names them: its lock
-                # also keeps another process's prune away until the rows are committed.
                 with self._write():
-                    for item in items:
-                        if item.original is not None:
-                            self._keep_original(item.document.content_hash, item.original)
-                    term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
-                    for item in items:
-                        statuses.append(self._insert(item, term_ids))
+                    yield
             except BaseException:
-                self._prune_originals()  # the files kept for a write that failed
+                self._prune_originals()
                 raise
+
+    def _after_write(self) -> None:
+        """The indexes brought up to the commit, their files written when due, unused files deleted."""
         self._catch_up(save=False)
         self._save_if_due()
         self._prune_originals()
-        return statuses
 
     def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
         status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
@@ -508,31 +518,22 @@ class Collection:
 
     def commit_staged(self, token: str, document: Document, *, pages: int, chunks: int, original: Path | bytes | None) -> str:
         """Makes the staged chunks the document (replacing an earlier version): "added" or "replaced"."""
-        with self._write_lock:
-            try:
-                with self._write():
-                    (staged,) = self._db.execute("SELECT count(*) FROM staged_chunks WHERE token = ?", (token,)).fetchone()
-                    if staged != chunks:
-                        raise CollectionError(f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again")
-                    if original is not None:
-                        self._keep_original(document.content_hash, original)
-                    status, doc_id = self._insert_document(document, pages, chunks)
-                    self._db.execute(
-                        "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
-                        " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
-                        " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
-                        (doc_id, token),
-                    )
-                    self._db.execute(
-                        "INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)
-                    )
-                    self._drop_staged(token)
-            except BaseException:
-                self._prune_originals()
-                raise
-        self._catch_up(save=False)
-        self._save_if_due()
-        self._prune_originals()
+        with self._write_keeping_files():
+            (staged,) = self._db.execute("SELECT count(*) FROM staged_chunks WHERE token = ?", (token,)).fetchone()
+            if staged != chunks:
+                raise CollectionError(f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again")
+            if original is not None:
+                self._keep_original(document.content_hash, original)
+            status, doc_id = self._insert_document(document, pages, chunks)
+            self._db.execute(
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
+                (doc_id, token),
+            )
+            self._db.execute("INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))
+            self._drop_staged(token)
+        self._after_write()
         return status
 
     def abandon_staged(self, token: str) -> None:
@@ -548,7 +549,7 @@ class Collection:
         host, day_ago = socket.gethostname(), time.time() - 86400
         with self._write():
             for token, pid, their_host, started in self._db.execute("SELECT token, pid, host, started_at FROM staging").fetchall():
-                alive = _process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
+                alive = process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
                 if not alive:
                     log.info("dropping the staged part of a document whose ingest ended with its process (%s)", token)
                     self._drop_staged(token)
@@ -558,9 +559,7 @@ class Collection:
         with self._write():
             removed = self._delete_document(source)
         if removed:
-            self._catch_up(save=False)
-            self._save_if_due()
-            self._prune_originals()
+            self._after_write()
         return removed
 
     # ---- crawled pages ----------------------------------------------------------------------
@@ -589,6 +588,7 @@ class Collection:
     # ---- original files ---------------------------------------------------------------------
 
     def _keep_original(self, content_hash: str, data: bytes | Path) -> None:
+        """Called inside _write_keeping_files, whose _write turns a full disk into StorageFullError."""
         folder = self.folder / ORIGINALS_DIR
         folder.mkdir(exist_ok=True)
         target = folder / content_hash
@@ -600,12 +600,8 @@ class Collection:
                 else:
                     tmp.write_bytes(data)
                 tmp.replace(target)
-            except OSError as exc:
+            except OSError:
                 tmp.unlink(missing_ok=True)
-                if _is_disk_full(exc):
-                    raise StorageFullError(
-                        f"collection '{self.name}': the disk is full ({exc}); nothing of this change was stored"
-                    ) from exc
                 raise
 
     def _prune_originals(self) -> None:
@@ -746,7 +742,8 @@ def _chunk_rows(chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence
                vector.tobytes(), token_ids.tobytes(), text_hash(chunk.index_text))
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (the caller knows it is of this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
