@@ -34,17 +34,7 @@ def load_pdf(data: bytes | str | Path, source: str | None = None) -> Document:
     `data` is the file's bytes or its path; `source` is the name shown in citations
     (by default the path as given). Raises a subclass of IngestError naming the problem.
     """
-    stream = PdfStream(data, source)
-    pages = list(stream.pages())
-    return Document(
-        source=stream.source,
-        title=stream.title,
-        kind="pdf",
-        content_hash=stream.content_hash,
-        pages=pages,
-        size_bytes=stream.size_bytes,
-        warnings=stream.warnings,
-    )
+    return PdfStream(data, source).document()
 
 
 class PdfStream:
@@ -84,6 +74,12 @@ class PdfStream:
             self.close()
             raise
         self.warnings: list[str] = []  # complete once pages() is exhausted
+
+    def document(self) -> Document:
+        """Every page at once, as a Document (for a PDF small enough to hold)."""
+        pages = list(self.pages())
+        return Document(source=self.source, title=self.title, kind="pdf", content_hash=self.content_hash, pages=pages,
+                        size_bytes=self.size_bytes, warnings=self.warnings)
 
     def pages(self) -> Iterator[Page]:
         """The pages with text, cleaned, a sentence across a page break kept on the page where it

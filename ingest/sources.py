@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ingest.errors import IngestError
 from ingest.models import Document
-from ingest.pdf import PdfStream, load_pdf
+from ingest.pdf import PdfStream
 
 
 def read_file(name: str, path: str | Path | None, *, probe: bool = False) -> bytes:
@@ -42,19 +42,17 @@ class LargePdf:
 
 
 def load_pdf_file(
-    name: str, data: bytes | None, path: str | None, stream_from_pages: int | None = None
+    name: str, data: bytes | None, path: str | None, stream_from_pages: int
 ) -> tuple[Document, bytes] | LargePdf | IngestError:
     """(document, the file's bytes), a LargePdf past stream_from_pages pages, or the
-    IngestError as a value (it crosses process lines)."""
+    IngestError as a value (it crosses process lines). The PDF is opened and parsed once."""
     try:
-        if stream_from_pages is not None:
-            if data is None:
-                read_file(name, path, probe=True)
-            stream = PdfStream(data if data is not None else Path(path), name)
+        if data is None:
+            read_file(name, path, probe=True)
+        stream = PdfStream(data if data is not None else Path(path), name)
+        if stream.page_count > stream_from_pages:
             stream.close()
-            if stream.page_count > stream_from_pages:
-                return LargePdf(name, stream.page_count)
-        raw = data if data is not None else read_file(name, path)
-        return load_pdf(raw, source=name), raw
+            return LargePdf(name, stream.page_count)
+        return stream.document(), data if data is not None else read_file(name, path)
     except IngestError as exc:
         return exc

@@ -173,20 +173,18 @@ class Docent:
                 break
             if isinstance(loaded, IngestError):
                 outcome = IngestOutcome(source.name, "failed", error=loaded.reason)
-            elif isinstance(loaded, LargePdf):
-                try:
-                    outcome = self._store_streamed(store, source, watched)
-                except _Cancelled:
-                    break
-                except (IngestError, StorageFullError) as exc:
-                    outcome = IngestOutcome(source.name, "failed", error=getattr(exc, "reason", str(exc)))
             else:
-                document, data = loaded
-                originals = {document.source: data} if data is not None else None
                 try:
-                    outcome = self._store_documents(store, [document], watched, originals=originals)[0]
+                    if isinstance(loaded, LargePdf):
+                        outcome = self._store_streamed(store, source, watched)
+                    else:
+                        document, data = loaded
+                        originals = {document.source: data} if data is not None else None
+                        outcome = self._store_documents(store, [document], watched, originals=originals)[0]
                 except _Cancelled:
                     break
+                except IngestError as exc:  # a streamed PDF's error shows only as its pages are read
+                    outcome = IngestOutcome(source.name, "failed", error=exc.reason)
                 except StorageFullError as exc:
                     outcome = IngestOutcome(source.name, "failed", error=str(exc))
             outcomes.append(outcome)
