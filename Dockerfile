@@ -15,6 +15,11 @@ RUN python -m pip install --no-cache-dir --upgrade pip \
 COPY . .
 RUN python -m pip install --no-cache-dir . && rm -rf build
 
+# The embedding model's OpenVINO export and its checked int8 copy are made once, here, rather
+# than on every new container's first start (`make run` makes them on first use instead).
+ENV DOCENT_MODEL_CACHE=/opt/docent/models
+RUN docent --home /tmp/prepare prepare && rm -rf /tmp/prepare
+
 # Not root: the processes own only their data volume.
 RUN useradd --create-home --uid 10001 docent && mkdir -p /data && chown docent:docent /data
 USER docent

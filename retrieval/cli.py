@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
     commands.add_parser("collections", parents=[common], help="list collections")
+    commands.add_parser("prepare", parents=[common], help="make the embedding model ready now (export, int8 copy) rather than on first use")
     p = commands.add_parser("eval", parents=[with_collection], help="measure retrieval quality on a labelled set")
     p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}")
     p.add_argument("--plot", type=Path, default=None, help="where to write the PNG plot (default: eval-NAME.png)")
@@ -275,6 +276,26 @@ def _collections(docent, args, as_json: bool) -> int:
     return 0
 
 
+def _prepare(docent, args, as_json: bool) -> int:
+    from retrieval import quantize
+    from retrieval.embed import export_folder
+
+    embedder = docent.embedder
+    info = {"model": embedder.name, "backend": embedder.backend}
+    if embedder.backend.startswith("openvino"):
+        folder = export_folder(embedder.name, docent.settings.model_cache)
+        info.update(folder=str(folder), int8=quantize.read_report(folder))
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['model']}: {info['backend']}" + (f", kept in {info['folder']}" if "folder" in info else ""))
+    if info.get("int8"):
+        report = info["int8"]
+        verdict = "used" if report["accepted"] else f"not used (below {report['min_mean_cosine']})"
+        print(f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model on {report['held_out_texts']} held-out texts")
+    return 0
+
+
 def _eval(docent, args, as_json: bool) -> int:
     from retrieval.evaluate import evaluate, format_table, load_eval_set, plot
 
@@ -439,6 +460,7 @@ COMMANDS = {
     "remove": _remove,
     "collections": _collections,
     "eval": _eval,
+    "prepare": _prepare,
 }
 
 

@@ -1,16 +1,19 @@
 """Sentence embeddings with the packaged all-MiniLM-L6-v2: offline, normalized, batched.
 
-Two backends compute the same vectors:
-- `openvino` (the default on a CPU when OpenVINO is installed): the model's transformer is
-  exported once from the packaged PyTorch weights to OpenVINO IR, cached under the data home,
-  and run directly (tokenizer, the graph, mean pooling, normalization), with no optimum in
-  between. On CPUs with bf16 it runs in bf16; the vectors stay within a cosine of 0.9999 of
-  torch's (tests and bench/embed_bench.py check it).
+Three backends compute the same vectors:
+- `openvino-int8` (the default on a CPU): the model's transformer is exported once from the
+  packaged PyTorch weights to OpenVINO IR, then quantized to int8 (retrieval/quantize.py),
+  both cached under the model cache; run directly (tokenizer, the graph, mean pooling,
+  normalization), with no optimum in between. The int8 model is used only when its vectors keep
+  a mean cosine of at least 0.995 to the float model's; else the default is `openvino`.
+- `openvino`: the same export in float (bf16 on CPUs that have it): a cosine of 0.9999 to torch.
 - `torch`: sentence-transformers as it is; used on a GPU and as the reference.
+tests/test_embed.py and bench/embed_bench.py check the vectors against torch's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -27,10 +30,12 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[int, int], None]  # (done, total)
 
 PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino", "openvino-int8")
 QUERY_CACHE_SIZE = 1024
 
 
@@ -78,9 +83,12 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
         self._openvino = None
-        if backend == "openvino" or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))):
-            self._openvino = _OpenVinoModel(self.model, _export_folder(self.name, cache_dir))
-        self.backend = "openvino" if self._openvino is not None else "torch"
+        self.backend = "torch"
+        if backend.startswith("openvino") or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))):
+            folder = export_folder(self.name, cache_dir)
+            if not (folder / "model.xml").exists():
+                _export(self.model, folder)
+            self._use_openvino(folder, backend)
 
     def _open_exported(self, model_path: Path, backend: str, device: str | None, cache_dir) -> bool:
         """Starts from an earlier OpenVINO export without loading torch or the PyTorch model:
@@ -90,17 +98,47 @@ class Embedder:
         if device is None and Path("/dev/nvidiactl").exists():
             return False  # a GPU may be there: let torch decide
         spec = _mean_pooling_spec(model_path)
-        xml = _export_folder(self.name, cache_dir) / "model.xml"
-        if spec is None or not xml.exists():
+        folder = export_folder(self.name, cache_dir)
+        if spec is None or not (folder / "model.xml").exists():
             return False
         from transformers import AutoTokenizer
 
         self.model = None
         self.dim, self.max_tokens = spec
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        self._openvino = _OpenVinoModel.from_file(xml)
-        self.backend = "openvino"
+        self._use_openvino(folder, backend)
         return True
+
+    def _use_openvino(self, folder: Path, backend: str) -> None:
+        """The int8 model when asked for or by default (made once, kept only if its vectors hold),
+        else the float one."""
+        from retrieval import quantize
+
+        if backend in ("auto", "openvino-int8"):
+            report = quantize.read_report(folder)
+            if report is None:
+                report = self._quantize(folder, required=backend == "openvino-int8")
+            if report and report["accepted"]:
+                self._openvino, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
+                return
+            if backend == "openvino-int8":
+                log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
+        self._openvino, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
+
+    def _quantize(self, folder: Path, *, required: bool) -> dict | None:
+        from retrieval import quantize
+
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            if required:
+                raise ValueError("the openvino-int8 embedding backend needs NNCF: pip install nncf") from None
+            return None
+        try:
+            return quantize.quantize(folder, self._tokenize)
+        except Exception:  # noqa: BLE001 - a failed attempt costs speed, never the service; retried next start
+            log.exception("making the int8 embedding model failed; using the float model")
+            return None
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the [CLS]/[SEP] the model adds."""
@@ -178,11 +216,11 @@ def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
     return (int(dim), int(max_tokens)) if dim else None
 
 
-def _export_folder(name: str, cache_dir) -> Path:
+def export_folder(name: str, cache_dir) -> Path:
     import openvino as ov
 
     base = Path(cache_dir) if cache_dir else default_cache_dir()
-    return base / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}-openvino-{ov.__version__}"
+    return base / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{name}-openvino-{ov.__version__}")
 
 
 def default_cache_dir() -> Path:
@@ -190,50 +228,44 @@ def default_cache_dir() -> Path:
     return Path(base) / "docent" / "models"
 
 
-class _OpenVinoModel:
-    def __init__(self, model, folder: Path):
+def _export(model, folder: Path) -> None:
+    """Exports the transformer once; written to a temporary folder and renamed, so a concurrent
+    start or a crash never leaves half a model behind."""
+    import openvino as ov
+    import torch
+
+    transformer = model[0].auto_model.eval()
+    example = model.tokenizer(["an example sentence", "another"], padding=True, return_tensors="pt")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warnings about the attention code: expected, one-off
+        graph = ov.convert_model(transformer, example_input=dict(example))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        ov.save_model(graph, str(staging / "model.xml"), compress_to_fp16=False)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished first: use theirs
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """The sentence vector: the mean of the token vectors the mask keeps, scaled to length 1."""
+    mask = attention_mask[..., None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+
+
+class OpenVinoModel:
+    def __init__(self, xml: Path, properties: dict | None = None):
         import openvino as ov
 
-        xml = folder / "model.xml"
-        if not xml.exists():
-            self._export(model, folder, ov)
-        self._compile(xml)
-
-    @classmethod
-    def from_file(cls, xml: Path) -> "_OpenVinoModel":
-        self = cls.__new__(cls)
-        self._compile(xml)
-        return self
-
-    def _compile(self, xml: Path) -> None:
-        import openvino as ov
-
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", **(properties or {})})
         self._requests = threading.local()  # an infer request serves one thread at a time
         self.inputs = {port.get_any_name() for port in self.compiled.inputs}
         self.output = self.compiled.outputs[0]  # last_hidden_state
-
-    @staticmethod
-    def _export(model, folder: Path, ov) -> None:
-        """Exports once; written to a temporary folder and renamed, so a concurrent start or a
-        crash never leaves half a model behind."""
-        import torch
-
-        transformer = model[0].auto_model.eval()
-        example = model.tokenizer(["an example sentence", "another"], padding=True, return_tensors="pt")
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracing warnings about the attention code: expected, one-off
-            graph = ov.convert_model(transformer, example_input=dict(example))
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-        try:
-            ov.save_model(graph, str(staging / "model.xml"), compress_to_fp16=False)
-            try:
-                staging.rename(folder)
-            except OSError:  # another process finished first: use theirs
-                pass
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def embed(self, texts: list[str], tokenize: Callable[[list[str]], dict], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.output.get_partial_shape()[2].get_length()), dtype=np.float32)
@@ -242,9 +274,7 @@ class _OpenVinoModel:
             rows = order[start : start + batch_size]
             encoded = tokenize([texts[i] for i in rows])
             hidden = self._request().infer({k: v for k, v in encoded.items() if k in self.inputs})[self.output]
-            mask = encoded["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+            out[rows] = mean_pool(hidden, encoded["attention_mask"])
         return out
 
     def _request(self):

@@ -76,7 +76,7 @@ class Docent:
                 self.settings.embedding_model,
                 device=self.settings.device,
                 backend=self.settings.embedding_backend,
-                cache_dir=Path(self.settings.home) / "models",
+                cache_dir=self.settings.model_cache,
             )
         return self._embedder
 

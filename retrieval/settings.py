@@ -82,8 +82,11 @@ class Settings(BaseSettings):
     crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
     embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
     device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
-    embedding_backend: Literal["auto", "torch", "openvino"] = Field(
-        "auto", description="auto: OpenVINO on a CPU when installed, else torch"
+    embedding_backend: Literal["auto", "torch", "openvino", "openvino-int8"] = Field(
+        "auto", description="auto: on a CPU, OpenVINO int8 when it passes its quality check, else OpenVINO float; torch on a GPU"
+    )
+    model_cache: Path | None = Field(
+        None, description="where the exported (and int8) embedding model is kept; default: $XDG_CACHE_HOME/docent/models"
     )
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
     search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"

@@ -104,3 +104,16 @@ def test_a_relative_or_tilde_home_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert load_settings(home="data").home == tmp_path / "data"
     assert load_settings(home="~/docent").home == tmp_path / "user" / "docent"
+
+
+def test_prepare_makes_the_int8_model_on_a_first_start_and_json_stays_clean(tmp_path):
+    """The first start on a machine exports and quantizes the model; its progress goes to
+    stderr so that `--json` output is still JSON."""
+    cache = tmp_path / "model-cache"
+    result = run(tmp_path / "home", "prepare", "--json", env={"DOCENT_MODEL_CACHE": str(cache)})
+    info = json.loads(result.stdout)
+    assert info["backend"] == "openvino-int8" and Path(info["folder"]).parent == cache
+    assert info["int8"]["accepted"] and info["int8"]["mean_cosine"] >= 0.995
+    assert (Path(info["folder"]) / "model-int8.xml").exists()
+    again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache)})
+    assert "openvino-int8" in again.stdout and "int8 copy used" in again.stdout

@@ -1,15 +1,18 @@
-"""The embedding backends: OpenVINO against sentence-transformers on torch, and no wasted work."""
+"""The embedding backends: OpenVINO (float and int8) against sentence-transformers on torch, and no wasted work."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 
 import numpy as np
 import pytest
 
 from conftest import shared_path
 from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
-from retrieval.embed import Embedder
+from retrieval import quantize
+from retrieval.embed import Embedder, export_folder
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
 
@@ -30,19 +33,78 @@ def embedders(tmp_path_factory):
     return Embedder(backend="torch"), Embedder(backend="openvino", cache_dir=cache), cache
 
 
-def test_openvino_vectors_match_torch(embedders):
-    reference, fast, _ = embedders
-    texts = _texts()
-    a, b = reference.embed(texts), fast.embed(texts)
-    cosine = (a * b).sum(axis=1)
-    assert fast.backend == "openvino" and reference.backend == "torch"
-    assert cosine.mean() >= 0.995 and cosine.min() >= 0.99
-    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+def _assert_close_to_torch(reference: np.ndarray, vectors: np.ndarray, *, min_cosine: float, same_nearest: float) -> None:
+    cosine = (reference * vectors).sum(axis=1)
+    assert cosine.mean() >= 0.995 and cosine.min() >= min_cosine, (cosine.mean(), cosine.min())
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # The same neighbours: each text's nearest other text agrees.
-    sa, sb = a @ a.T, b @ b.T
+    sa, sb = reference @ reference.T, vectors @ vectors.T
     np.fill_diagonal(sa, -1)
     np.fill_diagonal(sb, -1)
-    assert (sa.argmax(1) == sb.argmax(1)).mean() >= 0.95
+    assert (sa.argmax(1) == sb.argmax(1)).mean() >= same_nearest
+
+
+def test_openvino_vectors_match_torch(embedders):
+    reference, fast, _ = embedders
+    assert fast.backend == "openvino" and reference.backend == "torch"
+    texts = _texts()
+    _assert_close_to_torch(reference.embed(texts), fast.embed(texts), min_cosine=0.99, same_nearest=0.95)
+
+
+@pytest.fixture(scope="module")
+def int8(embedders):
+    """The int8 backend, made from the float export of the `embedders` fixture."""
+    _, _, cache = embedders
+    return Embedder(backend="auto", cache_dir=cache)
+
+
+def test_int8_is_made_once_passes_its_check_and_matches_torch(embedders, int8):
+    reference, _, cache = embedders
+    assert int8.backend == "openvino-int8" and int8.model is None  # made from the export: torch not loaded
+    folder = export_folder(int8.name, cache)
+    report = quantize.read_report(folder)
+    assert report["accepted"] and report["mean_cosine"] >= quantize.MIN_MEAN_COSINE
+    texts = _texts()
+    _assert_close_to_torch(reference.embed(texts), int8.embed(texts), min_cosine=0.98, same_nearest=0.9)
+    stamp = (folder / quantize.INT8_XML).stat().st_mtime_ns
+    again = Embedder(cache_dir=cache)
+    assert again.backend == "openvino-int8" and (folder / quantize.INT8_XML).stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(again.embed(["harbor fees"]), int8.embed(["harbor fees"]), atol=1e-6)
+
+
+def _float_export_only(embedders, tmp_path):
+    """A model cache holding the float export alone, as before the int8 copy was made."""
+    _, fast, cache = embedders
+    source, target = export_folder(fast.name, cache), export_folder(fast.name, tmp_path)
+    target.mkdir(parents=True)
+    for name in ("model.xml", "model.bin"):
+        shutil.copy(source / name, target / name)
+    return target
+
+
+def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, monkeypatch):
+    folder = _float_export_only(embedders, tmp_path)
+    texts = quantize.calibration_texts()
+    monkeypatch.setattr(quantize, "calibration_texts", lambda: texts[:24])  # a quick run is enough here
+    monkeypatch.setattr(quantize, "CALIBRATION_COUNT", 16)
+    monkeypatch.setattr(quantize, "MIN_MEAN_COSINE", 1.01)  # no int8 model can pass this
+    embedder = Embedder(cache_dir=tmp_path)
+    assert embedder.backend == "openvino"
+    report = quantize.read_report(folder)
+    assert report["accepted"] is False and report["held_out_texts"] == 8
+    assert not (folder / quantize.INT8_XML).exists()
+    monkeypatch.setattr(quantize, "quantize", lambda *a: pytest.fail("the check is not redone on every start"))
+    assert Embedder(cache_dir=tmp_path).backend == "openvino"
+    assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
+
+
+def test_without_nncf_auto_uses_float_and_int8_says_what_is_missing(embedders, tmp_path, monkeypatch):
+    folder = _float_export_only(embedders, tmp_path)
+    monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
+    assert Embedder(cache_dir=tmp_path).backend == "openvino"
+    with pytest.raises(ValueError, match="needs NNCF: pip install nncf"):
+        Embedder(backend="openvino-int8", cache_dir=tmp_path)
+    assert quantize.read_report(folder) is None  # nothing decided: made once NNCF is there
 
 
 def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
@@ -89,8 +151,8 @@ def test_identical_chunks_are_embedded_once(docent, tmp_path):
     assert {h.source for h in hits} == {"a.pdf", "copy-of-a.pdf"}
 
 
-def test_openvino_is_the_default_on_a_cpu(docent):
-    assert docent.embedder.backend == "openvino"
+def test_int8_openvino_is_the_default_on_a_cpu(docent):
+    assert docent.embedder.backend == "openvino-int8"
 
 
 def test_an_unknown_backend_is_refused():
