@@ -243,6 +243,9 @@ def _export(model, folder: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
         ov.save_model(graph, str(staging / "model.xml"), compress_to_fp16=False)
+        # mkdtemp makes it private (0700); a cache made by one user (root, building the Docker
+        # image) is read by another (the service's user).
+        staging.chmod(0o755)
         try:
             staging.rename(folder)
         except OSError:  # another process finished first: use theirs

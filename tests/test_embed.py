@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import sys
 
 import numpy as np
@@ -111,6 +112,7 @@ def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
     _, fast, cache = embedders
     exported = list(cache.rglob("model.xml"))
     assert len(exported) == 1
+    assert stat.S_IMODE(exported[0].parent.stat().st_mode) == 0o755  # readable by the service's user too
     stamp = exported[0].stat().st_mtime_ns
     again = Embedder(backend="openvino", cache_dir=cache)
     assert exported[0].stat().st_mtime_ns == stamp
