@@ -106,7 +106,12 @@ class Embedder:
         self.model = None
         self.dim, self.max_tokens = spec
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        self._use_openvino(folder, backend)
+        try:
+            self._use_openvino(folder, backend)
+        except RuntimeError as exc:  # OpenVINO's error for an unreadable model
+            log.warning("the exported embedding model in %s is damaged (%s): exporting it again", folder, _last_line(exc))
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
         return True
 
     def _use_openvino(self, folder: Path, backend: str) -> None:
@@ -116,12 +121,20 @@ class Embedder:
 
         if backend in ("auto", "openvino-int8"):
             report = quantize.read_report(folder)
+            if report and report["accepted"] and not (folder / quantize.INT8_XML).exists():
+                report = None  # its model is gone: make it again
             if report is None:
                 report = self._quantize(folder, required=backend == "openvino-int8")
             if report and report["accepted"]:
-                self._openvino, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
-                return
-            if backend == "openvino-int8":
+                try:
+                    self._openvino, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
+                    return
+                except RuntimeError as exc:
+                    log.warning(
+                        "the int8 embedding model in %s is damaged (%s): using the float model; delete %s to make it again",
+                        folder, _last_line(exc), folder / quantize.REPORT,
+                    )
+            elif backend == "openvino-int8":
                 log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
         self._openvino, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
 
@@ -184,6 +197,13 @@ class Embedder:
             if len(self._queries) > QUERY_CACHE_SIZE:
                 self._queries.popitem(last=False)
         return cached.copy()
+
+
+def _last_line(exc: Exception) -> str:
+    """OpenVINO's messages end with what went wrong ("Incorrect weights in bin file!") after
+    lines of source locations."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _openvino_available() -> bool:

@@ -99,6 +99,30 @@ def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, mon
     assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
 
 
+def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_again(embedders, int8, tmp_path, caplog):
+    _, fast, cache = embedders
+    source, target = export_folder(fast.name, cache), export_folder(fast.name, tmp_path)
+    shutil.copytree(source, target)
+    with open(target / "model-int8.bin", "r+b") as f:
+        f.truncate(1000)
+    with caplog.at_level("WARNING", logger="retrieval.embed"):
+        embedder = Embedder(cache_dir=tmp_path)
+    assert embedder.backend == "openvino"
+    assert "int8 embedding model" in caplog.text and "damaged" in caplog.text and "Incorrect weights" in caplog.text
+    np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
+
+    for name in ("model-int8.xml", "model-int8.bin", quantize.REPORT):
+        (target / name).unlink()
+    with open(target / "model.bin", "r+b") as f:
+        f.truncate(1000)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="retrieval.embed"):
+        embedder = Embedder(backend="openvino", cache_dir=tmp_path)
+    assert embedder.backend == "openvino" and "exporting it again" in caplog.text
+    assert (target / "model.bin").stat().st_size == (source / "model.bin").stat().st_size
+    np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
+
+
 def test_without_nncf_auto_uses_float_and_int8_says_what_is_missing(embedders, tmp_path, monkeypatch):
     folder = _float_export_only(embedders, tmp_path)
     monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
