@@ -27,7 +27,7 @@ from webapp.render import highlighted_passage, page_image, where
 st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
 
 
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner="Loading the embedding model… (the first start on a machine also prepares it: about a minute, once)")
 def get_docent(home: str) -> Docent:
     docent = Docent(load_settings(home=home))
     docent.load_model()  # once, up front, under the spinner
