@@ -282,10 +282,12 @@ def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
 
 
 class OpenVinoModel:
-    def __init__(self, xml: Path, properties: dict | None = None):
+    def __init__(self, model, properties: dict | None = None):
+        """model: an IR file's path, or an openvino.Model in memory."""
         import openvino as ov
 
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", **(properties or {})})
+        source = str(model) if isinstance(model, (str, Path)) else model
+        self.compiled = ov.Core().compile_model(source, "CPU", {"PERFORMANCE_HINT": "LATENCY", **(properties or {})})
         self._requests = threading.local()  # an infer request serves one thread at a time
         self.inputs = {port.get_any_name() for port in self.compiled.inputs}
         self.output = self.compiled.outputs[0]  # last_hidden_state

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,11 @@ def quantize(folder: Path, tokenize: Tokenize) -> dict:
                 smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=SMOOTH_QUANT_ALPHA)
             ),
         )
-    reference = core.compile_model(str(folder / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    candidate = core.compile_model(quantized, "CPU")
-    cosine = _mean_pooled(candidate, held_out, tokenize, names) * _mean_pooled(reference, held_out, tokenize, names)
-    cosine = cosine.sum(axis=1)
+    from retrieval.embed import OpenVinoModel
+
+    reference = OpenVinoModel(folder / "model.xml", {"INFERENCE_PRECISION_HINT": "f32"})
+    candidate = OpenVinoModel(quantized)
+    cosine = (candidate.embed(held_out, tokenize, 16) * reference.embed(held_out, tokenize, 16)).sum(axis=1)
     report = {
         "accepted": bool(cosine.mean() >= MIN_MEAN_COSINE),
         "mean_cosine": round(float(cosine.mean()), 6),
@@ -104,18 +104,6 @@ def quantize(folder: Path, tokenize: Tokenize) -> dict:
 
 def _inputs(encoded: dict, names: set[str]) -> dict:
     return {k: v for k, v in encoded.items() if k in names}
-
-
-def _mean_pooled(compiled, texts: list[str], tokenize: Tokenize, names: set[str]) -> np.ndarray:
-    from retrieval.embed import mean_pool
-
-    request = compiled.create_infer_request()
-    rows = []
-    for i in range(0, len(texts), 16):
-        encoded = tokenize(texts[i : i + 16])
-        hidden = request.infer(_inputs(encoded, names))[compiled.outputs[0]]
-        rows.append(mean_pool(hidden, encoded["attention_mask"]))
-    return np.concatenate(rows)
 
 
 def _write(folder: Path, model, report: dict, ov) -> None:
