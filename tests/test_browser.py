@@ -6,6 +6,7 @@ skipped, saying why, where either is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,9 +33,9 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-
-def _start(home: Path, port: int | None = None, **env_extra: str):
-    """`docent serve` on a free port of 127.0.0.1: (process, url, log file)."""
+@contextlib.contextmanager
+def _serving(home: Path, port: int | None = None, **env_extra: str):
+    """`docent serve` on a free port of 127.0.0.1, stopped on leaving; yields its URL."""
     port = port or free_port()
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | env_extra
@@ -47,26 +48,39 @@ def _start(home: Path, port: int | None = None, **env_extra: str):
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return process, url, log
+                break
         except OSError:
             time.sleep(0.5)
-    process.kill()
-    log.seek(0)
-    pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
+    else:
+        process.kill()
+        log.seek(0)
+        pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
 
 
-def _stop(process, log) -> None:
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+@contextlib.contextmanager
+def _browser_at(url: str):
+    """A headless Chromium page opened at url, closed on leaving."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-home")
-    process, url, log = _start(home)
-    yield url, home
-    _stop(process, log)
+    with _serving(home) as url:
+        yield url, home
 
 
 def _upload_and_ask(page, pdf: Path):
@@ -87,18 +101,12 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
     url, _ = server
     pdf = tmp_path / "handbook.pdf"
     pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_text("Docent").first.wait_for(timeout=120_000)  # the model loads on first view
-            citation = _upload_and_ask(page, pdf)
-            citation.click()
-            page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
-            page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
-        finally:
-            browser.close()
+    with _browser_at(url) as page:
+        page.get_by_text("Docent").first.wait_for(timeout=120_000)  # the model loads on first view
+        citation = _upload_and_ask(page, pdf)
+        citation.click()
+        page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
 
 
 def _manual(name: str, pages: int) -> bytes:
@@ -128,58 +136,42 @@ def test_stop_while_adding_keeps_the_finished_files(server, tmp_path):
     for name in names:
         paths.append(tmp_path / f"{name}.pdf")
         paths[-1].write_bytes(_manual(name, 120))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_text("Docent").first.wait_for(timeout=120_000)
-            before = set(_documents_in(home))
-            page.locator("input[type=file]").set_input_files([str(x) for x in paths])
-            page.get_by_role("button", name="Add 6 file(s)").click()
-            deadline = time.monotonic() + 180
-            while not set(_documents_in(home)) - before and time.monotonic() < deadline:
-                time.sleep(0.1)
-            page.get_by_role("button", name="Stop adding").click()  # the first file is in
-            page.get_by_text("Stopped:").first.wait_for(timeout=60_000)
-            added = [s for s in _documents_in(home) if s not in before]
-            assert 1 <= len(added) < len(names), added
-            assert added == [f"{n}.pdf" for n in names[: len(added)]]  # whole files, in order
-            page.get_by_text(f"Stopped: {len(added)} of 6 file(s) were added").wait_for(timeout=10_000)
-        finally:
-            browser.close()
+    with _browser_at(url) as page:
+        page.get_by_text("Docent").first.wait_for(timeout=120_000)
+        before = set(_documents_in(home))
+        page.locator("input[type=file]").set_input_files([str(x) for x in paths])
+        page.get_by_role("button", name="Add 6 file(s)").click()
+        deadline = time.monotonic() + 180
+        while not set(_documents_in(home)) - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page.get_by_role("button", name="Stop adding").click()  # the first file is in
+        page.get_by_text("Stopped:").first.wait_for(timeout=60_000)
+        added = [s for s in _documents_in(home) if s not in before]
+        assert 1 <= len(added) < len(names), added
+        assert added == [f"{n}.pdf" for n in names[: len(added)]]  # whole files, in order
+        page.get_by_text(f"Stopped: {len(added)} of 6 file(s) were added").wait_for(timeout=10_000)
 
 
 def test_sign_in_upload_ask_and_sign_out(tmp_path):
     from retrieval.access import hash_password
 
     users = {"ed": {"role": "editor", "password_hash": hash_password("a long pass phrase")}}
-    process, url, log = _start(tmp_path, DOCENT_AUTH="password", DOCENT_USERS=json.dumps(users))
     pdf = tmp_path / "handbook.pdf"
     pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                page.get_by_label("User name", exact=True).fill("ed")
-                page.get_by_label("Password", exact=True).fill("wrong")
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_text("wrong user name or password").wait_for(timeout=30_000)
-                page.get_by_label("Password", exact=True).fill("a long pass phrase")
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_text("Signed in as").wait_for(timeout=120_000)  # the model loads on first view
+    with _serving(tmp_path, DOCENT_AUTH="password", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+        page.get_by_label("User name", exact=True).fill("ed")
+        page.get_by_label("Password", exact=True).fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("wrong user name or password").wait_for(timeout=30_000)
+        page.get_by_label("Password", exact=True).fill("a long pass phrase")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as").wait_for(timeout=120_000)  # the model loads on first view
 
-                _upload_and_ask(page, pdf)
+        _upload_and_ask(page, pdf)
 
-                page.get_by_role("button", name="Sign out").click()
-                page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
-                assert page.get_by_placeholder("Ask a question about your documents").count() == 0
-            finally:
-                browser.close()
-    finally:
-        _stop(process, log)
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+        assert page.get_by_placeholder("Ask a question about your documents").count() == 0
 
 
 def test_sign_in_through_the_companys_identity_provider(tmp_path):
@@ -197,26 +189,18 @@ def test_sign_in_through_the_companys_identity_provider(tmp_path):
         f'client_id = "docent"\nclient_secret = "client-secret"\nserver_metadata_url = "{provider.metadata_url}"\n'
     )
     users = {"ada@example.com": {"role": "editor"}}
-    process, url, log = _start(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users))
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                page.get_by_role("button", name="Sign in with your company account").click()
-                page.get_by_text("Signed in as").wait_for(timeout=120_000)
-                assert "ada@example.com" in page.get_by_text("Signed in as").inner_text()
-                page.locator("input[type=file]").wait_for(state="attached", timeout=60_000)  # an editor may add files
+        with _serving(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+            page.get_by_role("button", name="Sign in with your company account").click()
+            page.get_by_text("Signed in as").wait_for(timeout=120_000)
+            assert "ada@example.com" in page.get_by_text("Signed in as").inner_text()
+            page.locator("input[type=file]").wait_for(state="attached", timeout=60_000)  # an editor may add files
 
-                # Someone the provider knows but Docent does not is refused, by name.
-                provider.email = "mallory@example.com"
-                page.get_by_role("button", name="Sign out").click()
-                page.get_by_role("button", name="Sign in with your company account").click()
-                page.get_by_text("mallory@example.com is not a Docent user").wait_for(timeout=60_000)
-                assert page.get_by_placeholder("Ask a question about your documents").count() == 0
-            finally:
-                browser.close()
+            # Someone the provider knows but Docent does not is refused, by name.
+            provider.email = "mallory@example.com"
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_role("button", name="Sign in with your company account").click()
+            page.get_by_text("mallory@example.com is not a Docent user").wait_for(timeout=60_000)
+            assert page.get_by_placeholder("Ask a question about your documents").count() == 0
     finally:
-        _stop(process, log)
         provider.close()
