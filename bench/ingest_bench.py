@@ -63,11 +63,9 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
     from retrieval.service import Docent, expand_paths
     from retrieval.settings import load_settings
 
-    backend = RUNS[mode]
-    docent = Docent(load_settings(home=str(home), embedding_backend=backend, model_cache=str(HERE.parent / "build" / "bench-models")))
+    docent = Docent(load_settings(home=str(home), embedding_backend=RUNS[mode], model_cache=str(HERE.parent / "build" / "bench-models")))
     docent.load_model()
     inner = docent.embedder
-    backend = inner.backend
     timing = {"embed": 0.0}
 
     class Timed:
@@ -93,7 +91,7 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
     pages = sum(o.pages for o in outcomes if o.ok)
     return {
         "mode": mode,
-        "backend": backend,
+        "backend": inner.backend,  # what the requested backend became
         "files": len(sources),
         "failed": sum(not o.ok for o in outcomes),
         "pages": pages,
