@@ -246,8 +246,29 @@ class IVFIndex(VectorIndex):
     def centroids(self) -> np.ndarray:
         return self._native.centroids()
 
+    def codebooks(self) -> np.ndarray:
+        """The PQ codebooks, (pq_m, 256, dim // pq_m); empty without PQ or before training."""
+        return self._native.codebooks()
+
     def train(self, vectors, *, threads: int = 0) -> None:
         self._native.train(_as_matrix(vectors, self.dim, "training vectors"), int(threads))
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every entry as stored, cell after cell: (cells, ids, codes, originals). codes is
+        (n, code size) bytes (pq_m bytes, or the fp32 vector's bytes without PQ); originals is
+        (n, dim) with rerank, else None. With set_trained and add_encoded this moves an index
+        (to the GPU and back) without encoding anything again."""
+        return self._native.entries()
+
+    def set_trained(self, centroids, codebooks=None) -> None:
+        """Trains an untrained index with given centroids (nlist, dim) and, with PQ, codebooks."""
+        codebooks = np.zeros(0, np.float32) if codebooks is None else np.ascontiguousarray(codebooks, dtype=np.float32)
+        self._native.set_trained(_as_matrix(centroids, self.dim, "centroids"), codebooks)
+
+    def add_encoded(self, cells, ids, codes, originals=None) -> None:
+        """Adds entries as entries() gives them; an id already present is replaced."""
+        original_matrix = None if originals is None else _as_matrix(originals, self.dim, "originals")
+        self._native.add_encoded(np.asarray(cells), _as_ids(ids), np.asarray(codes), original_matrix)
 
     def _add(self, matrix, ids, threads: int) -> None:
         self._native.add(matrix, ids, threads)

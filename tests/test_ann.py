@@ -266,6 +266,33 @@ def test_ivf_flat_and_pq(metric):
     assert len(pq) == 4900 and not np.isin(pq.search(queries, 10, nprobe=32)[1], np.arange(100)).any()
 
 
+@pytest.mark.parametrize("description", ["IVF16,Flat", "IVF16,PQ12", "IVF16,PQ12,Rerank"])
+@pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
+def test_an_ivf_index_moves_by_its_entries_without_encoding_again(description, metric):
+    # How an IVF index goes to the GPU and comes back (retrieval.gpu.to_gpu / to_cpu).
+    base, queries = _clustered(n=3000, dim=48, seed=13)
+    source = index_factory(48, description, metric=metric)
+    source.add(base, np.arange(3000) * 2 + 1)
+    copy = index_factory(48, description, metric=metric)
+    copy.set_trained(source.centroids(), source.codebooks() if source.pq_m else None)
+    cells, ids, codes, originals = source.entries()
+    assert codes.shape == (3000, source.pq_m or 48 * 4) and (originals is None) == (not source.rerank)
+    assert np.all(np.diff(cells.astype(np.int64)) >= 0)  # cell after cell
+    copy.add_encoded(cells, ids, codes, originals)
+    for nprobe in (3, 16):
+        np.testing.assert_array_equal(copy.search(queries, 10, nprobe=nprobe)[1], source.search(queries, 10, nprobe=nprobe)[1])
+    with pytest.raises(ValueError, match="already trained"):
+        copy.set_trained(source.centroids(), source.codebooks() if source.pq_m else None)
+    with pytest.raises(ValueError, match="cell 16 does not exist"):
+        copy.add_encoded([16], [7], codes[:1], None if originals is None else originals[:1])
+    untrained = index_factory(48, description, metric=metric)
+    with pytest.raises(ValueError, match="trained"):
+        untrained.add_encoded(cells[:1], ids[:1], codes[:1], None if originals is None else originals[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        untrained.set_trained(np.full((16, 48), np.nan, np.float32), source.codebooks() if source.pq_m else None)
+    assert not untrained.is_trained and len(copy) == 3000
+
+
 def _faiss_ivfpq_recall(base, queries, truth, metric):
     faiss = pytest.importorskip("faiss")
     if metric == "cosine":

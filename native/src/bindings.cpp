@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include "bm25_index.h"
 #include "checksum.h"
 #include "flat_index.h"
@@ -239,7 +241,54 @@ PYBIND11_MODULE(_engine, m) {
             const std::size_t n = check_matrix(vectors, self.dim(), "training vectors");
             py::gil_scoped_release release;
             self.train(vectors.data(), n, threads ? threads : default_threads());
-        }, py::arg("vectors"), py::arg("threads") = 0);
+        }, py::arg("vectors"), py::arg("threads") = 0)
+        .def("codebooks", [](const IvfIndex& self) {
+            const std::size_t m = self.trained() ? self.params().pq_m : 0;
+            py::array_t<float> out({m, std::size_t{256}, m ? self.dim() / m : 0});
+            std::copy(self.codebooks().begin(), self.codebooks().end(), out.mutable_data());
+            return out;
+        })
+        .def("entries", [](const IvfIndex& self) {
+            IvfIndex::Entries e = self.entries();
+            const std::size_t n = e.ids.size();
+            py::array_t<std::uint32_t> lists(n);
+            py::array_t<std::int64_t> ids(n);
+            py::array_t<std::uint8_t> codes({n, self.code_size()});
+            std::copy(e.lists.begin(), e.lists.end(), lists.mutable_data());
+            std::copy(e.ids.begin(), e.ids.end(), ids.mutable_data());
+            std::copy(e.codes.begin(), e.codes.end(), codes.mutable_data());
+            py::object originals = py::none();
+            if (self.params().rerank) {
+                py::array_t<float> o({n, self.dim()});
+                std::copy(e.originals.begin(), e.originals.end(), o.mutable_data());
+                originals = o;
+            }
+            return py::make_tuple(lists, ids, codes, originals);
+        })
+        .def("set_trained", [](IvfIndex& self, const FloatArray& centroids, const FloatArray& codebooks) {
+            check_matrix(centroids, self.dim(), "centroids");
+            if (static_cast<std::size_t>(centroids.shape(0)) != self.params().nlist)
+                throw ArgumentError("expected " + std::to_string(self.params().nlist) + " centroids, got " + std::to_string(centroids.shape(0)));
+            const std::size_t m = self.params().pq_m, expected = m ? 256 * self.dim() : 0;
+            if (static_cast<std::size_t>(codebooks.size()) != expected)
+                throw ArgumentError("expected codebooks of " + std::to_string(expected) + " values (pq_m, 256, dim / pq_m), got " +
+                                    std::to_string(codebooks.size()));
+            self.set_trained(centroids.data(), codebooks.data());
+        })
+        .def("add_encoded", [](IvfIndex& self, const py::array_t<std::uint32_t, py::array::c_style | py::array::forcecast>& lists,
+                               const IdArray& ids, const py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>& codes,
+                               std::optional<FloatArray> originals) {
+            const std::size_t n = static_cast<std::size_t>(ids.size());
+            if (lists.ndim() != 1 || ids.ndim() != 1 || static_cast<std::size_t>(lists.size()) != n)
+                throw ArgumentError("lists and ids must be 1-D arrays of one entry each");
+            if (codes.ndim() != 2 || static_cast<std::size_t>(codes.shape(0)) != n ||
+                static_cast<std::size_t>(codes.shape(1)) != self.code_size())
+                throw ArgumentError("codes must be (n, " + std::to_string(self.code_size()) + ") bytes");
+            if (originals) check_matrix(*originals, self.dim(), "originals");
+            if (originals && static_cast<std::size_t>(originals->shape(0)) != n) throw ArgumentError("one original per entry");
+            py::gil_scoped_release release;
+            self.add_encoded(lists.data(), ids.data(), codes.data(), originals ? originals->data() : nullptr, n);
+        }, py::arg("lists"), py::arg("ids"), py::arg("codes"), py::arg("originals") = py::none());
     bind_knob_search(ivf, "nprobe", 8);
     bind_common(ivf);
 

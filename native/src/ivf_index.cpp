@@ -177,6 +177,57 @@ std::vector<std::int64_t> IvfIndex::ids() const {
     return out;
 }
 
+IvfIndex::Entries IvfIndex::entries() const {
+    Entries out;
+    out.lists.reserve(where_.size());
+    out.ids.reserve(where_.size());
+    for (std::size_t l = 0; l < lists_.size(); ++l) {
+        const List& list = lists_[l];
+        out.lists.insert(out.lists.end(), list.ids.size(), static_cast<std::uint32_t>(l));
+        out.ids.insert(out.ids.end(), list.ids.begin(), list.ids.end());
+        out.codes.insert(out.codes.end(), list.codes.begin(), list.codes.end());
+        out.originals.insert(out.originals.end(), list.originals.begin(), list.originals.end());
+    }
+    return out;
+}
+
+void IvfIndex::set_trained(const float* centroids, const float* codebooks) {
+    if (trained_) throw ArgumentError("this IVF index is already trained");
+    const std::size_t n_centroids = params_.nlist * dim_, n_codebooks = params_.pq_m * kCodebook * sub_dim_;
+    for (std::size_t i = 0; i < n_centroids; ++i)
+        if (!std::isfinite(centroids[i])) throw ArgumentError("the centroids contain NaN or infinity");
+    for (std::size_t i = 0; i < n_codebooks; ++i)
+        if (!std::isfinite(codebooks[i])) throw ArgumentError("the codebooks contain NaN or infinity");
+    centroids_.assign(centroids, centroids + n_centroids);
+    codebooks_.assign(codebooks, codebooks + n_codebooks);
+    trained_ = true;
+}
+
+void IvfIndex::add_encoded(const std::uint32_t* lists, const std::int64_t* ids, const unsigned char* codes, const float* originals,
+                           std::size_t n) {
+    if (!trained_) throw ArgumentError("encoded entries need a trained IVF index");
+    if (params_.rerank && originals == nullptr) throw ArgumentError("an IVF index with rerank needs the originals of its entries");
+    for (std::size_t i = 0; i < n; ++i) {
+        if (ids[i] < 0) throw ArgumentError("ids must be non-negative (-1 marks 'no result'), got " + std::to_string(ids[i]));
+        if (lists[i] >= params_.nlist)
+            throw ArgumentError("cell " + std::to_string(lists[i]) + " does not exist: the index has " + std::to_string(params_.nlist));
+    }
+    if (!params_.pq_m)  // whole vectors: the codes are floats, and must be numbers
+        for (std::size_t i = 0; i < n * dim_; ++i) {
+            float v;
+            std::memcpy(&v, codes + i * sizeof(float), sizeof(float));
+            if (!std::isfinite(v)) throw ArgumentError("the vectors contain NaN or infinity");
+        }
+    for (std::size_t i = 0; i < n; ++i) {
+        remove(&ids[i], 1);
+        List& list = lists_[lists[i]];
+        where_[ids[i]] = {lists[i], static_cast<std::uint32_t>(list.ids.size())};
+        list.ids.push_back(ids[i]);
+        list.codes.insert(list.codes.end(), codes + i * code_size_, codes + (i + 1) * code_size_);
+        if (params_.rerank) list.originals.insert(list.originals.end(), originals + i * dim_, originals + (i + 1) * dim_);
+    }
+}
+
 std::vector<std::uint32_t> IvfIndex::probe(const float* query, std::size_t nprobe) const {
     const Kernels& k = active_kernels();
     std::vector<std::pair<float, std::uint32_t>> cells(params_.nlist);

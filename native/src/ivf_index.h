@@ -41,6 +41,23 @@ public:
     std::vector<float> reconstruct(std::int64_t id) const;
     std::vector<std::int64_t> ids() const;
     const std::vector<float>& centroids() const { return centroids_; }
+    const std::vector<float>& codebooks() const { return codebooks_; }  // (pq_m, 256, dim / pq_m)
+    std::size_t code_size() const { return code_size_; }
+
+    // The entries as plain arrays, cell after cell: how an index moves (to the GPU and back)
+    // without being encoded again, so both sides hold the same codes.
+    struct Entries {
+        std::vector<std::uint32_t> lists;  // the cell of each entry
+        std::vector<std::int64_t> ids;
+        std::vector<unsigned char> codes;  // code_size() bytes each
+        std::vector<float> originals;      // dim each, with rerank
+    };
+    Entries entries() const;
+    // Trains an untrained index with given centroids (nlist, dim) and, with PQ, codebooks.
+    void set_trained(const float* centroids, const float* codebooks);
+    // Adds encoded entries (originals: dim floats each, with rerank; else null). Ids present are replaced.
+    void add_encoded(const std::uint32_t* lists, const std::int64_t* ids, const unsigned char* codes, const float* originals,
+                     std::size_t n);
 
     SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe,
                         const std::vector<std::int64_t>* allowed, unsigned threads) const;
