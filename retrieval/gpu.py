@@ -1,5 +1,5 @@
-"""The GPU engine from Python: exact search, IVF-Flat and k-means on NVIDIA GPUs, and moving an
-index between CPU and GPU in one call.
+"""The GPU engine from Python: exact search, IVF-Flat, IVF-PQ and k-means on NVIDIA GPUs, and
+moving an index between CPU and GPU in one call, both ways.
 
     from retrieval import gpu
     gpu.unavailable_reason()                      # None when a GPU can be used, else why not
@@ -29,6 +29,7 @@ except ImportError as exc:  # built without CUDA
     _cuda, _missing = None, str(exc)
 
 PRECISIONS = ("f32", "f16", "bf16")
+MAX_K = 256  # the most results per query the GPU kernels keep
 
 
 class GpuUnavailable(RuntimeError):
@@ -71,9 +72,15 @@ def _vectors_and_ids(vectors, ids, dim: int, first_id: int) -> tuple[np.ndarray,
 
 
 def _check_k(k: int) -> int:
-    if not 1 <= int(k) <= 256:
-        raise ValueError(f"k must be between 1 and 256 on the GPU, got {k}")
+    if not 1 <= int(k) <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K} on the GPU, got {k}")
     return int(k)
+
+
+def _check_nprobe(nprobe: int) -> int:
+    if int(nprobe) < 1:
+        raise ValueError(f"nprobe must be at least 1, got {nprobe}")
+    return int(nprobe)
 
 
 class GpuFlatIndex:
@@ -94,12 +101,28 @@ class GpuFlatIndex:
     def __len__(self) -> int:
         return len(self._native)
 
+    def __contains__(self, id_) -> bool:
+        return int(id_) in self._native
+
     def add(self, vectors, ids=None) -> None:
+        """Adds vectors (n, dim); ids default to len, len + 1, ... An existing id is replaced."""
         self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
-    def search(self, queries, k: int = 10):
-        """(distances, ids), each (nq, k), best first; ids -1 where there are fewer than k."""
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k))
+    def remove(self, ids, *, missing_ok: bool = False) -> int:
+        """Removes ids; an unknown id is a KeyError unless missing_ok. Returns how many went."""
+        id_array = _as_ids(ids)
+        if not missing_ok:
+            unknown = [int(i) for i in id_array if int(i) not in self._native]
+            if unknown:
+                raise KeyError(f"ids not in the index: {unknown[:10]}")
+        return self._native.remove(id_array)
+
+    def search(self, queries, k: int = 10, *, filter=None):
+        """(distances, ids), each (nq, k), best first; ids -1 where there are fewer than k.
+
+        filter: an allow-list of ids; only those can come back."""
+        allowed = None if filter is None else _as_ids(filter, "filter")
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), allowed)
 
     def ids(self) -> np.ndarray:
         return self._native.ids()
@@ -127,16 +150,96 @@ class GpuIvfFlatIndex:
         return cls(matrix.shape[1], centroids, metric=metric, device=device)
 
     dim = property(lambda self: self._native.dim)
+    metric = property(lambda self: self._native.metric)
     nlist = property(lambda self: self._native.nlist)
 
     def __len__(self) -> int:
         return len(self._native)
 
     def add(self, vectors, ids=None) -> None:
+        """Adds vectors (n, dim), each to its nearest cell; ids (default len, len + 1, ...) must be new."""
         self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
     def search(self, queries, k: int = 10, *, nprobe: int = 8):
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), int(nprobe))
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe))
+
+    def centroids(self) -> np.ndarray:
+        return self._native.centroids()
+
+    def entries(self):
+        """(cells, ids, codes, None) as retrieval.index.IVFIndex.entries gives them."""
+        return self._native.entries()
+
+
+class GpuIvfPqIndex:
+    """IVF-PQ on one GPU: pq_m-byte codes of each vector's residual to its cell centroid, the
+    same codes as the CPU's IVFIndex(pq_m=...). Each (query, probed cell) builds its lookup table
+    in shared memory; rerank keeps the fp32 originals and re-scores the best candidates exactly."""
+
+    def __init__(self, dim: int, centroids, codebooks, *, metric: str = "ip", rerank: bool = False, device: int = 0):
+        _check_metric(metric)
+        _require()
+        codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
+        if codebooks.ndim != 3 or codebooks.shape[1] != 256 or codebooks.shape[0] * codebooks.shape[2] != int(dim):
+            raise ValueError(f"codebooks must be (pq_m, 256, dim // pq_m) for dim {dim}, got shape {codebooks.shape}")
+        self._native = _cuda.IvfPqIndex(int(dim), metric, _as_matrix(centroids, int(dim), "centroids"), codebooks,
+                                        codebooks.shape[0], bool(rerank), int(device))
+
+    @classmethod
+    def train(cls, vectors, nlist: int, pq_m: int, *, metric: str = "ip", rerank: bool = False, device: int = 0,
+              iterations: int = 20, seed: int = 1234):
+        """Cells and codebooks from k-means on the GPU, as the CPU trains them: cells on a sample
+        of up to 256 vectors per cell (spherical for cosine and inner product), then one codebook
+        of 256 codewords per sub-space on the residuals to the cells."""
+        matrix = _as_matrix(vectors, np.asarray(vectors).shape[-1], "vectors")
+        dim = matrix.shape[1]
+        if pq_m < 1 or dim % pq_m:
+            raise ValueError(f"pq_m must divide the dimension {dim}, got {pq_m}")
+        if len(matrix) < max(int(nlist), 256):
+            raise ValueError(f"training IVF{nlist},PQ{pq_m} needs at least {max(int(nlist), 256)} vectors, got {len(matrix)}")
+        if metric == "cosine":
+            matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        sample = matrix[np.linspace(0, len(matrix), min(len(matrix), int(nlist) * 256), endpoint=False).astype(np.int64)]
+        centroids = kmeans(sample, nlist, iterations=iterations, spherical=metric != "l2", seed=seed, device=device)
+        cells = GpuFlatIndex(dim, metric="l2" if metric == "l2" else "ip", device=device)
+        cells.add(centroids)
+        residuals = sample - centroids[cells.search(sample, 1)[1][:, 0]]
+        sub = dim // pq_m
+        codebooks = np.stack([kmeans(np.ascontiguousarray(residuals[:, m * sub:(m + 1) * sub]), 256, iterations=iterations,
+                                     seed=seed + m + 1, device=device) for m in range(pq_m)])
+        return cls(dim, centroids, codebooks, metric=metric, rerank=rerank, device=device)
+
+    dim = property(lambda self: self._native.dim)
+    metric = property(lambda self: self._native.metric)
+    nlist = property(lambda self: self._native.nlist)
+    pq_m = property(lambda self: self._native.pq_m)
+    rerank = property(lambda self: self._native.rerank)
+    memory_bytes = property(lambda self: self._native.memory_bytes)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def add(self, vectors, ids=None) -> None:
+        """Adds vectors (n, dim), assigned and encoded on the GPU; ids must be new."""
+        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
+
+    def add_encoded(self, cells, ids, codes, originals=None) -> None:
+        """Adds entries as retrieval.index.IVFIndex.entries gives them (originals with rerank)."""
+        original_matrix = None if originals is None else _as_matrix(originals, self.dim, "originals")
+        self._native.add_encoded(np.asarray(cells), _as_ids(ids), np.asarray(codes), original_matrix)
+
+    def search(self, queries, k: int = 10, *, nprobe: int = 8):
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe))
+
+    def centroids(self) -> np.ndarray:
+        return self._native.centroids()
+
+    def codebooks(self) -> np.ndarray:
+        return self._native.codebooks()
+
+    def entries(self):
+        """(cells, ids, codes, originals or None) as retrieval.index.IVFIndex.entries gives them."""
+        return self._native.entries()
 
 
 def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, seed: int = 1234, device: int = 0) -> np.ndarray:
@@ -149,28 +252,46 @@ def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, se
 
 
 def to_gpu(index, *, device: int = 0, precision: str = "f32"):
-    """A CPU index copied to a GPU in one call: FlatIndex -> GpuFlatIndex, IVFIndex with flat
-    cells -> GpuIvfFlatIndex (same centroids and vectors)."""
+    """A CPU index copied to a GPU in one call, searched with the same API: FlatIndex ->
+    GpuFlatIndex; IVFIndex -> GpuIvfFlatIndex or, with PQ, GpuIvfPqIndex holding the same
+    centroids, codebooks and codes (precision applies to flat indexes)."""
     if isinstance(index, FlatIndex):
         gpu_index = GpuFlatIndex(index.dim, metric=index.metric, precision=precision, device=device)
         if len(index):
             gpu_index.add(index.vectors(), index.ids())
         return gpu_index
     if isinstance(index, IVFIndex):
+        if not index.is_trained:
+            raise ValueError("this IVF index is not trained yet: train it (or add to it) before moving it to the GPU")
+        cells, ids, codes, originals = index.entries()
+        if index.pq_m:
+            gpu_index = GpuIvfPqIndex(index.dim, index.centroids(), index.codebooks(), metric=index.metric, rerank=index.rerank,
+                                      device=device)
+            gpu_index.add_encoded(cells, ids, codes, originals)
+            return gpu_index
         gpu_index = GpuIvfFlatIndex(index.dim, index.centroids(), metric=index.metric, device=device)
-        ids = index.ids()
         if len(ids):
-            gpu_index.add(np.stack([index.reconstruct(int(i)) for i in ids]), ids)
+            gpu_index.add(codes.view(np.float32), ids)
         return gpu_index
     raise TypeError(f"cannot move a {type(index).__name__} to the GPU: use a FlatIndex or an IVFIndex")
 
 
-def to_cpu(gpu_index: GpuFlatIndex) -> FlatIndex:
-    """The GPU index's vectors and ids in a CPU FlatIndex (f16/bf16 come back as stored)."""
-    index = FlatIndex(gpu_index.dim, metric=gpu_index.metric)
-    if len(gpu_index):
-        index.add(gpu_index.vectors(), gpu_index.ids())
-    return index
+def to_cpu(gpu_index):
+    """The GPU index back in the CPU engine, in one call: GpuFlatIndex -> FlatIndex (f16/bf16
+    come back as stored), GpuIvfFlatIndex / GpuIvfPqIndex -> IVFIndex with the same cells and codes."""
+    if isinstance(gpu_index, GpuFlatIndex):
+        index = FlatIndex(gpu_index.dim, metric=gpu_index.metric)
+        if len(gpu_index):
+            index.add(gpu_index.vectors(), gpu_index.ids())
+        return index
+    if isinstance(gpu_index, (GpuIvfFlatIndex, GpuIvfPqIndex)):
+        pq = isinstance(gpu_index, GpuIvfPqIndex)
+        index = IVFIndex(gpu_index.dim, metric=gpu_index.metric, nlist=gpu_index.nlist, pq_m=gpu_index.pq_m if pq else 0,
+                         rerank=pq and gpu_index.rerank)
+        index.set_trained(gpu_index.centroids(), gpu_index.codebooks() if pq else None)
+        index.add_encoded(*gpu_index.entries())
+        return index
+    raise TypeError(f"cannot move a {type(gpu_index).__name__} to the CPU")
 
 
 class ShardedFlatIndex:

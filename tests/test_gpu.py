@@ -18,7 +18,9 @@ def test_without_a_gpu_every_entry_point_says_why():
         pytest.skip("a GPU is usable here")
     assert isinstance(REASON, str) and len(REASON) > 10
     for make in (lambda: gpu.GpuFlatIndex(8), lambda: gpu.kmeans(np.ones((4, 8), np.float32), 2),
-                 lambda: gpu.GpuIvfFlatIndex(8, np.ones((2, 8), np.float32)), lambda: gpu.to_gpu(FlatIndex(8))):
+                 lambda: gpu.GpuIvfFlatIndex(8, np.ones((2, 8), np.float32)),
+                 lambda: gpu.GpuIvfPqIndex(8, np.ones((2, 8), np.float32), np.ones((2, 256, 4), np.float32)),
+                 lambda: gpu.to_gpu(FlatIndex(8))):
         with pytest.raises(gpu.GpuUnavailable, match="GPU|CUDA|driver"):
             make()
 
@@ -95,8 +97,8 @@ def test_bad_input_is_refused_with_a_clear_error():
     with pytest.raises(ValueError, match="NaN"):
         index.add(bad)
     index.add(_data(2, 16), [1, 2])
-    with pytest.raises(ValueError, match="already"):
-        index.add(_data(1, 16), [1])
+    with pytest.raises(ValueError, match="twice"):
+        index.add(_data(2, 16), [5, 5])
     with pytest.raises(RuntimeError, match="no GPU 999"):
         gpu.GpuFlatIndex(16, device=999)
 
@@ -176,3 +178,95 @@ def test_an_index_sharded_over_devices_answers_like_one():
     assert [len(s) for s in sharded.shards] == [3334, 3333, 3333]
     _, truth_i = _exact(base, queries, 10, "ip")
     assert _recall(sharded.search(queries, 10)[1], truth_i) > 0.999
+
+
+@needs_gpu
+@pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
+def test_removing_replacing_and_filtering_match_the_cpu(metric):
+    base, queries = _data(4000, 96), _data(64, 96, seed=8)
+    ids = np.arange(4000) * 3
+    index, cpu = gpu.GpuFlatIndex(96, metric=metric), FlatIndex(96, metric=metric)
+    for target in (index, cpu):
+        target.add(base, ids)
+        assert target.remove(ids[::4]) == 1000
+        target.add(base[1:3] * 2, ids[1:3])  # replaces
+    assert len(index) == len(cpu) == 3000 and ids[0] not in index and ids[1] in index
+    with pytest.raises(KeyError):
+        index.remove([ids[0]])
+    assert index.remove([ids[0]], missing_ok=True) == 0
+    np.testing.assert_allclose(np.sort(index.ids()), np.sort(cpu.ids()))
+    allowed = ids[::7]
+    for flt in (None, allowed, ids[:1], np.array([-5, 10**12])):
+        gpu_d, gpu_i = index.search(queries, 20, filter=flt)
+        cpu_d, cpu_i = cpu.search(queries, 20, filter=flt)
+        assert _recall(gpu_i, cpu_i) > 0.999 if (cpu_i >= 0).any() else (gpu_i == -1).all()
+        if flt is not None:
+            assert set(gpu_i[gpu_i >= 0].tolist()) <= set(np.asarray(flt).tolist())
+        found = cpu_i >= 0
+        np.testing.assert_array_equal(gpu_i >= 0, found)
+        np.testing.assert_allclose(gpu_d[found], cpu_d[found], rtol=1e-4, atol=1e-3)
+
+
+def _trained_cpu_ivf_pq(metric: str, rerank: bool) -> tuple[IVFIndex, np.ndarray, np.ndarray]:
+    base, queries = _data(20000, 64), _data(200, 64, seed=9)
+    cpu = IVFIndex(64, metric=metric, nlist=64, pq_m=16, rerank=rerank)
+    cpu.add(base, np.arange(20000) + 5)
+    return cpu, base, queries
+
+
+@needs_gpu
+@pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
+@pytest.mark.parametrize("rerank", [False, True])
+def test_ivf_pq_on_the_gpu_answers_as_the_cpu_with_the_same_codes(metric, rerank):
+    cpu, base, queries = _trained_cpu_ivf_pq(metric, rerank)
+    moved = gpu.to_gpu(cpu)
+    assert isinstance(moved, gpu.GpuIvfPqIndex) and len(moved) == 20000 and moved.rerank == rerank
+    for nprobe, k in ((4, 10), (64, 10), (16, 100)):
+        cpu_d, cpu_i = cpu.search(queries, k, nprobe=nprobe)
+        gpu_d, gpu_i = moved.search(queries, k, nprobe=nprobe)
+        assert _recall(gpu_i, cpu_i) > 0.98  # the same codes and tables: equal up to near-ties
+        np.testing.assert_allclose(gpu_d, cpu_d, rtol=1e-3, atol=2e-3)
+    _, truth_i = _exact(base, queries, 10, metric)
+    assert _recall(moved.search(queries, 10, nprobe=64)[1] - 5, truth_i) > (0.99 if rerank else 0.5)
+    back = gpu.to_cpu(moved)  # and back: the same entries, the same answers
+    np.testing.assert_array_equal(np.sort(back.ids()), np.sort(cpu.ids()))
+    np.testing.assert_array_equal(back.search(queries, 10, nprobe=8)[1], cpu.search(queries, 10, nprobe=8)[1])
+
+
+@needs_gpu
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_ivf_pq_trained_and_encoded_on_the_gpu(metric):
+    base, queries = _data(20000, 64), _data(200, 64, seed=10)
+    index = gpu.GpuIvfPqIndex.train(base, 64, 16, metric=metric, rerank=True)
+    assert index.codebooks().shape == (16, 256, 4) and index.centroids().shape == (64, 64)
+    index.add(base, np.arange(20000))
+    _, truth_i = _exact(base, queries, 10, metric)
+    assert _recall(index.search(queries, 10, nprobe=64)[1], truth_i) > 0.99  # every cell, re-ranked: exact
+    assert 0.3 < _recall(index.search(queries, 10, nprobe=8)[1], truth_i) < 1.0
+    plain = gpu.GpuIvfPqIndex(64, index.centroids(), index.codebooks(), metric=metric)
+    plain.add(base, np.arange(20000))
+    # Cells and codes made on the GPU are the CPU's for the same vectors (up to near-ties).
+    cells, ids, codes, _ = plain.entries()
+    on_cpu = IVFIndex(64, metric=metric, nlist=64, pq_m=16)
+    on_cpu.set_trained(index.centroids(), index.codebooks())
+    on_cpu.add(base, np.arange(20000))
+    cpu_cells, cpu_ids, cpu_codes, _ = on_cpu.entries()
+    gpu_order, cpu_order = np.argsort(ids), np.argsort(cpu_ids)
+    same_cell = cells[gpu_order] == cpu_cells[cpu_order]
+    assert same_cell.mean() > 0.99
+    assert (codes[gpu_order][same_cell] == cpu_codes[cpu_order][same_cell]).mean() > 0.99
+    assert len(gpu.to_cpu(plain)) == 20000
+
+
+@needs_gpu
+def test_ivf_pq_refuses_what_it_cannot_hold():
+    with pytest.raises(ValueError, match="codebooks must be"):
+        gpu.GpuIvfPqIndex(64, _data(4, 64), np.zeros((16, 256, 5), np.float32))
+    with pytest.raises(RuntimeError, match="shared memory"):  # a lookup table of 8 MiB per block
+        gpu.GpuIvfPqIndex(8192, _data(2, 8192), np.zeros((8192, 256, 1), np.float32))
+    index = gpu.GpuIvfPqIndex(64, _data(4, 64), np.zeros((16, 256, 4), np.float32))
+    index.add(_data(10, 64), np.arange(10))
+    with pytest.raises(ValueError, match="already"):
+        index.add(_data(1, 64), [3])
+    with pytest.raises(ValueError, match="cell 9 does not exist"):
+        index.add_encoded([9], [100], np.zeros((1, 16), np.uint8))

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ivf_index.h"
 #include "metric.h"
 
 namespace docent::gpu {
@@ -54,20 +55,28 @@ public:
     std::size_t memory_bytes() const;  // on the GPU
     const std::vector<std::int64_t>& ids() const;
 
+    bool contains(std::int64_t id) const;
+    // Adds vectors; an id already in the index is replaced (as on the CPU).
     void add(const float* vectors, const std::int64_t* ids, std::size_t n);
+    // Removes the ids that are there (the last rows move into the holes); returns how many went.
+    std::size_t remove(const std::int64_t* ids, std::size_t n);
     void reset();
     // (nq, k) distances (similarity for ip/cosine, squared L2 for l2) and ids, best first.
-    SearchResult search(const float* queries, std::size_t nq, std::size_t k) const;
+    // allowed (n_allowed ids), when given, is the only ids that may come back.
+    SearchResult search(const float* queries, std::size_t nq, std::size_t k, const std::int64_t* allowed = nullptr,
+                        std::size_t n_allowed = 0) const;
     // The stored vectors back as fp32 (n, dim), in the order of ids().
     std::vector<float> vectors() const;
 
 private:
     struct State;
+    static void drop_row(State& s, std::size_t row);  // the last row moves into `row`
     std::unique_ptr<State> state_;
 };
 
 // IVF-Flat on one GPU: the coarse search is a FlatIndex search over the centroids; each
 // (query, probed list) pair is scanned by one block, then the nprobe partial lists are merged.
+// Ids must be new (no replacing); entries() gives the cells as the CPU IvfIndex takes them.
 class IvfFlatIndex {
 public:
     IvfFlatIndex(std::size_t dim, Metric metric, const float* centroids, std::size_t nlist, int device);
@@ -76,13 +85,54 @@ public:
     IvfFlatIndex& operator=(IvfFlatIndex&&) noexcept;
 
     std::size_t dim() const;
+    Metric metric() const;
     std::size_t nlist() const;
     std::size_t size() const;
+    const std::vector<float>& centroids() const;  // (nlist, dim)
     void add(const float* vectors, const std::int64_t* ids, std::size_t n);
     SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const;
+    IvfIndex::Entries entries() const;
 
 private:
     struct State;
+    std::unique_ptr<State> state_;
+};
+
+// IVF-PQ on one GPU: codes of the residual to the cell centroid, pq_m bytes each, as the CPU
+// IvfIndex makes them (the same centroids, codebooks and codes give the same answers). A block
+// per (query, probed cell) builds the cell's lookup table in shared memory and scores one entry
+// per thread. With rerank, fp32 originals are kept and the best candidates re-scored exactly.
+class IvfPqIndex {
+public:
+    // codebooks: (pq_m, 256, dim / pq_m).
+    IvfPqIndex(std::size_t dim, Metric metric, const float* centroids, std::size_t nlist, const float* codebooks, std::size_t pq_m,
+               bool rerank, int device);
+    ~IvfPqIndex();
+    IvfPqIndex(IvfPqIndex&&) noexcept;
+    IvfPqIndex& operator=(IvfPqIndex&&) noexcept;
+
+    std::size_t dim() const;
+    Metric metric() const;
+    std::size_t nlist() const;
+    std::size_t pq_m() const;
+    bool rerank() const;
+    std::size_t size() const;
+    std::size_t memory_bytes() const;  // on the GPU
+    const std::vector<float>& centroids() const;  // (nlist, dim)
+    const std::vector<float>& codebooks() const;  // (pq_m, 256, dim / pq_m)
+
+    // Vectors, assigned to cells and encoded on the GPU. Ids must be new.
+    void add(const float* vectors, const std::int64_t* ids, std::size_t n);
+    // Entries already encoded (by the CPU index: IvfIndex::entries); originals with rerank.
+    void add_encoded(const std::uint32_t* cells, const std::int64_t* ids, const unsigned char* codes, const float* originals,
+                     std::size_t n);
+    SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const;
+    IvfIndex::Entries entries() const;
+
+private:
+    struct State;
+    void append(const std::vector<int>& cells, const std::int64_t* ids, const unsigned char* codes, const float* padded_originals,
+                std::size_t n);
     std::unique_ptr<State> state_;
 };
 

@@ -3,6 +3,7 @@
 // L2 scores need.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -56,6 +57,30 @@ template <class T>
 void launch_norms(const T* rows, std::size_t n, std::size_t dp, float* norms) {
     norms_kernel<T><<<static_cast<unsigned>((n + 7) / 8), 256>>>(rows, static_cast<int>(n), static_cast<int>(dp), norms);
     check(cudaGetLastError(), "computing norms on the GPU");
+}
+
+// |q|^2 of each padded host row (L2 distances are |q|^2 minus the device's 2 q.x - |x|^2).
+inline std::vector<float> query_norms(const std::vector<float>& rows, std::size_t n, std::size_t dp) {
+    std::vector<float> out(n, 0.0f);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t d = 0; d < dp; ++d) out[i] += rows[i * dp + d] * rows[i * dp + d];
+    return out;
+}
+
+// Turns device top-k (scores, rows) into the caller's distances and ids.
+inline void finish_results(const std::vector<float>& scores, const std::vector<int>& rows, const std::vector<float>& query_norms,
+                           bool l2, const std::vector<std::int64_t>& ids, std::size_t nq, std::size_t k, std::size_t kq,
+                           SearchResult& result) {
+    result.distances.assign(nq * k, l2 ? INFINITY : -INFINITY);
+    result.ids.assign(nq * k, -1);
+    for (std::size_t q = 0; q < nq; ++q)
+        for (std::size_t i = 0; i < k; ++i) {
+            const int row = rows[q * kq + i];
+            if (row < 0) continue;
+            const float s = scores[q * kq + i];
+            result.ids[q * k + i] = ids[row];
+            result.distances[q * k + i] = l2 ? std::max(0.0f, query_norms[q] - s) : s;
+        }
 }
 
 }  // namespace docent::gpu

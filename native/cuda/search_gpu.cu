@@ -57,33 +57,22 @@ static int sm_count(int device) {
 // ---- the fused search ------------------------------------------------------------------------------
 
 template <class T, int K, bool kTensor>
-static void launch_tiles(const float* queries, int nq, const T* base, const float* norms, int n, int dp, int device,
-                         int splits, float* partial_values, int* partial_rows) {
+static void launch_tiles(const float* queries, int nq, const T* base, const float* norms, int n, int dp,
+                         const unsigned* allowed, int splits, float* partial_values, int* partial_rows) {
     const std::size_t bytes = tile_shared_bytes<T, kTensor>(K);
     check(cudaFuncSetAttribute(tile_topk_kernel<T, K, kTensor>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(bytes)),
           "configuring the search kernel");
     const dim3 grid((nq + kTileQueries - 1) / kTileQueries, splits);
-    tile_topk_kernel<T, K, kTensor><<<grid, kThreads, bytes>>>(queries, nq, base, norms, n, dp, partial_values, partial_rows);
+    tile_topk_kernel<T, K, kTensor><<<grid, kThreads, bytes>>>(queries, nq, base, norms, n, dp, allowed, partial_values,
+                                                                partial_rows);
     check(cudaGetLastError(), "launching the search kernel");
-    (void)device;
-}
-
-template <int K>
-static void launch_merge(const float* partial_values, const int* partial_rows, int nq, int lists, int k, float* out_values,
-                         int* out_rows) {
-    constexpr int kWarps = 4;
-    const std::size_t bytes = (sizeof(float) + sizeof(int)) * kWarps * K;
-    check(cudaFuncSetAttribute(merge_topk_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-          "configuring the merge kernel");
-    merge_topk_kernel<K><<<(nq + kWarps - 1) / kWarps, kWarps * 32, bytes>>>(partial_values, partial_rows, nq, lists, k,
-                                                                             out_values, out_rows);
-    check(cudaGetLastError(), "launching the merge kernel");
 }
 
 template <class T, int K>
 static void search_k(const float* queries, int nq, const T* base, const float* norms, int n, int dp, int k, int device,
-                     float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows) {
+                     float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows,
+                     const unsigned* allowed) {
     constexpr bool kTensor = !std::is_same_v<T, float>;
     const int query_tiles = (nq + kTileQueries - 1) / kTileQueries;
     const int row_tiles = std::max(1, (n + kTileRows - 1) / kTileRows);
@@ -94,21 +83,22 @@ static void search_k(const float* queries, int nq, const T* base, const float* n
         scratch_values.allocate(need, device, "search scratch");
         scratch_rows.allocate(need, device, "search scratch");
     }
-    launch_tiles<T, K, kTensor>(queries, nq, base, norms, n, dp, device, splits, scratch_values.data(), scratch_rows.data());
+    launch_tiles<T, K, kTensor>(queries, nq, base, norms, n, dp, allowed, splits, scratch_values.data(), scratch_rows.data());
     launch_merge<K>(scratch_values.data(), scratch_rows.data(), nq, splits, k, out_values, out_rows);
 }
 
 template <class T>
 void search_device(const float* queries, int nq, const T* base, const float* norms, int n, int dp, int k, int device,
-                   float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows) {
-    if (k <= 32) return search_k<T, 32>(queries, nq, base, norms, n, dp, k, device, out_values, out_rows, scratch_values, scratch_rows);
-    if (k <= 64) return search_k<T, 64>(queries, nq, base, norms, n, dp, k, device, out_values, out_rows, scratch_values, scratch_rows);
-    if (k <= 128) return search_k<T, 128>(queries, nq, base, norms, n, dp, k, device, out_values, out_rows, scratch_values, scratch_rows);
-    return search_k<T, 256>(queries, nq, base, norms, n, dp, k, device, out_values, out_rows, scratch_values, scratch_rows);
+                   float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows,
+                   const unsigned* allowed) {
+    with_list_length(k, [&](auto K) {
+        search_k<T, decltype(K)::value>(queries, nq, base, norms, n, dp, k, device, out_values, out_rows, scratch_values, scratch_rows,
+                             allowed);
+    });
 }
 
 template void search_device<float>(const float*, int, const float*, const float*, int, int, int, int, float*, int*,
-                                   DeviceArray<float>&, DeviceArray<int>&);
+                                   DeviceArray<float>&, DeviceArray<int>&, const unsigned*);
 
 // ---- helpers shared by the indexes ------------------------------------------------------------------
 
@@ -121,22 +111,6 @@ template <class T>
 __global__ void convert_kernel(const float* in, T* out, std::size_t count) {
     const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
     if (i < count) out[i] = from_float<T>(in[i]);
-}
-
-// Turns device top-k (scores, rows) into the caller's distances and ids.
-static void finish_results(const std::vector<float>& scores, const std::vector<int>& rows, const std::vector<float>& query_norms,
-                           bool l2, const std::vector<std::int64_t>& ids, std::size_t nq, std::size_t k, std::size_t kq,
-                           SearchResult& result) {
-    result.distances.assign(nq * k, l2 ? INFINITY : -INFINITY);
-    result.ids.assign(nq * k, -1);
-    for (std::size_t q = 0; q < nq; ++q)
-        for (std::size_t i = 0; i < k; ++i) {
-            const int row = rows[q * kq + i];
-            if (row < 0) continue;
-            const float s = scores[q * kq + i];
-            result.ids[q * k + i] = ids[row];
-            result.distances[q * k + i] = l2 ? std::max(0.0f, query_norms[q] - s) : s;
-        }
 }
 
 // ---- FlatIndex ---------------------------------------------------------------------------------------
@@ -216,16 +190,26 @@ static void compute_norms(const unsigned char* rows, std::size_t first, std::siz
     launch_norms(reinterpret_cast<const T*>(rows) + first * dp, count, dp, norms + first);
 }
 
+bool FlatIndex::contains(std::int64_t id) const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return state_->row_of.count(id) != 0;
+}
+
 void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n) {
     State& s = *state_;
     if (n == 0) return;
-    std::lock_guard<std::mutex> lock(s.mutex);
     std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine, "vectors");
+    {
+        std::unordered_map<std::int64_t, std::size_t> seen;
+        for (std::size_t i = 0; i < n; ++i)
+            if (!seen.emplace(ids[i], i).second)
+                throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears twice in one add");
+    }
+    std::lock_guard<std::mutex> lock(s.mutex);
+    DeviceScope scope(s.device);
     if (s.size + n > static_cast<std::size_t>(INT32_MAX))
         throw std::invalid_argument("a GPU flat index holds at most 2^31 - 1 vectors");
-    for (std::size_t i = 0; i < n; ++i)
-        if (s.row_of.count(ids[i])) throw std::invalid_argument("id " + std::to_string(ids[i]) + " is already in the GPU index");
-    DeviceScope scope(s.device);
+    // Room first (as if no id were replaced): running out of memory then leaves the index as it was.
     if (s.size + n > s.capacity) {  // grow by doubling; the old rows are copied over
         const std::size_t capacity = std::max(s.size + n, s.capacity * 2);
         DeviceArray<unsigned char> rows(capacity * s.dp * s.element(), s.device, "growing the GPU index");
@@ -237,6 +221,10 @@ void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n
         s.rows = std::move(rows);
         s.norms = std::move(norms);
         s.capacity = capacity;
+    }
+    for (std::size_t i = 0; i < n; ++i) {  // re-adding an id replaces it
+        auto it = s.row_of.find(ids[i]);
+        if (it != s.row_of.end()) drop_row(s, it->second);
     }
     unsigned char* target = s.rows.data() + s.size * s.dp * s.element();
     switch (s.precision) {
@@ -257,21 +245,64 @@ void FlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_t n
     s.size += n;
 }
 
-SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t k) const {
+// Moves the last row into `row` (device rows, norms and the host bookkeeping) and drops it.
+void FlatIndex::drop_row(State& s, std::size_t row) {
+    const std::size_t last = s.size - 1;
+    s.row_of.erase(s.ids[row]);
+    if (row != last) {
+        const std::size_t bytes = s.dp * s.element();
+        check(cudaMemcpyAsync(s.rows.data() + row * bytes, s.rows.data() + last * bytes, bytes, cudaMemcpyDeviceToDevice),
+              "removing vectors from the GPU index");
+        check(cudaMemcpyAsync(s.norms.data() + row, s.norms.data() + last, sizeof(float), cudaMemcpyDeviceToDevice),
+              "removing vectors from the GPU index");
+        s.ids[row] = s.ids[last];
+        s.row_of[s.ids[row]] = row;
+    }
+    s.ids.pop_back();
+    s.size = last;
+}
+
+std::size_t FlatIndex::remove(const std::int64_t* ids, std::size_t n) {
+    State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    DeviceScope scope(s.device);
+    std::size_t removed = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto it = s.row_of.find(ids[i]);
+        if (it == s.row_of.end()) continue;
+        drop_row(s, it->second);  // the copies run in order on the default stream
+        ++removed;
+    }
+    check(cudaDeviceSynchronize(), "removing vectors from the GPU index");
+    return removed;
+}
+
+SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t k, const std::int64_t* allowed,
+                               std::size_t n_allowed) const {
     const State& s = *state_;
     check_k(k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
     SearchResult result;
     if (nq == 0) return result;
-    if (s.size == 0) {
-        finish_results({}, std::vector<int>(nq * k, -1), {}, false, s.ids, nq, k, k, result);
+    const bool l2 = s.metric == Metric::L2;
+    // A filter becomes a bitmap over the rows; ids that are not stored are simply not in it.
+    std::vector<unsigned> bits;
+    bool any_allowed = allowed == nullptr;
+    if (allowed != nullptr) {
+        bits.assign((s.size + 31) / 32, 0u);
+        for (std::size_t i = 0; i < n_allowed; ++i) {
+            auto it = s.row_of.find(allowed[i]);
+            if (it == s.row_of.end()) continue;
+            bits[it->second >> 5] |= 1u << (it->second & 31);
+            any_allowed = true;
+        }
+    }
+    if (s.size == 0 || !any_allowed) {
+        finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
         return result;
     }
-    const bool l2 = s.metric == Metric::L2;
-    std::vector<float> query_norms(nq, 0.0f);
-    for (std::size_t q = 0; q < nq; ++q)
-        for (std::size_t d = 0; d < s.dim; ++d) query_norms[q] += host[q * s.dp + d] * host[q * s.dp + d];
+    const std::vector<float> norms_of_queries = query_norms(host, nq, s.dp);
     const std::size_t kq = std::min(k, s.size);
     DeviceScope scope(s.device);
     constexpr std::size_t kBatch = 8192;  // queries per pass: bounds the scratch memory
@@ -280,6 +311,11 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
     DeviceArray<float> d_queries(std::min(nq, kBatch) * s.dp, s.device, "copying queries to the GPU");
     DeviceArray<float> d_values(std::min(nq, kBatch) * kq, s.device, "search results");
     DeviceArray<int> d_rows(std::min(nq, kBatch) * kq, s.device, "search results");
+    DeviceArray<unsigned> d_allowed(bits.size(), s.device, "copying the filter to the GPU");
+    if (!bits.empty())
+        check(cudaMemcpy(d_allowed.data(), bits.data(), bits.size() * sizeof(unsigned), cudaMemcpyHostToDevice),
+              "copying the filter to the GPU");
+    const unsigned* filter = allowed != nullptr ? d_allowed.data() : nullptr;
     for (std::size_t first = 0; first < nq; first += kBatch) {
         const std::size_t count = std::min(kBatch, nq - first);
         check(cudaMemcpy(d_queries.data(), host.data() + first * s.dp, count * s.dp * sizeof(float), cudaMemcpyHostToDevice),
@@ -289,15 +325,15 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
         switch (s.precision) {
             case Precision::F32:
                 search_device(d_queries.data(), c, reinterpret_cast<const float*>(s.rows.data()), norms, n, dp, kk, s.device,
-                              d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows);
+                              d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows, filter);
                 break;
             case Precision::F16:
                 search_device(d_queries.data(), c, reinterpret_cast<const __half*>(s.rows.data()), norms, n, dp, kk, s.device,
-                              d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows);
+                              d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows, filter);
                 break;
             case Precision::BF16:
                 search_device(d_queries.data(), c, reinterpret_cast<const __nv_bfloat16*>(s.rows.data()), norms, n, dp, kk,
-                              s.device, d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows);
+                              s.device, d_values.data(), d_rows.data(), s.scratch_values, s.scratch_rows, filter);
                 break;
         }
         check(cudaMemcpy(scores.data() + first * kq, d_values.data(), count * kq * sizeof(float), cudaMemcpyDeviceToHost),
@@ -305,7 +341,7 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
         check(cudaMemcpy(rows.data() + first * kq, d_rows.data(), count * kq * sizeof(int), cudaMemcpyDeviceToHost),
               "copying results from the GPU");
     }
-    finish_results(scores, rows, query_norms, l2, s.ids, nq, k, kq, result);
+    finish_results(scores, rows, norms_of_queries, l2, s.ids, nq, k, kq, result);
     return result;
 }
 

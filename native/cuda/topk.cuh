@@ -106,7 +106,8 @@ struct TileMemory<T, true> {
 template <class T, int K, bool kTensor>
 __global__ void __launch_bounds__(kThreads) tile_topk_kernel(const float* __restrict__ queries, int nq,
                                                              const T* __restrict__ base, const float* __restrict__ norms,
-                                                             int n, int dp, float* partial_values, int* partial_rows) {
+                                                             int n, int dp, const unsigned* __restrict__ allowed,
+                                                             float* partial_values, int* partial_rows) {
     extern __shared__ __align__(32) unsigned char shared[];
     auto& tile = *reinterpret_cast<TileMemory<T, kTensor>*>(shared);
     float* scores = reinterpret_cast<float*>(shared + (sizeof(TileMemory<T, kTensor>) + 31) / 32 * 32);  // [32][64]
@@ -177,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) tile_topk_kernel(const float* __rest
             if (q0 + r >= nq) break;
             for (int half = 0; half < kTileRows; half += 32) {
                 const int row = r0 + half + lane;
-                const bool valid = row < n;
+                const bool valid = row < n && (allowed == nullptr || (allowed[row >> 5] >> (row & 31) & 1u));
                 float s = scores[r * kTileRows + half + lane];
                 if (norms != nullptr && valid) s = 2.0f * s - norms[row];
                 warp_offer<K>(top_values + r * K, top_rows + r * K, counts[w], s, row, valid);
@@ -221,6 +222,29 @@ __global__ void merge_topk_kernel(const float* partial_values, const int* partia
     }
 }
 
+// Calls f(std::integral_constant<int, K>) with the smallest list length K >= k that the
+// kernels are built for (32, 64, 128 or 256).
+template <class F>
+inline void with_list_length(int k, F&& f) {
+    if (k <= 32) f(std::integral_constant<int, 32>{});
+    else if (k <= 64) f(std::integral_constant<int, 64>{});
+    else if (k <= 128) f(std::integral_constant<int, 128>{});
+    else f(std::integral_constant<int, 256>{});
+}
+
+// Merges each query's `lists` lists of K (device, row -1 where empty) into its best k.
+template <int K>
+inline void launch_merge(const float* partial_values, const int* partial_rows, int nq, int lists, int k, float* out_values,
+                         int* out_rows) {
+    constexpr int kWarps = 4;
+    const std::size_t bytes = (sizeof(float) + sizeof(int)) * kWarps * K;
+    check(cudaFuncSetAttribute(merge_topk_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          "configuring the merge kernel");
+    merge_topk_kernel<K><<<(nq + kWarps - 1) / kWarps, kWarps * 32, bytes>>>(partial_values, partial_rows, nq, lists, k,
+                                                                             out_values, out_rows);
+    check(cudaGetLastError(), "launching the merge kernel");
+}
+
 template <class T, bool kTensor>
 constexpr std::size_t tile_shared_bytes(int K) {
     return (sizeof(TileMemory<T, kTensor>) + 31) / 32 * 32 + sizeof(float) * kTileQueries * kTileRows +
@@ -228,9 +252,11 @@ constexpr std::size_t tile_shared_bytes(int K) {
 }
 
 // Launches the search of nq device queries (fp32, padded to dp) against n device rows.
-// out_values/out_rows: (nq, k) on the device. scratch grows as needed.
+// out_values/out_rows: (nq, k) on the device. scratch grows as needed. allowed: a device
+// bitmap over the rows (bit r of word r / 32); null lets every row through.
 template <class T>
 void search_device(const float* queries, int nq, const T* base, const float* norms, int n, int dp, int k, int device,
-                   float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows);
+                   float* out_values, int* out_rows, DeviceArray<float>& scratch_values, DeviceArray<int>& scratch_rows,
+                   const unsigned* allowed = nullptr);
 
 }  // namespace docent::gpu

@@ -1,0 +1,108 @@
+// What the GPU IVF indexes (IVF-Flat, IVF-PQ) and k-means share: assigning rows to their
+// nearest centroid, the coarse search for the cells to probe, the end of a list scan (the
+// warps' lists merged into the block's K), and the host-side layout of the lists.
+#pragma once
+
+#include <unordered_set>
+#include <vector>
+
+#include "rows.cuh"
+
+namespace docent::gpu {
+
+// Nearest centroid of each of n device rows (1-NN with the fused search), in batches.
+inline void assign(const float* rows, std::size_t n, const float* centroids, const float* centroid_norms, std::size_t k,
+                   std::size_t dp, int device, int* out) {
+    constexpr std::size_t kBatch = 65536;
+    DeviceArray<float> values(std::min(n, kBatch), device, "assigning vectors to cells");
+    DeviceArray<float> scratch_values;
+    DeviceArray<int> scratch_rows;
+    for (std::size_t first = 0; first < n; first += kBatch) {
+        const std::size_t count = std::min(kBatch, n - first);
+        search_device<float>(rows + first * dp, static_cast<int>(count), centroids, centroid_norms, static_cast<int>(k),
+                             static_cast<int>(dp), 1, device, values.data(), out + first, scratch_values, scratch_rows);
+    }
+}
+
+// The nprobe best cells of each of nq device queries, and their coarse scores: q.c, or
+// 2 q.c - |c|^2 for L2 (with centroid_norms), the part of 2 q.x - |x|^2 that the cell gives.
+inline void probe_cells(const float* queries, int nq, const float* centroids, const float* centroid_norms, std::size_t nlist,
+                        std::size_t dp, int nprobe, int device, DeviceArray<float>& scores, DeviceArray<int>& cells) {
+    DeviceArray<float> scratch_values;
+    DeviceArray<int> scratch_rows;
+    search_device<float>(queries, nq, centroids, centroid_norms, static_cast<int>(nlist), static_cast<int>(dp), nprobe, device,
+                         scores.data(), cells.data(), scratch_values, scratch_rows);
+}
+
+constexpr int kScanWarps = 4;  // warps of a (query, probed cell) block
+
+// The end of a block's scan of one cell: after each warp has kept its best K in
+// lists_v/lists_r[warp * K ...] (row -1 in the slots it did not fill), warp 0 merges the
+// kScanWarps lists (using the K slots after them) and writes the block's K at out.
+template <int K>
+__device__ inline void merge_block_lists(float* lists_v, int* lists_r, std::size_t out, float* partial_values, int* partial_rows) {
+    __syncthreads();
+    if ((threadIdx.x >> 5) != 0) return;
+    const int lane = threadIdx.x & 31;
+    float* merged_v = lists_v + kScanWarps * K;
+    int* merged_r = lists_r + kScanWarps * K;
+    int merged = 0;
+    for (int i = lane; i < kScanWarps * K; i += 32)  // the same trip count in every lane
+        warp_offer<K>(merged_v, merged_r, merged, lists_v[i], lists_r[i], lists_r[i] >= 0);
+    for (int i = lane; i < K; i += 32) {
+        partial_values[out + i] = i < merged ? merged_v[i] : -FLT_MAX;
+        partial_rows[out + i] = i < merged ? merged_r[i] : -1;
+    }
+}
+
+// Marks the slots of a warp's list past `count` empty (row -1), before merge_block_lists.
+template <int K>
+__device__ inline void close_warp_list(int* rows, int count) {
+    for (int i = threadIdx.x & 31; i < K; i += 32)
+        if (i >= count) rows[i] = -1;
+}
+
+constexpr std::size_t scan_list_bytes(int K) { return (sizeof(float) + sizeof(int)) * (kScanWarps + 1) * K; }
+
+// Each cell's entries sit together on the device, cell after cell: offsets[c] .. offsets[c + 1].
+inline std::vector<long long> cell_offsets(const std::vector<std::vector<std::int64_t>>& cell_ids) {
+    std::vector<long long> offsets(cell_ids.size() + 1, 0);
+    for (std::size_t c = 0; c < cell_ids.size(); ++c) offsets[c + 1] = offsets[c] + static_cast<long long>(cell_ids[c].size());
+    return offsets;
+}
+
+template <class T>
+std::vector<T> concatenated(const std::vector<std::vector<T>>& parts) {
+    std::size_t total = 0;
+    for (const auto& p : parts) total += p.size();
+    std::vector<T> out;
+    out.reserve(total);
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+template <class T>
+void upload(DeviceArray<T>& target, const std::vector<T>& host, int device, const char* what) {
+    target.allocate(host.size(), device, what);
+    if (!host.empty()) check(cudaMemcpy(target.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), what);
+}
+
+template <class T>
+std::vector<T> download(const DeviceArray<T>& source, std::size_t count, const char* what) {
+    std::vector<T> host(count);
+    if (count) check(cudaMemcpy(host.data(), source.data(), count * sizeof(T), cudaMemcpyDeviceToHost), what);
+    return host;
+}
+
+// Refuses ids that are already in a GPU IVF index or appear twice in one batch.
+inline void check_new_ids(const std::vector<std::vector<std::int64_t>>& cell_ids, const std::int64_t* ids, std::size_t n) {
+    std::unordered_set<std::int64_t> seen;
+    for (const auto& cell : cell_ids) seen.insert(cell.begin(), cell.end());
+    for (std::size_t i = 0; i < n; ++i) {
+        if (ids[i] < 0) throw std::invalid_argument("ids must be non-negative (-1 marks 'no result'), got " + std::to_string(ids[i]));
+        if (!seen.insert(ids[i]).second)
+            throw std::invalid_argument("id " + std::to_string(ids[i]) + " is already in the GPU index (or twice in this add)");
+    }
+}
+
+}  // namespace docent::gpu
