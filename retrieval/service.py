@@ -116,7 +116,8 @@ class Docent:
         with self._lock:
             if name not in self._collections:
                 self._collections[name] = Collection(
-                    self.collections_dir / name, model_name=embedder.name, dim=embedder.dim
+                    self.collections_dir / name, model_name=embedder.name, dim=embedder.dim,
+                    gpu_search=self.settings.gpu_search,
                 )
             return self._collections[name]
 

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     model_cache: Path | None = Field(
         None, description="where the exported (and int8) embedding model is kept; default: $XDG_CACHE_HOME/docent/models"
     )
+    gpu_search: bool = Field(
+        True, description="search on a GPU when one is usable (an exact copy of each collection's vectors in GPU memory)"
+    )
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
     search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")

@@ -15,6 +15,11 @@ index that is behind replays the log from its checkpoint. A missing or damaged i
 rebuilt from the database, so the indexes can always be thrown away. Index files are written
 to a temporary name, flushed and renamed.
 
+On a machine with a usable GPU, a collection also keeps an exact copy of its vectors in GPU
+memory (retrieval.gpu.GpuFlatIndex), changed in the same hold as the CPU index, and answers
+vector searches from it; the CPU index stays the one that is saved and rebuilt. A GPU error
+turns the copy off (logged) and the CPU index answers from then on.
+
 Concurrency: one writer at a time commits to SQLite; every other thread reads through its own
 connection, so reads see the last commit and never wait on the writer (WAL mode). The native
 indexes sit behind a read-write lock: searches share it, and the changes of one commit are
@@ -45,6 +50,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ingest.models import Chunk, Document
+from retrieval import gpu
 from retrieval.index import BM25Index, FlatIndex, HNSWIndex, IndexFormatError, load
 from retrieval.models import DocumentInfo
 from retrieval.rwlock import ReadWriteLock
@@ -172,7 +178,7 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 class Collection:
     """Documents, chunks and their indexes in one folder. Thread-safe."""
 
-    def __init__(self, folder: str | Path, *, model_name: str, dim: int):
+    def __init__(self, folder: str | Path, *, model_name: str, dim: int, gpu_search: bool = True):
         self.folder = Path(folder)
         self.name = self.folder.name
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -194,7 +200,10 @@ class Collection:
         self._vectors = self._open_index(VECTORS_FILE)
         self._keywords = self._open_index(KEYWORDS_FILE)
         self._saved_checkpoint, self._saved_at = self._vectors.checkpoint, time.monotonic()
+        self._gpu_search, self._gpu_vectors = gpu_search, None
         self._catch_up(save=True)
+        if self._gpu_vectors is None:  # (a rebuild while catching up has made it already)
+            self._gpu_vectors = self._gpu_copy(self._vectors)
         self._prune_originals()  # a process killed mid-write may have left a file no row names
         self._drop_dead_staging()
 
@@ -309,18 +318,55 @@ class Collection:
                     plan[name] = self._rebuild(db, name)
             if not plan:
                 return
-            with self._indexes.write():  # one hold for both: a search sees a commit whole or not at all
+            vectors_rebuilt = not isinstance(plan.get(VECTORS_FILE, ()), tuple)
+            gpu_rebuilt = self._gpu_copy(plan[VECTORS_FILE]) if vectors_rebuilt else None
+            with self._indexes.write():  # one hold for all: a search sees a commit whole or not at all
                 for name, change in plan.items():
                     if isinstance(change, tuple):
-                        index = self._index(name)
-                        self._add_rows(index, change[0])
-                        if change[1]:
-                            index.remove(change[1], missing_ok=True)
+                        self._apply(self._index(name), change)
                     else:
                         self._set_index(name, change)
                     self._index(name).checkpoint = last
+                if vectors_rebuilt:
+                    self._gpu_vectors = gpu_rebuilt
+                elif VECTORS_FILE in plan and self._gpu_vectors is not None:
+                    try:
+                        self._apply(self._gpu_vectors, plan[VECTORS_FILE])
+                    except RuntimeError as exc:
+                        self._stop_gpu_search(exc)
         if save:
             self._save_indexes()
+
+    def _apply(self, index, change: tuple[list[tuple], list[int]]) -> None:
+        added, removed = change
+        self._add_rows(index, added)
+        if removed:
+            index.remove(removed, missing_ok=True)
+
+    def _gpu_copy(self, index) -> gpu.GpuFlatIndex | None:
+        """An exact copy of the vector index on the GPU with the most free memory; None without
+        a usable GPU or when searching there is off (or has failed)."""
+        if not self._gpu_search or not gpu.available():
+            return None
+        try:
+            device = max(gpu.devices(), key=lambda d: d["free_memory"])["id"]
+            copy = gpu.GpuFlatIndex(self.dim, metric="ip", device=device)
+            ids = index.ids()
+            if isinstance(index, FlatIndex):
+                copy.add(index.vectors(), ids)
+            else:
+                for first in range(0, len(ids), 4096):
+                    part = ids[first:first + 4096]
+                    copy.add(np.stack([index.reconstruct(int(i)) for i in part]), part)
+            log.info("collection '%s' searches its %d vectors on GPU %d", self.name, len(copy), device)
+            return copy
+        except RuntimeError as exc:  # GpuUnavailable, GpuError (out of GPU memory names the sizes)
+            self._stop_gpu_search(exc)
+            return None
+
+    def _stop_gpu_search(self, exc: Exception) -> None:
+        log.warning("collection '%s' searches on the CPU from now on: the GPU failed (%s)", self.name, exc)
+        self._gpu_search, self._gpu_vectors = False, None
 
     def _index(self, name: str):
         return self._vectors if name == VECTORS_FILE else self._keywords
@@ -673,8 +719,15 @@ class Collection:
         with self._indexes.read():
             if len(self._vectors) == 0:
                 return []
-            knobs = {"ef": max(HNSW_EF, k)} if isinstance(self._vectors, HNSWIndex) else {}
-            scores, ids = self._vectors.search(query[None, :], k, filter=allowed, **knobs)
+            scores, on_gpu = None, self._gpu_vectors if k <= gpu.MAX_K else None
+            if on_gpu is not None:
+                try:
+                    scores, ids = on_gpu.search(query[None, :], k, filter=allowed)
+                except RuntimeError as exc:
+                    self._stop_gpu_search(exc)
+            if scores is None:
+                knobs = {"ef": max(HNSW_EF, k)} if isinstance(self._vectors, HNSWIndex) else {}
+                scores, ids = self._vectors.search(query[None, :], k, filter=allowed, **knobs)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
 
     def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
@@ -725,6 +778,7 @@ class Collection:
                 return
             self.flush()
             self._closed = True
+            self._gpu_vectors = None  # its GPU memory goes now, not when the object is collected
             self._db.close()
             for reader in list(self._readers):
                 reader.close()
