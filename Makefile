@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 API_PORT ?= 8000
 
-.PHONY: bench-ann bench-load install install-test run api test test-python sanitize bench clean
+.PHONY: bench-ann bench-load install install-test run api test test-python sanitize bench clean gpu-check
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,8 @@ bench-load: install
 
 clean:
 	rm -rf build $(VENV)
+
+# On a machine with an NVIDIA GPU: build with the GPU engine, run the GPU tests and the GPU
+# benchmark, with that machine's own Python (see the script's header).
+gpu-check:
+	bash bench/gpu_check.sh
