@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
     commands.add_parser("collections", parents=[common], help="list collections")
-    commands.add_parser("prepare", parents=[common], help="make the embedding model ready now (export, int8 copy) rather than on first use")
+    commands.add_parser("prepare", parents=[common], help="make the embedding model ready now (export, int8 copy) rather than on first use; says where search runs (CPU or GPU)")
     p = commands.add_parser("eval", parents=[with_collection], help="measure retrieval quality on a labelled set")
     p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}")
     p.add_argument("--plot", type=Path, default=None, help="where to write the PNG plot (default: eval-NAME.png)")
@@ -277,7 +277,7 @@ def _collections(docent, args, as_json: bool) -> int:
 
 
 def _prepare(docent, args, as_json: bool) -> int:
-    from retrieval import quantize
+    from retrieval import gpu, quantize
     from retrieval.embed import export_folder
 
     embedder = docent.embedder
@@ -285,6 +285,8 @@ def _prepare(docent, args, as_json: bool) -> int:
     if embedder.backend.startswith("openvino"):
         folder = export_folder(embedder.name, docent.settings.model_cache)
         info.update(folder=str(folder), int8=quantize.read_report(folder))
+    why_not_gpu = "DOCENT_GPU_SEARCH is off" if not docent.settings.gpu_search else gpu.unavailable_reason()
+    info["search"] = {"on": "cpu" if why_not_gpu else "gpu", "why_not_gpu": why_not_gpu, "gpus": gpu.devices()}
     if as_json:
         print(json.dumps(info, indent=2))
         return 0
@@ -293,6 +295,12 @@ def _prepare(docent, args, as_json: bool) -> int:
         report = info["int8"]
         verdict = "used" if report["accepted"] else f"not used (below {report['min_mean_cosine']})"
         print(f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model on {report['held_out_texts']} held-out texts")
+    if why_not_gpu:
+        print(f"vector search: on the CPU ({why_not_gpu})")
+    else:
+        best = max(info["search"]["gpus"], key=lambda d: d["free_memory"])
+        print(f"vector search: on GPU {best['id']}, {best['name']} ({best['free_memory'] >> 20:,} of "
+              f"{best['total_memory'] >> 20:,} MiB free)")
     return 0
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from retrieval import gpu
+
 DOCENT = shutil.which("docent", path=str(Path(sys.executable).parent)) or shutil.which("docent")
 
 
@@ -115,5 +117,7 @@ def test_prepare_makes_the_int8_model_on_a_first_start_and_json_stays_clean(tmp_
     assert info["backend"] == "openvino-int8" and Path(info["folder"]).parent == cache
     assert info["int8"]["accepted"] and info["int8"]["mean_cosine"] >= 0.995
     assert (Path(info["folder"]) / "model-int8.xml").exists()
-    again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache)})
+    assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (gpu.unavailable_reason() is None)
+    again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache), "DOCENT_GPU_SEARCH": "false"})
     assert "openvino-int8" in again.stdout and "int8 copy used" in again.stdout
+    assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout
