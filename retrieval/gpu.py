@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from retrieval.index import FlatIndex, IVFIndex, _as_ids, _as_matrix, _check_metric
+from retrieval.index import FlatIndex, IVFIndex, _as_ids, _as_matrix, _check_metric, _remove_ids
 
 try:
     from retrieval import _engine_cuda as _cuda
@@ -110,12 +110,7 @@ class GpuFlatIndex:
 
     def remove(self, ids, *, missing_ok: bool = False) -> int:
         """Removes ids; an unknown id is a KeyError unless missing_ok. Returns how many went."""
-        id_array = _as_ids(ids)
-        if not missing_ok:
-            unknown = [int(i) for i in id_array if int(i) not in self._native]
-            if unknown:
-                raise KeyError(f"ids not in the index: {unknown[:10]}")
-        return self._native.remove(id_array)
+        return _remove_ids(self._native, ids, missing_ok)
 
     def search(self, queries, k: int = 10, *, filter=None):
         """(distances, ids), each (nq, k), best first; ids -1 where there are fewer than k.

@@ -87,6 +87,16 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
+def _remove_ids(native, ids, missing_ok: bool) -> int:
+    """A native index's remove, with unknown ids a KeyError unless missing_ok."""
+    id_array = _as_ids(ids)
+    if not missing_ok:
+        unknown = [int(i) for i in id_array if int(i) not in native]
+        if unknown:
+            raise KeyError(f"ids not in the index: {unknown[:10]}")
+    return native.remove(id_array)
+
+
 class VectorIndex:
     """What every vector index offers; subclasses add their own knobs (``ef``, ``nprobe``)."""
 
@@ -129,12 +139,7 @@ class VectorIndex:
 
     def remove(self, ids, *, missing_ok: bool = False) -> int:
         """Removes ids; an unknown id is a KeyError unless missing_ok. Returns how many went."""
-        id_array = _as_ids(ids)
-        if not missing_ok:
-            unknown = [int(i) for i in id_array if int(i) not in self._native]
-            if unknown:
-                raise KeyError(f"ids not in the index: {unknown[:10]}")
-        return self._native.remove(id_array)
+        return _remove_ids(self._native, ids, missing_ok)
 
     def search(self, queries, k: int = 10, *, filter=None, threads: int = 0, **knobs):
         """Returns (distances, ids), each (n_queries, k); id -1 where fewer than k exist.

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -49,6 +50,18 @@ public:
 private:
     int previous_ = 0;
 };
+
+// Frees a GPU index's state (whose `device` says where it lives) with that device current.
+// For destructors, which never throw: on failure the memory goes with the CUDA context.
+template <class State>
+void release_on_device(std::unique_ptr<State>& state) noexcept {
+    if (!state) return;
+    try {
+        DeviceScope scope(state->device);
+        state.reset();
+    } catch (...) {
+    }
+}
 
 // An array in device memory. Running out says how much was asked for and how much was free.
 template <class T>

@@ -93,15 +93,7 @@ IvfFlatIndex::IvfFlatIndex(std::size_t dim, Metric metric, const float* centroid
     s.cell_rows.resize(nlist);
     s.cell_ids.resize(nlist);
 }
-IvfFlatIndex::~IvfFlatIndex() {
-    if (state_) {
-        try {
-            DeviceScope scope(state_->device);
-            state_.reset();
-        } catch (...) {  // a destructor never throws; the memory goes with the context
-        }
-    }
-}
+IvfFlatIndex::~IvfFlatIndex() { release_on_device(state_); }
 IvfFlatIndex::IvfFlatIndex(IvfFlatIndex&&) noexcept = default;
 IvfFlatIndex& IvfFlatIndex::operator=(IvfFlatIndex&&) noexcept = default;
 std::size_t IvfFlatIndex::dim() const { return state_->dim; }

@@ -164,15 +164,7 @@ IvfPqIndex::IvfPqIndex(std::size_t dim, Metric metric, const float* centroids, s
     s.cell_codes.resize(nlist);
     s.cell_originals.resize(nlist);
 }
-IvfPqIndex::~IvfPqIndex() {
-    if (state_) {
-        try {
-            DeviceScope scope(state_->device);
-            state_.reset();
-        } catch (...) {  // a destructor never throws; the memory goes with the context
-        }
-    }
-}
+IvfPqIndex::~IvfPqIndex() { release_on_device(state_); }
 IvfPqIndex::IvfPqIndex(IvfPqIndex&&) noexcept = default;
 IvfPqIndex& IvfPqIndex::operator=(IvfPqIndex&&) noexcept = default;
 std::size_t IvfPqIndex::dim() const { return state_->dim; }

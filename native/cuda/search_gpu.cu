@@ -141,15 +141,7 @@ FlatIndex::FlatIndex(std::size_t dim, Metric metric, Precision precision, int de
     state_->precision = precision;
     state_->device = device;
 }
-FlatIndex::~FlatIndex() {
-    if (state_) {
-        try {
-            DeviceScope scope(state_->device);
-            state_.reset();
-        } catch (...) {  // a destructor never throws; the memory goes with the context
-        }
-    }
-}
+FlatIndex::~FlatIndex() { release_on_device(state_); }
 FlatIndex::FlatIndex(FlatIndex&&) noexcept = default;
 FlatIndex& FlatIndex::operator=(FlatIndex&&) noexcept = default;
 
