@@ -11,6 +11,24 @@
 
 namespace docent::gpu {
 
+// Kernels are launched through launch(), and find their dynamic shared memory through
+// dynamic_shared_memory(), so that these sources build with a host compiler too: the C++ tests
+// run them on the CPU emulation in native/tests/cuda_emulation, which provides both.
+#ifdef __CUDACC__
+template <class... Params, class... Args>
+void launch(dim3 grid, dim3 block, std::size_t shared_bytes, void (*kernel)(Params...), Args... args) {
+    kernel<<<grid, block, shared_bytes>>>(args...);
+}
+
+__device__ inline unsigned char* dynamic_shared_memory() {
+    extern __shared__ __align__(32) unsigned char memory[];
+    return memory;
+}
+#else
+using cuda_emulation::dynamic_shared_memory;
+using cuda_emulation::launch;
+#endif
+
 inline std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
 inline std::string describe(cudaError_t err, const std::string& what) {

@@ -15,7 +15,7 @@ namespace {
 template <int K>
 __global__ void scan_flat_kernel(const float* queries, int dp, const int* cells, int nprobe, const long long* offsets,
                                  const float* rows, const float* norms, float* partial_values, int* partial_rows) {
-    extern __shared__ __align__(32) unsigned char shared[];
+    unsigned char* shared = dynamic_shared_memory();
     float* query = reinterpret_cast<float*>(shared);
     float* lists_v = query + dp;
     int* lists_r = reinterpret_cast<int*>(lists_v + (kScanWarps + 1) * K);
@@ -50,7 +50,7 @@ void scan_and_merge(const float* queries, int nq, int dp, const int* cells, int 
     const std::size_t bytes = sizeof(float) * dp + scan_list_bytes(K);
     check(cudaFuncSetAttribute(scan_flat_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "configuring the IVF kernel");
-    scan_flat_kernel<K><<<dim3(nq, nprobe), 32 * kScanWarps, bytes>>>(queries, dp, cells, nprobe, offsets, rows, norms,
+    launch(dim3(nq, nprobe), 32 * kScanWarps, bytes, scan_flat_kernel<K>, queries, dp, cells, nprobe, offsets, rows, norms,
                                                                       partial_values.data(), partial_rows.data());
     check(cudaGetLastError(), "launching the IVF kernel");
     launch_merge<K>(partial_values.data(), partial_rows.data(), nq, nprobe, k, out_values, out_rows);

@@ -21,7 +21,7 @@ __global__ void scan_pq_kernel(const float* queries, int dim, int dp, const floa
                                const float* cell_scores, int nprobe, const long long* offsets, const unsigned char* codes, int m,
                                int sub_dim, const float* codebooks, const float* codeword_norms, float* partial_values,
                                int* partial_rows) {
-    extern __shared__ __align__(32) unsigned char shared[];
+    unsigned char* shared = dynamic_shared_memory();
     float* table = reinterpret_cast<float*>(shared);  // [m][256]
     float* shifted = table + m * kCodewords;           // [dp]: q, or 2 (q - c) for L2
     float* lists_v = shifted + dp;
@@ -59,14 +59,19 @@ __global__ void scan_pq_kernel(const float* queries, int dim, int dp, const floa
     merge_block_lists<K>(lists_v, lists_r, slot * K, partial_values, partial_rows);
 }
 
-// Re-scores each query's `keep` candidates with the fp32 originals, one warp per candidate.
-__global__ void rerank_kernel(const float* queries, int dp, const float* originals, const float* original_norms, int keep,
-                              float* values, const int* rows) {
+// Re-scores the best `keep` of each query's `stride` candidates (best first) with the fp32
+// originals, one warp per candidate, and drops the rest, as the CPU does.
+__global__ void rerank_kernel(const float* queries, int dp, const float* originals, const float* original_norms, int stride,
+                              int keep, float* values, int* rows) {
     const int q = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    for (int c = warp; c < keep; c += warps) {
-        const std::size_t slot = static_cast<std::size_t>(q) * keep + c;
+    for (int c = warp; c < stride; c += warps) {
+        const std::size_t slot = static_cast<std::size_t>(q) * stride + c;
         const int row = rows[slot];
         if (row < 0) continue;  // the same for the whole warp
+        if (c >= keep) {
+            if (lane == 0) rows[slot] = -1;
+            continue;
+        }
         float sum = 0;
         for (int d = lane; d < dp; d += 32)
             sum += queries[static_cast<std::size_t>(q) * dp + d] * originals[static_cast<std::size_t>(row) * dp + d];
@@ -199,7 +204,7 @@ void IvfPqIndex::add(const float* vectors, const std::int64_t* ids, std::size_t 
         assign(d_rows.data(), n, s.centroids.data(), s.metric == Metric::L2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp,
                s.device, d_cells.data());
         const long long threads = static_cast<long long>(n) * static_cast<long long>(s.m);
-        encode_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256>>>(d_rows.data(), static_cast<int>(n), static_cast<int>(s.dp),
+        launch(static_cast<unsigned>((threads + 255) / 256), 256, 0, encode_kernel, d_rows.data(), static_cast<int>(n), static_cast<int>(s.dp),
                                                                             d_cells.data(), s.centroids.data(), s.codebooks.data(),
                                                                             static_cast<int>(s.m), static_cast<int>(s.sub_dim),
                                                                             d_codes.data());
@@ -301,7 +306,7 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
         const std::size_t bytes = scan_shared_bytes(s.m, s.dp, K);
         check(cudaFuncSetAttribute(scan_pq_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
               "configuring the IVF-PQ kernel");
-        scan_pq_kernel<K><<<dim3(inq, iprobe), 32 * kScanWarps, bytes>>>(
+        launch(dim3(inq, iprobe), 32 * kScanWarps, bytes, scan_pq_kernel<K>, 
             d_queries.data(), static_cast<int>(s.dim), static_cast<int>(s.dp), s.centroids.data(), cells.data(), cell_scores.data(),
             iprobe, s.offsets.data(), s.codes.data(), static_cast<int>(s.m), static_cast<int>(s.sub_dim), s.codebooks.data(),
             l2 ? s.codeword_norms.data() : nullptr, partial_values.data(), partial_rows.data());
@@ -310,12 +315,12 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
             launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, ik, values.data(), rows.data());
             return;
         }
-        // The best K PQ candidates of each query, re-scored exactly, then the best k of them.
+        // The best `keep` PQ candidates of each query, re-scored exactly, then the best k of them.
         DeviceArray<float> candidate_values(nq * K, s.device, "IVF-PQ rerank");
         DeviceArray<int> candidate_rows(nq * K, s.device, "IVF-PQ rerank");
         launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, K, candidate_values.data(), candidate_rows.data());
-        rerank_kernel<<<inq, 256>>>(d_queries.data(), static_cast<int>(s.dp), s.originals.data(),
-                                    l2 ? s.original_norms.data() : nullptr, K, candidate_values.data(), candidate_rows.data());
+        launch(inq, 256, 0, rerank_kernel, d_queries.data(), static_cast<int>(s.dp), s.originals.data(),
+               l2 ? s.original_norms.data() : nullptr, K, keep, candidate_values.data(), candidate_rows.data());
         check(cudaGetLastError(), "launching the IVF-PQ rerank kernel");
         launch_merge<K>(candidate_values.data(), candidate_rows.data(), inq, 1, ik, values.data(), rows.data());
     });

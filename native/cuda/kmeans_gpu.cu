@@ -72,8 +72,8 @@ std::vector<float> kmeans(const float* data, std::size_t n, std::size_t dim, std
         assign(d_rows.data(), n, d_centroids.data(), norms, k, dp, device, d_assign.data());
         check(cudaMemset(d_sums.data(), 0, d_sums.bytes()), "k-means update");
         check(cudaMemset(d_counts.data(), 0, d_counts.bytes()), "k-means update");
-        accumulate_kernel<<<(in + 7) / 8, 256>>>(d_rows.data(), d_assign.data(), in, idp, d_sums.data(), d_counts.data());
-        finalize_kernel<<<(ik + 7) / 8, 256>>>(d_sums.data(), d_counts.data(), ik, idp, spherical, d_centroids.data());
+        launch((in + 7) / 8, 256, 0, accumulate_kernel, d_rows.data(), d_assign.data(), in, idp, d_sums.data(), d_counts.data());
+        launch((ik + 7) / 8, 256, 0, finalize_kernel, d_sums.data(), d_counts.data(), ik, idp, spherical, d_centroids.data());
         check(cudaGetLastError(), "k-means update");
     }
     check(cudaMemcpy(centroids.data(), d_centroids.data(), centroids.size() * sizeof(float), cudaMemcpyDeviceToHost),

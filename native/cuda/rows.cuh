@@ -55,7 +55,7 @@ __global__ void norms_kernel(const T* rows, int n, int dp, float* norms) {
 
 template <class T>
 void launch_norms(const T* rows, std::size_t n, std::size_t dp, float* norms) {
-    norms_kernel<T><<<static_cast<unsigned>((n + 7) / 8), 256>>>(rows, static_cast<int>(n), static_cast<int>(dp), norms);
+    launch(static_cast<unsigned>((n + 7) / 8), 256, 0, norms_kernel<T>, rows, static_cast<int>(n), static_cast<int>(dp), norms);
     check(cudaGetLastError(), "computing norms on the GPU");
 }
 

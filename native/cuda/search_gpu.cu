@@ -64,7 +64,7 @@ static void launch_tiles(const float* queries, int nq, const T* base, const floa
                                static_cast<int>(bytes)),
           "configuring the search kernel");
     const dim3 grid((nq + kTileQueries - 1) / kTileQueries, splits);
-    tile_topk_kernel<T, K, kTensor><<<grid, kThreads, bytes>>>(queries, nq, base, norms, n, dp, allowed, partial_values,
+    launch(grid, kThreads, bytes, tile_topk_kernel<T, K, kTensor>, queries, nq, base, norms, n, dp, allowed, partial_values,
                                                                 partial_rows);
     check(cudaGetLastError(), "launching the search kernel");
 }
@@ -171,7 +171,7 @@ static void upload_rows(const std::vector<float>& host, std::size_t count, std::
         check(cudaMemcpy(target, staging.data(), count * dp * sizeof(float), cudaMemcpyDeviceToDevice), "copying vectors on the GPU");
     } else {
         const std::size_t total = count * dp;
-        convert_kernel<T><<<(total + 255) / 256, 256>>>(staging.data(), target, total);
+        launch((total + 255) / 256, 256, 0, convert_kernel<T>, staging.data(), target, total);
         check(cudaGetLastError(), "converting vectors on the GPU");
     }
     check(cudaDeviceSynchronize(), "copying vectors to the GPU");
@@ -354,10 +354,10 @@ std::vector<float> FlatIndex::vectors() const {
     const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
     const int dim = static_cast<int>(s.dim), dp = static_cast<int>(s.dp);
     switch (s.precision) {
-        case Precision::F32: unpad_kernel<<<blocks, 256>>>(reinterpret_cast<const float*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
-        case Precision::F16: unpad_kernel<<<blocks, 256>>>(reinterpret_cast<const __half*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
+        case Precision::F32: launch(blocks, 256, 0, unpad_kernel<float>, reinterpret_cast<const float*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
+        case Precision::F16: launch(blocks, 256, 0, unpad_kernel<__half>, reinterpret_cast<const __half*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
         case Precision::BF16:
-            unpad_kernel<<<blocks, 256>>>(reinterpret_cast<const __nv_bfloat16*>(s.rows.data()), s.size, dim, dp, staging.data());
+            launch(blocks, 256, 0, unpad_kernel<__nv_bfloat16>, reinterpret_cast<const __nv_bfloat16*>(s.rows.data()), s.size, dim, dp, staging.data());
             break;
     }
     check(cudaGetLastError(), "copying vectors from the GPU");

@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kThreads) tile_topk_kernel(const float* __rest
                                                              const T* __restrict__ base, const float* __restrict__ norms,
                                                              int n, int dp, const unsigned* __restrict__ allowed,
                                                              float* partial_values, int* partial_rows) {
-    extern __shared__ __align__(32) unsigned char shared[];
+    unsigned char* shared = dynamic_shared_memory();
     auto& tile = *reinterpret_cast<TileMemory<T, kTensor>*>(shared);
     float* scores = reinterpret_cast<float*>(shared + (sizeof(TileMemory<T, kTensor>) + 31) / 32 * 32);  // [32][64]
     float* top_values = scores + kTileQueries * kTileRows;                                                // [32][K]
@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(kThreads) tile_topk_kernel(const float* __rest
 template <int K>
 __global__ void merge_topk_kernel(const float* partial_values, const int* partial_rows, int nq, int lists, int k,
                                   float* out_values, int* out_rows) {
-    extern __shared__ __align__(32) unsigned char shared[];
+    unsigned char* shared = dynamic_shared_memory();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const int q = blockIdx.x * warps + warp;
     float* values = reinterpret_cast<float*>(shared) + warp * K;
@@ -240,7 +240,7 @@ inline void launch_merge(const float* partial_values, const int* partial_rows, i
     const std::size_t bytes = (sizeof(float) + sizeof(int)) * kWarps * K;
     check(cudaFuncSetAttribute(merge_topk_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "configuring the merge kernel");
-    merge_topk_kernel<K><<<(nq + kWarps - 1) / kWarps, kWarps * 32, bytes>>>(partial_values, partial_rows, nq, lists, k,
+    launch((nq + kWarps - 1) / kWarps, kWarps * 32, bytes, merge_topk_kernel<K>, partial_values, partial_rows, nq, lists, k,
                                                                              out_values, out_rows);
     check(cudaGetLastError(), "launching the merge kernel");
 }
