@@ -1,6 +1,7 @@
 // pybind11 bindings of the GPU engine (module retrieval._engine_cuda, built only when CMake
 // finds a CUDA compiler). Shapes are checked here; the GIL is released around GPU work;
 // GpuError becomes retrieval._engine_cuda.GpuError (a RuntimeError), bad arguments ValueError.
+// Its types are module-local: the same sources also build a module on the CPU emulation (tests).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -55,7 +56,7 @@ py::tuple entries_tuple(const IvfIndex::Entries& e, std::size_t code_size, std::
 
 PYBIND11_MODULE(_engine_cuda, m) {
     m.doc() = "Docent's GPU engine (CUDA)";
-    py::register_exception<gpu::GpuError>(m, "GpuError", PyExc_RuntimeError);
+    py::register_local_exception<gpu::GpuError>(m, "GpuError", PyExc_RuntimeError);
     m.attr("MAX_K") = gpu::kMaxK;
     m.def("unavailable_reason", &gpu::unavailable_reason);
     m.def("devices", [] {
@@ -66,7 +67,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
         return out;
     });
 
-    py::class_<gpu::FlatIndex>(m, "FlatIndex")
+    py::class_<gpu::FlatIndex>(m, "FlatIndex", py::module_local())
         .def(py::init([](std::size_t dim, const std::string& metric, const std::string& precision, int device) {
                  return gpu::FlatIndex(dim, parse_metric(metric), gpu::parse_precision(precision), device);
              }),
@@ -118,7 +119,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
             return out;
         });
 
-    py::class_<gpu::IvfFlatIndex>(m, "IvfFlatIndex")
+    py::class_<gpu::IvfFlatIndex>(m, "IvfFlatIndex", py::module_local())
         .def(py::init([](std::size_t dim, const std::string& metric, const FloatArray& centroids, int device) {
                  const std::size_t nlist = rows_of(centroids, dim, "centroids");
                  return gpu::IvfFlatIndex(dim, parse_metric(metric), centroids.data(), nlist, device);
@@ -146,7 +147,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
         })
         .def("entries", [](const gpu::IvfFlatIndex& self) { return entries_tuple(self.entries(), self.dim() * sizeof(float), 0); });
 
-    py::class_<gpu::IvfPqIndex>(m, "IvfPqIndex")
+    py::class_<gpu::IvfPqIndex>(m, "IvfPqIndex", py::module_local())
         .def(py::init([](std::size_t dim, const std::string& metric, const FloatArray& centroids, const FloatArray& codebooks,
                          std::size_t pq_m, bool rerank, int device) {
                  const std::size_t nlist = rows_of(centroids, dim, "centroids");

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cuda_runtime.h"
@@ -83,6 +84,17 @@ namespace {
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "CUDA emulation: %s (block %u,%u thread %u)\n", what, blockIdx.x, blockIdx.y, threadIdx.x);
     std::abort();
+}
+
+// Host threads may call in at once (the Python module releases the GIL): one grid runs at a
+// time, and the allocation table has its own lock.
+std::mutex& grid_lock() {
+    static std::mutex m;
+    return m;
+}
+std::mutex& memory_lock() {
+    static std::mutex m;
+    return m;
 }
 
 std::map<const char*, std::size_t>& allocations() {
@@ -224,6 +236,7 @@ Device& device() {
 }
 
 cudaError_t allocate(void** pointer, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(memory_lock());
     Device& d = device();
     if (bytes > d.memory - d.used) return cudaErrorMemoryAllocation;
     char* p = static_cast<char*>(std::malloc(bytes ? bytes : 1));
@@ -236,6 +249,7 @@ cudaError_t allocate(void** pointer, std::size_t bytes) {
 
 cudaError_t release(void* pointer) {
     if (pointer == nullptr) return cudaSuccess;
+    std::lock_guard<std::mutex> lock(memory_lock());
     auto it = allocations().find(static_cast<const char*>(pointer));
     if (it == allocations().end()) fail("cudaFree of memory that cudaMalloc did not give");
     device().used -= it->second;
@@ -245,11 +259,13 @@ cudaError_t release(void* pointer) {
 }
 
 std::size_t allocation_size(const void* pointer) {
+    std::lock_guard<std::mutex> lock(memory_lock());
     auto it = allocations().find(static_cast<const char*>(pointer));
     return it == allocations().end() ? 0 : it->second;
 }
 
 void run_grid(dim3 grid, dim3 block, std::size_t shared_bytes, const std::function<void()>& body) {
+    std::lock_guard<std::mutex> lock(grid_lock());
     if (scheduler.current >= 0) fail("a kernel launch from inside a kernel");
     if (block.x * block.y * block.z == 0 || block.x * block.y * block.z > 1024) fail("a block of 0 or more than 1024 threads");
     if (grid.y > 65535 || grid.z > 65535) fail("a grid dimension y or z over 65535");
@@ -286,6 +302,7 @@ cudaError_t cudaMemcpy(void* target, const void* source, std::size_t bytes, cuda
     const bool to_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     const bool from_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
     if (bytes == 0) return cudaSuccess;
+    std::unique_lock<std::mutex> lock(cuda_emulation::memory_lock());
     if (to_device && !cuda_emulation::is_device_range(target, bytes))
         cuda_emulation::fail("cudaMemcpy writes outside device memory");
     if (from_device && !cuda_emulation::is_device_range(source, bytes))
@@ -295,6 +312,7 @@ cudaError_t cudaMemcpy(void* target, const void* source, std::size_t bytes, cuda
 }
 
 cudaError_t cudaMemset(void* target, int value, std::size_t bytes) {
+    std::unique_lock<std::mutex> lock(cuda_emulation::memory_lock());
     if (bytes && !cuda_emulation::is_device_range(target, bytes)) cuda_emulation::fail("cudaMemset outside device memory");
     std::memset(target, value, bytes);
     return cudaSuccess;
