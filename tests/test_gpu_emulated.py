@@ -137,17 +137,6 @@ def test_an_index_sharded_over_devices_answers_like_one(emulated_gpu):
 
 
 def test_a_collection_searches_its_copy_on_the_gpu(emulated_gpu, tmp_path):
-    from test_gpu_search import DIM, _document, _queries, _same_answers
+    from test_gpu_search import check_a_collection_on_the_gpu
 
-    from retrieval.store import Collection
-
-    store = Collection(tmp_path / "gpu", model_name="m", dim=DIM)
-    twin = Collection(tmp_path / "cpu", model_name="m", dim=DIM, gpu_search=False)
-    for target in (store, twin):
-        target.write_documents([_document("a.pdf", 1), _document("b.pdf", 2)])
-        target.remove_document("a.pdf")
-        target.write_documents([_document("a.pdf", 3), _document("c.pdf", 4)])
-    assert isinstance(store._gpu_vectors, gpu.GpuFlatIndex) and len(store._gpu_vectors) == 30
-    _same_answers(store, twin, _queries(4))
-    store.close()
-    twin.close()
+    check_a_collection_on_the_gpu(tmp_path)

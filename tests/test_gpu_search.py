@@ -139,6 +139,11 @@ def test_no_room_on_the_gpu_leaves_the_collection_on_the_cpu(tmp_path, stand_in_
 
 @pytest.mark.skipif(gpu.unavailable_reason() is not None, reason=f"no usable GPU: {gpu.unavailable_reason()}")
 def test_on_a_real_gpu_a_collection_answers_as_on_the_cpu(tmp_path):
+    check_a_collection_on_the_gpu(tmp_path)
+
+
+def check_a_collection_on_the_gpu(tmp_path) -> None:
+    """A collection's real GpuFlatIndex copy (tests/test_gpu_emulated.py runs it emulated)."""
     store = Collection(tmp_path / "gpu", model_name="m", dim=DIM)
     twin = Collection(tmp_path / "cpu", model_name="m", dim=DIM, gpu_search=False)
     for target in (store, twin):

@@ -24,14 +24,45 @@ inline void assign(const float* rows, std::size_t n, const float* centroids, con
     }
 }
 
-// The nprobe best cells of each of nq device queries, and their coarse scores: q.c, or
-// 2 q.c - |c|^2 for L2 (with centroid_norms), the part of 2 q.x - |x|^2 that the cell gives.
-inline void probe_cells(const float* queries, int nq, const float* centroids, const float* centroid_norms, std::size_t nlist,
-                        std::size_t dp, int nprobe, int device, DeviceArray<float>& scores, DeviceArray<int>& cells) {
+template <class T>
+void upload(DeviceArray<T>& target, const std::vector<T>& host, int device, const char* what) {
+    target.allocate(host.size(), device, what);
+    if (!host.empty()) check(cudaMemcpy(target.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), what);
+}
+
+template <class T>
+std::vector<T> download(const DeviceArray<T>& source, std::size_t count, const char* what) {
+    std::vector<T> host(count);
+    if (count) check(cudaMemcpy(host.data(), source.data(), count * sizeof(T), cudaMemcpyDeviceToHost), what);
+    return host;
+}
+
+inline void check_ivf_search(std::size_t nq, std::size_t k) {
+    if (k == 0 || k > kMaxK) throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU");
+    if (nq > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("too many queries");
+}
+
+// The queries of an IVF search on the device, and the nprobe best cells of each with their
+// coarse scores: q.c, or 2 q.c - |c|^2 for L2 (with centroid_norms), the part of 2 q.x - |x|^2
+// that the cell gives.
+struct ProbedQueries {
+    DeviceArray<float> queries;      // (nq, dp)
+    DeviceArray<float> cell_scores;  // (nq, nprobe)
+    DeviceArray<int> cells;          // (nq, nprobe)
+};
+
+inline ProbedQueries probe_cells(const std::vector<float>& padded_queries, std::size_t nq, const float* centroids,
+                                 const float* centroid_norms, std::size_t nlist, std::size_t dp, std::size_t nprobe, int device) {
+    ProbedQueries p;
+    upload(p.queries, padded_queries, device, "copying queries to the GPU");
+    p.cell_scores.allocate(nq * nprobe, device, "IVF coarse search");
+    p.cells.allocate(nq * nprobe, device, "IVF coarse search");
     DeviceArray<float> scratch_values;
     DeviceArray<int> scratch_rows;
-    search_device<float>(queries, nq, centroids, centroid_norms, static_cast<int>(nlist), static_cast<int>(dp), nprobe, device,
-                         scores.data(), cells.data(), scratch_values, scratch_rows);
+    search_device<float>(p.queries.data(), static_cast<int>(nq), centroids, centroid_norms, static_cast<int>(nlist),
+                         static_cast<int>(dp), static_cast<int>(nprobe), device, p.cell_scores.data(), p.cells.data(),
+                         scratch_values, scratch_rows);
+    return p;
 }
 
 constexpr int kScanWarps = 4;  // warps of a (query, probed cell) block
@@ -79,19 +110,6 @@ std::vector<T> concatenated(const std::vector<std::vector<T>>& parts) {
     out.reserve(total);
     for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
     return out;
-}
-
-template <class T>
-void upload(DeviceArray<T>& target, const std::vector<T>& host, int device, const char* what) {
-    target.allocate(host.size(), device, what);
-    if (!host.empty()) check(cudaMemcpy(target.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), what);
-}
-
-template <class T>
-std::vector<T> download(const DeviceArray<T>& source, std::size_t count, const char* what) {
-    std::vector<T> host(count);
-    if (count) check(cudaMemcpy(host.data(), source.data(), count * sizeof(T), cudaMemcpyDeviceToHost), what);
-    return host;
 }
 
 // Refuses ids that are already in a GPU IVF index or appear twice in one batch.

@@ -51,7 +51,7 @@ void scan_and_merge(const float* queries, int nq, int dp, const int* cells, int 
     check(cudaFuncSetAttribute(scan_flat_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "configuring the IVF kernel");
     launch(dim3(nq, nprobe), 32 * kScanWarps, bytes, scan_flat_kernel<K>, queries, dp, cells, nprobe, offsets, rows, norms,
-                                                                      partial_values.data(), partial_rows.data());
+           partial_values.data(), partial_rows.data());
     check(cudaGetLastError(), "launching the IVF kernel");
     launch_merge<K>(partial_values.data(), partial_rows.data(), nq, nprobe, k, out_values, out_rows);
     check(cudaDeviceSynchronize(), "IVF search");
@@ -151,8 +151,7 @@ IvfIndex::Entries IvfFlatIndex::entries() const {
 
 SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const {
     const State& s = *state_;
-    if (k == 0 || k > kMaxK) throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU");
-    if (nq > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("too many queries");
+    check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
     nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
@@ -164,18 +163,14 @@ SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::siz
     }
     DeviceScope scope(s.device);
     const int inq = static_cast<int>(nq), idp = static_cast<int>(s.dp), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
-    DeviceArray<float> d_queries;
-    upload(d_queries, host, s.device, "copying queries to the GPU");
-    DeviceArray<float> probe_scores(nq * nprobe, s.device, "IVF coarse search");
-    DeviceArray<int> probes(nq * nprobe, s.device, "IVF coarse search");
+    ProbedQueries probed = probe_cells(host, nq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, nprobe,
+                                       s.device);
     DeviceArray<float> values(nq * k, s.device, "IVF results");
     DeviceArray<int> rows(nq * k, s.device, "IVF results");
-    probe_cells(d_queries.data(), inq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, iprobe, s.device,
-                probe_scores, probes);
     const float* norms = l2 ? s.norms.data() : nullptr;
     with_list_length(ik, [&](auto K) {
-        scan_and_merge<decltype(K)::value>(d_queries.data(), inq, idp, probes.data(), iprobe, s.offsets.data(), s.rows.data(), norms, ik,
-                                s.device, values.data(), rows.data());
+        scan_and_merge<decltype(K)::value>(probed.queries.data(), inq, idp, probed.cells.data(), iprobe, s.offsets.data(),
+                                           s.rows.data(), norms, ik, s.device, values.data(), rows.data());
     });
     finish_results(download(values, nq * k, "copying results from the GPU"), download(rows, nq * k, "copying results from the GPU"),
                    query_norms(host, nq, s.dp), l2, s.ids, nq, k, k, result);

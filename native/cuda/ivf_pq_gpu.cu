@@ -204,10 +204,9 @@ void IvfPqIndex::add(const float* vectors, const std::int64_t* ids, std::size_t 
         assign(d_rows.data(), n, s.centroids.data(), s.metric == Metric::L2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp,
                s.device, d_cells.data());
         const long long threads = static_cast<long long>(n) * static_cast<long long>(s.m);
-        launch(static_cast<unsigned>((threads + 255) / 256), 256, 0, encode_kernel, d_rows.data(), static_cast<int>(n), static_cast<int>(s.dp),
-                                                                            d_cells.data(), s.centroids.data(), s.codebooks.data(),
-                                                                            static_cast<int>(s.m), static_cast<int>(s.sub_dim),
-                                                                            d_codes.data());
+        launch(static_cast<unsigned>((threads + 255) / 256), 256, 0, encode_kernel, d_rows.data(), static_cast<int>(n),
+               static_cast<int>(s.dp), d_cells.data(), s.centroids.data(), s.codebooks.data(), static_cast<int>(s.m),
+               static_cast<int>(s.sub_dim), d_codes.data());
         check(cudaGetLastError(), "encoding vectors on the GPU");
         cells = download(d_cells, n, "IVF-PQ add");
         codes = download(d_codes, n * s.m, "IVF-PQ add");
@@ -276,8 +275,7 @@ IvfIndex::Entries IvfPqIndex::entries() const {
 
 SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const {
     const State& s = *state_;
-    if (k == 0 || k > kMaxK) throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU");
-    if (nq > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("too many queries");
+    check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
     nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
@@ -291,14 +289,10 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
     const int inq = static_cast<int>(nq), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
     // With rerank, as on the CPU, at least max(4k, 32) PQ candidates are re-scored exactly.
     const int keep = s.rerank ? static_cast<int>(std::min<std::size_t>(kMaxK, std::max<std::size_t>(4 * k, 32))) : ik;
-    DeviceArray<float> d_queries;
-    upload(d_queries, host, s.device, "copying queries to the GPU");
-    DeviceArray<float> cell_scores(nq * nprobe, s.device, "IVF coarse search");
-    DeviceArray<int> cells(nq * nprobe, s.device, "IVF coarse search");
+    ProbedQueries probed = probe_cells(host, nq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, nprobe,
+                                       s.device);
     DeviceArray<float> values(nq * k, s.device, "IVF results");
     DeviceArray<int> rows(nq * k, s.device, "IVF results");
-    probe_cells(d_queries.data(), inq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, iprobe, s.device,
-                cell_scores, cells);
     with_list_length(keep, [&](auto list_length) {
         constexpr int K = decltype(list_length)::value;
         DeviceArray<float> partial_values(nq * nprobe * K, s.device, "IVF-PQ search scratch");
@@ -306,10 +300,10 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
         const std::size_t bytes = scan_shared_bytes(s.m, s.dp, K);
         check(cudaFuncSetAttribute(scan_pq_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
               "configuring the IVF-PQ kernel");
-        launch(dim3(inq, iprobe), 32 * kScanWarps, bytes, scan_pq_kernel<K>, 
-            d_queries.data(), static_cast<int>(s.dim), static_cast<int>(s.dp), s.centroids.data(), cells.data(), cell_scores.data(),
-            iprobe, s.offsets.data(), s.codes.data(), static_cast<int>(s.m), static_cast<int>(s.sub_dim), s.codebooks.data(),
-            l2 ? s.codeword_norms.data() : nullptr, partial_values.data(), partial_rows.data());
+        launch(dim3(inq, iprobe), 32 * kScanWarps, bytes, scan_pq_kernel<K>, probed.queries.data(), static_cast<int>(s.dim),
+               static_cast<int>(s.dp), s.centroids.data(), probed.cells.data(), probed.cell_scores.data(), iprobe, s.offsets.data(),
+               s.codes.data(), static_cast<int>(s.m), static_cast<int>(s.sub_dim), s.codebooks.data(),
+               l2 ? s.codeword_norms.data() : nullptr, partial_values.data(), partial_rows.data());
         check(cudaGetLastError(), "launching the IVF-PQ kernel");
         if (!s.rerank) {
             launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, ik, values.data(), rows.data());
@@ -319,7 +313,7 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
         DeviceArray<float> candidate_values(nq * K, s.device, "IVF-PQ rerank");
         DeviceArray<int> candidate_rows(nq * K, s.device, "IVF-PQ rerank");
         launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, K, candidate_values.data(), candidate_rows.data());
-        launch(inq, 256, 0, rerank_kernel, d_queries.data(), static_cast<int>(s.dp), s.originals.data(),
+        launch(inq, 256, 0, rerank_kernel, probed.queries.data(), static_cast<int>(s.dp), s.originals.data(),
                l2 ? s.original_norms.data() : nullptr, K, keep, candidate_values.data(), candidate_rows.data());
         check(cudaGetLastError(), "launching the IVF-PQ rerank kernel");
         launch_merge<K>(candidate_values.data(), candidate_rows.data(), inq, 1, ik, values.data(), rows.data());

@@ -65,7 +65,7 @@ static void launch_tiles(const float* queries, int nq, const T* base, const floa
           "configuring the search kernel");
     const dim3 grid((nq + kTileQueries - 1) / kTileQueries, splits);
     launch(grid, kThreads, bytes, tile_topk_kernel<T, K, kTensor>, queries, nq, base, norms, n, dp, allowed, partial_values,
-                                                                partial_rows);
+           partial_rows);
     check(cudaGetLastError(), "launching the search kernel");
 }
 
@@ -354,10 +354,15 @@ std::vector<float> FlatIndex::vectors() const {
     const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
     const int dim = static_cast<int>(s.dim), dp = static_cast<int>(s.dp);
     switch (s.precision) {
-        case Precision::F32: launch(blocks, 256, 0, unpad_kernel<float>, reinterpret_cast<const float*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
-        case Precision::F16: launch(blocks, 256, 0, unpad_kernel<__half>, reinterpret_cast<const __half*>(s.rows.data()), s.size, dim, dp, staging.data()); break;
+        case Precision::F32:
+            launch(blocks, 256, 0, unpad_kernel<float>, reinterpret_cast<const float*>(s.rows.data()), s.size, dim, dp, staging.data());
+            break;
+        case Precision::F16:
+            launch(blocks, 256, 0, unpad_kernel<__half>, reinterpret_cast<const __half*>(s.rows.data()), s.size, dim, dp, staging.data());
+            break;
         case Precision::BF16:
-            launch(blocks, 256, 0, unpad_kernel<__nv_bfloat16>, reinterpret_cast<const __nv_bfloat16*>(s.rows.data()), s.size, dim, dp, staging.data());
+            launch(blocks, 256, 0, unpad_kernel<__nv_bfloat16>, reinterpret_cast<const __nv_bfloat16*>(s.rows.data()), s.size, dim, dp,
+                   staging.data());
             break;
     }
     check(cudaGetLastError(), "copying vectors from the GPU");

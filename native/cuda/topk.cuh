@@ -241,7 +241,7 @@ inline void launch_merge(const float* partial_values, const int* partial_rows, i
     check(cudaFuncSetAttribute(merge_topk_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "configuring the merge kernel");
     launch((nq + kWarps - 1) / kWarps, kWarps * 32, bytes, merge_topk_kernel<K>, partial_values, partial_rows, nq, lists, k,
-                                                                             out_values, out_rows);
+           out_values, out_rows);
     check(cudaGetLastError(), "launching the merge kernel");
 }
 
