@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bm25_index.h"
+#include "check.h"
 #include "flat_index.h"
 #include "hnsw_index.h"
 #include "ivf_index.h"
@@ -17,15 +18,6 @@
 #include "simd_dispatch.h"
 
 using namespace docent;
-
-static int failures = 0;
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            ++failures;                                                         \
-        }                                                                       \
-    } while (0)
 
 static std::vector<float> random_vectors(std::size_t n, std::size_t dim, std::mt19937& rng) {
     std::normal_distribution<float> normal;
@@ -291,10 +283,5 @@ int main() {
     test_serialization();
     test_hnsw_matches_naive_and_survives_fuzzing();
     test_ivf_and_kmeans();
-    if (failures) {
-        std::fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    std::printf("engine_test: all checks passed\n");
-    return 0;
+    return checks_passed("engine_test");
 }

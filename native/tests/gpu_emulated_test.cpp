@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "cuda_runtime.h"  // the emulation's, for its device memory
 #include "flat_index.h"
 #include "gpu_api.h"
@@ -18,15 +19,6 @@
 #include "kmeans.h"
 
 using namespace docent;
-
-static int failures = 0;
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            ++failures;                                                                   \
-        }                                                                                 \
-    } while (0)
 
 static std::vector<float> random_vectors(std::size_t n, std::size_t dim, unsigned seed) {
     std::mt19937 rng(seed);
@@ -242,10 +234,5 @@ int main() {
     test_kmeans_and_ivf_flat();
     test_ivf_pq_answers_as_the_cpu_with_its_codes();
     test_ivf_pq_encodes_like_the_cpu();
-    if (failures) {
-        std::fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    std::printf("GPU engine on the CPU emulation: all checks passed\n");
-    return 0;
+    return checks_passed("gpu_emulated_test");
 }
