@@ -140,3 +140,10 @@ def test_a_collection_searches_its_copy_on_the_gpu(emulated_gpu, tmp_path):
     from test_gpu_search import check_a_collection_on_the_gpu
 
     check_a_collection_on_the_gpu(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["test_fewer_vectors_than_k_and_empty_index", "test_bad_input_is_refused_with_a_clear_error"])
+def test_the_small_real_gpu_tests_pass_on_the_emulation(emulated_gpu, name):
+    import test_gpu
+
+    getattr(test_gpu, name)()  # their data are small enough to emulate

@@ -67,14 +67,15 @@ inline std::vector<float> query_norms(const std::vector<float>& rows, std::size_
     return out;
 }
 
-// Turns device top-k (scores, rows) into the caller's distances and ids.
+// Turns device top lists (scores, rows: kq per query, kq <= k) into the caller's distances and
+// ids, k per query; the places past kq, and those of row -1, stay empty (id -1).
 inline void finish_results(const std::vector<float>& scores, const std::vector<int>& rows, const std::vector<float>& query_norms,
                            bool l2, const std::vector<std::int64_t>& ids, std::size_t nq, std::size_t k, std::size_t kq,
                            SearchResult& result) {
     result.distances.assign(nq * k, l2 ? INFINITY : -INFINITY);
     result.ids.assign(nq * k, -1);
     for (std::size_t q = 0; q < nq; ++q)
-        for (std::size_t i = 0; i < k; ++i) {
+        for (std::size_t i = 0; i < std::min(k, kq); ++i) {
             const int row = rows[q * kq + i];
             if (row < 0) continue;
             const float s = scores[q * kq + i];

@@ -86,6 +86,25 @@ static void test_exact_search_in_every_precision_matches_the_cpu() {
     }
 }
 
+static void test_the_longest_lists_and_fewer_vectors_than_k() {
+    const std::size_t dim = 8, nq = 3;
+    const auto queries = random_vectors(nq, dim, 12);
+    for (std::size_t n : {300, 20}) {  // k = 256: the longest lists the kernels keep; then k > n
+        const auto base = random_vectors(n, dim, 13);
+        const auto ids = iota_ids(n, 1, 1);
+        FlatIndex cpu(dim, Metric::L2);
+        gpu::FlatIndex index(dim, Metric::L2, gpu::Precision::F32, 0);
+        cpu.add(base.data(), ids.data(), n);
+        index.add(base.data(), ids.data(), n);
+        const std::size_t k = gpu::kMaxK;
+        const SearchResult expected = cpu.search(queries.data(), nq, k, nullptr, 1);
+        const SearchResult found = index.search(queries.data(), nq, k);
+        CHECK(recall(found, expected, nq, k) >= 0.999 && max_distance_gap(found, expected) < 1e-3f);
+        const auto missing = std::count(found.ids.begin(), found.ids.end(), -1);
+        CHECK(static_cast<std::size_t>(missing) == (n < k ? nq * (k - n) : 0));
+    }
+}
+
 static void test_filters_removal_and_replacement_match_the_cpu() {
     const std::size_t n = 900, dim = 24, nq = 16, k = 20;
     const auto base = random_vectors(n, dim, 3), queries = random_vectors(nq, dim, 4);
@@ -229,6 +248,7 @@ static void test_ivf_pq_encodes_like_the_cpu() {
 
 int main() {
     test_exact_search_in_every_precision_matches_the_cpu();
+    test_the_longest_lists_and_fewer_vectors_than_k();
     test_filters_removal_and_replacement_match_the_cpu();
     test_out_of_device_memory_names_the_sizes_and_keeps_the_index();
     test_kmeans_and_ivf_flat();
