@@ -75,7 +75,8 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def record_ivf(name: str, index, queries: np.ndarray, k: int, truth: np.ndarray, record, note: str = "") -> None:
     """Times the smallest nprobe whose recall@k reaches 0.95 (or the largest tried, saying so)."""
-    for nprobe in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+    largest = min(index.nlist, gpu.MAX_K)
+    for nprobe in [p for p in (1, 2, 4, 8, 16, 32, 64, 128) if p < largest] + [largest]:
         reached = recall(index.search(queries, k, nprobe=nprobe)[1], truth)
         if reached >= 0.95:
             break
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=1024)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--nlist", type=int, default=4096, help="IVF cells")
+    parser.add_argument("--pq-m", type=int, default=48, help="IVF-PQ bytes per vector (must divide dim)")
     args = parser.parse_args()
     reason = gpu.unavailable_reason()
     if reason:
@@ -143,18 +146,18 @@ def main() -> None:
         print(f"torch skipped: {exc}")
 
     # IVF at recall@10 = 0.95: the smallest nprobe that reaches it, for whole vectors and for
-    # 48-byte PQ codes (8x smaller), plain and re-ranked with the fp32 originals.
-    nlist = 4096
+    # PQ codes (48 bytes for 384-d: 32x smaller), plain and re-ranked with the fp32 originals.
+    nlist, pq_m = args.nlist, args.pq_m
     sample = base[np.random.default_rng(1).choice(n, min(n, 256 * nlist), replace=False)]
     ivf = gpu.GpuIvfFlatIndex(dim, gpu.kmeans(sample, nlist, iterations=20, spherical=True), metric="ip")
     ivf.add(base)
     record_ivf(f"IVF{nlist},Flat", ivf, queries, k, truth, record)
     del ivf
     for rerank in (False, True):
-        pq = gpu.GpuIvfPqIndex.train(sample, nlist, 48, metric="ip", rerank=rerank)
+        pq = gpu.GpuIvfPqIndex.train(sample, nlist, pq_m, metric="ip", rerank=rerank)
         pq.add(base)
-        record_ivf(f"IVF{nlist},PQ48" + (",Rerank" if rerank else ""), pq, queries, k, truth, record,
-                   f"{pq.memory_bytes / 2**20:,.0f} MiB on the GPU")
+        record_ivf(f"IVF{nlist},PQ{pq_m}" + (",Rerank" if rerank else ""), pq, queries, k, truth, record,
+                   f"{pq.memory_bytes / 2**20:,.1f} MiB on the GPU")
         del pq
 
     try:
