@@ -155,8 +155,10 @@ class GpuIvfFlatIndex:
         """Adds vectors (n, dim), each to its nearest cell; ids (default len, len + 1, ...) must be new."""
         self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
-    def search(self, queries, k: int = 10, *, nprobe: int = 8):
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe))
+    def search(self, queries, k: int = 10, *, nprobe: int = 8, filter=None):
+        """(distances, ids), as GpuFlatIndex.search, within the nprobe nearest cells."""
+        allowed = None if filter is None else _as_ids(filter, "filter")
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe), allowed)
 
     def centroids(self) -> np.ndarray:
         return self._native.centroids()
@@ -223,8 +225,10 @@ class GpuIvfPqIndex:
         original_matrix = None if originals is None else _as_matrix(originals, self.dim, "originals")
         self._native.add_encoded(np.asarray(cells), _as_ids(ids), np.asarray(codes), original_matrix)
 
-    def search(self, queries, k: int = 10, *, nprobe: int = 8):
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe))
+    def search(self, queries, k: int = 10, *, nprobe: int = 8, filter=None):
+        """(distances, ids), as GpuFlatIndex.search, within the nprobe nearest cells."""
+        allowed = None if filter is None else _as_ids(filter, "filter")
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe), allowed)
 
     def centroids(self) -> np.ndarray:
         return self._native.centroids()

@@ -228,6 +228,10 @@ def test_ivf_pq_on_the_gpu_answers_as_the_cpu_with_the_same_codes(metric, rerank
         np.testing.assert_allclose(gpu_d, cpu_d, rtol=1e-3, atol=2e-3)
     _, truth_i = _exact(base, queries, 10, metric)
     assert _recall(moved.search(queries, 10, nprobe=64)[1] - 5, truth_i) > (0.99 if rerank else 0.5)
+    allowed = np.arange(5, 20005, 3)
+    cpu_d, cpu_i = cpu.search(queries, 10, nprobe=8, filter=allowed)
+    gpu_d, gpu_i = moved.search(queries, 10, nprobe=8, filter=allowed)
+    assert _recall(gpu_i, cpu_i) > 0.98 and np.isin(gpu_i[gpu_i >= 0], allowed).all()
     back = gpu.to_cpu(moved)  # and back: the same entries, the same answers
     np.testing.assert_array_equal(np.sort(back.ids()), np.sort(cpu.ids()))
     np.testing.assert_array_equal(back.search(queries, 10, nprobe=8)[1], cpu.search(queries, 10, nprobe=8)[1])

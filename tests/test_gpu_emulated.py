@@ -108,6 +108,11 @@ def test_an_ivf_index_moves_to_the_gpu_and_back_and_answers_the_same(emulated_gp
         found_d, found_i = on_gpu.search(queries, 10, nprobe=nprobe)
         assert _recall(found_i, expected_i) >= 0.95
         np.testing.assert_allclose(np.sort(found_d, axis=1), np.sort(expected_d, axis=1), rtol=1e-3, atol=1e-3)
+    allowed = np.arange(100, 1600, 4)
+    expected_d, expected_i = cpu.search(queries, 10, nprobe=3, filter=allowed)
+    found_d, found_i = on_gpu.search(queries, 10, nprobe=3, filter=allowed)
+    assert _recall(found_i, expected_i) >= 0.95 and np.isin(found_i[found_i >= 0], allowed).all()
+    assert (on_gpu.search(queries, 10, filter=[7])[1] == -1).all()  # an id that is not stored
     back = gpu.to_cpu(on_gpu)
     assert (back.pq_m, back.rerank, back.nlist) == (pq_m, rerank, 8)
     np.testing.assert_array_equal(back.search(queries, 10, nprobe=3)[1], cpu.search(queries, 10, nprobe=3)[1])

@@ -32,6 +32,21 @@ void check_ids(const IdArray& ids, std::size_t n) {
         throw std::invalid_argument("ids must be a 1-D array with one id per vector");
 }
 
+// A search with an optional allow-list of ids (a 1-D array), and the index's own knob (nprobe).
+template <class Index, class... Knob>
+py::tuple search(const Index& self, const FloatArray& queries, std::size_t k, const std::optional<IdArray>& allowed, Knob... knob) {
+    const std::size_t nq = rows_of(queries, self.dim(), "queries");
+    if (allowed && allowed->ndim() != 1) throw std::invalid_argument("the filter must be a 1-D array of ids");
+    const std::int64_t* allowed_ids = allowed ? allowed->data() : nullptr;
+    const std::size_t n_allowed = allowed ? static_cast<std::size_t>(allowed->shape(0)) : 0;
+    SearchResult result;
+    {
+        py::gil_scoped_release release;
+        result = self.search(queries.data(), nq, k, knob..., allowed_ids, n_allowed);
+    }
+    return to_numpy(std::move(result), nq, k);
+}
+
 py::array_t<float> matrix(const std::vector<float>& values, std::size_t rows, std::size_t cols) {
     py::array_t<float> out({rows, cols});
     std::copy(values.begin(), values.end(), out.mutable_data());
@@ -91,16 +106,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
         })
         .def("reset", &gpu::FlatIndex::reset)
         .def("search", [](const gpu::FlatIndex& self, const FloatArray& queries, std::size_t k, std::optional<IdArray> allowed) {
-            const std::size_t nq = rows_of(queries, self.dim(), "queries");
-            if (allowed && allowed->ndim() != 1) throw std::invalid_argument("the filter must be a 1-D array of ids");
-            const std::int64_t* allowed_ids = allowed ? allowed->data() : nullptr;
-            const std::size_t n_allowed = allowed ? static_cast<std::size_t>(allowed->shape(0)) : 0;
-            SearchResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.search(queries.data(), nq, k, allowed_ids, n_allowed);
-            }
-            return to_numpy(std::move(result), nq, k);
+            return search(self, queries, k, allowed);
         }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none())
         .def("vectors", [](const gpu::FlatIndex& self) {
             std::vector<float> rows;
@@ -136,15 +142,9 @@ PYBIND11_MODULE(_engine_cuda, m) {
             py::gil_scoped_release release;
             self.add(vectors.data(), ids.data(), n);
         })
-        .def("search", [](const gpu::IvfFlatIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe) {
-            const std::size_t nq = rows_of(queries, self.dim(), "queries");
-            SearchResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.search(queries.data(), nq, k, nprobe);
-            }
-            return to_numpy(std::move(result), nq, k);
-        })
+        .def("search", [](const gpu::IvfFlatIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
+                          std::optional<IdArray> allowed) { return search(self, queries, k, allowed, nprobe); },
+             py::arg("queries"), py::arg("k"), py::arg("nprobe"), py::arg("allowed") = py::none())
         .def("entries", [](const gpu::IvfFlatIndex& self) { return entries_tuple(self.entries(), self.dim() * sizeof(float), 0); });
 
     py::class_<gpu::IvfPqIndex>(m, "IvfPqIndex", py::module_local())
@@ -190,15 +190,9 @@ PYBIND11_MODULE(_engine_cuda, m) {
             py::gil_scoped_release release;
             self.add_encoded(cells.data(), ids.data(), codes.data(), originals ? originals->data() : nullptr, n);
         }, py::arg("cells"), py::arg("ids"), py::arg("codes"), py::arg("originals") = py::none())
-        .def("search", [](const gpu::IvfPqIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe) {
-            const std::size_t nq = rows_of(queries, self.dim(), "queries");
-            SearchResult result;
-            {
-                py::gil_scoped_release release;
-                result = self.search(queries.data(), nq, k, nprobe);
-            }
-            return to_numpy(std::move(result), nq, k);
-        })
+        .def("search", [](const gpu::IvfPqIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
+                          std::optional<IdArray> allowed) { return search(self, queries, k, allowed, nprobe); },
+             py::arg("queries"), py::arg("k"), py::arg("nprobe"), py::arg("allowed") = py::none())
         .def("entries", [](const gpu::IvfPqIndex& self) {
             return entries_tuple(self.entries(), self.pq_m(), self.rerank() ? self.dim() : 0);
         });

@@ -90,7 +90,9 @@ public:
     std::size_t size() const;
     const std::vector<float>& centroids() const;  // (nlist, dim)
     void add(const float* vectors, const std::int64_t* ids, std::size_t n);
-    SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const;
+    // As FlatIndex::search, within the nprobe nearest cells of each query.
+    SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe, const std::int64_t* allowed = nullptr,
+                        std::size_t n_allowed = 0) const;
     IvfIndex::Entries entries() const;
 
 private:
@@ -126,7 +128,9 @@ public:
     // Entries already encoded (by the CPU index: IvfIndex::entries); originals with rerank.
     void add_encoded(const std::uint32_t* cells, const std::int64_t* ids, const unsigned char* codes, const float* originals,
                      std::size_t n);
-    SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const;
+    // As FlatIndex::search, within the nprobe nearest cells of each query.
+    SearchResult search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe, const std::int64_t* allowed = nullptr,
+                        std::size_t n_allowed = 0) const;
     IvfIndex::Entries entries() const;
 
 private:

@@ -24,19 +24,6 @@ inline void assign(const float* rows, std::size_t n, const float* centroids, con
     }
 }
 
-template <class T>
-void upload(DeviceArray<T>& target, const std::vector<T>& host, int device, const char* what) {
-    target.allocate(host.size(), device, what);
-    if (!host.empty()) check(cudaMemcpy(target.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), what);
-}
-
-template <class T>
-std::vector<T> download(const DeviceArray<T>& source, std::size_t count, const char* what) {
-    std::vector<T> host(count);
-    if (count) check(cudaMemcpy(host.data(), source.data(), count * sizeof(T), cudaMemcpyDeviceToHost), what);
-    return host;
-}
-
 inline void check_ivf_search(std::size_t nq, std::size_t k) {
     if (k == 0 || k > kMaxK) throw std::invalid_argument("k must be between 1 and " + std::to_string(kMaxK) + " on the GPU");
     if (nq > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("too many queries");
@@ -94,6 +81,19 @@ __device__ inline void close_warp_list(int* rows, int count) {
 }
 
 constexpr std::size_t scan_list_bytes(int K) { return (sizeof(float) + sizeof(int)) * (kScanWarps + 1) * K; }
+
+// The device row of each id, once the cells are laid out (ids in device row order).
+inline std::unordered_map<std::int64_t, std::size_t> rows_of(const std::vector<std::int64_t>& ids) {
+    std::unordered_map<std::int64_t, std::size_t> out;
+    out.reserve(ids.size());
+    for (std::size_t r = 0; r < ids.size(); ++r) out.emplace(ids[r], r);
+    return out;
+}
+
+// Whether a scanned row counts: inside its cell and, with a filter, allowed.
+__device__ inline bool row_allowed(long long row, long long end, const unsigned* allowed) {
+    return row < end && (allowed == nullptr || (allowed[row >> 5] >> (row & 31) & 1u));
+}
 
 // Each cell's entries sit together on the device, cell after cell: offsets[c] .. offsets[c + 1].
 inline std::vector<long long> cell_offsets(const std::vector<std::vector<std::int64_t>>& cell_ids) {

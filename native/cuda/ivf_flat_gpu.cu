@@ -14,7 +14,8 @@ namespace {
 // row's products, lane r keeps row r's score) and keeps its best K; the block then merges.
 template <int K>
 __global__ void scan_flat_kernel(const float* queries, int dp, const int* cells, int nprobe, const long long* offsets,
-                                 const float* rows, const float* norms, float* partial_values, int* partial_rows) {
+                                 const float* rows, const float* norms, const unsigned* allowed, float* partial_values,
+                                 int* partial_rows) {
     unsigned char* shared = dynamic_shared_memory();
     float* query = reinterpret_cast<float*>(shared);
     float* lists_v = query + dp;
@@ -36,7 +37,7 @@ __global__ void scan_flat_kernel(const float* queries, int dp, const int* cells,
             if (lane == r) mine = norms != nullptr && row < end ? 2.0f * sum - norms[row] : sum;
         }
         const long long row = first + lane;
-        warp_offer<K>(lists_v + warp * K, lists_r + warp * K, count, mine, static_cast<int>(row), row < end);
+        warp_offer<K>(lists_v + warp * K, lists_r + warp * K, count, mine, static_cast<int>(row), row_allowed(row, end, allowed));
     }
     close_warp_list<K>(lists_r + warp * K, count);
     merge_block_lists<K>(lists_v, lists_r, (static_cast<std::size_t>(q) * nprobe + probe) * K, partial_values, partial_rows);
@@ -44,14 +45,15 @@ __global__ void scan_flat_kernel(const float* queries, int dp, const int* cells,
 
 template <int K>
 void scan_and_merge(const float* queries, int nq, int dp, const int* cells, int nprobe, const long long* offsets,
-                    const float* rows, const float* norms, int k, int device, float* out_values, int* out_rows) {
+                    const float* rows, const float* norms, const unsigned* allowed, int k, int device, float* out_values,
+                    int* out_rows) {
     DeviceArray<float> partial_values(static_cast<std::size_t>(nq) * nprobe * K, device, "IVF search scratch");
     DeviceArray<int> partial_rows(static_cast<std::size_t>(nq) * nprobe * K, device, "IVF search scratch");
     const std::size_t bytes = sizeof(float) * dp + scan_list_bytes(K);
     check(cudaFuncSetAttribute(scan_flat_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "configuring the IVF kernel");
     launch(dim3(nq, nprobe), 32 * kScanWarps, bytes, scan_flat_kernel<K>, queries, dp, cells, nprobe, offsets, rows, norms,
-           partial_values.data(), partial_rows.data());
+           allowed, partial_values.data(), partial_rows.data());
     check(cudaGetLastError(), "launching the IVF kernel");
     launch_merge<K>(partial_values.data(), partial_rows.data(), nq, nprobe, k, out_values, out_rows);
     check(cudaDeviceSynchronize(), "IVF search");
@@ -68,6 +70,7 @@ struct IvfFlatIndex::State {
     std::vector<std::vector<float>> cell_rows;    // host copy, padded rows per cell
     std::vector<std::vector<std::int64_t>> cell_ids;
     std::vector<std::int64_t> ids;                // in device row order
+    std::unordered_map<std::int64_t, std::size_t> row_of;
     DeviceArray<float> rows, norms;
     DeviceArray<long long> offsets;
     std::size_t size = 0;
@@ -127,6 +130,7 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
     s.size += n;
     // The device copy is laid out again, cell after cell, so that each cell is contiguous.
     s.ids = concatenated(s.cell_ids);
+    s.row_of = rows_of(s.ids);
     upload(s.rows, concatenated(s.cell_rows), s.device, "copying IVF lists to the GPU");
     upload(s.offsets, cell_offsets(s.cell_ids), s.device, "copying IVF lists to the GPU");
     s.norms.allocate(s.size, s.device, "IVF lists");
@@ -149,7 +153,8 @@ IvfIndex::Entries IvfFlatIndex::entries() const {
     return out;
 }
 
-SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const {
+SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe,
+                                  const std::int64_t* allowed, std::size_t n_allowed) const {
     const State& s = *state_;
     check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
@@ -157,11 +162,16 @@ SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::siz
     nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
     const bool l2 = s.metric == Metric::L2;
     SearchResult result;
-    if (nq == 0 || s.size == 0) {
+    bool any_allowed = true;
+    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
+                                                          : std::vector<unsigned>{};
+    if (nq == 0 || s.size == 0 || !any_allowed) {
         finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
         return result;
     }
     DeviceScope scope(s.device);
+    DeviceArray<unsigned> filter;
+    upload(filter, bits, s.device, "copying the filter to the GPU");
     const int inq = static_cast<int>(nq), idp = static_cast<int>(s.dp), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
     ProbedQueries probed = probe_cells(host, nq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, nprobe,
                                        s.device);
@@ -170,7 +180,8 @@ SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::siz
     const float* norms = l2 ? s.norms.data() : nullptr;
     with_list_length(ik, [&](auto K) {
         scan_and_merge<decltype(K)::value>(probed.queries.data(), inq, idp, probed.cells.data(), iprobe, s.offsets.data(),
-                                           s.rows.data(), norms, ik, s.device, values.data(), rows.data());
+                                           s.rows.data(), norms, allowed != nullptr ? filter.data() : nullptr, ik, s.device,
+                                           values.data(), rows.data());
     });
     finish_results(download(values, nq * k, "copying results from the GPU"), download(rows, nq * k, "copying results from the GPU"),
                    query_norms(host, nq, s.dp), l2, s.ids, nq, k, k, result);

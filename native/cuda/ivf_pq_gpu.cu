@@ -19,8 +19,8 @@ constexpr int kCodewords = 256;
 template <int K>
 __global__ void scan_pq_kernel(const float* queries, int dim, int dp, const float* centroids, const int* cells,
                                const float* cell_scores, int nprobe, const long long* offsets, const unsigned char* codes, int m,
-                               int sub_dim, const float* codebooks, const float* codeword_norms, float* partial_values,
-                               int* partial_rows) {
+                               int sub_dim, const float* codebooks, const float* codeword_norms, const unsigned* allowed,
+                               float* partial_values, int* partial_rows) {
     unsigned char* shared = dynamic_shared_memory();
     float* table = reinterpret_cast<float*>(shared);  // [m][256]
     float* shifted = table + m * kCodewords;           // [dp]: q, or 2 (q - c) for L2
@@ -53,7 +53,7 @@ __global__ void scan_pq_kernel(const float* queries, int dim, int dp, const floa
             const unsigned char* code = codes + row * m;
             for (int sub = 0; sub < m; ++sub) score += table[sub * kCodewords + code[sub]];
         }
-        warp_offer<K>(lists_v + warp * K, lists_r + warp * K, count, score, static_cast<int>(row), row < end);
+        warp_offer<K>(lists_v + warp * K, lists_r + warp * K, count, score, static_cast<int>(row), row_allowed(row, end, allowed));
     }
     close_warp_list<K>(lists_r + warp * K, count);
     merge_block_lists<K>(lists_v, lists_r, slot * K, partial_values, partial_rows);
@@ -121,6 +121,7 @@ struct IvfPqIndex::State {
     std::vector<std::vector<unsigned char>> cell_codes;  // m bytes per entry
     std::vector<std::vector<float>> cell_originals;      // dp floats per entry, with rerank
     std::vector<std::int64_t> ids;                       // in device row order
+    std::unordered_map<std::int64_t, std::size_t> row_of;
     DeviceArray<unsigned char> codes;
     DeviceArray<float> originals, original_norms;
     DeviceArray<long long> offsets;
@@ -247,6 +248,7 @@ void IvfPqIndex::append(const std::vector<int>& cells, const std::int64_t* ids, 
     }
     s.size += n;
     s.ids = concatenated(s.cell_ids);
+    s.row_of = rows_of(s.ids);
     upload(s.codes, concatenated(s.cell_codes), s.device, "copying IVF-PQ codes to the GPU");
     upload(s.offsets, cell_offsets(s.cell_ids), s.device, "copying IVF-PQ codes to the GPU");
     if (s.rerank) {
@@ -273,7 +275,8 @@ IvfIndex::Entries IvfPqIndex::entries() const {
     return out;
 }
 
-SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe) const {
+SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_t k, std::size_t nprobe,
+                                const std::int64_t* allowed, std::size_t n_allowed) const {
     const State& s = *state_;
     check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
@@ -281,11 +284,16 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
     nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
     const bool l2 = s.metric == Metric::L2;
     SearchResult result;
-    if (nq == 0 || s.size == 0) {
+    bool any_allowed = true;
+    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
+                                                          : std::vector<unsigned>{};
+    if (nq == 0 || s.size == 0 || !any_allowed) {
         finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
         return result;
     }
     DeviceScope scope(s.device);
+    DeviceArray<unsigned> filter;
+    upload(filter, bits, s.device, "copying the filter to the GPU");
     const int inq = static_cast<int>(nq), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
     // With rerank, as on the CPU, at least max(4k, 32) PQ candidates are re-scored exactly.
     const int keep = s.rerank ? static_cast<int>(std::min<std::size_t>(kMaxK, std::max<std::size_t>(4 * k, 32))) : ik;
@@ -303,7 +311,8 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
         launch(dim3(inq, iprobe), 32 * kScanWarps, bytes, scan_pq_kernel<K>, probed.queries.data(), static_cast<int>(s.dim),
                static_cast<int>(s.dp), s.centroids.data(), probed.cells.data(), probed.cell_scores.data(), iprobe, s.offsets.data(),
                s.codes.data(), static_cast<int>(s.m), static_cast<int>(s.sub_dim), s.codebooks.data(),
-               l2 ? s.codeword_norms.data() : nullptr, partial_values.data(), partial_rows.data());
+               l2 ? s.codeword_norms.data() : nullptr, allowed != nullptr ? filter.data() : nullptr, partial_values.data(),
+               partial_rows.data());
         check(cudaGetLastError(), "launching the IVF-PQ kernel");
         if (!s.rerank) {
             launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, ik, values.data(), rows.data());

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "topk.cuh"
@@ -57,6 +58,35 @@ template <class T>
 void launch_norms(const T* rows, std::size_t n, std::size_t dp, float* norms) {
     launch(static_cast<unsigned>((n + 7) / 8), 256, 0, norms_kernel<T>, rows, static_cast<int>(n), static_cast<int>(dp), norms);
     check(cudaGetLastError(), "computing norms on the GPU");
+}
+
+// A host vector to the device (allocated to its size), and device memory back to the host.
+template <class T>
+void upload(DeviceArray<T>& target, const std::vector<T>& host, int device, const char* what) {
+    target.allocate(host.size(), device, what);
+    if (!host.empty()) check(cudaMemcpy(target.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), what);
+}
+
+template <class T>
+std::vector<T> download(const DeviceArray<T>& source, std::size_t count, const char* what) {
+    std::vector<T> host(count);
+    if (count) check(cudaMemcpy(host.data(), source.data(), count * sizeof(T), cudaMemcpyDeviceToHost), what);
+    return host;
+}
+
+// A filter as the kernels take it: a bitmap over the device rows (bit r of word r / 32) with the
+// rows of the allowed ids that are stored; `any` says whether there was one.
+inline std::vector<unsigned> row_bitmap(const std::int64_t* allowed, std::size_t n_allowed,
+                                        const std::unordered_map<std::int64_t, std::size_t>& row_of, std::size_t rows, bool& any) {
+    std::vector<unsigned> bits((rows + 31) / 32, 0u);
+    any = false;
+    for (std::size_t i = 0; i < n_allowed; ++i) {
+        auto it = row_of.find(allowed[i]);
+        if (it == row_of.end()) continue;
+        bits[it->second >> 5] |= 1u << (it->second & 31);
+        any = true;
+    }
+    return bits;
 }
 
 // |q|^2 of each padded host row (L2 distances are |q|^2 minus the device's 2 q.x - |x|^2).

@@ -278,18 +278,9 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
     SearchResult result;
     if (nq == 0) return result;
     const bool l2 = s.metric == Metric::L2;
-    // A filter becomes a bitmap over the rows; ids that are not stored are simply not in it.
-    std::vector<unsigned> bits;
-    bool any_allowed = allowed == nullptr;
-    if (allowed != nullptr) {
-        bits.assign((s.size + 31) / 32, 0u);
-        for (std::size_t i = 0; i < n_allowed; ++i) {
-            auto it = s.row_of.find(allowed[i]);
-            if (it == s.row_of.end()) continue;
-            bits[it->second >> 5] |= 1u << (it->second & 31);
-            any_allowed = true;
-        }
-    }
+    bool any_allowed = true;
+    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
+                                                          : std::vector<unsigned>{};
     if (s.size == 0 || !any_allowed) {
         finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
         return result;
@@ -303,10 +294,8 @@ SearchResult FlatIndex::search(const float* queries, std::size_t nq, std::size_t
     DeviceArray<float> d_queries(std::min(nq, kBatch) * s.dp, s.device, "copying queries to the GPU");
     DeviceArray<float> d_values(std::min(nq, kBatch) * kq, s.device, "search results");
     DeviceArray<int> d_rows(std::min(nq, kBatch) * kq, s.device, "search results");
-    DeviceArray<unsigned> d_allowed(bits.size(), s.device, "copying the filter to the GPU");
-    if (!bits.empty())
-        check(cudaMemcpy(d_allowed.data(), bits.data(), bits.size() * sizeof(unsigned), cudaMemcpyHostToDevice),
-              "copying the filter to the GPU");
+    DeviceArray<unsigned> d_allowed;
+    upload(d_allowed, bits, s.device, "copying the filter to the GPU");
     const unsigned* filter = allowed != nullptr ? d_allowed.data() : nullptr;
     for (std::size_t first = 0; first < nq; first += kBatch) {
         const std::size_t count = std::min(kBatch, nq - first);

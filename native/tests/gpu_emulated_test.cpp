@@ -191,6 +191,12 @@ static void test_kmeans_and_ivf_flat() {
             const SearchResult found = index.search(queries.data(), nq, k, nprobe);
             CHECK(recall(found, expected, nq, k) >= 0.98);
         }
+        std::vector<std::int64_t> allowed;
+        for (std::size_t i = 0; i < n; i += 3) allowed.push_back(ids[i]);
+        const SearchResult some_cpu = cpu.search(queries.data(), nq, k, 4, &allowed, 1);
+        const SearchResult some_gpu = index.search(queries.data(), nq, k, 4, allowed.data(), allowed.size());
+        CHECK(recall(some_gpu, some_cpu, nq, k) >= 0.98);
+        for (std::int64_t id : some_gpu.ids) CHECK(id == -1 || id % 3 == 0);
         const IvfIndex::Entries entries = index.entries();
         CHECK(entries.ids.size() == n && entries.codes.size() == n * dim * sizeof(float));
     }
@@ -215,6 +221,11 @@ static void test_ivf_pq_answers_as_the_cpu_with_its_codes() {
                     CHECK(recall(found, expected, nq, k) >= 0.97);
                     CHECK(max_distance_gap(found, expected) < 1e-2f);
                 }
+            std::vector<std::int64_t> allowed;  // a filter, as on the CPU: within the probed cells
+            for (std::size_t i = 0; i < n; i += 5) allowed.push_back(ids[i]);
+            const SearchResult some_cpu = cpu.search(queries.data(), nq, 10, 3, &allowed, 1);
+            const SearchResult some_gpu = index.search(queries.data(), nq, 10, 3, allowed.data(), allowed.size());
+            CHECK(recall(some_gpu, some_cpu, nq, 10) >= 0.97 && max_distance_gap(some_gpu, some_cpu) < 1e-2f);
             const IvfIndex::Entries back = index.entries();
             CHECK(back.ids.size() == n && back.codes.size() == n * m && back.originals.size() == (rerank ? n * dim : 0));
         }
