@@ -1,8 +1,11 @@
 // What the GPU IVF indexes (IVF-Flat, IVF-PQ) and k-means share: assigning rows to their
 // nearest centroid, the coarse search for the cells to probe, the end of a list scan (the
-// warps' lists merged into the block's K), and the host-side layout of the lists.
+// warps' lists merged into the block's K), and the cells themselves (IvfCells): centroids,
+// ids, device layout, and the start of every search.
 #pragma once
 
+#include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -121,6 +124,90 @@ inline void check_new_ids(const std::vector<std::vector<std::int64_t>>& cell_ids
         if (!seen.insert(ids[i]).second)
             throw std::invalid_argument("id " + std::to_string(ids[i]) + " is already in the GPU index (or twice in this add)");
     }
+}
+
+// What both GPU IVF indexes hold besides their entries' payload (whole vectors or codes): the
+// centroids on both sides, the ids of each cell and the cells' device layout, cell after cell.
+struct IvfCells {
+    std::size_t dim = 0, dp = 0, nlist = 0;
+    Metric metric = Metric::InnerProduct;
+    int device = 0;
+    std::vector<float> host_centroids;             // (nlist, dim), as the device has them
+    DeviceArray<float> centroids, centroid_norms;  // padded rows; |c|^2 for L2 only
+    std::vector<std::vector<std::int64_t>> cell_ids;
+    std::vector<std::int64_t> ids;                 // in device row order
+    std::unordered_map<std::int64_t, std::size_t> row_of;
+    DeviceArray<long long> offsets;                // cell c: rows offsets[c] .. offsets[c + 1]
+    std::size_t size = 0;
+    mutable std::mutex mutex;  // adds lay the cells out again; a search must not see that half done
+
+    // Checks the shape and puts the centroids on the device (normalized, when asked, for cosine).
+    void set_up(std::size_t d, Metric m, const float* given, std::size_t cells, bool normalize, int gpu) {
+        if (d == 0 || d > 8192) throw std::invalid_argument("dim must be between 1 and 8192 for GPU IVF, got " + std::to_string(d));
+        if (cells == 0 || cells > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("nlist must be positive");
+        require_device(gpu);
+        dim = d, dp = padded_dim(d), nlist = cells, metric = m, device = gpu;
+        const std::vector<float> padded = padded_rows(given, nlist, dim, dp, normalize, "centroids");
+        host_centroids.resize(nlist * dim);
+        for (std::size_t c = 0; c < nlist; ++c) std::copy_n(padded.begin() + c * dp, dim, host_centroids.begin() + c * dim);
+        cell_ids.resize(nlist);
+        DeviceScope scope(device);
+        upload(centroids, padded, device, "copying IVF centroids to the GPU");
+        if (metric == Metric::L2) {
+            centroid_norms.allocate(nlist, device, "IVF centroids");
+            launch_norms(centroids.data(), nlist, dp, centroid_norms.data());
+            check(cudaDeviceSynchronize(), "copying IVF centroids to the GPU");
+        }
+    }
+
+    const float* l2_centroid_norms() const { return metric == Metric::L2 ? centroid_norms.data() : nullptr; }
+
+    // Refuses an add of n more entries that would not fit, or whose ids are not new.
+    void check_add(const std::int64_t* new_ids, std::size_t n) const {
+        if (size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
+        check_new_ids(cell_ids, new_ids, n);
+    }
+
+    // The nearest cell of each of n device rows (padded), into device memory.
+    void assign_cells(const float* rows, std::size_t n, int* cells) const {
+        assign(rows, n, centroids.data(), l2_centroid_norms(), nlist, dp, device, cells);
+    }
+
+    // After entries went into cell_ids (size counted): the ids in device row order, their rows,
+    // and the offsets on the device.
+    void lay_out() {
+        ids = concatenated(cell_ids);
+        row_of = rows_of(ids);
+        upload(offsets, cell_offsets(cell_ids), device, "copying IVF lists to the GPU");
+    }
+};
+
+// The start of an IVF search, taken under the index's lock with its device current: the queries
+// and the cells to probe on the device, and the filter. Empty when nothing can be found (no
+// queries, no entries, or none of the allowed ids stored); `result` then holds empty places.
+struct IvfSearch {
+    std::size_t nprobe = 0;
+    ProbedQueries probed;
+    DeviceArray<unsigned> filter;
+    bool filtered = false;
+    const unsigned* filter_data() const { return filtered ? filter.data() : nullptr; }
+};
+
+inline bool start_search(const IvfCells& s, const std::vector<float>& padded_queries, std::size_t nq, std::size_t k,
+                         std::size_t nprobe, const std::int64_t* allowed, std::size_t n_allowed, IvfSearch& search,
+                         SearchResult& result) {
+    bool any_allowed = true;
+    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
+                                                          : std::vector<unsigned>{};
+    if (nq == 0 || s.size == 0 || !any_allowed) {
+        finish_results({}, std::vector<int>(nq * k, -1), {}, s.metric == Metric::L2, s.ids, nq, k, k, result);
+        return false;
+    }
+    search.nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
+    search.filtered = allowed != nullptr;
+    upload(search.filter, bits, s.device, "copying the filter to the GPU");
+    search.probed = probe_cells(padded_queries, nq, s.centroids.data(), s.l2_centroid_norms(), s.nlist, s.dp, search.nprobe, s.device);
+    return true;
 }
 
 }  // namespace docent::gpu

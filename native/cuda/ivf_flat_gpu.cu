@@ -61,40 +61,15 @@ void scan_and_merge(const float* queries, int nq, int dp, const int* cells, int 
 
 }  // namespace
 
-struct IvfFlatIndex::State {
-    std::size_t dim, dp, nlist;
-    Metric metric;
-    int device;
-    std::vector<float> host_centroids;            // (nlist, dim) as given (normalized for cosine)
-    DeviceArray<float> centroids, centroid_norms;
-    std::vector<std::vector<float>> cell_rows;    // host copy, padded rows per cell
-    std::vector<std::vector<std::int64_t>> cell_ids;
-    std::vector<std::int64_t> ids;                // in device row order
-    std::unordered_map<std::int64_t, std::size_t> row_of;
-    DeviceArray<float> rows, norms;
-    DeviceArray<long long> offsets;
-    std::size_t size = 0;
-    mutable std::mutex mutex;  // adds relayout the cells; a search must not see that half done
+struct IvfFlatIndex::State : IvfCells {
+    std::vector<std::vector<float>> cell_rows;  // host copy, padded rows per cell
+    DeviceArray<float> rows, norms;             // all cells, cell after cell; |x|^2 of each row
 };
 
 IvfFlatIndex::IvfFlatIndex(std::size_t dim, Metric metric, const float* centroids, std::size_t nlist, int device)
-    : state_(new State{}) {
-    if (dim == 0 || dim > 8192) throw std::invalid_argument("dim must be between 1 and 8192 for GPU IVF, got " + std::to_string(dim));
-    if (nlist == 0 || nlist > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("nlist must be positive");
-    require_device(device);
-    State& s = *state_;
-    s.dim = dim, s.dp = padded_dim(dim), s.nlist = nlist, s.metric = metric, s.device = device;
-    const std::vector<float> host = padded_rows(centroids, nlist, dim, s.dp, metric == Metric::Cosine, "centroids");
-    s.host_centroids.resize(nlist * dim);
-    for (std::size_t c = 0; c < nlist; ++c) std::copy_n(host.begin() + c * s.dp, dim, s.host_centroids.begin() + c * dim);
-    DeviceScope scope(device);
-    upload(s.centroids, host, device, "copying IVF centroids to the GPU");
-    if (metric == Metric::L2) {
-        s.centroid_norms.allocate(nlist, device, "IVF centroids");
-        launch_norms(s.centroids.data(), nlist, s.dp, s.centroid_norms.data());
-    }
-    s.cell_rows.resize(nlist);
-    s.cell_ids.resize(nlist);
+    : state_(new State()) {
+    state_->set_up(dim, metric, centroids, nlist, metric == Metric::Cosine, device);
+    state_->cell_rows.resize(nlist);
 }
 IvfFlatIndex::~IvfFlatIndex() { release_on_device(state_); }
 IvfFlatIndex::IvfFlatIndex(IvfFlatIndex&&) noexcept = default;
@@ -109,17 +84,15 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
     State& s = *state_;
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
-    check_new_ids(s.cell_ids, ids, n);
+    s.check_add(ids, n);
     const std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine, "vectors");
     DeviceScope scope(s.device);
     std::vector<int> cells;
     {
-        DeviceArray<float> d_rows(n * s.dp, s.device, "IVF add");
+        DeviceArray<float> d_rows;
+        upload(d_rows, host, s.device, "IVF add");
         DeviceArray<int> d_cells(n, s.device, "IVF add");
-        check(cudaMemcpy(d_rows.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "IVF add");
-        assign(d_rows.data(), n, s.centroids.data(), s.metric == Metric::L2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp,
-               s.device, d_cells.data());
+        s.assign_cells(d_rows.data(), n, d_cells.data());
         cells = download(d_cells, n, "IVF add");
     }
     for (std::size_t i = 0; i < n; ++i) {
@@ -128,11 +101,8 @@ void IvfFlatIndex::add(const float* vectors, const std::int64_t* ids, std::size_
         s.cell_ids[cells[i]].push_back(ids[i]);
     }
     s.size += n;
-    // The device copy is laid out again, cell after cell, so that each cell is contiguous.
-    s.ids = concatenated(s.cell_ids);
-    s.row_of = rows_of(s.ids);
+    s.lay_out();
     upload(s.rows, concatenated(s.cell_rows), s.device, "copying IVF lists to the GPU");
-    upload(s.offsets, cell_offsets(s.cell_ids), s.device, "copying IVF lists to the GPU");
     s.norms.allocate(s.size, s.device, "IVF lists");
     launch_norms(s.rows.data(), s.size, s.dp, s.norms.data());
     check(cudaDeviceSynchronize(), "IVF add");
@@ -159,28 +129,18 @@ SearchResult IvfFlatIndex::search(const float* queries, std::size_t nq, std::siz
     check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
-    nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
-    const bool l2 = s.metric == Metric::L2;
-    SearchResult result;
-    bool any_allowed = true;
-    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
-                                                          : std::vector<unsigned>{};
-    if (nq == 0 || s.size == 0 || !any_allowed) {
-        finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
-        return result;
-    }
     DeviceScope scope(s.device);
-    DeviceArray<unsigned> filter;
-    upload(filter, bits, s.device, "copying the filter to the GPU");
-    const int inq = static_cast<int>(nq), idp = static_cast<int>(s.dp), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
-    ProbedQueries probed = probe_cells(host, nq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, nprobe,
-                                       s.device);
+    SearchResult result;
+    IvfSearch search;
+    if (!start_search(s, host, nq, k, nprobe, allowed, n_allowed, search, result)) return result;
+    const bool l2 = s.metric == Metric::L2;
+    const int ik = static_cast<int>(k);
     DeviceArray<float> values(nq * k, s.device, "IVF results");
     DeviceArray<int> rows(nq * k, s.device, "IVF results");
-    const float* norms = l2 ? s.norms.data() : nullptr;
     with_list_length(ik, [&](auto K) {
-        scan_and_merge<decltype(K)::value>(probed.queries.data(), inq, idp, probed.cells.data(), iprobe, s.offsets.data(),
-                                           s.rows.data(), norms, allowed != nullptr ? filter.data() : nullptr, ik, s.device,
+        scan_and_merge<decltype(K)::value>(search.probed.queries.data(), static_cast<int>(nq), static_cast<int>(s.dp),
+                                           search.probed.cells.data(), static_cast<int>(search.nprobe), s.offsets.data(),
+                                           s.rows.data(), l2 ? s.norms.data() : nullptr, search.filter_data(), ik, s.device,
                                            values.data(), rows.data());
     });
     finish_results(download(values, nq * k, "copying results from the GPU"), download(rows, nq * k, "copying results from the GPU"),

@@ -110,36 +110,26 @@ std::size_t scan_shared_bytes(std::size_t m, std::size_t dp, int K) {
 
 }  // namespace
 
-struct IvfPqIndex::State {
-    std::size_t dim, dp, nlist, m, sub_dim;
-    Metric metric;
-    bool rerank;
-    int device;
-    std::vector<float> host_centroids, host_codebooks;
-    DeviceArray<float> centroids, centroid_norms, codebooks, codeword_norms;
-    std::vector<std::vector<std::int64_t>> cell_ids;
+struct IvfPqIndex::State : IvfCells {
+    std::size_t m = 0, sub_dim = 0;
+    bool rerank = false;
+    std::vector<float> host_codebooks;
+    DeviceArray<float> codebooks, codeword_norms;        // norms for L2 only
     std::vector<std::vector<unsigned char>> cell_codes;  // m bytes per entry
     std::vector<std::vector<float>> cell_originals;      // dp floats per entry, with rerank
-    std::vector<std::int64_t> ids;                       // in device row order
-    std::unordered_map<std::int64_t, std::size_t> row_of;
-    DeviceArray<unsigned char> codes;
+    DeviceArray<unsigned char> codes;                    // all cells, cell after cell
     DeviceArray<float> originals, original_norms;
-    DeviceArray<long long> offsets;
-    std::size_t size = 0;
-    mutable std::mutex mutex;
 };
 
 IvfPqIndex::IvfPqIndex(std::size_t dim, Metric metric, const float* centroids, std::size_t nlist, const float* codebooks,
                        std::size_t pq_m, bool rerank, int device)
-    : state_(new State{}) {
-    if (dim == 0 || dim > 8192) throw std::invalid_argument("dim must be between 1 and 8192 for GPU IVF, got " + std::to_string(dim));
-    if (nlist == 0 || nlist > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("nlist must be positive");
-    if (pq_m == 0 || dim % pq_m)
+    : state_(new State()) {
+    if (pq_m == 0 || dim == 0 || dim % pq_m)
         throw std::invalid_argument("PQ" + std::to_string(pq_m) + " needs a dimension divisible by it, got " + std::to_string(dim));
-    require_device(device);
     State& s = *state_;
-    s.dim = dim, s.dp = padded_dim(dim), s.nlist = nlist, s.m = pq_m, s.sub_dim = dim / pq_m;
-    s.metric = metric, s.rerank = rerank, s.device = device;
+    // Centroids are used as given (not normalized): the codes are residuals to exactly these.
+    s.set_up(dim, metric, centroids, nlist, false, device);
+    s.m = pq_m, s.sub_dim = dim / pq_m, s.rerank = rerank;
     int shared_limit = 0;
     check(cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "reading the GPU's shared memory");
     const std::size_t need = scan_shared_bytes(s.m, s.dp, static_cast<int>(kMaxK));
@@ -147,9 +137,6 @@ IvfPqIndex::IvfPqIndex(std::size_t dim, Metric metric, const float* centroids, s
         throw GpuError("IVF-PQ with " + std::to_string(pq_m) + " sub-spaces needs " + std::to_string(need / 1024) +
                        " KiB of shared memory per block for its lookup table; GPU " + std::to_string(device) + " has " +
                        std::to_string(shared_limit / 1024) + " KiB: use fewer sub-spaces");
-    // Centroids are used as given (not normalized): the codes are residuals to exactly these.
-    const std::vector<float> padded = padded_rows(centroids, nlist, dim, s.dp, false, "centroids");
-    s.host_centroids.assign(centroids, centroids + nlist * dim);
     const std::size_t n_codebook = pq_m * kCodewords * s.sub_dim;
     s.host_codebooks.assign(codebooks, codebooks + n_codebook);
     std::vector<float> word_norms(pq_m * kCodewords, 0.0f);
@@ -158,15 +145,8 @@ IvfPqIndex::IvfPqIndex(std::size_t dim, Metric metric, const float* centroids, s
         word_norms[i / s.sub_dim] += codebooks[i] * codebooks[i];
     }
     DeviceScope scope(device);
-    upload(s.centroids, padded, device, "copying IVF centroids to the GPU");
     upload(s.codebooks, s.host_codebooks, device, "copying PQ codebooks to the GPU");
-    if (metric == Metric::L2) {
-        upload(s.codeword_norms, word_norms, device, "copying PQ codebooks to the GPU");
-        s.centroid_norms.allocate(nlist, device, "IVF centroids");
-        launch_norms(s.centroids.data(), nlist, s.dp, s.centroid_norms.data());
-        check(cudaDeviceSynchronize(), "copying IVF centroids to the GPU");
-    }
-    s.cell_ids.resize(nlist);
+    if (metric == Metric::L2) upload(s.codeword_norms, word_norms, device, "copying PQ codebooks to the GPU");
     s.cell_codes.resize(nlist);
     s.cell_originals.resize(nlist);
 }
@@ -191,8 +171,7 @@ void IvfPqIndex::add(const float* vectors, const std::int64_t* ids, std::size_t 
     State& s = *state_;
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
-    check_new_ids(s.cell_ids, ids, n);
+    s.check_add(ids, n);
     const std::vector<float> host = padded_rows(vectors, n, s.dim, s.dp, s.metric == Metric::Cosine, "vectors");
     DeviceScope scope(s.device);
     std::vector<int> cells;
@@ -201,9 +180,8 @@ void IvfPqIndex::add(const float* vectors, const std::int64_t* ids, std::size_t 
         DeviceArray<float> d_rows;
         upload(d_rows, host, s.device, "IVF-PQ add");
         DeviceArray<int> d_cells(n, s.device, "IVF-PQ add");
+        s.assign_cells(d_rows.data(), n, d_cells.data());
         DeviceArray<unsigned char> d_codes(n * s.m, s.device, "IVF-PQ add");
-        assign(d_rows.data(), n, s.centroids.data(), s.metric == Metric::L2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp,
-               s.device, d_cells.data());
         const long long threads = static_cast<long long>(n) * static_cast<long long>(s.m);
         launch(static_cast<unsigned>((threads + 255) / 256), 256, 0, encode_kernel, d_rows.data(), static_cast<int>(n),
                static_cast<int>(s.dp), d_cells.data(), s.centroids.data(), s.codebooks.data(), static_cast<int>(s.m),
@@ -220,9 +198,8 @@ void IvfPqIndex::add_encoded(const std::uint32_t* cells, const std::int64_t* ids
     State& s = *state_;
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.size + n > static_cast<std::size_t>(INT32_MAX)) throw std::invalid_argument("a GPU IVF index holds at most 2^31 - 1 vectors");
     if (s.rerank && originals == nullptr) throw std::invalid_argument("an IVF-PQ index with rerank needs the originals of its entries");
-    check_new_ids(s.cell_ids, ids, n);
+    s.check_add(ids, n);
     std::vector<int> cell_of(n);
     for (std::size_t i = 0; i < n; ++i) {
         if (cells[i] >= s.nlist)
@@ -247,10 +224,8 @@ void IvfPqIndex::append(const std::vector<int>& cells, const std::int64_t* ids, 
             s.cell_originals[c].insert(s.cell_originals[c].end(), padded_originals + i * s.dp, padded_originals + (i + 1) * s.dp);
     }
     s.size += n;
-    s.ids = concatenated(s.cell_ids);
-    s.row_of = rows_of(s.ids);
+    s.lay_out();
     upload(s.codes, concatenated(s.cell_codes), s.device, "copying IVF-PQ codes to the GPU");
-    upload(s.offsets, cell_offsets(s.cell_ids), s.device, "copying IVF-PQ codes to the GPU");
     if (s.rerank) {
         upload(s.originals, concatenated(s.cell_originals), s.device, "copying IVF-PQ originals to the GPU");
         s.original_norms.allocate(s.size, s.device, "copying IVF-PQ originals to the GPU");
@@ -281,38 +256,28 @@ SearchResult IvfPqIndex::search(const float* queries, std::size_t nq, std::size_
     check_ivf_search(nq, k);
     const std::vector<float> host = padded_rows(queries, nq, s.dim, s.dp, s.metric == Metric::Cosine, "queries");
     std::lock_guard<std::mutex> lock(s.mutex);
-    nprobe = std::min(std::max<std::size_t>(nprobe, 1), std::min(s.nlist, kMaxK));
-    const bool l2 = s.metric == Metric::L2;
-    SearchResult result;
-    bool any_allowed = true;
-    const std::vector<unsigned> bits = allowed != nullptr ? row_bitmap(allowed, n_allowed, s.row_of, s.size, any_allowed)
-                                                          : std::vector<unsigned>{};
-    if (nq == 0 || s.size == 0 || !any_allowed) {
-        finish_results({}, std::vector<int>(nq * k, -1), {}, l2, s.ids, nq, k, k, result);
-        return result;
-    }
     DeviceScope scope(s.device);
-    DeviceArray<unsigned> filter;
-    upload(filter, bits, s.device, "copying the filter to the GPU");
-    const int inq = static_cast<int>(nq), iprobe = static_cast<int>(nprobe), ik = static_cast<int>(k);
+    SearchResult result;
+    IvfSearch search;
+    if (!start_search(s, host, nq, k, nprobe, allowed, n_allowed, search, result)) return result;
+    const bool l2 = s.metric == Metric::L2;
+    const int inq = static_cast<int>(nq), iprobe = static_cast<int>(search.nprobe), ik = static_cast<int>(k);
+    const ProbedQueries& probed = search.probed;
     // With rerank, as on the CPU, at least max(4k, 32) PQ candidates are re-scored exactly.
     const int keep = s.rerank ? static_cast<int>(std::min<std::size_t>(kMaxK, std::max<std::size_t>(4 * k, 32))) : ik;
-    ProbedQueries probed = probe_cells(host, nq, s.centroids.data(), l2 ? s.centroid_norms.data() : nullptr, s.nlist, s.dp, nprobe,
-                                       s.device);
     DeviceArray<float> values(nq * k, s.device, "IVF results");
     DeviceArray<int> rows(nq * k, s.device, "IVF results");
     with_list_length(keep, [&](auto list_length) {
         constexpr int K = decltype(list_length)::value;
-        DeviceArray<float> partial_values(nq * nprobe * K, s.device, "IVF-PQ search scratch");
-        DeviceArray<int> partial_rows(nq * nprobe * K, s.device, "IVF-PQ search scratch");
+        DeviceArray<float> partial_values(nq * search.nprobe * K, s.device, "IVF-PQ search scratch");
+        DeviceArray<int> partial_rows(nq * search.nprobe * K, s.device, "IVF-PQ search scratch");
         const std::size_t bytes = scan_shared_bytes(s.m, s.dp, K);
         check(cudaFuncSetAttribute(scan_pq_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
               "configuring the IVF-PQ kernel");
         launch(dim3(inq, iprobe), 32 * kScanWarps, bytes, scan_pq_kernel<K>, probed.queries.data(), static_cast<int>(s.dim),
                static_cast<int>(s.dp), s.centroids.data(), probed.cells.data(), probed.cell_scores.data(), iprobe, s.offsets.data(),
                s.codes.data(), static_cast<int>(s.m), static_cast<int>(s.sub_dim), s.codebooks.data(),
-               l2 ? s.codeword_norms.data() : nullptr, allowed != nullptr ? filter.data() : nullptr, partial_values.data(),
-               partial_rows.data());
+               l2 ? s.codeword_norms.data() : nullptr, search.filter_data(), partial_values.data(), partial_rows.data());
         check(cudaGetLastError(), "launching the IVF-PQ kernel");
         if (!s.rerank) {
             launch_merge<K>(partial_values.data(), partial_rows.data(), inq, iprobe, ik, values.data(), rows.data());
