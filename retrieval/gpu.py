@@ -129,7 +129,35 @@ class GpuFlatIndex:
         self._native.reset()
 
 
-class GpuIvfFlatIndex:
+class _GpuIvfIndex:
+    """What both GPU IVF indexes offer: vectors in k-means cells, nprobe cells scanned per query."""
+
+    dim = property(lambda self: self._native.dim)
+    metric = property(lambda self: self._native.metric)
+    nlist = property(lambda self: self._native.nlist)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def add(self, vectors, ids=None) -> None:
+        """Adds vectors (n, dim), each to its nearest cell (and encoded there, with PQ); ids
+        (default len, len + 1, ...) must be new."""
+        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
+
+    def search(self, queries, k: int = 10, *, nprobe: int = 8, filter=None):
+        """(distances, ids), as GpuFlatIndex.search, within the nprobe nearest cells."""
+        allowed = None if filter is None else _as_ids(filter, "filter")
+        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe), allowed)
+
+    def centroids(self) -> np.ndarray:
+        return self._native.centroids()
+
+    def entries(self):
+        """(cells, ids, codes, originals or None) as retrieval.index.IVFIndex.entries gives them."""
+        return self._native.entries()
+
+
+class GpuIvfFlatIndex(_GpuIvfIndex):
     """IVF-Flat on one GPU: vectors in k-means cells, nprobe cells scanned per query."""
 
     def __init__(self, dim: int, centroids, *, metric: str = "ip", device: int = 0):
@@ -144,31 +172,9 @@ class GpuIvfFlatIndex:
         centroids = kmeans(matrix, nlist, iterations=iterations, spherical=metric != "l2", seed=seed, device=device)
         return cls(matrix.shape[1], centroids, metric=metric, device=device)
 
-    dim = property(lambda self: self._native.dim)
-    metric = property(lambda self: self._native.metric)
-    nlist = property(lambda self: self._native.nlist)
-
-    def __len__(self) -> int:
-        return len(self._native)
-
-    def add(self, vectors, ids=None) -> None:
-        """Adds vectors (n, dim), each to its nearest cell; ids (default len, len + 1, ...) must be new."""
-        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
-
-    def search(self, queries, k: int = 10, *, nprobe: int = 8, filter=None):
-        """(distances, ids), as GpuFlatIndex.search, within the nprobe nearest cells."""
-        allowed = None if filter is None else _as_ids(filter, "filter")
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe), allowed)
-
-    def centroids(self) -> np.ndarray:
-        return self._native.centroids()
-
-    def entries(self):
-        """(cells, ids, codes, None) as retrieval.index.IVFIndex.entries gives them."""
-        return self._native.entries()
 
 
-class GpuIvfPqIndex:
+class GpuIvfPqIndex(_GpuIvfIndex):
     """IVF-PQ on one GPU: pq_m-byte codes of each vector's residual to its cell centroid, the
     same codes as the CPU's IVFIndex(pq_m=...). Each (query, probed cell) builds its lookup table
     in shared memory; rerank keeps the fp32 originals and re-scores the best candidates exactly."""
@@ -206,39 +212,17 @@ class GpuIvfPqIndex:
                                      seed=seed + m + 1, device=device) for m in range(pq_m)])
         return cls(dim, centroids, codebooks, metric=metric, rerank=rerank, device=device)
 
-    dim = property(lambda self: self._native.dim)
-    metric = property(lambda self: self._native.metric)
-    nlist = property(lambda self: self._native.nlist)
     pq_m = property(lambda self: self._native.pq_m)
     rerank = property(lambda self: self._native.rerank)
     memory_bytes = property(lambda self: self._native.memory_bytes)
-
-    def __len__(self) -> int:
-        return len(self._native)
-
-    def add(self, vectors, ids=None) -> None:
-        """Adds vectors (n, dim), assigned and encoded on the GPU; ids must be new."""
-        self._native.add(*_vectors_and_ids(vectors, ids, self.dim, len(self)))
 
     def add_encoded(self, cells, ids, codes, originals=None) -> None:
         """Adds entries as retrieval.index.IVFIndex.entries gives them (originals with rerank)."""
         original_matrix = None if originals is None else _as_matrix(originals, self.dim, "originals")
         self._native.add_encoded(np.asarray(cells), _as_ids(ids), np.asarray(codes), original_matrix)
 
-    def search(self, queries, k: int = 10, *, nprobe: int = 8, filter=None):
-        """(distances, ids), as GpuFlatIndex.search, within the nprobe nearest cells."""
-        allowed = None if filter is None else _as_ids(filter, "filter")
-        return self._native.search(_as_matrix(queries, self.dim, "queries"), _check_k(k), _check_nprobe(nprobe), allowed)
-
-    def centroids(self) -> np.ndarray:
-        return self._native.centroids()
-
     def codebooks(self) -> np.ndarray:
         return self._native.codebooks()
-
-    def entries(self):
-        """(cells, ids, codes, originals or None) as retrieval.index.IVFIndex.entries gives them."""
-        return self._native.entries()
 
 
 def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, seed: int = 1234, device: int = 0) -> np.ndarray:
@@ -283,7 +267,7 @@ def to_cpu(gpu_index):
         if len(gpu_index):
             index.add(gpu_index.vectors(), gpu_index.ids())
         return index
-    if isinstance(gpu_index, (GpuIvfFlatIndex, GpuIvfPqIndex)):
+    if isinstance(gpu_index, _GpuIvfIndex):
         pq = isinstance(gpu_index, GpuIvfPqIndex)
         index = IVFIndex(gpu_index.dim, metric=gpu_index.metric, nlist=gpu_index.nlist, pq_m=gpu_index.pq_m if pq else 0,
                          rerank=pq and gpu_index.rerank)
