@@ -53,20 +53,6 @@ py::array_t<float> matrix(const std::vector<float>& values, std::size_t rows, st
     return out;
 }
 
-// (cells, ids, codes, originals or None) as retrieval.index.IVFIndex.entries gives them.
-py::tuple entries_tuple(const IvfIndex::Entries& e, std::size_t code_size, std::size_t original_dim) {
-    const std::size_t n = e.ids.size();
-    py::array_t<std::uint32_t> cells(n);
-    py::array_t<std::int64_t> ids(n);
-    py::array_t<std::uint8_t> codes({n, code_size});
-    std::copy(e.lists.begin(), e.lists.end(), cells.mutable_data());
-    std::copy(e.ids.begin(), e.ids.end(), ids.mutable_data());
-    std::copy(e.codes.begin(), e.codes.end(), codes.mutable_data());
-    py::object originals = py::none();
-    if (original_dim) originals = matrix(e.originals, n, original_dim);
-    return py::make_tuple(cells, ids, codes, originals);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_engine_cuda, m) {
@@ -145,7 +131,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
         .def("search", [](const gpu::IvfFlatIndex& self, const FloatArray& queries, std::size_t k, std::size_t nprobe,
                           std::optional<IdArray> allowed) { return search(self, queries, k, allowed, nprobe); },
              py::arg("queries"), py::arg("k"), py::arg("nprobe"), py::arg("allowed") = py::none())
-        .def("entries", [](const gpu::IvfFlatIndex& self) { return entries_tuple(self.entries(), self.dim() * sizeof(float), 0); });
+        .def("entries", [](const gpu::IvfFlatIndex& self) { return entries_to_numpy(self.entries(), self.dim() * sizeof(float), 0); });
 
     py::class_<gpu::IvfPqIndex>(m, "IvfPqIndex", py::module_local())
         .def(py::init([](std::size_t dim, const std::string& metric, const FloatArray& centroids, const FloatArray& codebooks,
@@ -194,7 +180,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
                           std::optional<IdArray> allowed) { return search(self, queries, k, allowed, nprobe); },
              py::arg("queries"), py::arg("k"), py::arg("nprobe"), py::arg("allowed") = py::none())
         .def("entries", [](const gpu::IvfPqIndex& self) {
-            return entries_tuple(self.entries(), self.pq_m(), self.rerank() ? self.dim() : 0);
+            return entries_to_numpy(self.entries(), self.pq_m(), self.rerank() ? self.dim() : 0);
         });
 
     m.def("kmeans", [](const FloatArray& data, std::size_t k, int iterations, bool spherical, std::uint64_t seed, int device) {

@@ -249,21 +249,7 @@ PYBIND11_MODULE(_engine, m) {
             return out;
         })
         .def("entries", [](const IvfIndex& self) {
-            IvfIndex::Entries e = self.entries();
-            const std::size_t n = e.ids.size();
-            py::array_t<std::uint32_t> lists(n);
-            py::array_t<std::int64_t> ids(n);
-            py::array_t<std::uint8_t> codes({n, self.code_size()});
-            std::copy(e.lists.begin(), e.lists.end(), lists.mutable_data());
-            std::copy(e.ids.begin(), e.ids.end(), ids.mutable_data());
-            std::copy(e.codes.begin(), e.codes.end(), codes.mutable_data());
-            py::object originals = py::none();
-            if (self.params().rerank) {
-                py::array_t<float> o({n, self.dim()});
-                std::copy(e.originals.begin(), e.originals.end(), o.mutable_data());
-                originals = o;
-            }
-            return py::make_tuple(lists, ids, codes, originals);
+            return entries_to_numpy(self.entries(), self.code_size(), self.params().rerank ? self.dim() : 0);
         })
         .def("set_trained", [](IvfIndex& self, const FloatArray& centroids, const FloatArray& codebooks) {
             check_matrix(centroids, self.dim(), "centroids");
