@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ingest.crawl import CrawlOptions
+from ingest.web.crawl import CrawlOptions
 from retrieval.service import Docent
 from retrieval.settings import load_settings
 

@@ -84,7 +84,7 @@ def main() -> None:
     embedders = {name: Embedder(backend=name, cache_dir=cache) for name in BACKENDS}
     if args.without_bf16:
         from retrieval.embed import OpenVinoModel, export_folder
-        from retrieval.quantize import INT8_XML
+        from retrieval.embed.quantize import INT8_XML
 
         folder = export_folder(embedders["openvino"].name, cache)
         for name, xml in (("openvino", "model.xml"), ("openvino-int8", INT8_XML)):

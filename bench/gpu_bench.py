@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import gpu
+from retrieval.index import gpu
 
 HERE = Path(__file__).resolve().parent
 # Dense peaks (no sparsity) from the vendors' data sheets: TFLOPS and TB/s.

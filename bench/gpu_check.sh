@@ -37,13 +37,13 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --target "$SITE" .whl/*.whl
 fi
 export PYTHONPATH="$SITE" PYTHONUNBUFFERED=1
-$PY -P -c "from retrieval import gpu; print('GPU engine:', gpu.unavailable_reason() or gpu.devices())" 2>&1 | tee -a "$OUT/gpu-check.log"
+$PY -P -c "from retrieval.index import gpu; print('GPU engine:', gpu.unavailable_reason() or gpu.devices())" 2>&1 | tee -a "$OUT/gpu-check.log"
 
-tests=(tests/test_gpu.py)
+tests=(tests/gpu/test_gpu.py)
 if $PY -c "import pypdf" 2>/dev/null; then
-    tests+=(tests/test_gpu_search.py)
+    tests+=(tests/gpu/test_gpu_search.py)
 else
-    log "tests/test_gpu_search.py left out: pypdf is not installed (carry it in .whl, see this script's header)"
+    log "tests/gpu/test_gpu_search.py left out: pypdf is not installed (carry it in .whl, see this script's header)"
 fi
 log "GPU tests: ${tests[*]}"
 # --noconftest: the shared fixtures need packages (the embedding model, PDF tools) that the GPU

@@ -29,8 +29,8 @@ RUNS = {"before": "torch", "after-float": "openvino", "after": "auto"}  # run ->
 
 
 def build_pdf_set(shared: Path, docs: Path, folder: Path, min_pages: int = 1000) -> int:
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from pdfgen import make_pdf
+    sys.path.insert(0, str(HERE.parent / "tests"))  # tests/support
+    from support.pdfgen import make_pdf
     from pypdf import PdfReader
 
     pages = 0
@@ -60,7 +60,8 @@ def build_pdf_set(shared: Path, docs: Path, folder: Path, min_pages: int = 1000)
 
 def run_one(mode: str, folder: Path, home: Path) -> dict:
     """Runs in its own process (see main) so peak memory is its own."""
-    from retrieval.service import Docent, expand_paths
+    from ingest.sources import expand_paths
+    from retrieval.service import Docent
     from retrieval.settings import load_settings
 
     docent = Docent(load_settings(home=str(home), embedding_backend=RUNS[mode], model_cache=str(HERE.parent / "build" / "bench-models")))

@@ -55,7 +55,7 @@ def prepare_home(cranfield: Path, home: Path) -> list[dict]:
 
 
 def make_key(home: Path) -> str:
-    from retrieval.access import AccessControl
+    from webapp.access import AccessControl
     from retrieval.settings import load_settings
 
     access = AccessControl(load_settings(home=str(home), auth="password"))
@@ -83,8 +83,8 @@ def start_api(home: Path, port: int) -> subprocess.Popen:
 
 
 def pdfs_for(abstracts: list[dict], round_: int) -> list[tuple[str, bytes]]:
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from pdfgen import make_pdf
+    sys.path.insert(0, str(HERE.parent / "tests"))  # tests/support
+    from support.pdfgen import make_pdf
 
     files = []
     for n, doc in enumerate(abstracts):

@@ -25,10 +25,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=1500)
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from pdfgen import make_pdf
+    sys.path.insert(0, str(HERE.parent / "tests"))  # tests/support
+    from support.pdfgen import make_pdf
 
-    import retrieval.service as service
+    import ingest.pipeline as pipeline
     from retrieval.service import Docent, Source
     from retrieval.settings import load_settings
 
@@ -43,7 +43,7 @@ def main() -> None:
     model.load_model()
     rows = []
     for name, threshold in (("read whole", 10**9), ("streamed, 32 pages a part", 300)):
-        service.STREAM_FROM_PAGES = threshold
+        pipeline.STREAM_FROM_PAGES = threshold
         docent = Docent(load_settings(home=tempfile.mkdtemp()))
         docent._embedder = model.embedder
         tracemalloc.start()

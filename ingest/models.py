@@ -1,8 +1,9 @@
-"""The data that flows through ingestion: a Document of Pages, cut into Chunks."""
+"""The data that flows through ingestion: a Document of Pages, cut into Chunks, and the outcome
+of ingesting one source."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,23 @@ class Chunk:
     def index_text(self) -> str:
         """What is embedded and keyword-indexed: the context header, then the passage."""
         return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one source: added, replaced, unchanged, or failed (with the reason)."""
+
+    source: str
+    status: str
+    chunks: int = 0
+    pages: int = 0
+    title: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

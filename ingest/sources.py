@@ -1,36 +1,42 @@
-"""Reading a PDF source (bytes, or a path) into a Document.
+"""What can be ingested: a Source (a name for citations, and its bytes, its path or its URL),
+the file types Docent reads (one registry, by content), and folders expanded into files.
 
-Kept apart, with nothing heavy imported, because it runs in worker processes that parse PDFs
-ahead of the embedding: a worker should not pay for importing the model stack.
+Loading a file runs in worker processes that parse files ahead of the embedding, so this module
+imports nothing heavy: a worker should not pay for importing the model stack.
+
+A new file type is one FileType entry in FILE_TYPES: how its content is recognised, its file
+name suffixes (for folders and the app's uploader), and its loader. Everything else (the CLI,
+the API, the app, the pipeline) takes the list from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from ingest.errors import IngestError
 from ingest.models import Document
 from ingest.pdf import PdfStream
 
+HEAD_BYTES = 1024  # how much of a file is read to recognise its type
 
-def read_file(name: str, path: str | Path | None, *, probe: bool = False) -> bytes:
-    """The file's bytes (probe: only whether it can be opened, b"" then), or an IngestError."""
-    if path is None:
-        raise IngestError(name, "nothing to read: neither bytes nor a path were given")
-    try:
-        if probe:
-            with Path(path).open("rb"):
-                return b""
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise IngestError(name, "file not found") from None
-    except IsADirectoryError:
-        raise IngestError(name, "is a folder; give the PDFs in it, or the folder to the CLI") from None
-    except PermissionError:
-        raise IngestError(name, "permission denied") from None
-    except OSError as exc:
-        raise IngestError(name, f"cannot be read ({exc.strerror})") from None
+
+@dataclass
+class Source:
+    """Something to ingest: a name for citations, and its bytes or its path (a URL has neither)."""
+
+    name: str
+    data: bytes | None = None
+    path: Path | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Source":
+        return cls(name=str(path), path=Path(path))
+
+    @property
+    def is_url(self) -> bool:
+        return self.data is None and is_url(self.name)
 
 
 @dataclass
@@ -41,14 +47,24 @@ class LargePdf:
     page_count: int
 
 
-def load_pdf_file(
-    name: str, data: bytes | None, path: str | None, stream_from_pages: int
-) -> tuple[Document, bytes] | LargePdf | IngestError:
+Loaded = tuple[Document, bytes] | LargePdf | IngestError
+
+
+@dataclass(frozen=True)
+class FileType:
+    """A kind of file Docent reads: recognised by its first bytes, loaded by `load`."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    mime: str
+    recognise: Callable[[bytes], bool]
+    load: Callable[[str, bytes | None, str | None, int], Loaded]  # (name, data, path, stream_from_pages)
+
+
+def load_pdf_file(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
     """(document, the file's bytes), a LargePdf past stream_from_pages pages, or the
     IngestError as a value (it crosses process lines). The PDF is opened and parsed once."""
     try:
-        if data is None:
-            read_file(name, path, probe=True)
         stream = PdfStream(data if data is not None else Path(path), name)
         if stream.page_count > stream_from_pages:
             stream.close()
@@ -56,3 +72,67 @@ def load_pdf_file(
         return stream.document(), data if data is not None else read_file(name, path)
     except IngestError as exc:
         return exc
+
+
+FILE_TYPES = (
+    FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),
+)
+SUFFIXES = tuple(s for file_type in FILE_TYPES for s in file_type.suffixes)
+
+
+def file_type_of(name: str, head: bytes) -> FileType | None:
+    """The type the content shows; else the one the name's suffix claims, whose loader then
+    says what is wrong with the file (a "report.pdf" that is really a web page)."""
+    found = next((t for t in FILE_TYPES if t.recognise(head)), None)
+    return found or next((t for t in FILE_TYPES if name.lower().endswith(t.suffixes)), None)
+
+
+def load_file(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
+    """A file of any type Docent reads, recognised by its content (not its name)."""
+    try:
+        head = data[:HEAD_BYTES] if data is not None else read_file(name, path, head=HEAD_BYTES)
+    except IngestError as exc:
+        return exc
+    file_type = file_type_of(name, head)
+    if file_type is None:
+        readable = ", ".join(t.name for t in FILE_TYPES)
+        return IngestError(name, f"is not a kind of file Docent reads (it reads: {readable})")
+    return file_type.load(name, data, path, stream_from_pages)
+
+
+def read_file(name: str, path: str | Path | None, *, head: int | None = None) -> bytes:
+    """The file's bytes (only the first `head` of them when given), or an IngestError."""
+    if path is None:
+        raise IngestError(name, "nothing to read: neither bytes nor a path were given")
+    try:
+        with Path(path).open("rb") as file:
+            return file.read(head) if head is not None else file.read()
+    except FileNotFoundError:
+        raise IngestError(name, "file not found") from None
+    except IsADirectoryError:
+        raise IngestError(name, "is a folder; give the files in it, or the folder to the CLI") from None
+    except PermissionError:
+        raise IngestError(name, "permission denied") from None
+    except OSError as exc:
+        raise IngestError(name, f"cannot be read ({exc.strerror})") from None
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def expand_paths(paths: Sequence[str]) -> list[Source]:
+    """Files and URLs as given; a folder stands for the files in it and its subfolders whose
+    names end in a suffix of FILE_TYPES, sorted."""
+    sources: list[Source] = []
+    for given in paths:
+        path = Path(given)
+        if is_url(given):
+            sources.append(Source(name=given))
+        elif path.is_dir():
+            sources.extend(
+                Source.from_path(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in SUFFIXES and p.is_file()
+            )
+        else:
+            sources.append(Source.from_path(given))
+    return sources

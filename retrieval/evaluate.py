@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ingest import Document, Page
+from ingest.sources import Source
 from retrieval.search import search as run_search
 
 RUNS = {  # name -> (mode, fusion)
@@ -149,8 +150,6 @@ def evaluate(docent, eval_set: EvalSet, *, collection: str, progress: Callable[[
     if eval_set.documents:
         outcomes = docent.ingest_documents(eval_set.documents, collection=collection, progress=progress)
     else:
-        from retrieval.service import Source
-
         outcomes = docent.ingest([Source.from_path(f) for f in eval_set.files], collection=collection, progress=progress)
     failed = [o for o in outcomes if not o.ok]
     if len(failed) == len(outcomes):

@@ -1,4 +1,4 @@
-"""The data that flows out of retrieval: hits, and answers that cite them."""
+"""The data that flows out of retrieval: hits, answers that cite them, and stored documents."""
 
 from __future__ import annotations
 
@@ -58,26 +58,6 @@ class DocumentInfo:
     added_at: str
     content_hash: str
     warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class IngestOutcome:
-    """What happened to one source: added, replaced, unchanged, or failed (with the reason)."""
-
-    source: str
-    status: str
-    chunks: int = 0
-    pages: int = 0
-    title: str | None = None
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status != "failed"
 
     def to_dict(self) -> dict:
         return asdict(self)

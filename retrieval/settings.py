@@ -22,6 +22,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from retrieval.answer.backends import BACKEND_NAMES
+from retrieval.embed.embedder import BACKENDS as EMBEDDING_BACKENDS
+from retrieval.search import FUSIONS, MODES
+
+ROLES = ("reader", "editor", "admin")  # each may do what the one before may, and more (webapp/access.py)
+
 
 def default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
@@ -38,6 +44,9 @@ def _config_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 class SettingsError(ValueError):
     """The settings are invalid; the message names each bad setting."""
 
@@ -46,7 +55,7 @@ class UserSpec(BaseModel):
     """A user defined in the settings file: `[users.alice]` with role, groups and password_hash."""
 
     model_config = ConfigDict(extra="forbid")
-    role: Literal["reader", "editor", "admin"] = "reader"
+    role: Literal[ROLES] = "reader"
     groups: list[str] = Field(default_factory=list)
     password_hash: str | None = Field(None, pattern=r"^scrypt\$", description="from `docent users hash`")
 
@@ -63,8 +72,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCENT_", extra="forbid", validate_default=True)
 
     home: Path = Field(default_factory=default_home, description="data home: one folder per collection")
-    collection: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="default collection")
-    llm: Literal["extractive", "openai", "llamacpp"] = Field("extractive", description="answer backend")
+    collection: str = Field("default", pattern=COLLECTION_NAME_PATTERN, description="default collection")
+    llm: Literal[BACKEND_NAMES] = Field(BACKEND_NAMES[0], description="answer backend")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     openai_model: str = Field("gpt-4o-mini", description="model name sent to the OpenAI-compatible endpoint")
     openai_api_key: SecretStr | None = Field(None, description="key for the endpoint (local servers need none)")
@@ -82,7 +91,7 @@ class Settings(BaseSettings):
     crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
     embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
     device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
-    embedding_backend: Literal["auto", "torch", "openvino", "openvino-int8"] = Field(
+    embedding_backend: Literal[EMBEDDING_BACKENDS] = Field(
         "auto", description="auto: on a CPU, OpenVINO int8 when it passes its quality check, else OpenVINO float; torch on a GPU"
     )
     model_cache: Path | None = Field(
@@ -92,9 +101,9 @@ class Settings(BaseSettings):
         True, description="search on a GPU when one is usable (an exact copy of each collection's vectors in GPU memory)"
     )
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
-    search_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    search_mode: Literal[MODES] = MODES[0]
     top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")
-    fusion: Literal["rrf", "convex"] = Field("rrf", description="how hybrid search fuses its two lists")
+    fusion: Literal[FUSIONS] = Field(FUSIONS[0], description="how hybrid search fuses its two lists")
     rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant")
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="convex fusion: weight of the vector score")
     min_relevance: float = Field(
@@ -103,9 +112,9 @@ class Settings(BaseSettings):
     auth: Literal["none", "password", "oidc"] = Field(
         "none", description="none: one local user, no sign-in; password: users sign in; oidc: the company's identity provider"
     )
-    users: dict[str, UserSpec] = Field(default_factory=dict, description="users fixed by the settings (see retrieval.access)")
+    users: dict[str, UserSpec] = Field(default_factory=dict, description="users fixed by the settings (see webapp.access)")
     collection_access: dict[str, AccessSpec] = Field(default_factory=dict, description="who may see each collection")
-    oidc_default_role: Literal["none", "reader", "editor"] = Field(
+    oidc_default_role: Literal[("none",) + ROLES[:2]] = Field(
         "none", description="role of someone the identity provider signs in who is not a Docent user; none: refused"
     )
 

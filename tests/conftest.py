@@ -1,16 +1,13 @@
-"""Shared fixtures: made PDFs, the shared real-data folder, and one Docent with the real model."""
+"""Shared fixtures: a made PDF and one Docent with the real model. Helpers are in support/;
+the tests sit in folders that mirror the code (engine, ingest, retrieval, webapp, gpu)."""
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 
-from pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
-
-SHARED_DATA = Path(os.environ.get("DOCENT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,21 +18,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (the probe socket is closed again)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared/data, or a skip that says why."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared test data not found at {path} (a fresh clone has no ../shared)")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,319 @@
+"""The ingest pipeline: sources -> documents -> chunks -> embeddings -> a collection.
+
+    pipeline = IngestPipeline(embedder, collection, overlap_tokens=40, new_fetcher=...)
+    outcomes = pipeline.ingest(expand_paths(["report.pdf", "manuals/"]))
+
+Each source goes in on its own: one that fails is reported with the reason and the rest go in.
+A document is chunked in the embedding model's own tokens, only the chunks whose text the
+collection does not hold yet are embedded, and it is written in one transaction. A document
+arrives either whole or, for a PDF of more than STREAM_FROM_PAGES pages, as parts of
+PAGES_PER_PART pages that are staged as they are embedded and become the document in one commit
+at the end; both go through the same chunking, embedding and keyword terms (`_prepare`).
+Web pages are fetched here; files are parsed in worker processes ahead of the embedding.
+A crawl stores its pages through the same pipeline (`crawl`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ingest.chunking import chunk_document
+from ingest.errors import IngestError
+from ingest.models import Chunk, Document, IngestOutcome, Page
+from ingest.pdf import PdfStream
+from ingest.sources import LargePdf, Loaded, Source, load_file
+from ingest.web.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, load_url, normalize_url
+from ingest.web.fetch import Fetcher
+from retrieval.keywords import keyword_terms
+from retrieval.store import Collection, PreparedDocument, StorageFullError, text_hash
+
+LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
+STREAM_FROM_PAGES = 300  # a PDF with more pages is read, embedded and staged a part at a time
+PAGES_PER_PART = 32
+
+# Reports (stage, done, total) while a source is processed; stage is "embedding" or "pages".
+IngestProgress = Callable[[str, int, int], None]
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback to drop the source being embedded."""
+
+
+class IngestPipeline:
+    """Puts sources into one collection with one embedder. new_fetcher makes the HTTP client
+    for web pages (with the deployment's address guard); without it URLs cannot be ingested."""
+
+    def __init__(
+        self,
+        embedder,
+        collection: Collection,
+        *,
+        overlap_tokens: int = 40,
+        new_fetcher: Callable[[], Fetcher] | None = None,
+    ):
+        self.embedder = embedder
+        self.collection = collection
+        self.overlap_tokens = overlap_tokens
+        self.new_fetcher = new_fetcher
+
+    # ---- sources ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        sources: Iterable[Source],
+        *,
+        progress: IngestProgress | None = None,
+        cancel: threading.Event | None = None,
+        on_outcome: Callable[[IngestOutcome], None] | None = None,
+    ) -> list[IngestOutcome]:
+        """Ingests each source on its own. When cancel is set, the source being embedded is
+        dropped (nothing of it is stored) and no further one starts; the outcomes returned are
+        those of the sources finished before."""
+        outcomes = []
+
+        def watched(stage: str, done: int, total: int) -> None:
+            if progress:
+                progress(stage, done, total)
+            if cancel is not None and cancel.is_set():  # the last call comes before the write
+                raise Cancelled
+
+        for source, loaded in self._load_ahead(list(sources)):
+            if cancel is not None and cancel.is_set():
+                break
+            try:
+                outcome = self._store_loaded(source, loaded, watched)
+            except Cancelled:
+                break
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+        return outcomes
+
+    def _store_loaded(self, source: Source, loaded: Loaded, progress: IngestProgress) -> IngestOutcome:
+        if isinstance(loaded, IngestError):
+            return IngestOutcome(source.name, "failed", error=loaded.reason)
+        try:
+            if isinstance(loaded, LargePdf):
+                return self._store_streamed(source, progress)
+            document, data = loaded
+            originals = {document.source: data} if data is not None else None
+            return self.store_documents([document], progress, originals=originals)[0]
+        except IngestError as exc:  # a streamed PDF's error shows only as its pages are read
+            return IngestOutcome(source.name, "failed", error=exc.reason)
+        except StorageFullError as exc:
+            return IngestOutcome(source.name, "failed", error=str(exc))
+
+    def _load_url(self, url: str) -> tuple[Document, bytes | None] | IngestError:
+        if self.new_fetcher is None:
+            return IngestError(url, "web pages cannot be added here")
+        fetcher = self.new_fetcher()
+        try:
+            return load_url(fetcher, url)
+        except IngestError as exc:
+            return exc
+        finally:
+            fetcher.close()
+
+    def _load_ahead(self, sources: list[Source]) -> Iterator[tuple[Source, Loaded]]:
+        """Yields (source, what loading it gave) in order. Web pages are fetched here; files
+        are parsed in two worker processes, a few ahead of the consumer."""
+
+        def load_file_of(source: Source) -> tuple:
+            return source.name, source.data, str(source.path) if source.path else None, STREAM_FROM_PAGES
+
+        if len(sources) < 2:
+            for source in sources:
+                yield source, self._load_url(source.name) if source.is_url else load_file(*load_file_of(source))
+            return
+        # A few files ahead, not all: a folder of thousands must not be held in memory at once.
+        # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
+        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            window: deque = deque()
+
+            def submit(source: Source) -> None:  # a URL is fetched when its turn comes
+                window.append((source, None if source.is_url else pool.submit(load_file, *load_file_of(source))))
+
+            upcoming = iter(sources)
+            for source in itertools.islice(upcoming, LOAD_AHEAD):
+                submit(source)
+            while window:
+                source, future = window.popleft()
+                following = next(upcoming, None)
+                if following is not None:
+                    submit(following)
+                yield source, self._load_url(source.name) if future is None else future.result()
+
+    # ---- documents ---------------------------------------------------------------------------
+
+    def store_documents(
+        self,
+        documents: Sequence[Document],
+        progress: IngestProgress | None = None,
+        *,
+        originals: dict[str, bytes] | None = None,
+    ) -> list[IngestOutcome]:
+        """Chunks, embeds (in one pass) and stores documents already loaded, in one transaction;
+        unchanged documents cost nothing. originals: the files to keep, by source."""
+        outcomes: dict[int, IngestOutcome] = {}
+        todo: list[tuple[int, Document, list[Chunk]]] = []
+        for i, document in enumerate(documents):
+            unchanged = self._unchanged(document.source, document.content_hash)
+            if unchanged is not None:
+                outcomes[i] = unchanged
+                continue
+            chunks = self._chunk(document, document.pages)
+            if not chunks:
+                outcomes[i] = IngestOutcome(document.source, "failed", error="no text to index was found")
+                continue
+            todo.append((i, document, chunks))
+        if todo:
+            vectors, terms = self._prepare([c for _, _, chunks in todo for c in chunks], progress)
+            prepared, offset = [], 0
+            for _, document, chunks in todo:
+                end = offset + len(chunks)
+                original = (originals or {}).get(document.source)
+                prepared.append(PreparedDocument(document, chunks, vectors[offset:end], terms[offset:end], original))
+                offset = end
+            for (i, document, chunks), status in zip(todo, self.collection.write_documents(prepared)):
+                outcomes[i] = IngestOutcome(
+                    document.source, status, len(chunks), len(document.pages), document.title, warnings=document.warnings
+                )
+        return [outcomes[i] for i in range(len(documents))]
+
+    def _store_streamed(self, source: Source, progress: IngestProgress) -> IngestOutcome:
+        """A PDF too large to hold at once: PAGES_PER_PART pages at a time are extracted, chunked,
+        embedded and staged; the document appears in one commit at the end (or not at all)."""
+        stream = PdfStream(source.data if source.data is not None else source.path, source.name)
+        try:
+            unchanged = self._unchanged(stream.source, stream.content_hash)
+            if unchanged is not None:
+                return unchanged
+            document = Document(stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes,
+                                stream.warnings)
+            return self._stage_parts(source, document, _parts(stream.pages(), PAGES_PER_PART), stream.page_count,
+                                     progress)
+        finally:
+            stream.close()
+
+    def _stage_parts(self, source: Source, document: Document, parts: Iterable[list[Page]], page_total: int,
+                     progress: IngestProgress) -> IngestOutcome:
+        store = self.collection
+        token = store.begin_staging()
+        committed, chunk_count, page_count = False, 0, 0
+        try:
+            for part in parts:
+                chunks = [replace(c, ordinal=c.ordinal + chunk_count) for c in self._chunk(document, part)]
+                if chunks:
+                    vectors, terms = self._prepare(chunks, None)
+                    store.stage(token, chunks, vectors, terms)
+                chunk_count, page_count = chunk_count + len(chunks), page_count + len(part)
+                progress("pages", part[-1].number, page_total)
+            if not chunk_count:
+                return IngestOutcome(source.name, "failed", error="no text to index was found")
+            original = source.path if source.data is None else source.data
+            status = store.commit_staged(token, document, pages=page_count, chunks=chunk_count, original=original)
+            committed = True
+            return IngestOutcome(source.name, status, chunk_count, page_count, document.title, warnings=document.warnings)
+        finally:
+            if not committed:
+                store.abandon_staged(token)
+
+    def _unchanged(self, source: str, content_hash: str) -> IngestOutcome | None:
+        existing = self.collection.find_document(source)
+        if existing is None or existing.content_hash != content_hash:
+            return None
+        return IngestOutcome(source, "unchanged", existing.chunks, existing.pages, existing.title)
+
+    def _chunk(self, document: Document, pages: Sequence[Page]) -> list[Chunk]:
+        part = document if pages is document.pages else replace(document, pages=list(pages))
+        return chunk_document(
+            part, count_tokens=self.embedder.count_tokens, max_tokens=self.embedder.max_tokens,
+            overlap_tokens=self.overlap_tokens,
+        )
+
+    def _prepare(self, chunks: Sequence[Chunk], progress: IngestProgress | None) -> tuple[np.ndarray, list[list[str]]]:
+        """The chunks' embeddings and keyword terms, both of the indexed text (context included)."""
+        texts = [c.index_text for c in chunks]
+        return self._embed_new(texts, progress), [keyword_terms(t) for t in texts]
+
+    def _embed_new(self, texts: list[str], progress: IngestProgress | None) -> np.ndarray:
+        """Embeddings of texts, computing only those the collection (or this batch) lacks:
+        a repeated boilerplate passage or a re-ingest under another name costs nothing."""
+        digests = [text_hash(t) for t in texts]
+        known = self.collection.embeddings_for(digests)
+        missing = {d: t for d, t in zip(digests, texts) if d not in known}
+        report = (lambda done, total: progress("embedding", done, total)) if progress else None
+        if missing:
+            known.update(zip(missing, self.embedder.embed(list(missing.values()), progress=report)))
+        elif report:
+            report(0, 0)
+        return np.stack([known[d] for d in digests]).astype(np.float32, copy=False)
+
+    # ---- sites -------------------------------------------------------------------------------
+
+    def crawl(
+        self,
+        url: str,
+        options: CrawlOptions,
+        *,
+        progress: Callable[[CrawlProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CrawlProgress:
+        """Crawls a site into the collection; a second crawl redoes only what changed.
+
+        Each page is committed as soon as it is embedded, so a crawl that is cancelled or killed
+        keeps every page it finished. Raises IngestError when the crawl cannot start at all.
+        """
+        if self.new_fetcher is None:
+            raise IngestError(url, "sites cannot be crawled here")
+        root = normalize_url(url)
+        known = {
+            u: PageState(u, r["etag"], r["last_modified"], r["sitemap_lastmod"], r["content_hash"])
+            for u, r in self.collection.web_pages(root).items()
+        }
+        fetcher = self.new_fetcher()
+        try:
+            return Crawler(fetcher, options).run(
+                root, known=known, sink=CollectionSink(self, root), progress_callback=progress, cancel=cancel
+            )
+        finally:
+            fetcher.close()
+
+
+class CollectionSink:
+    """Where a crawl puts its pages: the collection, with what to remember for the next crawl."""
+
+    def __init__(self, pipeline: IngestPipeline, crawl_root: str):
+        self.pipeline, self.collection, self.crawl_root = pipeline, pipeline.collection, crawl_root
+
+    def store(self, document: Document, state: PageState, original: bytes | None) -> str:
+        originals = {document.source: original} if original is not None else None
+        outcome = self.pipeline.store_documents([document], originals=originals)[0]
+        if not outcome.ok:
+            raise IngestError(document.source, outcome.error or "could not be stored")
+        self.remember(state)
+        return outcome.status
+
+    def remember(self, state: PageState) -> None:
+        self.collection.remember_web_page(
+            self.crawl_root, state.url, etag=state.etag, last_modified=state.last_modified,
+            sitemap_lastmod=state.sitemap_lastmod, content_hash=state.content_hash,
+        )
+
+    def remove(self, url: str) -> bool:
+        return self.collection.remove_document(url)
+
+
+def _parts(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:
+    """Pages in lists of `size` (the last may be shorter)."""
+    pages = iter(pages)
+    while part := list(itertools.islice(pages, size)):
+        yield part

@@ -1,0 +1,422 @@
+"""Crawling a site through its sitemaps, politely, and only re-doing what changed.
+
+The crawler finds the pages (a sitemap, a nested sitemap index, a gzipped sitemap, or a site
+root whose robots.txt names its sitemaps), obeys robots.txt (Disallow and Crawl-delay for our
+user agent), fetches concurrently with a per-host limit, and hands each page to a sink. What
+the sink already holds is not redone: a page whose sitemap lastmod has not moved is not
+requested; otherwise the request is conditional (ETag, Last-Modified), and a page whose main
+text hashes the same is not re-embedded. Pages that answer 404 or 410, or that left the
+sitemap, are removed. Every failure is recorded per page and never stops the crawl.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from typing import Callable, Protocol
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+from ingest.errors import IngestError
+from ingest.web.fetch import USER_AGENT, Fetcher, FetchError, FetchResult
+from ingest.web.html import canonical_url, decode, load_html
+from ingest.web.netguard import BlockedAddressError
+from ingest.models import Document, Page
+from ingest.pdf import load_pdf
+from ingest.web.sitemap import MAX_DEPTH, SitemapEntry, parse_sitemap
+
+
+@dataclass(frozen=True)
+class PageState:
+    """What the collection remembers of a crawled page, to ask only for what changed."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    sitemap_lastmod: str | None = None
+    content_hash: str | None = None
+
+
+@dataclass
+class CrawlOptions:
+    max_pages: int = 1000
+    include: tuple[str, ...] = ()  # glob patterns over the URL; empty: everything
+    exclude: tuple[str, ...] = ()
+    concurrency: int = 4
+    per_host: int = 2
+
+
+@dataclass
+class CrawlProgress:
+    discovered: int = 0
+    done: int = 0
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: int = 0  # robots.txt, duplicates by canonical link
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    finished: bool = False
+    seconds: dict[str, float] = field(default_factory=lambda: {"fetch": 0.0, "extract": 0.0, "store": 0.0})
+
+    @property
+    def left(self) -> int:
+        return self.discovered - self.done
+
+
+class CrawlSink(Protocol):
+    def store(self, document: Document, state: PageState, original: bytes | None) -> str: ...  # added | replaced | unchanged
+    def remember(self, state: PageState) -> None: ...
+    def remove(self, url: str) -> bool: ...
+
+
+def preload() -> None:
+    """Imports now what a crawl would import lazily on its threads.
+
+    A server that changes sys.path while a crawl thread imports (Streamlit does, around every
+    script run) can make that import miss site-packages; importing up front avoids the race.
+    """
+    import httpcore  # noqa: F401  (httpx imports it when its first client is made)
+    import trafilatura
+
+    trafilatura.extract("<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>")
+
+
+def normalize_url(url: str) -> str:
+    """Lower-case scheme and host, no default port, no fragment, '/' for an empty path."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def document_from_response(result: FetchResult, source: str) -> Document:
+    """A PDF goes through the PDF loader with its pages; HTML through the main-text extractor."""
+    is_pdf = result.content_type == "application/pdf" or (
+        result.content_type in ("", "application/octet-stream") and result.body[:5] == b"%PDF-"
+    )
+    if is_pdf:
+        return load_pdf(result.body, source=source)
+    if result.content_type in ("text/html", "application/xhtml+xml", ""):
+        return load_html(decode(result.body), source)
+    if result.content_type == "text/plain":
+        text = decode(result.body)
+        return Document(source, source.rsplit("/", 1)[-1] or source, "web", hashlib.sha256(text.encode()).hexdigest(), [Page(1, text)])
+    raise IngestError(source, f"unsupported content type {result.content_type!r}")
+
+
+def crawl_delay(lines: list[str], agent: str = USER_AGENT.split("/")[0].lower()) -> float:
+    """The Crawl-delay for our agent (its own group first, else '*'), in seconds; fractions too,
+    which urllib.robotparser reads as no delay at all."""
+    delays: dict[str, float] = {}
+    group: list[str] = []
+    in_agents = False
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if ":" not in line:
+            continue
+        key, value = (part.strip() for part in line.split(":", 1))
+        key = key.lower()
+        if key == "user-agent":
+            group = group if in_agents else []
+            group.append(value.lower())
+            in_agents = True
+            continue
+        in_agents = False
+        if key == "crawl-delay":
+            try:
+                seconds = max(0.0, min(float(value), 60.0))  # a hostile value must not stall us for hours
+            except ValueError:
+                continue
+            for name in group:
+                delays[name] = seconds
+    for name, seconds in delays.items():
+        if name != "*" and name in agent:
+            return seconds
+    return delays.get("*", 0.0)
+
+
+class _HostGate:
+    """At most `limit` requests at once to one host, spaced by its Crawl-delay."""
+
+    def __init__(self, limit: int, delay: float):
+        self.slots = threading.Semaphore(limit)
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.next_start = 0.0
+
+    def __enter__(self):
+        self.slots.acquire()
+        with self.lock:
+            wait = self.next_start - time.monotonic()
+            self.next_start = max(self.next_start, time.monotonic()) + self.delay
+        if wait > 0:
+            time.sleep(wait)
+
+    def __exit__(self, *exc):
+        self.slots.release()
+
+
+@dataclass
+class _Outcome:
+    kind: str  # document | unchanged | gone | failed | skipped
+    url: str
+    state: PageState | None = None
+    document: Document | None = None
+    original: bytes | None = None
+    reason: str | None = None
+
+
+class Crawler:
+    def __init__(self, fetcher: Fetcher, options: CrawlOptions | None = None):
+        self.fetcher = fetcher
+        self.options = options or CrawlOptions()
+        self._robots: dict[str, RobotFileParser | None] = {}
+        self._gates: dict[str, _HostGate] = {}
+        self._delays: dict[str, float] = {}  # origin -> seconds between requests
+        self._progress = CrawlProgress()
+        self._lock = threading.Lock()
+
+    # ---- discovery --------------------------------------------------------------------------
+
+    def discover(self, start_url: str, progress: CrawlProgress) -> tuple[list[SitemapEntry], bool]:
+        """The pages to crawl, and whether the whole sitemap was read (only then can pages
+        missing from it be removed)."""
+        start_url = normalize_url(start_url)
+        first, first_error = None, None
+        try:
+            first = self.fetcher.get(start_url)
+        except BlockedAddressError:
+            raise
+        except IngestError as exc:  # a site root may well answer 404: its robots.txt can still help
+            first_error = exc.reason
+        entries: list[SitemapEntry] = []
+        complete = True
+        if first is not None and self._looks_like_sitemap(first):
+            complete = self._read_sitemap(start_url, first.body, entries, progress, depth=0)
+        else:
+            robots = self._robots_for(start_url)
+            sitemaps = robots.site_maps() if robots is not None and robots.site_maps() else []
+            if not sitemaps:
+                sitemaps = [urljoin(start_url, "/sitemap.xml")]
+            read_any = False
+            for sitemap_url in sitemaps:
+                try:
+                    body = self.fetcher.get(sitemap_url).body
+                    complete = self._read_sitemap(sitemap_url, body, entries, progress, depth=0) and complete
+                    read_any = True
+                except IngestError as exc:
+                    progress.failed.append((sitemap_url, exc.reason))
+                    complete = False
+            if not read_any:  # no sitemap at all: the page itself is the site
+                if first is None:
+                    raise IngestError(start_url, f"cannot start the crawl: {first_error}, and the site names no sitemap")
+                progress.failed.clear()  # the missing sitemap is not a failure of this one-page crawl
+                entries = [SitemapEntry(start_url)]
+        return self._select(entries, progress), complete
+
+    def _looks_like_sitemap(self, result: FetchResult) -> bool:
+        if result.body[:2] == b"\x1f\x8b":
+            return True
+        head = result.body[:500].lstrip().lower()
+        return result.content_type in ("application/xml", "text/xml", "application/gzip") or (
+            head.startswith(b"<?xml") and (b"<urlset" in result.body[:2000] or b"<sitemapindex" in result.body[:2000])
+        )
+
+    def _read_sitemap(self, url: str, body: bytes, out: list[SitemapEntry], progress: CrawlProgress, depth: int) -> bool:
+        try:
+            sitemap = parse_sitemap(body, url)
+        except IngestError as exc:
+            progress.failed.append((url, exc.reason))
+            return False
+        if not sitemap.is_index:
+            out.extend(sitemap.entries)
+            return True
+        if depth + 1 >= MAX_DEPTH:
+            progress.failed.append((url, f"sitemap indexes nest deeper than {MAX_DEPTH} levels; the rest was not read"))
+            return False
+        complete = True
+        for child in sitemap.entries:
+            try:
+                child_body = self.fetcher.get(child.url).body
+            except IngestError as exc:
+                progress.failed.append((child.url, exc.reason))
+                complete = False
+                continue
+            complete = self._read_sitemap(child.url, child_body, out, progress, depth + 1) and complete
+        return complete
+
+    def _select(self, entries: list[SitemapEntry], progress: CrawlProgress) -> list[SitemapEntry]:
+        """Normalized, de-duplicated, filtered by the patterns and robots.txt, capped."""
+        chosen: dict[str, SitemapEntry] = {}
+        for entry in entries:
+            url = normalize_url(entry.url)
+            if url in chosen or not self._wanted(url):
+                continue
+            robots = self._robots_for(url)
+            if robots is not None and not robots.can_fetch(USER_AGENT, url):
+                progress.skipped += 1
+                continue
+            chosen[url] = SitemapEntry(url, entry.lastmod)
+        return list(chosen.values())
+
+    def _wanted(self, url: str) -> bool:
+        if self.options.include and not any(fnmatch.fnmatch(url, p) for p in self.options.include):
+            return False
+        return not any(fnmatch.fnmatch(url, p) for p in self.options.exclude)
+
+    def _robots_for(self, url: str) -> RobotFileParser | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            if origin in self._robots:
+                return self._robots[origin]
+        parser: RobotFileParser | None = RobotFileParser()
+        try:
+            lines = decode(self.fetcher.get(f"{origin}/robots.txt").body).splitlines()
+            parser.parse(lines)
+            with self._lock:
+                self._delays[origin] = crawl_delay(lines)
+        except FetchError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                parser = None  # no robots.txt: everything is allowed
+            else:
+                parser.parse(["User-agent: *", "Disallow: /"])  # unreachable robots.txt: be safe
+        except IngestError:
+            parser.parse(["User-agent: *", "Disallow: /"])
+        with self._lock:
+            self._robots[origin] = parser
+        return parser
+
+    def _gate(self, url: str) -> _HostGate:
+        parts = urlsplit(url)
+        host = parts.netloc
+        self._robots_for(url)
+        with self._lock:
+            delay = self._delays.get(f"{parts.scheme}://{host}", 0.0)
+            if host not in self._gates:
+                self._gates[host] = _HostGate(self.options.per_host if delay == 0 else 1, delay)
+            return self._gates[host]
+
+    # ---- crawling ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        start_url: str,
+        *,
+        known: dict[str, PageState],
+        sink: CrawlSink,
+        progress_callback: Callable[[CrawlProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CrawlProgress:
+        progress = CrawlProgress()
+        self._progress = progress
+        report = progress_callback or (lambda p: None)
+        cancel = cancel or threading.Event()
+        entries, complete = self.discover(start_url, progress)
+        listed = {e.url for e in entries}
+        if len(entries) > self.options.max_pages:
+            entries = entries[: self.options.max_pages]
+        progress.discovered = len(entries)
+        report(progress)
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="docent-crawl")
+        try:
+            futures = [pool.submit(self._process, e, known.get(e.url), listed) for e in entries]
+            for future in as_completed(futures):
+                if cancel.is_set():
+                    progress.cancelled = True
+                    break
+                self._apply(future.result(), sink, progress)
+                progress.done += 1
+                report(progress)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not progress.cancelled and complete:
+            for url in sorted(set(known) - listed):  # dropped from the sitemap
+                if sink.remove(url):
+                    progress.removed += 1
+        progress.finished = True
+        report(progress)
+        return progress
+
+    def _add_time(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._progress.seconds[stage] += seconds
+
+    def _process(self, entry: SitemapEntry, state: PageState | None, listed: set[str]) -> _Outcome:
+        url = entry.url
+        if state and state.content_hash and entry.lastmod and state.sitemap_lastmod == entry.lastmod:
+            return _Outcome("unchanged", url, state)  # the sitemap says it has not moved: no request
+        try:
+            with self._gate(url):
+                cached = state if state and state.content_hash else None
+                started = time.perf_counter()
+                result = self.fetcher.get(
+                    url, etag=cached.etag if cached else None, last_modified=cached.last_modified if cached else None
+                )
+                self._add_time("fetch", time.perf_counter() - started)
+            if result.not_modified:
+                return _Outcome("unchanged", url, replace(state, sitemap_lastmod=entry.lastmod))
+            canonical = None
+            if result.content_type in ("text/html", "application/xhtml+xml"):
+                canonical = canonical_url(decode(result.body[:200_000]))
+            if canonical:
+                canonical = normalize_url(urljoin(url, canonical))
+                if canonical != url and canonical in listed:
+                    return _Outcome("skipped", url, reason=f"duplicate of its canonical {canonical}")
+            started = time.perf_counter()
+            document = document_from_response(result, url)
+            self._add_time("extract", time.perf_counter() - started)
+        except FetchError as exc:
+            if exc.status in (404, 410):
+                return _Outcome("gone", url, reason=exc.reason)
+            return _Outcome("failed", url, reason=exc.reason)
+        except IngestError as exc:
+            return _Outcome("failed", url, reason=exc.reason)
+        except Exception as exc:  # an extractor crash on one page must not end the crawl
+            return _Outcome("failed", url, reason=f"{type(exc).__name__}: {exc}")
+        new_state = PageState(url, result.etag, result.last_modified, entry.lastmod, document.content_hash)
+        if state and state.content_hash == document.content_hash:
+            return _Outcome("unchanged", url, new_state)
+        return _Outcome("document", url, new_state, document, result.body if document.kind == "pdf" else None)
+
+    def _apply(self, outcome: _Outcome, sink: CrawlSink, progress: CrawlProgress) -> None:
+        if outcome.kind == "unchanged":
+            sink.remember(outcome.state)
+            progress.unchanged += 1
+        elif outcome.kind == "skipped":
+            progress.skipped += 1
+        elif outcome.kind == "gone":
+            if sink.remove(outcome.url):
+                progress.removed += 1
+            progress.failed.append((outcome.url, outcome.reason))
+        elif outcome.kind == "failed":
+            progress.failed.append((outcome.url, outcome.reason))
+        else:
+            started = time.perf_counter()
+            try:
+                status = sink.store(outcome.document, outcome.state, outcome.original)
+            except IngestError as exc:
+                progress.failed.append((outcome.url, exc.reason))
+                return
+            finally:
+                progress.seconds["store"] += time.perf_counter() - started
+            if status == "added":
+                progress.added += 1
+            elif status == "replaced":
+                progress.replaced += 1
+            else:
+                progress.unchanged += 1
+
+
+def load_url(fetcher: Fetcher, url: str) -> tuple[Document, bytes | None]:
+    """One web page (or a linked PDF, with its pages); the PDF's bytes are kept."""
+    result = fetcher.get(normalize_url(url))
+    document = document_from_response(result, normalize_url(url))
+    return document, result.body if document.kind == "pdf" else None

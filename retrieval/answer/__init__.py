@@ -1,0 +1,14 @@
+"""Answers with citations: the Answerer and its citation checks, the backends behind one
+registry (extractive, openai, llamacpp), highlighting of cited sentences, and follow-up
+questions made standalone."""
+
+from retrieval.answer.answerer import Answerer, AnswerStream
+from retrieval.answer.backends import BACKEND_NAMES, BACKENDS, make_backend
+from retrieval.answer.base import AnswerBackend, BackendError, UnavailableBackend
+from retrieval.answer.conversation import Turn, standalone_question
+from retrieval.answer.passages import format_passages
+
+__all__ = [
+    "AnswerBackend", "AnswerStream", "Answerer", "BACKENDS", "BACKEND_NAMES", "BackendError", "Turn",
+    "UnavailableBackend", "format_passages", "make_backend", "standalone_question",
+]

@@ -1,0 +1,127 @@
+"""Answers with citations: backends behind one interface, and the checks around them.
+
+A backend gets the question and numbered passages and streams text in which [n] cites
+passage n. The Answerer around it decides whether the passages are relevant enough to answer
+at all, and rewrites citation markers as they stream: markers are renumbered 1, 2, ... in
+order of first use, and a marker naming no given passage is dropped, so an answer can only
+cite passages that were really put before the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Iterator, Sequence
+
+import prompts
+from retrieval.answer.base import AnswerBackend, BackendError
+from retrieval.answer.citations import add_highlights
+from retrieval.models import Answer, Hit
+
+
+@dataclass
+class AnswerStream:
+    """Iterate for the answer's text as it is produced; then `.answer` holds the result."""
+
+    pieces: Iterator[str]
+    answer: Answer | None = None
+    hits: list[Hit] | None = None  # what retrieval found (set by the caller)
+    rewritten: str | None = None  # the standalone question searched for, when it differs
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces
+
+
+class Answerer:
+    def __init__(self, backend: AnswerBackend, *, min_relevance: float = 0.3, max_passages: int = 5):
+        self.backend = backend
+        self.min_relevance = min_relevance
+        self.max_passages = max_passages
+
+    def relevant(self, hits: Sequence[Hit]) -> list[Hit]:
+        return [h for h in hits if h.similarity is not None and h.similarity >= self.min_relevance][: self.max_passages]
+
+    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
+        result = AnswerStream(iter(()))
+        passages = self.relevant(hits)
+
+        def run() -> Iterator[str]:
+            if not passages:
+                text = prompts.render("no_answer") if hits else prompts.render("no_documents")
+                yield text
+                result.answer = Answer(question, text, [], answered=False, closest=list(hits[:3]))
+                return
+            renumber = _CitationRewriter(len(passages))
+            parts = []
+            error = None
+            try:
+                for piece in self.backend.stream(question, passages):
+                    out = renumber.feed(piece)
+                    parts.append(out)
+                    if out:
+                        yield out
+            except BackendError as exc:
+                error = str(exc)
+            tail = renumber.flush()
+            parts.append(tail)
+            if tail:
+                yield tail
+            text = "".join(parts).strip()
+            citations = [replace(passages[old - 1], ref=new) for old, new in renumber.order()]
+            if error is not None:
+                # What streamed before the failure stays; the passages are still shown.
+                notice = prompts.render("backend_failed", reason=error)
+                yield ("\n\n" if text else "") + notice
+                text = f"{text}\n\n{notice}" if text else notice
+                result.answer = Answer(question, text, citations, answered=False, closest=list(passages), error=error)
+                return
+            answered = bool(citations)
+            if not answered:
+                # Nothing it wrote is tied to a passage: say so rather than pass it off as an answer.
+                notice = prompts.render("uncited") if text else prompts.render("no_answer")
+                yield ("\n\n" if text else "") + notice
+                text = f"{text}\n\n{notice}" if text else notice
+            add_highlights(text, citations)
+            result.answer = Answer(question, text, citations, answered=answered, closest=[] if answered else list(hits[:3]))
+
+        result.pieces = run()
+        return result
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        stream = self.stream(question, hits)
+        for _ in stream:
+            pass
+        return stream.answer
+
+
+class _CitationRewriter:
+    """Renumbers [n] markers in streamed text, holding back a marker split across pieces."""
+
+    _MARKER = re.compile(r"\[(\d{1,3})\]")
+    _PARTIAL = re.compile(r"\[\d{0,3}$")
+
+    def __init__(self, n_passages: int):
+        self.n_passages = n_passages
+        self.mapping: dict[int, int] = {}
+        self.buffer = ""
+
+    def feed(self, piece: str) -> str:
+        self.buffer += piece
+        partial = self._PARTIAL.search(self.buffer)
+        cut = partial.start() if partial else len(self.buffer)
+        ready, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return self._MARKER.sub(self._rewrite, ready)
+
+    def flush(self) -> str:
+        ready, self.buffer = self.buffer, ""
+        return self._MARKER.sub(self._rewrite, ready)
+
+    def _rewrite(self, match: re.Match) -> str:
+        old = int(match.group(1))
+        if not 1 <= old <= self.n_passages:
+            return ""  # cites nothing that was given: dropped, never invented
+        new = self.mapping.setdefault(old, len(self.mapping) + 1)
+        return f"[{new}]"
+
+    def order(self) -> list[tuple[int, int]]:
+        return sorted(self.mapping.items(), key=lambda item: item[1])

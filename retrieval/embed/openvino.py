@@ -1,0 +1,88 @@
+"""The embedding model on OpenVINO: its one-time export from the packaged PyTorch weights, and
+running the exported (or int8) graph: tokenize, infer, mean pool, normalize."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def export_folder(name: str, cache_dir) -> Path:
+    import openvino as ov
+
+    base = Path(cache_dir) if cache_dir else default_cache_dir()
+    return base / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{name}-openvino-{ov.__version__}")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "docent" / "models"
+
+
+def export(model, folder: Path) -> None:
+    """Exports the transformer once; written to a temporary folder and renamed, so a concurrent
+    start or a crash never leaves half a model behind."""
+    import openvino as ov
+    import torch
+
+    transformer = model[0].auto_model.eval()
+    example = model.tokenizer(["an example sentence", "another"], padding=True, return_tensors="pt")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warnings about the attention code: expected, one-off
+        graph = ov.convert_model(transformer, example_input=dict(example))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        ov.save_model(graph, str(staging / "model.xml"), compress_to_fp16=False)
+        # mkdtemp makes it private (0700); a cache made by one user (root, building the Docker
+        # image) is read by another (the service's user).
+        staging.chmod(0o755)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished first: use theirs
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """The sentence vector: the mean of the token vectors the mask keeps, scaled to length 1."""
+    mask = attention_mask[..., None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+
+
+class OpenVinoModel:
+    def __init__(self, model, properties: dict | None = None):
+        """model: an IR file's path, or an openvino.Model in memory."""
+        import openvino as ov
+
+        source = str(model) if isinstance(model, (str, Path)) else model
+        self.compiled = ov.Core().compile_model(source, "CPU", {"PERFORMANCE_HINT": "LATENCY", **(properties or {})})
+        self._requests = threading.local()  # an infer request serves one thread at a time
+        self.inputs = {port.get_any_name() for port in self.compiled.inputs}
+        self.output = self.compiled.outputs[0]  # last_hidden_state
+
+    def embed(self, texts: list[str], tokenize: Callable[[list[str]], dict], batch_size: int) -> np.ndarray:
+        out = np.empty((len(texts), self.output.get_partial_shape()[2].get_length()), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad little
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            encoded = tokenize([texts[i] for i in rows])
+            hidden = self._request().infer({k: v for k, v in encoded.items() if k in self.inputs})[self.output]
+            out[rows] = mean_pool(hidden, encoded["attention_mask"])
+        return out
+
+    def _request(self):
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        return request

@@ -1,0 +1,483 @@
+"""A collection on disk: SQLite as the source of truth, native indexes derived from it.
+
+Folder layout (one folder per collection under the data home):
+
+    docent.sqlite3   documents, chunks (text, provenance, embedding, keyword terms), the term
+                     vocabulary, and a change log of chunk additions and removals (schema.py)
+    vectors.idx      the vector and keyword indexes derived from the chunks (indexes.py says
+    keywords.idx     how they are kept in step with the database, and the GPU copy)
+    files/           the ingested files, named by content hash, so a citation can open its page
+
+Every write commits to SQLite first and logs each chunk it adds or removes; the indexes follow.
+
+Concurrency: one writer at a time commits to SQLite; every other thread reads through its own
+connection, so reads see the last commit and never wait on the writer (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ingest.models import Chunk, Document
+from retrieval.models import DocumentInfo
+from retrieval.store.files import KeptFiles
+from retrieval.store.indexes import DerivedIndexes
+from retrieval.store.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, connect, is_disk_full, text_hash
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class PreparedDocument:
+    """A document ready to store: its chunks, their embeddings and their keyword terms."""
+
+    document: Document
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+    terms: Sequence[Sequence[str]]
+    original: bytes | None = None  # the file as uploaded, kept so a citation can open it
+
+    def validate(self, dim: int) -> None:
+        if len(self.chunks) != len(self.embeddings) or len(self.chunks) != len(self.terms):
+            raise ValueError(f"{self.document.source}: chunks, embeddings and terms must have the same length")
+        if self.embeddings.ndim != 2 or self.embeddings.shape[1] != dim:
+            raise ValueError(f"{self.document.source}: embeddings must be (n, {dim}), got {self.embeddings.shape}")
+
+
+class CollectionError(Exception):
+    """A collection cannot be opened or used as asked; the message says why."""
+
+
+class StorageFullError(CollectionError):
+    """The disk (or the database's size limit) is full; nothing of the write was stored."""
+
+
+class Collection:
+    """Documents, chunks and their indexes in one folder. Thread-safe."""
+
+    def __init__(self, folder: str | Path, *, model_name: str, dim: int, gpu_search: bool = True):
+        self.folder = Path(folder)
+        self.name = self.folder.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.RLock()  # the write connection, and the kept files
+        self._local = threading.local()  # each thread's read connection
+        self._readers: weakref.WeakSet = weakref.WeakSet()
+        self._closed = False
+        self._files = KeptFiles(self.folder)  # written inside the write that names them
+        try:
+            self._db = connect(self.folder / DB_NAME)
+            self._migrate()
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(f"collection '{self.name}' at {self.folder}: the database cannot be opened ({exc})") from exc
+        self._check_model(model_name, dim)
+        self.model_name, self.dim = model_name, dim
+        self.indexes = DerivedIndexes(
+            self.folder, name=self.name, dim=dim, gpu_search=gpu_search,
+            reader=self._reader, snapshot=self._snapshot, prune_log=self._prune_change_log,
+        )
+        self._prune_originals()  # a process killed mid-write may have left a file no row names
+        self._drop_dead_staging()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection: it sees every committed write and never waits on one."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise CollectionError(f"collection '{self.name}' is closed")
+            db = connect(self.folder / DB_NAME, read_only=True)
+            self._local.db = db
+            self._readers.add(db)
+        return db
+
+    @contextmanager
+    def _snapshot(self):
+        """A read transaction: every query inside sees the same committed state."""
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    # ---- opening ----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Brings a collection written by an earlier build up to the current tables."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunks)")}
+        if columns and "text_hash" not in columns:  # added to embed identical chunks once
+            with self._write():
+                self._db.execute("ALTER TABLE chunks ADD COLUMN text_hash TEXT NOT NULL DEFAULT ''")
+                rows = self._db.execute("SELECT id, context, text FROM chunks").fetchall()
+                self._db.executemany(
+                    "UPDATE chunks SET text_hash = ? WHERE id = ?",
+                    [(text_hash(f"{context}\n{text}" if context else text), id_) for id_, context, text in rows],
+                )
+
+    def _check_model(self, model_name: str, dim: int) -> None:
+        with self._write():
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            if not meta:
+                self._db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", str(SCHEMA_VERSION)), ("model", model_name), ("dim", str(dim))],
+                )
+                return
+        if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise CollectionError(
+                f"collection '{self.name}' was written by a newer Docent (schema {meta['schema_version']}); upgrade Docent"
+            )
+        if meta.get("model") != model_name or int(meta.get("dim", -1)) != dim:
+            raise CollectionError(
+                f"collection '{self.name}' was built with the embedding model {meta.get('model')} ({meta.get('dim')}-d), "
+                f"but {model_name} ({dim}-d) is configured; use that model, or ingest into a new collection"
+            )
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self):
+        with self._write_lock:
+            if self._closed:
+                raise CollectionError(f"collection '{self.name}' is closed")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if is_disk_full(exc):
+                    raise StorageFullError(
+                        f"collection '{self.name}': the disk is full ({exc}); nothing of this change was stored"
+                    ) from exc
+                raise
+
+    def find_document(self, source: str) -> DocumentInfo | None:
+        row = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE source = ?", (source,)).fetchone()
+        return _document_info(row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        rows = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
+        return [_document_info(r) for r in rows]
+
+    def chunk_count(self) -> int:
+        return self._reader().execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def write_document(
+        self, document: Document, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]
+    ) -> str:
+        """Stores a document with its chunks, replacing any earlier version of the same source.
+
+        Returns "added" or "replaced". The database commits first; the indexes follow.
+        """
+        return self.write_documents([PreparedDocument(document, chunks, embeddings, terms)])[0]
+
+    def write_documents(self, items: Sequence["PreparedDocument"]) -> list[str]:
+        """Stores many documents in one transaction (and one index update); all or nothing."""
+        for item in items:
+            item.validate(self.dim)
+        statuses = []
+        with self._write_keeping_files():
+            for item in items:
+                if item.original is not None:
+                    self._files.keep(item.document.content_hash, item.original)
+            term_ids = self._term_ids({t for item in items for chunk_terms in item.terms for t in chunk_terms})
+            for item in items:
+                statuses.append(self._insert(item, term_ids))
+        self._after_write()
+        return statuses
+
+    @contextmanager
+    def _write_keeping_files(self):
+        """A write transaction in which original files may be kept. They are written inside the
+        transaction that names them, whose lock also keeps another process's prune away until
+        the rows are committed; the files of a write that fails are pruned."""
+        with self._write_lock:
+            try:
+                with self._write():
+                    yield
+            except BaseException:
+                self._prune_originals()
+                raise
+
+    def _after_write(self) -> None:
+        """The indexes brought up to the commit, their files written when due, unused files deleted."""
+        self.indexes.catch_up(save=False)
+        self.indexes.save_if_due()
+        self._prune_originals()
+
+    def _prune_change_log(self, checkpoint: int) -> None:
+        """Drops the logged changes up to checkpoint, which the saved index files now hold."""
+        try:
+            with self._write():
+                self._db.execute("DELETE FROM changes WHERE seq <= ?", (checkpoint,))
+        except (sqlite3.OperationalError, StorageFullError) as exc:  # a full disk: pruned next time
+            log.warning("could not prune the change log of collection '%s': %s", self.name, exc)
+
+    def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
+        status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
+        for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids):
+            cursor = self._db.execute(
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, *row),
+            )
+            self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
+        return status
+
+    def _insert_document(self, document: Document, pages: int, chunks: int) -> tuple[str, int]:
+        """The documents row, replacing an earlier version: ("added" or "replaced", its id)."""
+        status = "replaced" if self._delete_document(document.source) else "added"
+        cursor = self._db.execute(
+            "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document.source, document.title, document.kind, document.content_hash, document.size_bytes, pages, chunks,
+             json.dumps(document.warnings), datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        )
+        return status, cursor.lastrowid
+
+    # ---- a document streamed in parts ------------------------------------------------------
+    # A very large document is embedded a few pages at a time; its chunks wait in staged_chunks
+    # (each part its own short write) and become the document in one transaction at the end, so
+    # readers and a crash see it whole or not at all, as for any other document.
+
+    def begin_staging(self) -> str:
+        token = uuid.uuid4().hex
+        with self._write():
+            self._db.execute("INSERT INTO staging(token, pid, host, started_at) VALUES (?, ?, ?, ?)",
+                             (token, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat()))
+        return token
+
+    def stage(self, token: str, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+        if len(chunks) != len(embeddings) or len(chunks) != len(terms):
+            raise ValueError("chunks, embeddings and terms must have the same length")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must be (n, {self.dim}), got {embeddings.shape}")
+        with self._write():
+            term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
+            self._db.executemany(
+                "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end, embedding,"
+                " terms, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(token, *row) for row in _chunk_rows(chunks, embeddings, terms, term_ids)],
+            )
+
+    def commit_staged(self, token: str, document: Document, *, pages: int, chunks: int, original: Path | bytes | None) -> str:
+        """Makes the staged chunks the document (replacing an earlier version): "added" or "replaced"."""
+        with self._write_keeping_files():
+            (staged,) = self._db.execute("SELECT count(*) FROM staged_chunks WHERE token = ?", (token,)).fetchone()
+            if staged != chunks:
+                raise CollectionError(f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again")
+            if original is not None:
+                self._files.keep(document.content_hash, original)
+            status, doc_id = self._insert_document(document, pages, chunks)
+            self._db.execute(
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
+                (doc_id, token),
+            )
+            self._db.execute("INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))
+            self._drop_staged(token)
+        self._after_write()
+        return status
+
+    def abandon_staged(self, token: str) -> None:
+        with self._write():
+            self._drop_staged(token)
+
+    def _drop_staged(self, token: str) -> None:
+        self._db.execute("DELETE FROM staged_chunks WHERE token = ?", (token,))
+        self._db.execute("DELETE FROM staging WHERE token = ?", (token,))
+
+    def _drop_dead_staging(self) -> None:
+        """Staged parts whose process is gone (killed mid-document) are dropped."""
+        host, day_ago = socket.gethostname(), time.time() - 86400
+        with self._write():
+            for token, pid, their_host, started in self._db.execute("SELECT token, pid, host, started_at FROM staging").fetchall():
+                alive = process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
+                if not alive:
+                    log.info("dropping the staged part of a document whose ingest ended with its process (%s)", token)
+                    self._drop_staged(token)
+
+    def remove_document(self, source: str) -> bool:
+        """Removes a document and its chunks from the database and every index."""
+        with self._write():
+            removed = self._delete_document(source)
+        if removed:
+            self._after_write()
+        return removed
+
+    # ---- crawled pages ----------------------------------------------------------------------
+
+    def web_pages(self, crawl_root: str) -> dict[str, dict]:
+        """What is remembered of the pages a crawl from crawl_root stored: url -> fields."""
+        rows = self._reader().execute(
+            "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages WHERE crawl_root = ?",
+            (crawl_root,),
+        ).fetchall()
+        keys = ("url", "etag", "last_modified", "sitemap_lastmod", "content_hash", "fetched_at")
+        return {r[0]: dict(zip(keys, r)) for r in rows}
+
+    def remember_web_page(self, crawl_root: str, url: str, *, etag, last_modified, sitemap_lastmod, content_hash) -> None:
+        """Records when and from where a page came, and what to send to ask only for changes."""
+        with self._write():
+            self._db.execute(
+                "INSERT INTO web_pages(url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash, fetched_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET crawl_root = excluded.crawl_root,"
+                " etag = excluded.etag, last_modified = excluded.last_modified, sitemap_lastmod = excluded.sitemap_lastmod,"
+                " content_hash = excluded.content_hash, fetched_at = excluded.fetched_at",
+                (url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash,
+                 datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            )
+
+    # ---- original files ---------------------------------------------------------------------
+
+    def _prune_originals(self) -> None:
+        """Deletes kept files that no document refers to any more (removed or replaced)."""
+        try:
+            with self._write():  # not while any process's writer has kept a file it has yet to commit
+                self._files.prune(row[0] for row in self._db.execute("SELECT content_hash FROM documents"))
+        except (StorageFullError, sqlite3.OperationalError) as exc:  # tried again after the next write
+            log.warning("could not tidy the kept files of collection '%s': %s", self.name, exc)
+
+    def original_file(self, source: str) -> Path | None:
+        """The stored copy of a document's file, when it was kept."""
+        document = self.find_document(source)
+        if document is None:
+            return None
+        return self._files.path(document.content_hash)
+
+    def _delete_document(self, source: str) -> bool:
+        row = self._db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        self._db.execute("DELETE FROM web_pages WHERE url = ?", (source,))
+        if row is None:
+            return False
+        self._db.execute(
+            "INSERT INTO changes(chunk_id, op) SELECT id, 'remove' FROM chunks WHERE doc_id = ? ORDER BY id", (row[0],)
+        )
+        self._db.execute("DELETE FROM documents WHERE id = ?", (row[0],))  # chunks go by cascade
+        return True
+
+    def _term_ids(self, terms: set[str]) -> dict[str, int]:
+        self._db.executemany("INSERT OR IGNORE INTO terms(term) VALUES (?)", [(t,) for t in terms])
+        return self._lookup_terms(self._db, terms)
+
+    @staticmethod
+    def _lookup_terms(db: sqlite3.Connection, terms: Iterable[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        unique = list(set(terms))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            ids.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({marks})", part))
+        return ids
+
+    def embeddings_for(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of chunks whose indexed text has these hashes (see text_hash)."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(set(hashes))
+        db = self._reader()
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for digest, blob in db.execute(
+                f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", part
+            ):
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the k nearest chunks, best first."""
+        return self.indexes.vector_search(query, k, allowed)
+
+    def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the k best keyword matches, best first."""
+        self.indexes.catch_up(save=False)
+        ids_by_term = self._lookup_terms(self._reader(), terms)
+        return self.indexes.keyword_search([ids_by_term[t] for t in terms if t in ids_by_term], k, allowed)
+
+    def chunk_ids_for_sources(self, sources: Sequence[str]) -> list[int]:
+        """The chunk ids of the given documents (file names or URLs as stored); unknown ones add none."""
+        marks = ",".join("?" * len(sources))
+        rows = self._reader().execute(
+            f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id WHERE documents.source IN ({marks})",
+            list(sources),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
+        """Cosine similarity between the query and each chunk (embeddings are unit length)."""
+        return self.indexes.similarities(query, chunk_ids)
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict]:
+        """Text and provenance of chunks, by id."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._reader().execute(
+            "SELECT c.id, c.text, c.page, c.section, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            f" WHERE c.id IN ({marks})",
+            list(chunk_ids),
+        ).fetchall()
+        return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
+
+    def flush(self) -> None:
+        """Writes the index files now if they are behind the database."""
+        self.indexes.flush()
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self.indexes.close()
+            self._closed = True
+            self._db.close()
+            for reader in list(self._readers):
+                reader.close()
+
+
+_DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
+
+
+def _chunk_rows(chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]], term_ids: dict[str, int]):
+    """(ordinal, page, section, text, context, char_start, char_end, embedding, terms, text_hash) per chunk."""
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    for chunk, vector, chunk_terms in zip(chunks, embeddings, terms):
+        token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
+        yield (chunk.ordinal, chunk.page, chunk.section, chunk.text, chunk.context, chunk.char_start, chunk.char_end,
+               vector.tobytes(), token_ids.tobytes(), text_hash(chunk.index_text))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (the caller knows it is of this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
+
+
+
+def _document_info(row: tuple) -> DocumentInfo:
+    *fields, warnings = row
+    return DocumentInfo(*fields, warnings=json.loads(warnings))

@@ -1,0 +1,135 @@
+"""The native BM25 index against rank_bm25.BM25Okapi as the oracle, on real text."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from support.shared_data import shared_path
+from retrieval.index import BM25Index, from_bytes
+from retrieval.keywords import keyword_terms
+
+TOLERANCE = 1e-5
+
+# Real prose for when ../shared is absent: the opening of the Zen of Python and friends.
+FALLBACK_TEXTS = [
+    "Beautiful is better than ugly. Explicit is better than implicit.",
+    "Simple is better than complex. Complex is better than complicated.",
+    "Flat is better than nested. Sparse is better than dense. Readability counts.",
+    "Special cases aren't special enough to break the rules. Although practicality beats purity.",
+    "Errors should never pass silently. Unless explicitly silenced.",
+    "In the face of ambiguity, refuse the temptation to guess.",
+    "There should be one and preferably only one obvious way to do it.",
+    "Now is better than never. Although never is often better than right now.",
+    "If the implementation is hard to explain, it's a bad idea.",
+    "If the implementation is easy to explain, it may be a good idea.",
+    "Namespaces are one honking great idea. Let's do more of those!",
+] * 3
+
+
+def _corpus():
+    try:
+        path = shared_path("cranfield", "corpus.jsonl")
+    except pytest.skip.Exception:
+        return [keyword_terms(t) for t in FALLBACK_TEXTS], ["better than", "idea implementation", "never right now"]
+    docs = [json.loads(line) for line in path.read_text().splitlines()]
+    queries = [json.loads(line)["text"] for line in shared_path("cranfield", "queries.jsonl").read_text().splitlines()]
+    return [keyword_terms(d["title"] + " " + d["text"]) for d in docs[:800]], queries[:40]
+
+
+def _vocabulary(token_lists):
+    vocab = {}
+    for tokens in token_lists:
+        for t in tokens:
+            vocab.setdefault(t, len(vocab))
+    return vocab
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    docs, queries = _corpus()
+    vocab = _vocabulary(docs)
+    # Query words outside the corpus get ids of their own: they must score nothing.
+    query_tokens = [keyword_terms(q) for q in queries]
+    for tokens in query_tokens:
+        for t in tokens:
+            vocab.setdefault(t, len(vocab))
+    return docs, query_tokens, vocab
+
+
+def _ids(tokens, vocab):
+    return [vocab[t] for t in tokens]
+
+
+def _index(docs, vocab) -> BM25Index:
+    index = BM25Index()
+    for i, d in enumerate(docs):
+        index.add(i, _ids(d, vocab))
+    return index
+
+
+def test_scores_equal_rank_bm25(corpus):
+    docs, queries, vocab = corpus
+    oracle = BM25Okapi([_ids(d, vocab) for d in docs])
+    index = _index(docs, vocab)
+    all_ids = np.arange(len(docs))
+    for query in queries:
+        q = _ids(query, vocab)
+        expected = oracle.get_scores(q)
+        np.testing.assert_allclose(index.scores(q, all_ids), expected, rtol=0, atol=TOLERANCE)
+        scores, ids = index.search([q], k=10)
+        hits = ids[0][ids[0] >= 0]
+        np.testing.assert_allclose(scores[0][: len(hits)], expected[hits], rtol=0, atol=TOLERANCE)
+        # The top 10 are the oracle's top 10 (by score: equal scores may come in any order).
+        top = np.sort(expected)[::-1][: len(hits)]
+        np.testing.assert_allclose(np.sort(scores[0][: len(hits)])[::-1], top, rtol=0, atol=TOLERANCE)
+
+
+def test_repeated_query_tokens_count_each_time(corpus):
+    docs, _, vocab = corpus
+    oracle = BM25Okapi([_ids(d, vocab) for d in docs])
+    index = _index(docs, vocab)
+    q = _ids(docs[0][:2] * 3, vocab)
+    np.testing.assert_allclose(index.scores(q, np.arange(len(docs))), oracle.get_scores(q), atol=TOLERANCE)
+
+
+def test_incremental_add_and_remove_equal_a_rebuild(corpus):
+    docs, queries, vocab = corpus
+    index = _index(docs, vocab)
+    removed = set(range(0, len(docs), 3))
+    index.remove(sorted(removed))
+    # Replacing a document (same id) counts as remove + add.
+    index.add(1, _ids(docs[2], vocab))
+    kept = [i for i in range(len(docs)) if i not in removed]
+    oracle_docs = [docs[2] if i == 1 else docs[i] for i in kept]
+    oracle = BM25Okapi([_ids(d, vocab) for d in oracle_docs])
+    for query in queries[:10]:
+        q = _ids(query, vocab)
+        np.testing.assert_allclose(index.scores(q, kept), oracle.get_scores(q), atol=TOLERANCE)
+    assert len(index) == len(kept)
+    with pytest.raises(KeyError):
+        index.remove([0])
+
+
+def test_filter_and_round_trip(corpus):
+    docs, queries, vocab = corpus
+    index = _index(docs, vocab)
+    q = [_ids(queries[0], vocab)]
+    allowed = np.arange(0, len(docs), 2)
+    _, ids = index.search(q, k=10, filter=allowed)
+    assert set(ids[0][ids[0] >= 0]) <= set(allowed.tolist())
+    copy = from_bytes(index.to_bytes())
+    assert isinstance(copy, BM25Index) and len(copy) == len(index)
+    for a, b in zip(index.search(q, k=10), copy.search(q, k=10)):
+        np.testing.assert_allclose(a, b)
+
+
+def test_bad_tokens_are_refused():
+    index = BM25Index()
+    with pytest.raises(ValueError, match="non-negative"):
+        index.add(1, [-1, 2])
+    with pytest.raises(ValueError, match="at least 1"):
+        index.search([[1]], k=0)

@@ -1,0 +1,179 @@
+"""Crawling a real site on 127.0.0.1: sitemaps, robots.txt, failures, re-crawls, and the guard."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+
+import pytest
+
+from ingest import IngestError
+from ingest.web.crawl import CrawlOptions, normalize_url
+from ingest.web.netguard import AllowList, BlockedAddressError, check_url
+from ingest.web.sitemap import gunzip_capped, parse_sitemap
+from retrieval.service import Docent, Source
+from retrieval.settings import load_settings
+from support.cli import run
+from support.website import CRAWL_DELAY, MODULES, Site, SiteServer
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.embedded = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, texts, **kwargs):
+        self.embedded += len(texts)
+        return self.inner.embed(texts, **kwargs)
+
+
+@pytest.fixture()
+def site():
+    server = SiteServer(Site())
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def crawler_docent(docent, tmp_path):
+    """A Docent on its own home that may reach 127.0.0.1, counting what it embeds."""
+    local = Docent(load_settings(home=str(tmp_path / "home"), allowed_hosts="127.0.0.1", fetch_timeout=1))
+    local._embedder = CountingEmbedder(docent.embedder)
+    return local
+
+
+def test_first_crawl_stores_the_site_and_records_every_failure(crawler_docent, site):
+    progress = crawler_docent.crawl(site.base, collection="docs")
+    library = {f"{site.base}/library/{m}.html" for m in MODULES}
+    stored = {d.source for d in crawler_docent.documents(collection="docs")}
+    assert stored == library  # json-copy is a canonical duplicate; /private/ is disallowed
+    assert progress.added == len(MODULES) and progress.skipped == 2
+    reasons = dict(progress.failed)
+    assert "404" in reasons[f"{site.base}/library/missing.html"]
+    assert "500" in reasons[f"{site.base}/library/broken.html"]
+    assert "timed out" in reasons[f"{site.base}/library/slow.html"]
+    assert "redirect loop" in reasons[f"{site.base}/loop-a"]
+    assert progress.finished and not progress.cancelled and progress.left == 0
+
+    hits = crawler_docent.search("read a CSV file with a dialect", k=3, collection="docs")
+    assert hits[0].source == f"{site.base}/library/csv.html" and hits[0].page is None
+    assert hits[0].section and hits[0].section.startswith("csv")
+
+    # Crawl-delay: the requests to the host were spread over at least (n - 1) delays
+    # (measured on the whole run, so one late thread's jitter cannot fail it).
+    times = sorted(t for t, _, _ in site.page_gets())
+    assert times[-1] - times[0] >= (len(times) - 1) * CRAWL_DELAY * 0.9
+
+
+def test_a_recrawl_of_an_unchanged_site_embeds_nothing_and_asks_conditionally(crawler_docent, site):
+    crawler_docent.crawl(site.base, collection="docs")
+    embedded = crawler_docent.embedder.embedded
+    site.clear_log()
+    again = crawler_docent.crawl(site.base, collection="docs")
+    assert crawler_docent.embedder.embedded == embedded
+    assert (again.added, again.replaced, again.removed) == (0, 0, 0)
+    assert again.unchanged == len(MODULES)
+    gets = {p: h for _, p, h in site.page_gets()}
+    assert "/library/json.html" not in gets  # its sitemap lastmod has not moved: no request at all
+    assert gets["/library/csv.html"].get("If-None-Match")  # the others are asked with their ETag
+
+
+def test_changed_and_removed_pages_are_replaced_and_removed(crawler_docent, site):
+    crawler_docent.crawl(site.base, collection="docs")
+    site.site.pages["/library/heapq.html"] = site.site.pages["/library/heapq.html"].replace(
+        "</article>", "<h2>Changelog</h2><p>The harbor master now keeps the heap of mooring permits sorted.</p></article>"
+    )
+    del site.site.pages["/library/glob.html"]  # answers 404 now (it stays in the sitemap)
+    site.site.extra_listed.remove("/library/missing.html")
+    del site.site.pages["/library/shlex.html"]  # gone from the sitemap too
+    site.site.extra_listed.append("/library/glob.html")
+    embedded = crawler_docent.embedder.embedded
+    progress = crawler_docent.crawl(site.base, collection="docs")
+    assert progress.replaced == 1 and progress.removed == 2
+    assert crawler_docent.embedder.embedded > embedded
+    stored = {d.source for d in crawler_docent.documents(collection="docs")}
+    assert f"{site.base}/library/glob.html" not in stored and f"{site.base}/library/shlex.html" not in stored
+    hits = crawler_docent.search("harbor master mooring permits heap", k=1, collection="docs")
+    assert hits[0].source == f"{site.base}/library/heapq.html"
+
+
+def test_a_cancelled_crawl_keeps_what_it_finished(crawler_docent, site):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        if p.done >= 3:
+            cancel.set()
+
+    result = crawler_docent.crawl(site.base, collection="docs", progress=progress, cancel=cancel)
+    assert result.cancelled and 3 <= result.done < result.discovered
+    stored = crawler_docent.documents(collection="docs")
+    assert len(stored) == result.added >= 1
+    assert crawler_docent.search("json", k=1, collection="docs") or result.added < len(MODULES)
+
+
+def test_the_guard_refuses_private_addresses_unless_allowed(docent, tmp_path, site):
+    guarded = Docent(load_settings(home=str(tmp_path / "guarded")))
+    guarded._embedder = docent.embedder
+    with pytest.raises(IngestError, match="127.0.0.1, a private, loopback or link-local address.*DOCENT_ALLOWED_HOSTS"):
+        guarded.crawl(site.base, collection="docs")
+    assert site.page_gets() == []  # refused before any request
+    with pytest.raises(BlockedAddressError):
+        check_url("http://10.1.2.3/", AllowList())
+    with pytest.raises(BlockedAddressError):
+        check_url("http://[::1]:8080/", AllowList())
+    check_url("http://10.1.2.3/", AllowList.parse(["10.0.0.0/8"]))
+
+
+def test_a_redirect_to_a_private_address_is_refused(crawler_docent, site):
+    outcome = crawler_docent.ingest([Source(f"{site.base}/to-private")], collection="docs")[0]
+    assert outcome.status == "failed" and "10.255.255.1" in outcome.error and "DOCENT_ALLOWED_HOSTS" in outcome.error
+
+
+def test_a_single_url_is_ingested_with_its_sections(crawler_docent, site):
+    outcome = crawler_docent.ingest([Source(f"{site.base}/library/bisect.html")], collection="one")[0]
+    assert outcome.status == "added"
+    hit = crawler_docent.search("insert into a sorted list", k=1, collection="one")[0]
+    assert hit.source == f"{site.base}/library/bisect.html" and hit.section.startswith("bisect")
+
+
+def test_hostile_sitemaps_are_refused():
+    bomb = gzip.compress(b"<" + b"a" * (2 * 2**20))
+    with pytest.raises(IngestError, match="more than 1 MiB"):
+        gunzip_capped(bomb, 2**20, "bomb.xml.gz")
+    laughs = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>
+    <urlset><url><loc>&lol2;</loc></url></urlset>"""
+    with pytest.raises(IngestError, match="forbidden XML features"):
+        parse_sitemap(laughs, "laughs.xml")
+    with pytest.raises(IngestError, match="not a sitemap"):
+        parse_sitemap(b"<html><body>hi</body></html>", "page.xml")
+
+
+def test_urls_are_normalized():
+    assert normalize_url("HTTP://Example.COM:80/a/b.html#part") == "http://example.com/a/b.html"
+    assert normalize_url("https://example.com") == "https://example.com/"
+    assert normalize_url("https://example.com:8443/x?q=1") == "https://example.com:8443/x?q=1"
+
+
+def test_include_and_exclude_patterns_and_page_cap(crawler_docent, site):
+    options = CrawlOptions(include=("*/library/*",), exclude=("*json*", "*csv*"), max_pages=4)
+    progress = crawler_docent.crawl(site.base, options=options, collection="few")
+    assert progress.discovered == 4
+    sources = {d.source for d in crawler_docent.documents(collection="few")}
+    assert not any("json" in s or "csv" in s for s in sources)
+
+
+def test_cli_crawl_prints_a_summary_and_names_failures(tmp_path, site):
+    env = {"DOCENT_ALLOWED_HOSTS": "127.0.0.1", "DOCENT_FETCH_TIMEOUT": "1"}
+    result = run(tmp_path / "cli-home", "crawl", site.base, "--max-pages", "30", "--json", check=False, env=env)
+    summary = json.loads(result.stdout)
+    assert summary["added"] == len(MODULES)
+    assert any("500" in f["reason"] for f in summary["failed"])
+    assert result.returncode == 1  # pages failed, and the exit status says so

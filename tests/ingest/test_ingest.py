@@ -1,0 +1,161 @@
+"""PDF loading and chunking on made PDFs and on the awkward real PDFs in ../shared/data/pdfs."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.shared_data import shared_path
+from ingest import (
+    CorruptPDFError,
+    EncryptedPDFError,
+    NoTextLayerError,
+    NotAPDFError,
+    chunk_document,
+    load_pdf,
+)
+from ingest.chunking import approximate_token_count
+from ingest.text import clean_page_text, sentence_spans
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, encrypt, make_pdf
+
+
+def test_pages_are_numbered_from_one_and_keep_their_text():
+    doc = load_pdf(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE), source="handbook.pdf")
+    assert doc.title == HANDBOOK_TITLE and doc.kind == "pdf" and len(doc.content_hash) == 64
+    assert [p.number for p in doc.pages] == [1, 2, 3, 4]
+    assert "120 euros per month" in doc.pages[2].text
+    chunks = chunk_document(doc)
+    assert {c.page for c in chunks if "120 euros" in c.text} == {3}
+    assert all(c.context == HANDBOOK_TITLE for c in chunks)
+
+
+def test_title_falls_back_to_the_file_name():
+    doc = load_pdf(make_pdf([["Some text on a page, long enough to count as text."]]), source="dir/q3-report.pdf")
+    assert doc.title == "q3-report"
+
+
+def test_hyphenated_line_breaks_and_wrapped_lines_are_joined():
+    text = clean_page_text("The commit-\nment of the com-\nmittee was\nunanimous. A new\nsentence starts.")
+    assert text == "The commitment of the committee was unanimous. A new sentence starts."
+
+
+def test_a_heading_line_is_not_glued_to_the_sentence_under_it():
+    text = clean_page_text("Chapter 2. Mooring fees\nA mooring permit costs 120 euros.")
+    assert [text[s:e] for s, e in sentence_spans(text)] == ["Chapter 2. Mooring fees", "A mooring permit costs 120 euros."]
+
+
+def test_abbreviations_do_not_end_sentences():
+    text = "See Fig. 3 and e.g. the appendix for details. Dr. Smith agreed. The end."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "See Fig. 3 and e.g. the appendix for details.",
+        "Dr. Smith agreed.",
+        "The end.",
+    ]
+
+
+def test_a_sentence_across_a_page_break_stays_whole_on_its_first_page():
+    pdf = make_pdf(
+        [
+            ["The first page talks about harbors.", "The fee for a mooring permit is"],
+            ["120 euros per month, paid in advance.", "The second page then talks about drills."],
+        ]
+    )
+    doc = load_pdf(pdf, source="split.pdf")
+    assert "The fee for a mooring permit is 120 euros per month, paid in advance." in doc.pages[0].text
+    assert doc.pages[1].text.startswith("The second page")
+
+
+def test_chunks_fit_the_token_budget_and_overlap():
+    sentence = "Each sentence in this long page adds exactly one more fact about the harbor and its staff."
+    pages = [[f"{sentence[:-1]} number {i}." for i in range(80)]]
+    doc = load_pdf(make_pdf(pages), source="long.pdf")
+    chunks = chunk_document(doc, max_tokens=128, overlap_tokens=30)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert approximate_token_count(chunk.context) + approximate_token_count(chunk.text) + 2 <= 128
+        assert chunk.text.endswith(".")  # whole sentences only
+        assert doc.pages[0].text[chunk.char_start : chunk.char_end] == chunk.text
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.char_start < a.char_end  # consecutive chunks overlap
+        assert b.char_start > a.char_start  # and always move forward
+
+
+def test_not_a_pdf_with_a_pdf_name_is_reported(tmp_path):
+    path = tmp_path / "notes.pdf"
+    path.write_text("<html><body>an HTML page saved as .pdf</body></html>")
+    with pytest.raises(NotAPDFError, match="not a PDF file.*HTML"):
+        load_pdf(path)
+
+
+def test_corrupt_pdf_is_reported():
+    with pytest.raises(CorruptPDFError, match="damaged"):
+        load_pdf(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage", source="broken.pdf")
+
+
+def test_password_protected_pdf_is_reported():
+    with pytest.raises(EncryptedPDFError, match="password"):
+        load_pdf(encrypt(make_pdf(HANDBOOK_PAGES), user_password="secret"), source="locked.pdf")
+
+
+def test_pdf_encrypted_with_an_empty_user_password_opens():
+    doc = load_pdf(encrypt(make_pdf(HANDBOOK_PAGES), user_password=""), source="open.pdf")
+    assert "120 euros" in doc.pages[2].text
+
+
+def test_pdf_with_no_text_layer_is_reported():
+    blank = make_pdf([[], []])
+    with pytest.raises(NoTextLayerError, match="no text layer.*OCR"):
+        load_pdf(blank, source="scan.pdf")
+
+
+# ---- the awkward real PDFs in ../shared/data/pdfs ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ocrmypdf_linn.pdf", "ocrmypdf_c02-22.pdf", "ocrmypdf_skew.pdf", "ocrmypdf_2400dpi.pdf", "ocrmypdf_vector.pdf",
+     "ocrmypdf_truetype_font_nomapping.pdf"],
+)
+def test_real_scans_are_reported_as_having_no_text_layer(name):
+    with pytest.raises(NoTextLayerError):
+        load_pdf(shared_path("pdfs", name))
+
+
+def test_real_aes_encrypted_pdf_with_a_password_is_refused():
+    with pytest.raises(EncryptedPDFError, match="password"):
+        load_pdf(shared_path("pdfs", "pdfminer_aes-128.pdf"))
+
+
+def test_real_pdf_encrypted_with_empty_password_opens():
+    doc = load_pdf(shared_path("pdfs", "pdfminer_dmca.pdf"))
+    assert len(doc.pages) == 18 and "Digital Millennium Copyright Act" in doc.title
+    assert "WIPO" in doc.pages[1].text
+
+
+def test_real_invalid_file_is_reported_as_corrupt():
+    with pytest.raises(CorruptPDFError):
+        load_pdf(shared_path("pdfs", "ocrmypdf_invalid.pdf"))
+
+
+def test_real_pdf_with_broken_xref_is_recovered():
+    doc = load_pdf(shared_path("pdfs", "pdfminer_zen_of_python_corrupted.pdf"))
+    assert "Beautiful is better than ugly" in doc.pages[0].text
+
+
+def test_real_mixed_scan_keeps_text_pages_and_names_the_skipped_ones():
+    doc = load_pdf(shared_path("pdfs", "ocrmypdf_multipage.pdf"))
+    assert [p.number for p in doc.pages] == [4]
+    assert any("1-3, 5-6" in w for w in doc.warnings)
+
+
+def test_real_two_column_paper_keeps_sentences_whole():
+    doc = load_pdf(shared_path("pdfs", "pdfminer_naacl06-shinyama.pdf"))
+    text = " ".join(p.text for p in doc.pages)
+    assert "Existing IE systems require a lot of time and human effort to tune for a new scenario." in text
+    assert "intervention" in text and "inter- vention" not in text
+
+
+def test_real_fifty_page_manual_chunks_with_pages():
+    doc = load_pdf(shared_path("pdfs", "pdfminer_i1040nr.pdf"))
+    chunks = chunk_document(doc)
+    assert len(doc.pages) == 50
+    assert {c.page for c in chunks} == set(range(1, 51))

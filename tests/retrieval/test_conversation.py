@@ -1,0 +1,55 @@
+"""Follow-up questions are made standalone before retrieval, and cited sentences are highlighted."""
+
+from __future__ import annotations
+
+from retrieval.answer.citations import claims_by_ref, supporting_spans
+from retrieval.answer.conversation import is_follow_up, rule_based_rewrite, standalone_question
+
+
+def test_a_follow_up_that_swaps_a_year_takes_the_previous_question():
+    history = [("What was the revenue in 2021?", "It was 4 million. [1]")]
+    assert rule_based_rewrite("and in 2022?", history) == "What was the revenue in 2022?"
+
+
+def test_a_dependent_follow_up_is_searched_with_the_previous_question():
+    history = [("What does a mooring permit cost?", "120 euros per month. [1]")]
+    assert rule_based_rewrite("Where do I pay it?", history) == "What does a mooring permit cost? Where do I pay it?"
+
+
+def test_a_self_contained_question_is_left_alone():
+    history = [("What does a mooring permit cost?", "...")]
+    question = "When is the lighthouse lamp cleaned each week?"
+    assert not is_follow_up(question)
+    assert standalone_question(question, history) == question
+    assert standalone_question("and in 2022?", []) == "and in 2022?"
+
+
+def test_the_app_level_ask_shows_the_rewritten_question_and_finds_the_page(docent, handbook_collection):
+    history = [("When is the fire drill held?", "A fire drill is held on the first Thursday of every quarter. [1]")]
+    answer = docent.ask("And where do all staff gather?", history=history, collection=handbook_collection)
+    assert answer.rewritten == "When is the fire drill held? Where do all staff gather?"
+    assert answer.question == "And where do all staff gather?"
+    assert answer.answered and answer.citations[0].page == 4
+    assert "assembly point" in answer.text
+
+
+def test_cited_sentences_are_found_in_their_passage():
+    answer = "A permit costs 120 euros per month [1]. Fees are paid at the office [1][2]."
+    passage = (
+        "Chapter 2. Mooring fees. A mooring permit for a private boat costs 120 euros per month. "
+        "Commercial vessels pay more. Fees are paid at the harbor office, which is open from 8 am."
+    )
+    spans = supporting_spans(passage, claims_by_ref(answer)[1])
+    assert [passage[s:e] for s, e in spans] == [
+        "A mooring permit for a private boat costs 120 euros per month.",
+        "Fees are paid at the harbor office, which is open from 8 am.",
+    ]
+    assert supporting_spans(passage, ["The lighthouse lamp is cleaned on Mondays"]) == []
+
+
+def test_an_extractive_answer_highlights_exactly_the_sentence_it_quotes(docent, handbook_collection):
+    answer = docent.ask("How much does a mooring permit cost?", collection=handbook_collection)
+    first = answer.citations[0]
+    quoted = [first.text[s:e] for s, e in first.highlights]
+    assert "A mooring permit for a private boat costs 120 euros per month." in quoted
+    assert all(q in answer.text for q in quoted)

@@ -1,0 +1,186 @@
+"""The embedding backends: OpenVINO (float and int8) against sentence-transformers on torch, and no wasted work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import sys
+
+import numpy as np
+import pytest
+
+from support.shared_data import shared_path
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from retrieval.embed import quantize
+from retrieval.embed import Embedder, export_folder
+from retrieval.service import Docent, Source
+from retrieval.settings import load_settings
+
+pytest.importorskip("openvino", reason="OpenVINO is not installed")
+
+
+def _texts() -> list[str]:
+    try:
+        corpus = shared_path("cranfield", "corpus.jsonl")
+        return [json.loads(line)["text"] for line in corpus.read_text().splitlines()[:120]]
+    except pytest.skip.Exception:
+        return [line for page in HANDBOOK_PAGES for line in page] * 3
+
+
+@pytest.fixture(scope="module")
+def embedders(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("models")
+    return Embedder(backend="torch"), Embedder(backend="openvino", cache_dir=cache), cache
+
+
+def _assert_close_to_torch(reference: np.ndarray, vectors: np.ndarray, *, min_cosine: float, same_nearest: float) -> None:
+    cosine = (reference * vectors).sum(axis=1)
+    assert cosine.mean() >= 0.995 and cosine.min() >= min_cosine, (cosine.mean(), cosine.min())
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # The same neighbours: each text's nearest other text agrees.
+    sa, sb = reference @ reference.T, vectors @ vectors.T
+    np.fill_diagonal(sa, -1)
+    np.fill_diagonal(sb, -1)
+    assert (sa.argmax(1) == sb.argmax(1)).mean() >= same_nearest
+
+
+def test_openvino_vectors_match_torch(embedders):
+    reference, fast, _ = embedders
+    assert fast.backend == "openvino" and reference.backend == "torch"
+    texts = _texts()
+    _assert_close_to_torch(reference.embed(texts), fast.embed(texts), min_cosine=0.99, same_nearest=0.95)
+
+
+@pytest.fixture(scope="module")
+def int8(embedders):
+    """The int8 backend, made from the float export of the `embedders` fixture."""
+    _, _, cache = embedders
+    return Embedder(backend="auto", cache_dir=cache)
+
+
+def test_int8_is_made_once_passes_its_check_and_matches_torch(embedders, int8):
+    reference, _, cache = embedders
+    assert int8.backend == "openvino-int8" and int8.model is None  # made from the export: torch not loaded
+    folder = export_folder(int8.name, cache)
+    report = quantize.read_report(folder)
+    assert report["accepted"] and report["mean_cosine"] >= quantize.MIN_MEAN_COSINE
+    texts = _texts()
+    _assert_close_to_torch(reference.embed(texts), int8.embed(texts), min_cosine=0.98, same_nearest=0.9)
+    stamp = (folder / quantize.INT8_XML).stat().st_mtime_ns
+    again = Embedder(cache_dir=cache)
+    assert again.backend == "openvino-int8" and (folder / quantize.INT8_XML).stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(again.embed(["harbor fees"]), int8.embed(["harbor fees"]), atol=1e-6)
+
+
+def _float_export_only(embedders, tmp_path):
+    """A model cache holding the float export alone, as before the int8 copy was made."""
+    _, fast, cache = embedders
+    source, target = export_folder(fast.name, cache), export_folder(fast.name, tmp_path)
+    target.mkdir(parents=True)
+    for name in ("model.xml", "model.bin"):
+        shutil.copy(source / name, target / name)
+    return target
+
+
+def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, monkeypatch):
+    folder = _float_export_only(embedders, tmp_path)
+    texts = quantize.calibration_texts()
+    monkeypatch.setattr(quantize, "calibration_texts", lambda: texts[:24])  # a quick run is enough here
+    monkeypatch.setattr(quantize, "CALIBRATION_COUNT", 16)
+    monkeypatch.setattr(quantize, "MIN_MEAN_COSINE", 1.01)  # no int8 model can pass this
+    embedder = Embedder(cache_dir=tmp_path)
+    assert embedder.backend == "openvino"
+    report = quantize.read_report(folder)
+    assert report["accepted"] is False and report["held_out_texts"] == 8
+    assert not (folder / quantize.INT8_XML).exists()
+    monkeypatch.setattr(quantize, "quantize", lambda *a: pytest.fail("the check is not redone on every start"))
+    assert Embedder(cache_dir=tmp_path).backend == "openvino"
+    assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
+
+
+def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_again(embedders, int8, tmp_path, caplog):
+    _, fast, cache = embedders
+    source, target = export_folder(fast.name, cache), export_folder(fast.name, tmp_path)
+    shutil.copytree(source, target)
+    with open(target / "model-int8.bin", "r+b") as f:
+        f.truncate(1000)
+    with caplog.at_level("WARNING", logger="retrieval.embed"):
+        embedder = Embedder(cache_dir=tmp_path)
+    assert embedder.backend == "openvino"
+    assert "int8 embedding model" in caplog.text and "damaged" in caplog.text and "Incorrect weights" in caplog.text
+    np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
+
+    for name in ("model-int8.xml", "model-int8.bin", quantize.REPORT):
+        (target / name).unlink()
+    with open(target / "model.bin", "r+b") as f:
+        f.truncate(1000)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="retrieval.embed"):
+        embedder = Embedder(backend="openvino", cache_dir=tmp_path)
+    assert embedder.backend == "openvino" and "exporting it again" in caplog.text
+    assert (target / "model.bin").stat().st_size == (source / "model.bin").stat().st_size
+    np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
+
+
+def test_without_nncf_auto_uses_float_and_int8_says_what_is_missing(embedders, tmp_path, monkeypatch):
+    folder = _float_export_only(embedders, tmp_path)
+    monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
+    assert Embedder(cache_dir=tmp_path).backend == "openvino"
+    with pytest.raises(ValueError, match="needs NNCF: pip install nncf"):
+        Embedder(backend="openvino-int8", cache_dir=tmp_path)
+    assert quantize.read_report(folder) is None  # nothing decided: made once NNCF is there
+
+
+def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
+    _, fast, cache = embedders
+    exported = list(cache.rglob("model.xml"))
+    assert len(exported) == 1
+    assert stat.S_IMODE(exported[0].parent.stat().st_mode) == 0o755  # readable by the service's user too
+    stamp = exported[0].stat().st_mtime_ns
+    again = Embedder(backend="openvino", cache_dir=cache)
+    assert exported[0].stat().st_mtime_ns == stamp
+    assert again.model is None and again.backend == "openvino"  # started from the export alone
+    assert (again.dim, again.max_tokens) == (fast.dim, fast.max_tokens)
+    assert again.count_tokens("harbor fees and mooring") == fast.count_tokens("harbor fees and mooring")
+    np.testing.assert_allclose(again.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-6)
+
+
+def test_a_repeated_question_is_embedded_once(embedders):
+    _, fast, _ = embedders
+    first = fast.embed_query("What does a mooring permit cost?")
+    first[:] = 0  # callers get a copy: the cache cannot be spoiled
+    again = fast.embed_query("What does a mooring permit cost?")
+    assert np.linalg.norm(again) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_identical_chunks_are_embedded_once(docent, tmp_path):
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.embedded = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def embed(self, texts, **kwargs):
+            self.embedded += len(texts)
+            return self.inner.embed(texts, **kwargs)
+
+    local = Docent(load_settings(home=str(tmp_path / "home")))
+    local._embedder = counting = Counting(docent.embedder)
+    pdf = make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)  # the title is part of each indexed text
+    first = local.ingest([Source("a.pdf", data=pdf)])[0]
+    assert counting.embedded == first.chunks
+    second = local.ingest([Source("copy-of-a.pdf", data=pdf)])[0]  # the same text under another name
+    assert second.status == "added" and counting.embedded == first.chunks
+    hits = local.search("fire drill", k=2, mode="vector")
+    assert {h.source for h in hits} == {"a.pdf", "copy-of-a.pdf"}
+
+
+def test_int8_openvino_is_the_default_on_a_cpu(docent):
+    assert docent.embedder.backend == "openvino-int8"
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        Embedder(backend="tpu")

@@ -1,0 +1,332 @@
+"""The Streamlit app through streamlit.testing.v1.AppTest: upload, ask, see citations."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import webapp
+from support.net import free_port
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+
+APP = str(Path(webapp.__file__).with_name("app") / "main.py")
+TIMEOUT = 180  # the first run loads the embedding model
+
+
+def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    # The page starts with its title: nothing else (Streamlit "magic" output, say) comes first.
+    assert at.main.children[0].type == "title" and at.title[0].value.endswith("Docent")
+    return at
+
+
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{free_port()}/v1"
+
+
+@pytest.fixture()
+def app(tmp_path, monkeypatch):
+    return start_app(tmp_path, monkeypatch)
+
+
+def upload(at: AppTest, files: list[tuple[str, bytes]], *, wait: bool = True) -> None:
+    at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
+    at.run()
+    at.button(key="add").click()
+    at.run()
+    assert not at.exception, at.exception
+    if wait:
+        wait_for_ingest(at)
+
+
+def wait_for_ingest(at: AppTest) -> None:
+    """Reruns the page (as its once-a-second refresh does in a browser) until the job has ended."""
+    deadline = time.monotonic() + TIMEOUT
+    while [b for b in at.button if b.key == "stop-ingest"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_upload_then_ask_shows_an_answer_with_its_citations(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    assert any("handbook.pdf: added, 4 pages" in s.value for s in app.success)
+    assert any(HANDBOOK_TITLE in m.value for m in app.sidebar.markdown)
+
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.exception, app.exception
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "120 euros per month" in assistant.markdown[0].value
+    labels = [e.label for e in app.expander]
+    assert labels[0] == f"[1] {HANDBOOK_TITLE}, page 3"
+    assert "120 euros" in app.expander[0].markdown[0].value
+
+
+def test_bad_upload_is_reported_and_the_good_one_goes_in(app):
+    upload(app, [("broken.pdf", b"not a pdf"), ("good.pdf", make_pdf(HANDBOOK_PAGES))])
+    assert any("broken.pdf: not a PDF file" in e.value for e in app.error)
+    assert any("good.pdf: added" in s.value for s in app.success)
+
+
+def test_a_document_can_be_removed(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    remove = [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert len(remove) == 1
+    remove[0].click()
+    app.run()
+    assert not [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert any("No documents yet" in c.value for c in app.sidebar.caption)
+
+
+def test_asking_an_empty_collection_says_so(app):
+    app.chat_input[0].set_value("Anything?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "no documents in this collection" in assistant.markdown[0].value
+
+
+def test_a_citation_shows_its_page_and_offers_the_pdf(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.get("image")
+    app.toggle(key="page-0-1").set_value(True).run()
+    assert not app.exception, app.exception
+    assert len(app.get("image")) == 1
+    assert any(b.proto.label == "Download the PDF" for b in app.get("download_button"))
+    # The cited sentence is highlighted in the passage.
+    assert ":orange-background[A mooring permit for a private boat costs 120 euros per month\\.]" in app.expander[0].markdown[0].value
+
+
+def test_a_follow_up_shows_what_was_searched(app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("When is the fire drill held?").run()
+    app.chat_input[0].set_value("And where do all staff gather?").run()
+    assert not app.exception, app.exception
+    assert any(c.value == "Searched for: When is the fire drill held? Where do all staff gather?" for c in app.caption)
+    assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
+    assert "assembly point" in assistant.markdown[-1].value
+
+
+def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, monkeypatch):
+    at = start_app(tmp_path, monkeypatch, DOCENT_LLM="openai", DOCENT_OPENAI_BASE_URL=closed_port_url())
+    upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not at.exception, at.exception
+    assert any("cannot reach the LLM server" in e.value for e in at.error)
+    assert at.expander and at.expander[0].label == f"{HANDBOOK_TITLE}, page 3"
+
+
+def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
+    app = start_app(tmp_path, monkeypatch, DOCENT_OPENAI_BASE_URL=closed_port_url())
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.selectbox(key="fusion").set_value("convex").run()
+    app.slider(key="alpha").set_value(0.8).run()
+    app.selectbox(key="llm").set_value("openai").run()
+    assert not app.exception, app.exception
+    # Nothing listens at the configured server: the failure is told and the passages shown.
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert app.error and "cannot reach the LLM server" in app.error[0].value
+    app.selectbox(key="llm").set_value("extractive").run()
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
+    assert "120 euros per month" in assistant.markdown[0].value
+
+
+def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch):
+    import time
+
+    from support.website import MODULES, Site, SiteServer
+
+    server = SiteServer(Site())
+    try:
+        at = start_app(tmp_path, monkeypatch, DOCENT_ALLOWED_HOSTS="127.0.0.1", DOCENT_FETCH_TIMEOUT="1")
+        at.text_input(key="crawl_url").set_value(server.base).run()
+        at.button(key="crawl").click().run()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            at.run()
+            if any("finished" in c.value for c in at.sidebar.caption):
+                break
+            time.sleep(0.5)
+        assert not at.exception, at.exception
+        captions = [c.value for c in at.sidebar.caption]
+        errors = [e.value for e in at.sidebar.error]
+        assert any(f"Crawl of {server.base}: finished" in c for c in captions), (captions, errors)
+        assert any(f"**{len(MODULES)}** stored" in m.value for m in at.sidebar.markdown)
+        failures = [e for e in at.sidebar if e.type == "dataframe"]
+        assert failures and any("500" in reason for reason in failures[0].value["reason"])
+        at.run()
+        assert any(f"{server.base}/library/csv.html" in m.value for m in at.sidebar.markdown)
+    finally:
+        server.close()
+
+
+def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
+    harbour = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+    upload(app, [("first.pdf", make_pdf(HANDBOOK_PAGES, title="First")), ("second.pdf", make_pdf(harbour, title="Second"))])
+    chooser = app.sidebar.multiselect[0]
+    assert chooser.label == "Search only in" and set(chooser.options) == {"first.pdf", "second.pdf"}
+    chooser.set_value(["second.pdf"]).run()
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert not app.exception, app.exception
+    cited = [e.label.lower() for e in app.expander if e.label.startswith("[")]
+    assert cited and all("second" in label and "first" not in label for label in cited)
+
+
+def _manual(name: str, pages: int) -> bytes:
+    """A PDF whose every page says something of its own (identical text is embedded once only)."""
+    return make_pdf([
+        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                                         for s in range(14)]
+        for p in range(1, pages + 1)
+    ], title=f"{name} manual")
+
+
+def test_stop_keeps_the_finished_files_and_says_how_far_it_got(app):
+    names = ("alpha", "bravo", "charlie", "delta")
+    upload(app, [(f"{n}.pdf", _manual(n, 60)) for n in names], wait=False)
+    deadline = time.monotonic() + TIMEOUT
+    while not app.success and time.monotonic() < deadline:  # the first file is in
+        time.sleep(0.2)
+        app.run()
+    app.button(key="stop-ingest").click().run()
+    wait_for_ingest(app)
+    stopped = [w.value for w in app.warning if w.value.startswith("Stopped:")]
+    added = [s.value for s in app.success]
+    assert stopped == [f"Stopped: {len(added)} of 4 file(s) were added; the rest were not."], (stopped, added)
+    assert 1 <= len(added) < 4 and added[0].startswith("alpha.pdf: added")
+    listed = [m.value for m in app.sidebar.markdown if ".pdf ·" in m.value]
+    assert len(listed) == len(added)  # whole files only: the one in progress was not stored
+
+
+def test_an_ingest_goes_on_when_the_tab_is_closed_and_shows_again_in_a_new_one(tmp_path, monkeypatch):
+    first = start_app(tmp_path, monkeypatch)
+    upload(first, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))], wait=False)
+    del first  # the tab is gone; the job belongs to the server
+    second = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    second.run()
+    wait_for_ingest(second)
+    assert any("handbook.pdf: added, 4 pages" in s.value for s in second.success)
+    assert any(HANDBOOK_TITLE in m.value for m in second.sidebar.markdown)
+
+
+# ---- sign-in, roles and collection access ----------------------------------------------------------
+
+
+@pytest.fixture()
+def team_home(tmp_path, docent):
+    """An editor, a reader, and a collection 'payroll' only the finance group may see."""
+    from webapp.access import AccessControl, hash_password
+    from retrieval.service import Docent, Source
+    from retrieval.settings import load_settings
+
+    home = tmp_path / "home"
+    users = {"ed": {"role": "editor", "password_hash": hash_password("ed-pw")},
+             "rita": {"role": "reader", "password_hash": hash_password("rita-pw")},
+             "fiona": {"role": "reader", "groups": ["finance"], "password_hash": hash_password("fiona-pw")}}
+    settings = load_settings(home=str(home), auth="password", users=users)
+    own = Docent(settings)
+    own._embedder = docent.embedder
+    own.ingest([Source("handbook.pdf", data=make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    own.ingest([Source("payroll.pdf", data=make_pdf([["The payroll budget for next year is 4.2 million euros."]]))],
+               collection="payroll")
+    own.close()
+    AccessControl(settings).set_collection_access("payroll", [], ["finance"])
+    return home, {"DOCENT_AUTH": "password", "DOCENT_USERS": json.dumps(users)}
+
+
+def sign_in(tmp_path, monkeypatch, env: dict, name: str, password: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    at.run()
+    assert not at.chat_input and not at.file_uploader  # nothing before signing in
+    at.text_input(key="sign-in-name").set_value(name)
+    at.text_input(key="sign-in-password").set_value(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_wrong_password_does_not_sign_in(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "rita", "wrong")
+    assert any("wrong user name or password" in e.value for e in at.error)
+    assert not at.chat_input
+
+
+def test_a_reader_can_ask_but_not_add_or_remove(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert any("Signed in as **rita** (reader)" in c.value for c in at.sidebar.caption)
+    assert not at.get("file_uploader") and not [b for b in at.button if b.key in ("add", "crawl")]
+    assert not [b for b in at.button if b.key and b.key.startswith("remove-")]
+    assert any(HANDBOOK_TITLE in m.value for m in at.sidebar.markdown)
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert "120 euros per month" in [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
+
+
+def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert rita.sidebar.selectbox(key="collection").options == ["default"]
+    rita.chat_input[0].set_value("What is the payroll budget?").run()
+    assert "4.2 million" not in json.dumps([m.markdown[0].value for m in rita.chat_message if m.markdown])
+    fiona = sign_in(tmp_path, monkeypatch, env, "fiona", "fiona-pw")
+    assert fiona.sidebar.selectbox(key="collection").options == ["default", "payroll"]
+    fiona.sidebar.selectbox(key="collection").set_value("payroll").run()
+    fiona.chat_input[0].set_value("What is the payroll budget?").run()
+    assert "4.2 million" in [m for m in fiona.chat_message if m.name == "assistant"][0].markdown[0].value
+
+
+def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    at = sign_in(tmp_path, monkeypatch, env, "ed", "ed-pw")
+    upload(at, [("second.pdf", _manual("second", 2))])
+    assert any("second.pdf: added" in s.value for s in at.success)
+    remove = [b for b in at.sidebar.button if b.key and b.key.startswith("remove-")]
+    assert len(remove) == 2
+    next(b for b in at.button if b.key == "sign-out").click().run()
+    assert not at.chat_input and at.text_input(key="sign-in-name")
+
+
+def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_path, monkeypatch, team_home):
+    from webapp.access import hash_password
+
+    _, env = team_home
+    users = json.loads(env["DOCENT_USERS"]) | {"ada": {"role": "admin", "password_hash": hash_password("ada-pw")}}
+    env = env | {"DOCENT_USERS": json.dumps(users)}
+    ada = sign_in(tmp_path, monkeypatch, env, "ada", "ada-pw")
+    assert ada.sidebar.selectbox(key="collection").options == ["default", "payroll"]  # admins see everything
+    ada.text_input(key="new-collection").set_value("board")
+    ada.text_input(key="new-collection-access").set_value("@directors").run()
+    ada.button(key="create-collection").click().run()
+    assert not ada.exception, ada.exception
+    assert ada.sidebar.selectbox(key="collection").value == "board"
+    ada.text_input(key="user-name").set_value("bo")
+    ada.selectbox(key="user-role").set_value("reader")
+    ada.text_input(key="user-groups").set_value("directors")
+    ada.text_input(key="user-password").set_value("bo-pw").run()
+    ada.button(key="save-user").click().run()
+    assert any("Saved bo" in s.value for s in ada.sidebar.success)
+
+    bo = sign_in(tmp_path, monkeypatch, env, "bo", "bo-pw")
+    assert bo.sidebar.selectbox(key="collection").options == ["board", "default"]
+    # Removed by the admin: signed out at the next click.
+    ada.text_input(key="user-name").set_value("bo").run()
+    ada.button(key="remove-user").click().run()
+    bo.run()
+    assert not bo.chat_input and bo.text_input(key="sign-in-name")
+    rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    assert "board" not in rita.sidebar.selectbox(key="collection").options
+    assert not [e for e in rita.sidebar.expander if e.label.startswith("Manage")]  # not for readers

@@ -1,0 +1,206 @@
+"""The app as a person uses it: `docent serve` in a real process, driven in headless Chromium.
+
+Needs Debian's chromium (/usr/bin/chromium, installed by .ci/run) and the playwright package;
+skipped, saying why, where either is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from support.net import free_port
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+
+CHROMIUM = os.environ.get("DOCENT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def _serving(home: Path, port: int | None = None, **env_extra: str):
+    """`docent serve` on a free port of 127.0.0.1, stopped on leaving; yields its URL."""
+    port = port or free_port()
+    docent = shutil.which("docent", path=str(Path(sys.executable).parent))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | env_extra
+    log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains
+    process = subprocess.Popen(
+        [docent, "--home", str(home), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        log.seek(0)
+        pytest.fail(f"docent serve did not come up on {url}: {log.read().decode(errors='replace')[-2000:]}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@contextlib.contextmanager
+def _browser_at(url: str):
+    """A headless Chromium page opened at url, closed on leaving."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-home")
+    with _serving(home) as url:
+        yield url, home
+
+
+def _upload_and_ask(page, pdf: Path):
+    """Adds the handbook, asks about the mooring fee, and returns the first citation once shown."""
+    page.locator("input[type=file]").set_input_files(str(pdf))
+    page.get_by_role("button", name="Add 1 file(s)").click()
+    page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
+    box = page.get_by_placeholder("Ask a question about your documents")
+    box.fill("How much does a mooring permit cost?")
+    box.press("Enter")
+    page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
+    citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3")
+    citation.wait_for(timeout=30_000)
+    return citation
+
+
+def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
+    url, _ = server
+    pdf = tmp_path / "handbook.pdf"
+    pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
+    with _browser_at(url) as page:
+        page.get_by_text("Docent").first.wait_for(timeout=120_000)  # the model loads on first view
+        citation = _upload_and_ask(page, pdf)
+        citation.click()
+        page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+
+
+def _manual(name: str, pages: int) -> bytes:
+    """A PDF whose every page says something of its own (identical text is embedded once only)."""
+    return make_pdf([
+        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar." for s in range(14)]
+        for p in range(1, pages + 1)
+    ], title=f"{name} manual")
+
+
+def _documents_in(home: Path) -> list[str]:
+    """The sources the server's default collection holds, read as another process would."""
+    database = home / "collections" / "default" / "docent.sqlite3"
+    if not database.exists():
+        return []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+        try:
+            return [row[0] for row in db.execute("SELECT source FROM documents ORDER BY id")]
+        except sqlite3.OperationalError:  # the schema is being created
+            return []
+
+
+def test_stop_while_adding_keeps_the_finished_files(server, tmp_path):
+    url, home = server
+    names = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
+    paths = []
+    for name in names:
+        paths.append(tmp_path / f"{name}.pdf")
+        paths[-1].write_bytes(_manual(name, 120))
+    with _browser_at(url) as page:
+        page.get_by_text("Docent").first.wait_for(timeout=120_000)
+        before = set(_documents_in(home))
+        page.locator("input[type=file]").set_input_files([str(x) for x in paths])
+        page.get_by_role("button", name="Add 6 file(s)").click()
+        deadline = time.monotonic() + 180
+        while not set(_documents_in(home)) - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page.get_by_role("button", name="Stop adding").click()  # the first file is in
+        page.get_by_text("Stopped:").first.wait_for(timeout=60_000)
+        added = [s for s in _documents_in(home) if s not in before]
+        assert 1 <= len(added) < len(names), added
+        assert added == [f"{n}.pdf" for n in names[: len(added)]]  # whole files, in order
+        page.get_by_text(f"Stopped: {len(added)} of 6 file(s) were added").wait_for(timeout=10_000)
+
+
+def test_sign_in_upload_ask_and_sign_out(tmp_path):
+    from webapp.access import hash_password
+
+    users = {"ed": {"role": "editor", "password_hash": hash_password("a long pass phrase")}}
+    pdf = tmp_path / "handbook.pdf"
+    pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
+    with _serving(tmp_path, DOCENT_AUTH="password", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+        page.get_by_label("User name", exact=True).fill("ed")
+        page.get_by_label("Password", exact=True).fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("wrong user name or password").wait_for(timeout=30_000)
+        page.get_by_label("Password", exact=True).fill("a long pass phrase")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as").wait_for(timeout=120_000)  # the model loads on first view
+
+        _upload_and_ask(page, pdf)
+
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+        assert page.get_by_placeholder("Ask a question about your documents").count() == 0
+
+
+def test_sign_in_through_the_companys_identity_provider(tmp_path):
+    """auth = "oidc": Streamlit's st.login against an OpenID Connect provider on 127.0.0.1."""
+    pytest.importorskip("joserfc", reason="joserfc (which Authlib brings) is not installed")
+    from support.oidc_provider import OidcProvider
+
+    provider = OidcProvider("docent", "client-secret", "ada@example.com")
+    port = free_port()
+    streamlit_dir = tmp_path / ".streamlit"  # `docent serve` runs in the data home
+    streamlit_dir.mkdir()
+    (streamlit_dir / "secrets.toml").write_text(
+        f'[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a cookie secret for this test only, long enough"\n'
+        f'client_id = "docent"\nclient_secret = "client-secret"\nserver_metadata_url = "{provider.metadata_url}"\n'
+    )
+    users = {"ada@example.com": {"role": "editor"}}
+    try:
+        with _serving(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+            page.get_by_role("button", name="Sign in with your company account").click()
+            page.get_by_text("Signed in as").wait_for(timeout=120_000)
+            assert "ada@example.com" in page.get_by_text("Signed in as").inner_text()
+            page.locator("input[type=file]").wait_for(state="attached", timeout=60_000)  # an editor may add files
+
+            # Someone the provider knows but Docent does not is refused, by name.
+            provider.email = "mallory@example.com"
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_role("button", name="Sign in with your company account").click()
+            page.get_by_text("mallory@example.com is not a Docent user").wait_for(timeout=60_000)
+            assert page.get_by_placeholder("Ask a question about your documents").count() == 0
+    finally:
+        provider.close()

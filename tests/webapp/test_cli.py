@@ -1,0 +1,111 @@
+"""The `docent` command as a user runs it: a real process, real files, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from retrieval.index import gpu
+
+from support.cli import DOCENT, run
+
+
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory, handbook_pdf) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    result = run(home, "ingest", str(handbook_pdf), "--json")
+    outcomes = json.loads(result.stdout)
+    assert outcomes[0]["status"] == "added" and outcomes[0]["pages"] == 4
+    return home
+
+
+def test_ask_json_cites_the_page_of_the_answer(cli_home, handbook_pdf):
+    answer = json.loads(run(cli_home, "ask", "How much does a mooring permit cost?", "--json").stdout)
+    assert set(answer) >= {"answer", "citations"}
+    first = answer["citations"][0]
+    assert first["page"] == 3 and first["source"] == str(handbook_pdf)
+    assert "120 euros" in answer["answer"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_search_json_hits_carry_the_contract_fields(cli_home, mode):
+    hits = json.loads(run(cli_home, "search", "lighthouse lamp cleaning", "-k", "3", "--mode", mode, "--json").stdout)
+    assert 1 <= len(hits) <= 3
+    for hit in hits:
+        assert {"source", "title", "page", "chunk_id", "score", "text"} <= set(hit)
+    assert hits[0]["page"] == 2
+
+
+def test_search_and_ask_limited_to_a_source(cli_home, handbook_pdf):
+    hits = json.loads(run(cli_home, "search", "lighthouse lamp", "--source", str(handbook_pdf), "--json").stdout)
+    assert hits and {h["source"] for h in hits} == {str(handbook_pdf)}
+    answer = json.loads(run(cli_home, "ask", "How much does a mooring permit cost?", "--source", str(handbook_pdf), "--json").stdout)
+    assert answer["citations"][0]["page"] == 3
+    for command in (["search", "lamp"], ["ask", "lamp?"]):
+        result = run(cli_home, *command, "--source", "missing.pdf", check=False)
+        assert result.returncode == 2 and "no document named 'missing.pdf'" in result.stderr
+
+
+def test_list_collections_and_remove(cli_home, handbook_pdf, tmp_path):
+    listed = json.loads(run(cli_home, "list", "--json").stdout)
+    assert [d["source"] for d in listed] == [str(handbook_pdf)]
+    collections = json.loads(run(cli_home, "collections", "--json").stdout)
+    assert collections[0]["name"] == "default" and collections[0]["documents"] == 1
+
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(handbook_pdf.read_bytes())
+    run(cli_home, "ingest", str(copy), "-c", "scratch")
+    assert json.loads(run(cli_home, "remove", str(copy), "-c", "scratch", "--json").stdout)["removed"] is True
+    missing = run(cli_home, "remove", "nothing.pdf", "-c", "scratch", check=False)
+    assert missing.returncode == 1 and "no document with source 'nothing.pdf'" in missing.stderr
+
+
+def test_failed_files_are_named_and_the_exit_status_says_so(cli_home, tmp_path, handbook_pdf):
+    fake = tmp_path / "fake.pdf"
+    fake.write_text("not a pdf at all")
+    result = run(cli_home, "ingest", str(fake), str(handbook_pdf), "-c", "mixed", check=False)
+    assert result.returncode == 1
+    assert f"failed     {fake}: not a PDF file" in result.stdout
+    assert "1 of 2 ingested" in result.stdout
+    result = run(cli_home, "ingest", str(tmp_path / "absent.pdf"), "-c", "mixed", "--json", check=False)
+    assert result.returncode == 1 and json.loads(result.stdout)[0]["error"] == "file not found"
+
+
+def test_unchanged_file_is_not_ingested_twice(cli_home, handbook_pdf):
+    outcome = json.loads(run(cli_home, "ingest", str(handbook_pdf), "--json").stdout)[0]
+    assert outcome["status"] == "unchanged"
+
+
+def test_invalid_settings_are_reported_not_crashed(tmp_path):
+    result = subprocess.run(
+        [DOCENT, "list"], capture_output=True, text=True, env={**os.environ, "DOCENT_TOP_K": "zero", "DOCENT_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_relative_or_tilde_home_is_made_absolute(tmp_path, monkeypatch):
+    from retrieval.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert load_settings(home="data").home == tmp_path / "data"
+    assert load_settings(home="~/docent").home == tmp_path / "user" / "docent"
+
+
+def test_prepare_makes_the_int8_model_on_a_first_start_and_json_stays_clean(tmp_path):
+    """The first start on a machine exports and quantizes the model; its progress goes to
+    stderr so that `--json` output is still JSON."""
+    cache = tmp_path / "model-cache"
+    result = run(tmp_path / "home", "prepare", "--json", env={"DOCENT_MODEL_CACHE": str(cache)})
+    info = json.loads(result.stdout)
+    assert info["backend"] == "openvino-int8" and Path(info["folder"]).parent == cache
+    assert info["int8"]["accepted"] and info["int8"]["mean_cosine"] >= 0.995
+    assert (Path(info["folder"]) / "model-int8.xml").exists()
+    assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (gpu.unavailable_reason() is None)
+    again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache), "DOCENT_GPU_SEARCH": "false"})
+    assert "openvino-int8" in again.stdout and "int8 copy used" in again.stdout
+    assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout

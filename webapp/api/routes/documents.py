@@ -1,0 +1,101 @@
+"""A collection's documents: list and remove them, add files and web pages, crawl a site.
+Adding runs as a background job (routes/jobs.py)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from ingest.sources import FILE_TYPES, Source
+from ingest.web.crawl import CrawlOptions
+from retrieval.models import DocumentInfo
+from retrieval.settings import Settings
+from webapp.api.deps import CurrentSettings, User
+from webapp.api.schemas import CollectionName, CrawlIn, JobOut, UrlsIn
+
+router = APIRouter(tags=["documents"])
+
+UPLOAD_CHUNK = 1 << 20
+FILE_KINDS = ", ".join(t.name for t in FILE_TYPES)
+Wait = Annotated[bool, Query(description="answer when the job has ended")]
+
+
+@router.get("/collections/{collection}/documents", response_model=list[DocumentInfo])
+def documents(collection: CollectionName, user: User) -> list[dict]:
+    return [d.to_dict() for d in user.documents(collection)]
+
+
+@router.delete("/collections/{collection}/documents", status_code=204)
+def remove_document(
+    collection: CollectionName, user: User,
+    source: Annotated[str, Query(min_length=1, max_length=4000, description="as the document list names it")],
+) -> Response:
+    """Removes a document and its passages (editors)."""
+    user.remove(source, collection)
+    return Response(status_code=204)
+
+
+@router.post("/collections/{collection}/files", status_code=202, response_model=JobOut)
+def ingest_files(
+    collection: CollectionName, user: User, settings: CurrentSettings,
+    files: Annotated[list[UploadFile], File(description=f"files ({FILE_KINDS})")], wait: Wait = False,
+) -> JSONResponse:
+    """Adds files (editors) as a background job; its progress is at /jobs/{id}."""
+    user.require("write")
+    spool = Path(tempfile.mkdtemp(prefix="upload-", dir=_uploads_dir(settings)))
+    sources = []
+    try:
+        for n, upload in enumerate(files):
+            name = _upload_name(upload.filename, n)
+            path = spool / f"{n:05d}"
+            with path.open("wb") as out:
+                while block := upload.file.read(UPLOAD_CHUNK):
+                    out.write(block)
+            sources.append(Source(name=name, path=path))
+        job = user.start_ingest(sources, collection, spool=spool)
+    except BaseException:
+        shutil.rmtree(spool, ignore_errors=True)
+        raise
+    return job_response(job, wait)
+
+
+@router.post("/collections/{collection}/urls", status_code=202, response_model=JobOut)
+def ingest_urls(collection: CollectionName, body: UrlsIn, user: User, wait: Wait = False) -> JSONResponse:
+    """Adds web pages (or linked PDFs) by URL (editors) as a background job."""
+    job = user.start_ingest([Source(name=u) for u in body.urls], collection)
+    return job_response(job, wait)
+
+
+@router.post("/collections/{collection}/crawls", status_code=202, response_model=JobOut)
+def crawl(collection: CollectionName, body: CrawlIn, user: User, settings: CurrentSettings) -> JSONResponse:
+    """Crawls a site through its sitemap (editors); a re-crawl redoes only what changed."""
+    options = CrawlOptions(
+        max_pages=body.max_pages or settings.crawl_max_pages, include=tuple(body.include), exclude=tuple(body.exclude),
+        concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host,
+    )
+    return job_response(user.start_crawl(body.url, collection, options=options), False)
+
+
+def job_response(job, wait: bool) -> JSONResponse:
+    if wait:
+        job.wait()
+    return JSONResponse(job.summary(), status_code=200 if wait else 202, headers={"Location": f"/jobs/{job.id}"})
+
+
+def _uploads_dir(settings: Settings) -> Path:
+    folder = Path(settings.home) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _upload_name(filename: str | None, n: int) -> str:
+    """The name a citation shows: the file's own name, without any folder a client sent."""
+    name = re.split(r"[\\/]", filename or "")[-1].strip()
+    name = "".join(ch for ch in name if ch.isprintable())[:255]
+    return name or f"upload-{n + 1}"

@@ -1,0 +1,168 @@
+"""What one signed-in user may do, and the one place that checks it.
+
+The app and the HTTP API both act through a UserSession, so a reader cannot ingest through
+either, and a collection outside a user's access is invisible to both: it is not listed, not
+searched, and never cited.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ingest.sources import Source
+from ingest.web.crawl import CrawlOptions
+from retrieval.answer import AnswerStream, Turn
+from retrieval.models import Answer, DocumentInfo, Hit
+from retrieval.service import COLLECTION_NAME, Docent
+from retrieval.store import CollectionError
+from webapp.access import ADMIN, READ, WRITE, AccessControl, AccessDenied, Principal, User
+from webapp.jobs import Job, JobManager
+
+
+class NotFound(LookupError):
+    """No such collection, document or job, or none this user may see."""
+
+
+class UserSession:
+    def __init__(self, docent: Docent, access: AccessControl, jobs: JobManager, principal: Principal):
+        self.docent, self.access, self.jobs, self.principal = docent, access, jobs, principal
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def require(self, action: str) -> None:
+        if not self.principal.can(action):
+            what = {READ: "read", WRITE: "add or remove documents", ADMIN: "manage collections and users"}[action]
+            raise AccessDenied(f"{self.principal.name} is a {self.principal.role} and may not {what}")
+
+    def _open(self, collection: str | None, action: str = READ) -> str:
+        """The collection's name once the user may act on it; NotFound when it is not theirs to see."""
+        name = collection or self.docent.settings.collection
+        if not COLLECTION_NAME.match(name):
+            raise CollectionError(f"invalid collection name {name!r}")
+        self.require(action)
+        # The same answer for "exists, not yours" as for "does not exist": no probing of names.
+        # Only admins create collections: naming an unknown one creates nothing.
+        exists = name == self.docent.settings.collection or name in self.docent.collection_names()
+        if not exists or not self.access.may_see(self.principal, name):
+            raise NotFound(f"no collection '{name}'")
+        return name
+
+    # ---- collections ------------------------------------------------------------------------
+
+    def collections(self) -> list[str]:
+        """The collections this user may see (the default one always exists for those who may)."""
+        self.require(READ)
+        names = set(self.docent.collection_names()) | {self.docent.settings.collection}
+        return sorted(n for n in names if self.access.may_see(self.principal, n))
+
+    def create_collection(self, name: str, *, users: Sequence[str] | None = None, groups: Sequence[str] = ()) -> None:
+        self.require(ADMIN)
+        if name in self.docent.collection_names():
+            raise CollectionError(f"collection '{name}' already exists")
+        self.docent.collection(name)
+        if users is not None or groups:
+            self.access.set_collection_access(name, users or [], groups)
+
+    def delete_collection(self, name: str) -> None:
+        self.require(ADMIN)
+        if any(j.running for j in self.jobs.jobs([name])):
+            raise CollectionError(f"collection '{name}' has a running ingest or crawl; cancel it first")
+        if not self.docent.delete_collection(name):
+            raise NotFound(f"no collection '{name}'")
+        if name not in self.docent.settings.collection_access:
+            self.access.set_collection_access(name, None)
+
+    def set_collection_access(self, name: str, users: Sequence[str] | None, groups: Sequence[str] = ()) -> None:
+        self.require(ADMIN)
+        self.access.set_collection_access(name, users, groups)
+
+    # ---- users and keys (admins) ---------------------------------------------------------------
+
+    def users(self) -> list[User]:
+        self.require(ADMIN)
+        return self.access.users()
+
+    def set_user(self, name: str, role: str, groups: Sequence[str] = (), password: str | None = None) -> User:
+        self.require(ADMIN)
+        return self.access.set_user(name, role, groups, password)
+
+    def delete_user(self, name: str) -> None:
+        self.require(ADMIN)
+        if name == self.principal.name:
+            raise AccessDenied("you cannot remove yourself")
+        if not self.access.delete_user(name):
+            raise NotFound(f"no user {name!r}")
+
+    def create_api_key(self, user: str, label: str = "") -> tuple[str, str]:
+        """(key id, key) for a user; admins make keys for anyone."""
+        self.require(ADMIN)
+        if self.access.user(user) is None:
+            raise NotFound(f"no user {user!r}")
+        return self.access.create_api_key(user, label)
+
+    def api_keys(self) -> list[dict]:
+        self.require(ADMIN)
+        return self.access.api_keys()
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self.require(ADMIN)
+        if not self.access.revoke_api_key(key_id):
+            raise NotFound(f"no API key {key_id!r}")
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        return self.docent.documents(collection=self._open(collection))
+
+    def original_file(self, source: str, collection: str | None = None) -> Path | None:
+        return self.docent.collection(self._open(collection)).original_file(source)
+
+    def search(self, query: str, *, collection: str | None = None, k: int = 10, mode: str | None = None,
+               sources: Sequence[str] | None = None) -> list[Hit]:
+        return self.docent.search(query, k=k, mode=mode, collection=self._open(collection), sources=sources)
+
+    def ask_stream(self, question: str, *, collection: str | None = None, history: Sequence[Turn] = (),
+                   sources: Sequence[str] | None = None, docent: Docent | None = None) -> AnswerStream:
+        """docent: a variant with other answer settings (the app's sidebar), same data."""
+        return (docent or self.docent).ask_stream(question, history=history, collection=self._open(collection), sources=sources)
+
+    def ask(self, question: str, *, collection: str | None = None, history: Sequence[Turn] = (),
+            sources: Sequence[str] | None = None) -> Answer:
+        return self.docent.ask(question, history=history, collection=self._open(collection), sources=sources)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def remove(self, source: str, collection: str | None = None) -> None:
+        if not self.docent.remove(source, collection=self._open(collection, WRITE)):
+            raise NotFound(f"no document {source!r} in '{collection or self.docent.settings.collection}'")
+
+    def start_ingest(self, sources: list[Source], collection: str | None = None, *, spool: Path | None = None) -> Job:
+        name = self._open(collection, WRITE)
+        return self.jobs.start_ingest(self.docent, sources, name, self.principal.name, spool=spool)
+
+    def start_crawl(self, url: str, collection: str | None = None, *, options: CrawlOptions | None = None) -> Job:
+        name = self._open(collection, WRITE)
+        settings = self.docent.settings
+        options = options or CrawlOptions(
+            max_pages=settings.crawl_max_pages, concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host
+        )
+        return self.jobs.start_crawl(self.docent, url, name, self.principal.name, options)
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None or not self.principal.can(READ) or not self.access.may_see(self.principal, job.collection):
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def visible_jobs(self, collection: str | None = None) -> list[Job]:
+        names = [self._open(collection)] if collection else self.collections()
+        return self.jobs.jobs(names)
+
+    def cancel_job(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        self._open(job.collection, WRITE)
+        job.cancel.set()
+        return job
