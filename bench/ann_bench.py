@@ -168,7 +168,13 @@ def run_pair(dataset: str, library: str, threads: list[int], efs: list[int], rep
             if points[-1]["recall"] > 0.999:
                 break
         curves[str(t)] = points
-    return {"dataset": data.name, "library": library, "build_s": build_s, "bytes_per_vector": memory / len(base), "curves": curves}
+    return {
+        "dataset": data.name,
+        "library": library,
+        "build_s": build_s,
+        "bytes_per_vector": memory / len(base),
+        "curves": curves,
+    }
 
 
 def run_exact(dataset: str, threads: list[int], repeats: int) -> list[dict]:
@@ -186,8 +192,10 @@ def run_exact(dataset: str, threads: list[int], repeats: int) -> list[dict]:
     for t in threads:
         faiss.omp_set_num_threads(t)
         timings = {}
-        for name, search in (("docent-flat", lambda: ours.search(queries, K, threads=t)[1]),
-                             ("faiss-flat-ip", lambda: theirs.search(queries, K)[1])):
+        for name, search in (
+            ("docent-flat", lambda: ours.search(queries, K, threads=t)[1]),
+            ("faiss-flat-ip", lambda: theirs.search(queries, K)[1]),
+        ):
             search()  # warm up
             best = float("inf")
             for _ in range(repeats):
@@ -219,8 +227,14 @@ def report(results: list[dict], exact: list[dict], threads: list[int]) -> str:
         rows = [r for r in results if r["dataset"] == dataset]
         lines += [f"## {dataset}", ""]
         head = "| library | build s | bytes/vector | " + " | ".join(f"QPS@{TARGET_RECALL} ({t} thr)" for t in threads)
-        head += " | " + " | ".join(f"vs hnswlib ({t})" for t in threads) + " | " + " | ".join(f"vs faiss ({t})" for t in threads) + " | best recall |"
-        lines += [head, "|" + "---|" * (4 + 3 * len(threads)) ]
+        head += (
+            " | "
+            + " | ".join(f"vs hnswlib ({t})" for t in threads)
+            + " | "
+            + " | ".join(f"vs faiss ({t})" for t in threads)
+            + " | best recall |"
+        )
+        lines += [head, "|" + "---|" * (4 + 3 * len(threads))]
         ref = {name: next((r for r in rows if r["library"] == name), None) for name in ("hnswlib", "faiss-hnsw-flat")}
         for r in rows:
             cells = [r["library"], f"{r['build_s']:.1f}", f"{r['bytes_per_vector']:.0f}"]
@@ -235,8 +249,12 @@ def report(results: list[dict], exact: list[dict], threads: list[int]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if exact:
-        lines += ["## Exact batched search (1,000 queries in one call)", "",
-                  "| data set | threads | Docent flat QPS | Faiss IndexFlatIP QPS | ratio |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "## Exact batched search (1,000 queries in one call)",
+            "",
+            "| data set | threads | Docent flat QPS | Faiss IndexFlatIP QPS | ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for row in exact:
             d, f = row["docent-flat"]["qps"], row["faiss-flat-ip"]["qps"]
             lines.append(f"| {row['dataset']} | {row['threads']} | {d:.0f} | {f:.0f} | {d / f:.2f}x |")
@@ -257,7 +275,14 @@ def plot(results: list[dict], threads: list[int], out: Path) -> list[Path]:
             for r in (r for r in results if r["dataset"] == dataset):
                 points = r["curves"][str(t)]
                 style = "-" if r["library"].startswith("docent") else "--"
-                ax.plot([p["recall"] for p in points], [p["qps"] for p in points], style, marker="o", ms=3, label=r["library"])
+                ax.plot(
+                    [p["recall"] for p in points],
+                    [p["qps"] for p in points],
+                    style,
+                    marker="o",
+                    ms=3,
+                    label=r["library"],
+                )
             ax.set_yscale("log")
             ax.set_xlabel("recall@10")
             ax.set_ylabel("queries per second")
@@ -287,8 +312,11 @@ def main() -> None:
 
     if args.worker:  # one pair, in this process; the result goes to stdout as JSON
         job = json.loads(args.worker)
-        result = run_exact(job["dataset"], job["threads"], job["repeats"]) if job["library"] == "exact" else \
-            run_pair(job["dataset"], job["library"], job["threads"], job["efs"], job["repeats"])
+        result = (
+            run_exact(job["dataset"], job["threads"], job["repeats"])
+            if job["library"] == "exact"
+            else run_pair(job["dataset"], job["library"], job["threads"], job["efs"], job["repeats"])
+        )
         print("RESULT " + json.dumps(result))
         return
 
@@ -297,20 +325,31 @@ def main() -> None:
         ann_data.DATASETS[dataset]()  # build the cache once, before the timed runs
         jobs = [*args.libraries] + ([] if args.no_exact else ["exact"])
         for library in jobs:
-            job = {"dataset": dataset, "library": library, "threads": args.threads, "efs": args.ef, "repeats": args.repeats}
+            job = {
+                "dataset": dataset,
+                "library": library,
+                "threads": args.threads,
+                "efs": args.ef,
+                "repeats": args.repeats,
+            }
             print(f"{dataset} / {library} ...", flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True
+            )
             line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 print(f"  failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
                 continue
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             if library == "exact":
                 exact += result
             else:
                 results.append(result)
                 at = {t: qps_at(result["curves"][str(t)]) for t in args.threads}
-                print(f"  build {result['build_s']:.1f} s, {result['bytes_per_vector']:.0f} B/vector, QPS@{TARGET_RECALL}: {at}", flush=True)
+                print(
+                    f"  build {result['build_s']:.1f} s, {result['bytes_per_vector']:.0f} B/vector, QPS@{TARGET_RECALL}: {at}",
+                    flush=True,
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ann.json").write_text(json.dumps({"results": results, "exact": exact}, indent=1))
     text = report(results, exact, args.threads)

@@ -74,7 +74,9 @@ def main() -> None:
     vocab: dict[str, int] = {}
     corpus_ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus]
     query_ids = [[vocab[t] for t in q if t in vocab] for q in queries]
-    print(f"corpus: {len(corpus)} chunks, {sum(map(len, corpus))} tokens, vocabulary {len(vocab)}; {len(queries)} queries")
+    print(
+        f"corpus: {len(corpus)} chunks, {sum(map(len, corpus))} tokens, vocabulary {len(vocab)}; {len(queries)} queries"
+    )
 
     results: dict[str, dict] = {}
 
@@ -89,7 +91,11 @@ def main() -> None:
     add_100 = timed(lambda: [docent.add(len(corpus_ids) + i, ids) for i, ids in enumerate(extra)])
     remove_100 = timed(lambda: docent.remove(list(range(len(corpus_ids), len(corpus_ids) + 100))))
     results["docent"] = {
-        "build_s": build, "query_ms": per_query * 1e3, "batch_query_ms": batch * 1e3, "add_100_s": add_100, "remove_100_s": remove_100
+        "build_s": build,
+        "query_ms": per_query * 1e3,
+        "batch_query_ms": batch * 1e3,
+        "add_100_s": add_100,
+        "remove_100_s": remove_100,
     }
 
     # bm25s (same k1, b; the Okapi/ATIRE-style idf it calls "atire" is closest to rank_bm25's)
@@ -103,9 +109,15 @@ def main() -> None:
         batch = timed(
             lambda: retriever.retrieve([q for q in queries if q], k=10, show_progress=False, n_threads=1), repeat=3
         ) / len([q for q in queries if q])
-        rebuild = timed(lambda: bm25s.BM25(k1=1.5, b=0.75, method=method).index(corpus + extra_terms, show_progress=False))
+        rebuild = timed(
+            lambda: bm25s.BM25(k1=1.5, b=0.75, method=method).index(corpus + extra_terms, show_progress=False)
+        )
         results[f"bm25s ({method})"] = {
-            "build_s": build, "query_ms": per_query * 1e3, "batch_query_ms": batch * 1e3, "add_100_s": rebuild, "remove_100_s": rebuild
+            "build_s": build,
+            "query_ms": per_query * 1e3,
+            "batch_query_ms": batch * 1e3,
+            "add_100_s": rebuild,
+            "remove_100_s": rebuild,
         }
 
     # rank_bm25: the oracle for scores, and the baseline for speed
@@ -126,7 +138,11 @@ def main() -> None:
         worst = max(worst, float(np.abs(got_scores[0][hits] - expected[got_ids[0][hits]]).max(initial=0)))
         assert np.allclose(np.sort(got_scores[0][hits])[::-1], np.sort(expected)[::-1][: hits.sum()], atol=1e-4)
     results["rank_bm25"] = {
-        "build_s": build, "query_ms": per_query * 1e3, "batch_query_ms": per_query * 1e3, "add_100_s": build, "remove_100_s": build
+        "build_s": build,
+        "query_ms": per_query * 1e3,
+        "batch_query_ms": per_query * 1e3,
+        "add_100_s": build,
+        "remove_100_s": build,
     }
 
     base = results["docent"]["query_ms"]

@@ -77,7 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--without-bf16", action="store_true", help="run OpenVINO in fp32, as on a CPU without bf16 (writes embed-f32.*)")
+    parser.add_argument(
+        "--without-bf16",
+        action="store_true",
+        help="run OpenVINO in fp32, as on a CPU without bf16 (writes embed-f32.*)",
+    )
     args = parser.parse_args()
 
     cache = Path("build/bench-models")

@@ -53,7 +53,9 @@ def make_data(n: int, dim: int, nq: int) -> tuple[np.ndarray, np.ndarray]:
     for start in range(0, n, 100_000):
         part = slice(start, min(n, start + 100_000))
         rows = part.stop - part.start
-        base[part] = centres[rng.integers(0, len(centres), rows)] + 0.6 * rng.standard_normal((rows, dim)).astype(np.float32)
+        base[part] = centres[rng.integers(0, len(centres), rows)] + 0.6 * rng.standard_normal((rows, dim)).astype(
+            np.float32
+        )
     queries = centres[rng.integers(0, len(centres), nq)] + 0.6 * rng.standard_normal((nq, dim)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
@@ -83,7 +85,13 @@ def record_ivf(name: str, index, queries: np.ndarray, k: int, truth: np.ndarray,
     seconds = timed(lambda: index.search(queries, k, nprobe=nprobe))
     never = "" if reached >= 0.95 else " (never reaches 0.95)"
     # An IVF search reads a few cells, shared by many queries: no single bound applies, so no share.
-    record("Docent", f"{name} nprobe={nprobe}", seconds, None, f"recall@{k} {reached:.4f}{never}" + (f"; {note}" if note else ""))
+    record(
+        "Docent",
+        f"{name} nprobe={nprobe}",
+        seconds,
+        None,
+        f"recall@{k} {reached:.4f}{never}" + (f"; {note}" if note else ""),
+    )
 
 
 def main() -> None:
@@ -105,8 +113,16 @@ def main() -> None:
     rows = []
 
     def record(library: str, run: str, seconds: float, precision: str | None, note: str = "") -> None:
-        rows.append({"library": library, "run": run, "qps": nq / seconds, "ms": seconds * 1000,
-                     "share_of_bound": share(seconds, n, dim, nq, precision, peaks), "note": note})
+        rows.append(
+            {
+                "library": library,
+                "run": run,
+                "qps": nq / seconds,
+                "ms": seconds * 1000,
+                "share_of_bound": share(seconds, n, dim, nq, precision, peaks),
+                "note": note,
+            }
+        )
         print(rows[-1], flush=True)
 
     truth = None
@@ -138,8 +154,13 @@ def main() -> None:
                 torch.backends.cuda.matmul.allow_tf32 = False
             # An independent check of Docent's exact answers: torch's fp32 top k is the same set.
             agreement = recall(torch_search()[1].numpy(), truth)
-            record(f"torch {torch.__version__}", f"matmul+topk {precision}", timed(lambda: (torch_search(), torch.cuda.synchronize())),
-                   precision, f"recall@{k} against Docent f32 {agreement:.4f}")
+            record(
+                f"torch {torch.__version__}",
+                f"matmul+topk {precision}",
+                timed(lambda: (torch_search(), torch.cuda.synchronize())),
+                precision,
+                f"recall@{k} against Docent f32 {agreement:.4f}",
+            )
             x = None
             torch.cuda.empty_cache()
     except ImportError as exc:
@@ -156,8 +177,15 @@ def main() -> None:
     for rerank in (False, True):
         pq = gpu.GpuIvfPqIndex.train(sample, nlist, pq_m, metric="ip", rerank=rerank)
         pq.add(base)
-        record_ivf(f"IVF{nlist},PQ{pq_m}" + (",Rerank" if rerank else ""), pq, queries, k, truth, record,
-                   f"{pq.memory_bytes / 2**20:,.1f} MiB on the GPU")
+        record_ivf(
+            f"IVF{nlist},PQ{pq_m}" + (",Rerank" if rerank else ""),
+            pq,
+            queries,
+            k,
+            truth,
+            record,
+            f"{pq.memory_bytes / 2**20:,.1f} MiB on the GPU",
+        )
         del pq
 
     try:
@@ -174,9 +202,15 @@ def main() -> None:
 
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps({"device": device, "n": n, "dim": dim, "queries": nq, "k": k, "rows": rows}, indent=2))
-    lines = [f"# GPU search on {device['name']}: {n:,} x {dim}, {nq} queries, k={k}", "",
-             "| library | run | QPS | ms | share of bound | note |", "|---|---|---:|---:|---:|---|"]
+    (out / "gpu.json").write_text(
+        json.dumps({"device": device, "n": n, "dim": dim, "queries": nq, "k": k, "rows": rows}, indent=2)
+    )
+    lines = [
+        f"# GPU search on {device['name']}: {n:,} x {dim}, {nq} queries, k={k}",
+        "",
+        "| library | run | QPS | ms | share of bound | note |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for r in rows:
         bound = f"{100 * r['share_of_bound']:.0f}%" if r["share_of_bound"] is not None else "n/a"
         lines.append(f"| {r['library']} | {r['run']} | {r['qps']:,.0f} | {r['ms']:.2f} | {bound} | {r['note']} |")

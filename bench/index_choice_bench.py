@@ -39,8 +39,12 @@ def latency(index, queries, **knobs) -> float:
 def main() -> None:
     data = ann_data.minilm()
     queries = data.queries[:300]
-    lines = [f"# Flat or HNSW (M={HNSW_M}, ef={max(HNSW_EF, DEPTH)}) for one query at the hybrid depth (k={DEPTH}), 384-d MiniLM, 1 thread", "",
-             "| chunks | flat ms | HNSW ms | speed-up | HNSW recall@50 | HNSW build s |", "|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Flat or HNSW (M={HNSW_M}, ef={max(HNSW_EF, DEPTH)}) for one query at the hybrid depth (k={DEPTH}), 384-d MiniLM, 1 thread",
+        "",
+        "| chunks | flat ms | HNSW ms | speed-up | HNSW recall@50 | HNSW build s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for n in SIZES:
         base = data.base[:n]
         flat = FlatIndex(384)

@@ -46,7 +46,9 @@ def build_pdf_set(shared: Path, docs: Path, folder: Path, min_pages: int = 1000)
         except Exception:
             pass
     for source in sorted((docs / "_sources").rglob("*.txt")):
-        lines = [w for line in source.read_text(errors="replace").splitlines() for w in (textwrap.wrap(line, 90) or [""])]
+        lines = [
+            w for line in source.read_text(errors="replace").splitlines() for w in (textwrap.wrap(line, 90) or [""])
+        ]
         pdf_pages = [lines[i : i + 45] for i in range(0, len(lines), 45)]
         if not any(any(l.strip() for l in p) for p in pdf_pages):
             continue
@@ -64,7 +66,11 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
     from retrieval.service import Docent
     from retrieval.settings import load_settings
 
-    docent = Docent(load_settings(home=str(home), embedding_backend=RUNS[mode], model_cache=str(HERE.parent / "build" / "bench-models")))
+    docent = Docent(
+        load_settings(
+            home=str(home), embedding_backend=RUNS[mode], model_cache=str(HERE.parent / "build" / "bench-models")
+        )
+    )
     docent.load_model()
     inner = docent.embedder
     timing = {"embed": 0.0}
@@ -100,7 +106,10 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
         "seconds": seconds,
         "pages_per_s": pages / seconds,
         "embed_share": timing["embed"] / seconds,
-        "peak_rss_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024,
+        "peak_rss_mib": (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        )
+        / 1024,
     }
 
 
@@ -124,7 +133,9 @@ def main() -> None:
         for mode in RUNS:
             out = subprocess.run(
                 [sys.executable, __file__, "--run", mode, "--folder", str(folder), "--home", str(Path(tmp) / mode)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +151,10 @@ def main() -> None:
             f"| {r['mode']} ({r['backend']}) | {r['pages']} | {r['chunks']} | {r['seconds']:.1f} | {r['pages_per_s']:.2f} |"
             f" {r['embed_share']:.0%} | {r['peak_rss_mib']:.0f} |"
         )
-    lines.append("\nSpeed-up over before: " + ", ".join(f"{r['mode']} {r['pages_per_s'] / rows[0]['pages_per_s']:.2f}x" for r in rows[1:]))
+    lines.append(
+        "\nSpeed-up over before: "
+        + ", ".join(f"{r['mode']} {r['pages_per_s'] / rows[0]['pages_per_s']:.2f}x" for r in rows[1:])
+    )
     (args.out / "ingest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -69,8 +69,9 @@ def start_api(home: Path, port: int) -> subprocess.Popen:
     docent = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | {"DOCENT_AUTH": "password"}
     log = open(home / "api.log", "wb")
-    process = subprocess.Popen([docent, "--home", str(home), "api", "--port", str(port)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [docent, "--home", str(home), "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -89,8 +90,12 @@ def pdfs_for(abstracts: list[dict], round_: int) -> list[tuple[str, bytes]]:
     files = []
     for n, doc in enumerate(abstracts):
         lines = textwrap.wrap(f"(revision {round_}) {doc['text']}", 90)
-        files.append((f"cranfield-{round_}-{n}.pdf", make_pdf([lines[i:i + 40] for i in range(0, len(lines), 40)],
-                                                              title=doc["title"][:80])))
+        files.append(
+            (
+                f"cranfield-{round_}-{n}.pdf",
+                make_pdf([lines[i : i + 40] for i in range(0, len(lines), 40)], title=doc["title"][:80]),
+            )
+        )
     return files
 
 
@@ -124,9 +129,12 @@ async def search_clients(base: str, key: str, queries: list[str], clients: int, 
         elapsed = time.monotonic() - began
     ms = np.array(latencies) * 1000
     return {
-        "requests": len(latencies), "failed": len(failures), "failures": failures[:5],
+        "requests": len(latencies),
+        "failed": len(failures),
+        "failures": failures[:5],
         "throughput_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
     }
 
@@ -142,7 +150,7 @@ async def ingest_client(base: str, key: str, abstracts: list[dict], stop: asynci
             for start in range(0, len(files), BATCH):
                 if stop.is_set():
                     break
-                batch = [("files", (name, data, "application/pdf")) for name, data in files[start:start + BATCH]]
+                batch = [("files", (name, data, "application/pdf")) for name, data in files[start : start + BATCH]]
                 reply = await http.post(f"{base}/collections/default/files?wait=true", files=batch)
                 if reply.status_code != 200:
                     failed += 1
@@ -175,7 +183,9 @@ def main() -> None:
 
     home = HERE / "data" / "load-home"
     abstracts = prepare_home(args.cranfield, home)
-    queries = [json.loads(line)["text"] for line in (args.cranfield / "queries.jsonl").read_text().splitlines() if line.strip()]
+    queries = [
+        json.loads(line)["text"] for line in (args.cranfield / "queries.jsonl").read_text().splitlines() if line.strip()
+    ]
     work = Path(tempfile.mkdtemp(prefix="docent-load-"))
     shutil.copytree(home, work / "home")  # every run starts from the same 1,000 documents
     key = make_key(work / "home")
@@ -193,8 +203,15 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     ratio = loaded["p95_ms"] / alone["p95_ms"]
-    result = {"clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count(), "alone": alone,
-              "under_ingest": loaded, "ingest": ingest, "p95_ratio": round(ratio, 2)}
+    result = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "alone": alone,
+        "under_ingest": loaded,
+        "ingest": ingest,
+        "p95_ratio": round(ratio, 2),
+    }
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "load.json").write_text(json.dumps(result, indent=2))

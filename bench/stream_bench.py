@@ -33,12 +33,20 @@ def main() -> None:
     from retrieval.settings import load_settings
 
     pdf = Path(tempfile.mkdtemp()) / "long.pdf"
-    pdf.write_bytes(make_pdf([
-        [f"Section {p} of the long manual."]
-        + [f"Clause {p}.{s}: the pump {p * 13 + s} runs at {s + p} litres a minute, and the valve {p * 7 + s} stays shut "
-           f"below {s} bar." for s in range(14)]
-        for p in range(1, args.pages + 1)
-    ], title="Long manual"))
+    pdf.write_bytes(
+        make_pdf(
+            [
+                [f"Section {p} of the long manual."]
+                + [
+                    f"Clause {p}.{s}: the pump {p * 13 + s} runs at {s + p} litres a minute, and the valve {p * 7 + s} stays shut "
+                    f"below {s} bar."
+                    for s in range(14)
+                ]
+                for p in range(1, args.pages + 1)
+            ],
+            title="Long manual",
+        )
+    )
     model = Docent(load_settings(home=tempfile.mkdtemp()))
     model.load_model()
     rows = []
@@ -55,8 +63,12 @@ def main() -> None:
         docent.close()
         rows.append((name, outcome.chunks, seconds, args.pages / seconds, peak / 2**20))
         print(rows[-1], flush=True)
-    lines = [f"# One {args.pages}-page PDF ({pdf.stat().st_size / 2**20:.1f} MiB), read whole and streamed", "",
-             "| path | chunks | seconds | pages/s | peak Python memory (MiB) |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# One {args.pages}-page PDF ({pdf.stat().st_size / 2**20:.1f} MiB), read whole and streamed",
+        "",
+        "| path | chunks | seconds | pages/s | peak Python memory (MiB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     lines += [f"| {n} | {c} | {s:.1f} | {r:.1f} | {m:.1f} |" for n, c, s, r, m in rows]
     out = HERE / "results"
     out.mkdir(exist_ok=True)

@@ -59,7 +59,9 @@ class PdfStream:
             self.content_hash, self.size_bytes = digest.hexdigest(), path.stat().st_size
             opened = path.open("rb")  # an open file, not a path: pypdf would read a path whole
         if b"%PDF-" not in head:
-            raise NotAPDFError(self.source, f"not a PDF file (its content looks like {_sniff(head)}); only PDFs can be added here")
+            raise NotAPDFError(
+                self.source, f"not a PDF file (its content looks like {_sniff(head)}); only PDFs can be added here"
+            )
         self._file = opened
         try:
             self._reader = _open(opened, self.source)
@@ -78,8 +80,15 @@ class PdfStream:
     def document(self) -> Document:
         """Every page at once, as a Document (for a PDF small enough to hold)."""
         pages = list(self.pages())
-        return Document(source=self.source, title=self.title, kind="pdf", content_hash=self.content_hash, pages=pages,
-                        size_bytes=self.size_bytes, warnings=self.warnings)
+        return Document(
+            source=self.source,
+            title=self.title,
+            kind="pdf",
+            content_hash=self.content_hash,
+            pages=pages,
+            size_bytes=self.size_bytes,
+            warnings=self.warnings,
+        )
 
     def pages(self) -> Iterator[Page]:
         """The pages with text, cleaned, a sentence across a page break kept on the page where it
@@ -143,7 +152,9 @@ def _open(data: BinaryIO, source: str) -> PdfReader:
             raise CorruptPDFError(source, f"the PDF's encryption data is damaged ({exc})") from exc
         if opened == PasswordType.NOT_DECRYPTED:
             raise EncryptedPDFError(
-                source, "the PDF is protected by a password; remove the protection (or save an unprotected copy) and add it again"
+                source,
+                "the PDF is protected by a password; remove the protection (or save an unprotected copy)"
+                " and add it again",
             )
     return reader
 
@@ -156,8 +167,10 @@ def _mend_page_break(current: Page, following: Page) -> tuple[Page, Page]:
     if not match or match.end() > 400:  # no nearby end: the next page starts something else
         return current, following
     fragment = following.text[: match.end()].strip()
-    return (Page(current.number, f"{current.text} {fragment}", current.section),
-            Page(following.number, following.text[match.end() :].lstrip(), following.section))
+    return (
+        Page(current.number, f"{current.text} {fragment}", current.section),
+        Page(following.number, following.text[match.end() :].lstrip(), following.section),
+    )
 
 
 def _title(reader: PdfReader, source: str) -> str:
@@ -169,7 +182,11 @@ def _title(reader: PdfReader, source: str) -> str:
         title = ""
     title = _WORD_PREFIXES.sub("", title).strip()
     # Metadata titles are often junk ("Untitled", the file name); the file name is better then.
-    if len(title) < 4 or title.lower() in {"untitled", "title", stem.lower()} or title.lower().endswith((".txt", ".doc", ".docx", ".pdf")):
+    if (
+        len(title) < 4
+        or title.lower() in {"untitled", "title", stem.lower()}
+        or title.lower().endswith((".txt", ".doc", ".docx", ".pdf"))
+    ):
         return stem
     return title
 

@@ -184,7 +184,12 @@ class IngestPipeline:
                 offset = end
             for (i, document, chunks), status in zip(todo, self.collection.write_documents(prepared)):
                 outcomes[i] = IngestOutcome(
-                    document.source, status, len(chunks), len(document.pages), document.title, warnings=document.warnings
+                    document.source,
+                    status,
+                    len(chunks),
+                    len(document.pages),
+                    document.title,
+                    warnings=document.warnings,
                 )
         return [outcomes[i] for i in range(len(documents))]
 
@@ -196,15 +201,18 @@ class IngestPipeline:
             unchanged = self._unchanged(stream.source, stream.content_hash)
             if unchanged is not None:
                 return unchanged
-            document = Document(stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes,
-                                stream.warnings)
-            return self._stage_parts(source, document, _parts(stream.pages(), PAGES_PER_PART), stream.page_count,
-                                     progress)
+            document = Document(
+                stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes, stream.warnings
+            )
+            return self._stage_parts(
+                source, document, _parts(stream.pages(), PAGES_PER_PART), stream.page_count, progress
+            )
         finally:
             stream.close()
 
-    def _stage_parts(self, source: Source, document: Document, parts: Iterable[list[Page]], page_total: int,
-                     progress: IngestProgress) -> IngestOutcome:
+    def _stage_parts(
+        self, source: Source, document: Document, parts: Iterable[list[Page]], page_total: int, progress: IngestProgress
+    ) -> IngestOutcome:
         store = self.collection
         token = store.begin_staging()
         committed, chunk_count, page_count = False, 0, 0
@@ -221,7 +229,9 @@ class IngestPipeline:
             original = source.path if source.data is None else source.data
             status = store.commit_staged(token, document, pages=page_count, chunks=chunk_count, original=original)
             committed = True
-            return IngestOutcome(source.name, status, chunk_count, page_count, document.title, warnings=document.warnings)
+            return IngestOutcome(
+                source.name, status, chunk_count, page_count, document.title, warnings=document.warnings
+            )
         finally:
             if not committed:
                 store.abandon_staged(token)
@@ -235,7 +245,9 @@ class IngestPipeline:
     def _chunk(self, document: Document, pages: Sequence[Page]) -> list[Chunk]:
         part = document if pages is document.pages else replace(document, pages=list(pages))
         return chunk_document(
-            part, count_tokens=self.embedder.count_tokens, max_tokens=self.embedder.max_tokens,
+            part,
+            count_tokens=self.embedder.count_tokens,
+            max_tokens=self.embedder.max_tokens,
             overlap_tokens=self.overlap_tokens,
         )
 
@@ -304,8 +316,12 @@ class CollectionSink:
 
     def remember(self, state: PageState) -> None:
         self.collection.remember_web_page(
-            self.crawl_root, state.url, etag=state.etag, last_modified=state.last_modified,
-            sitemap_lastmod=state.sitemap_lastmod, content_hash=state.content_hash,
+            self.crawl_root,
+            state.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            sitemap_lastmod=state.sitemap_lastmod,
+            content_hash=state.content_hash,
         )
 
     def remove(self, url: str) -> bool:

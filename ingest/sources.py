@@ -74,9 +74,7 @@ def load_pdf_file(name: str, data: bytes | None, path: str | None, stream_from_p
         return exc
 
 
-FILE_TYPES = (
-    FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),
-)
+FILE_TYPES = (FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),)
 SUFFIXES = tuple(s for file_type in FILE_TYPES for s in file_type.suffixes)
 
 

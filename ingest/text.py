@@ -10,15 +10,72 @@ _SOFT_HYPHEN = re.compile("\u00ad")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _NUMBERED_LABELS = {"chapter", "section", "part", "table", "figure", "step", "article", "appendix", "item", "page"}
-_DANGLING_WORDS = {"a", "an", "the", "of", "and", "or", "to", "in", "on", "for", "with", "by", "at", "from", "is", "are"}
+_DANGLING_WORDS = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "and",
+    "or",
+    "to",
+    "in",
+    "on",
+    "for",
+    "with",
+    "by",
+    "at",
+    "from",
+    "is",
+    "are",
+}
 
 # A sentence ends at . ! or ? (optionally followed by closing quotes or brackets) and
 # whitespace, when the next sentence starts like one.
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
 _ABBREVIATIONS = {
-    "e.g", "i.e", "etc", "vs", "cf", "al", "fig", "figs", "eq", "eqs", "no", "nos", "vol", "pp", "p",
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "inc", "ltd", "co", "corp", "u.s", "jan", "feb",
-    "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "sec", "ch", "approx",
+    "e.g",
+    "i.e",
+    "etc",
+    "vs",
+    "cf",
+    "al",
+    "fig",
+    "figs",
+    "eq",
+    "eqs",
+    "no",
+    "nos",
+    "vol",
+    "pp",
+    "p",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "u.s",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "sec",
+    "ch",
+    "approx",
 }
 
 

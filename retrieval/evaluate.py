@@ -145,12 +145,16 @@ def _metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]], b
 # ---- running --------------------------------------------------------------------------------
 
 
-def evaluate(docent, eval_set: EvalSet, *, collection: str, progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate(
+    docent, eval_set: EvalSet, *, collection: str, progress: Callable[[str, int, int], None] | None = None
+) -> dict:
     """Ingests the set's documents (unchanged ones cost nothing), then scores every run."""
     if eval_set.documents:
         outcomes = docent.ingest_documents(eval_set.documents, collection=collection, progress=progress)
     else:
-        outcomes = docent.ingest([Source.from_path(f) for f in eval_set.files], collection=collection, progress=progress)
+        outcomes = docent.ingest(
+            [Source.from_path(f) for f in eval_set.files], collection=collection, progress=progress
+        )
     failed = [o for o in outcomes if not o.ok]
     if len(failed) == len(outcomes):
         raise ValueError(f"no document of {eval_set.name} could be ingested: {failed[0].source}: {failed[0].error}")
@@ -165,8 +169,14 @@ def evaluate(docent, eval_set: EvalSet, *, collection: str, progress: Callable[[
         rankings = {}
         for qid, vector in zip(ids, vectors):
             hits = run_search(
-                store, eval_set.queries[qid], query_vector=vector, k=DEPTH, mode=mode, fusion=fusion,
-                rrf_k=docent.settings.rrf_k, alpha=docent.settings.fusion_alpha,
+                store,
+                eval_set.queries[qid],
+                query_vector=vector,
+                k=DEPTH,
+                mode=mode,
+                fusion=fusion,
+                rrf_k=docent.settings.rrf_k,
+                alpha=docent.settings.fusion_alpha,
             )
             units = [f"{h.source}#{h.page}" if eval_set.by_page else h.source for h in hits]
             rankings[qid] = list(dict.fromkeys(units))  # a unit counts at its best rank only

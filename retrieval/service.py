@@ -17,7 +17,15 @@ from ingest.sources import Source
 from ingest.web.crawl import CrawlOptions, CrawlProgress
 from ingest.web.fetch import Fetcher
 from ingest.web.netguard import AllowList
-from retrieval.answer import Answerer, AnswerStream, BackendError, Turn, UnavailableBackend, make_backend, standalone_question
+from retrieval.answer import (
+    Answerer,
+    AnswerStream,
+    BackendError,
+    Turn,
+    UnavailableBackend,
+    make_backend,
+    standalone_question,
+)
 from retrieval.embed import Embedder
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.search import search as run_search
@@ -89,7 +97,9 @@ class Docent:
         with self._lock:
             if name not in self._collections:
                 self._collections[name] = Collection(
-                    self.collections_dir / name, model_name=embedder.name, dim=embedder.dim,
+                    self.collections_dir / name,
+                    model_name=embedder.name,
+                    dim=embedder.dim,
                     gpu_search=self.settings.gpu_search,
                 )
             return self._collections[name]
@@ -120,8 +130,10 @@ class Docent:
     def pipeline(self, collection: str | None = None) -> IngestPipeline:
         """The ingest pipeline into a collection, with this Docent's embedder and settings."""
         return IngestPipeline(
-            self.embedder, self.collection(collection),
-            overlap_tokens=self.settings.chunk_overlap_tokens, new_fetcher=self.fetcher,
+            self.embedder,
+            self.collection(collection),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+            new_fetcher=self.fetcher,
         )
 
     def ingest(

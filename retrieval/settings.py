@@ -89,16 +89,22 @@ class Settings(BaseSettings):
     crawl_max_pages: int = Field(1000, ge=1, description="default page cap of a crawl")
     crawl_concurrency: int = Field(4, ge=1, le=32, description="pages fetched at once")
     crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
-    embedding_model: Path | None = Field(None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2")
+    embedding_model: Path | None = Field(
+        None, description="a sentence-transformers folder; default: packaged all-MiniLM-L6-v2"
+    )
     device: str | None = Field(None, description="torch device for embedding; default: cuda when present, else cpu")
     embedding_backend: Literal[EMBEDDING_BACKENDS] = Field(
-        "auto", description="auto: on a CPU, OpenVINO int8 when it passes its quality check, else OpenVINO float; torch on a GPU"
+        "auto",
+        description="auto: on a CPU, OpenVINO int8 when it passes its quality check, else OpenVINO float;"
+        " torch on a GPU",
     )
     model_cache: Path | None = Field(
-        None, description="where the exported (and int8) embedding model is kept; default: $XDG_CACHE_HOME/docent/models"
+        None,
+        description="where the exported (and int8) embedding model is kept; default: $XDG_CACHE_HOME/docent/models",
     )
     gpu_search: bool = Field(
-        True, description="search on a GPU when one is usable (an exact copy of each collection's vectors in GPU memory)"
+        True,
+        description="search on a GPU when one is usable (an exact copy of each collection's vectors in GPU memory)",
     )
     chunk_overlap_tokens: int = Field(40, ge=0, le=128)
     search_mode: Literal[MODES] = MODES[0]
@@ -110,9 +116,12 @@ class Settings(BaseSettings):
         0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
     )
     auth: Literal["none", "password", "oidc"] = Field(
-        "none", description="none: one local user, no sign-in; password: users sign in; oidc: the company's identity provider"
+        "none",
+        description="none: one local user, no sign-in; password: users sign in; oidc: the company's identity provider",
     )
-    users: dict[str, UserSpec] = Field(default_factory=dict, description="users fixed by the settings (see webapp.access)")
+    users: dict[str, UserSpec] = Field(
+        default_factory=dict, description="users fixed by the settings (see webapp.access)"
+    )
     collection_access: dict[str, AccessSpec] = Field(default_factory=dict, description="who may see each collection")
     oidc_default_role: Literal[("none",) + ROLES[:2]] = Field(
         "none", description="role of someone the identity provider signs in who is not a Docent user; none: refused"

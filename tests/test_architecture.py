@@ -43,7 +43,9 @@ def _imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            ]
         else:
             assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: use absolute imports"
             continue
@@ -87,8 +89,10 @@ def test_nothing_imports_a_layer_above_its_own():
 def test_the_engine_face_imports_nothing_else_of_docent():
     outside = {
         f"{module} imports {target}"
-        for module, targets in _graph().items() if module.startswith("retrieval.index")
-        for target in targets if not target.startswith("retrieval.index")
+        for module, targets in _graph().items()
+        if module.startswith("retrieval.index")
+        for target in targets
+        if not target.startswith("retrieval.index")
     }
     assert not outside, outside
 
@@ -102,7 +106,7 @@ def test_no_import_circles():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                circles.append(" -> ".join(path[path.index(target):] + [target]))
+                circles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 from retrieval.settings import ROLES
+
 READ, WRITE, ADMIN = "read", "write", "admin"
 _NEEDS = {READ: "reader", WRITE: "editor", ADMIN: "admin"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$"
@@ -155,9 +156,13 @@ class AccessControl:
     # ---- users ------------------------------------------------------------------------------
 
     def users(self) -> list[User]:
-        fixed = {name: User(name, spec.role, list(spec.groups), spec.password_hash, fixed=True)
-                 for name, spec in self.settings.users.items()}
-        stored = {r[0]: User(r[0], r[1], json.loads(r[2]), r[3]) for r in self._query("SELECT * FROM users ORDER BY name")}
+        fixed = {
+            name: User(name, spec.role, list(spec.groups), spec.password_hash, fixed=True)
+            for name, spec in self.settings.users.items()
+        }
+        stored = {
+            r[0]: User(r[0], r[1], json.loads(r[2]), r[3]) for r in self._query("SELECT * FROM users ORDER BY name")
+        }
         return sorted({**stored, **fixed}.values(), key=lambda u: u.name)
 
     def user(self, name: str) -> User | None:
@@ -177,7 +182,8 @@ class AccessControl:
         hashed = hash_password(password) if password else None
         self._query(
             "INSERT INTO users(name, role, groups, password_hash) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
-            " role = excluded.role, groups = excluded.groups, password_hash = coalesce(excluded.password_hash, password_hash)",
+            " role = excluded.role, groups = excluded.groups,"
+            " password_hash = coalesce(excluded.password_hash, password_hash)",
             (name, role, json.dumps(groups), hashed),
         )
         return self.user(name)

@@ -14,17 +14,25 @@ from retrieval.settings import ROLES, SettingsError, load_settings
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", default=argparse.SUPPRESS, help="data home (default: DOCENT_HOME or ~/.local/share/docent)")
+    common.add_argument(
+        "--home", default=argparse.SUPPRESS, help="data home (default: DOCENT_HOME or ~/.local/share/docent)"
+    )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     with_collection = argparse.ArgumentParser(add_help=False, parents=[common])
-    with_collection.add_argument("-c", "--collection", default=argparse.SUPPRESS, help="collection (default: DOCENT_COLLECTION or 'default')")
+    with_collection.add_argument(
+        "-c", "--collection", default=argparse.SUPPRESS, help="collection (default: DOCENT_COLLECTION or 'default')"
+    )
 
-    parser = argparse.ArgumentParser(prog="docent", description="Chat with your documents, with cited answers.", parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="docent", description="Chat with your documents, with cited answers.", parents=[common]
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("ingest", parents=[with_collection], help="add PDFs (files, folders) or web pages (URLs)")
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
-    p = commands.add_parser("crawl", parents=[with_collection], help="add a site through its sitemap; re-crawls redo only changes")
+    p = commands.add_parser(
+        "crawl", parents=[with_collection], help="add a site through its sitemap; re-crawls redo only changes"
+    )
     p.add_argument("url", help="a sitemap (or index, or .gz), or a site root whose robots.txt names its sitemaps")
     p.add_argument("--max-pages", type=int, default=None, help="page cap (default: DOCENT_CRAWL_MAX_PAGES)")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only URLs matching (repeatable)")
@@ -33,12 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--mode", choices=MODES, default=None, help="search mode (default: hybrid)")
-    p.add_argument("--source", action="append", default=None, metavar="SOURCE",
-                   help="search only this document, as `docent list` names it (repeatable)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="SOURCE",
+        help="search only this document, as `docent list` names it (repeatable)",
+    )
     p = commands.add_parser("ask", parents=[with_collection], help="answer a question with citations")
     p.add_argument("question")
-    p.add_argument("--source", action="append", default=None, metavar="SOURCE",
-                   help="answer only from this document, as `docent list` names it (repeatable)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="SOURCE",
+        help="answer only from this document, as `docent list` names it (repeatable)",
+    )
     p = commands.add_parser("serve", parents=[common], help="start the web app")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1")
@@ -77,9 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
     commands.add_parser("collections", parents=[common], help="list collections")
-    commands.add_parser("prepare", parents=[common], help="make the embedding model ready now (export, int8 copy) rather than on first use; says where search runs (CPU or GPU)")
+    commands.add_parser(
+        "prepare",
+        parents=[common],
+        help="make the embedding model ready now (export, int8 copy) rather than on first use;"
+        " says where search runs (CPU or GPU)",
+    )
     p = commands.add_parser("eval", parents=[with_collection], help="measure retrieval quality on a labelled set")
-    p.add_argument("path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}")
+    p.add_argument(
+        "path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}"
+    )
     p.add_argument("--plot", type=Path, default=None, help="where to write the PNG plot (default: eval-NAME.png)")
     return parser
 
@@ -135,7 +160,10 @@ def _ingest(docent, args, as_json: bool) -> int:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     else:
         failed = sum(not o.ok for o in outcomes)
-        print(f"{len(outcomes) - failed} of {len(outcomes)} ingested into '{docent.settings.collection}'" + (f", {failed} failed" if failed else ""))
+        print(
+            f"{len(outcomes) - failed} of {len(outcomes)} ingested into '{docent.settings.collection}'"
+            + (f", {failed} failed" if failed else "")
+        )
     return 0 if all(o.ok for o in outcomes) else 1
 
 
@@ -162,7 +190,9 @@ def _crawl(docent, args, as_json: bool) -> int:
     bar.label = args.url
 
     def report(p) -> None:
-        bar.update(f"{p.added + p.replaced} stored, {p.unchanged} unchanged, {len(p.failed)} failed", p.done, p.discovered)
+        bar.update(
+            f"{p.added + p.replaced} stored, {p.unchanged} unchanged, {len(p.failed)} failed", p.done, p.discovered
+        )
 
     try:
         progress = docent.crawl(args.url, options=options, progress=report)
@@ -185,7 +215,8 @@ def _crawl(docent, args, as_json: bool) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(
-            f"{progress.discovered} pages: {progress.added} added, {progress.replaced} replaced, {progress.unchanged} unchanged, "
+            f"{progress.discovered} pages: {progress.added} added, {progress.replaced} replaced,"
+            f" {progress.unchanged} unchanged, "
             f"{progress.removed} removed, {progress.skipped} skipped, {len(progress.failed)} failed"
         )
         for url, reason in progress.failed:
@@ -200,7 +231,10 @@ def _unknown_sources(docent, sources) -> list[str]:
 
 def _search(docent, args, as_json: bool) -> int:
     if unknown := _unknown_sources(docent, args.source):
-        print(f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)", file=sys.stderr)
+        print(
+            f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
+            file=sys.stderr,
+        )
         return 2
     hits = docent.search(args.query, k=args.k, mode=args.mode, sources=args.source)
     if as_json:
@@ -216,7 +250,10 @@ def _search(docent, args, as_json: bool) -> int:
 
 def _ask(docent, args, as_json: bool) -> int:
     if unknown := _unknown_sources(docent, args.source):
-        print(f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)", file=sys.stderr)
+        print(
+            f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
+            file=sys.stderr,
+        )
         return 2
     if as_json:
         print(json.dumps(docent.ask(args.question, sources=args.source).to_dict(), indent=2))
@@ -247,7 +284,7 @@ def _list(docent, args, as_json: bool) -> int:
     if not documents:
         print(f"collection '{docent.settings.collection}' is empty")
     for d in documents:
-        print(f"{d.source}  \"{d.title}\"  {d.pages} pages, {d.chunks} chunks, added {d.added_at}")
+        print(f'{d.source}  "{d.title}"  {d.pages} pages, {d.chunks} chunks, added {d.added_at}')
     return 0
 
 
@@ -259,14 +296,20 @@ def _remove(docent, args, as_json: bool) -> int:
         print(f"removed {args.source}")
     if not removed:
         known = ", ".join(d.source for d in docent.documents()[:10]) or "none"
-        print(f"docent: no document with source {args.source!r} in '{docent.settings.collection}' (sources: {known})", file=sys.stderr)
+        print(
+            f"docent: no document with source {args.source!r} in '{docent.settings.collection}' (sources: {known})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def _collections(docent, args, as_json: bool) -> int:
     names = docent.collection_names()
-    rows = [{"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()} for n in names]
+    rows = [
+        {"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()}
+        for n in names
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -294,13 +337,18 @@ def _prepare(docent, args, as_json: bool) -> int:
     if info.get("int8"):
         report = info["int8"]
         verdict = "used" if report["accepted"] else f"not used (below {report['min_mean_cosine']})"
-        print(f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model on {report['held_out_texts']} held-out texts")
+        print(
+            f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model"
+            f" on {report['held_out_texts']} held-out texts"
+        )
     if why_not_gpu:
         print(f"vector search: on the CPU ({why_not_gpu})")
     else:
         best = max(info["search"]["gpus"], key=lambda d: d["free_memory"])
-        print(f"vector search: on GPU {best['id']}, {best['name']} ({best['free_memory'] >> 20:,} of "
-              f"{best['total_memory'] >> 20:,} MiB free)")
+        print(
+            f"vector search: on GPU {best['id']}, {best['name']} ({best['free_memory'] >> 20:,} of "
+            f"{best['total_memory'] >> 20:,} MiB free)"
+        )
     return 0
 
 
@@ -324,7 +372,9 @@ def _eval(docent, args, as_json: bool) -> int:
     bar.close()
     for problem in eval_set.skipped:
         print(f"docent: skipped {problem}", file=sys.stderr)
-    image = plot(results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries")
+    image = plot(
+        results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries"
+    )
     if as_json:
         print(json.dumps(results, indent=2))
     else:
@@ -342,9 +392,19 @@ def _serve(args, settings) -> int:
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     os.chdir(settings.home)
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", args.host, "--server.port", str(args.port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     os.execv(sys.executable, command)
     return 0  # not reached
@@ -369,12 +429,17 @@ def _manage_access(args, settings, as_json: bool) -> int:
         if (args.command, args.action if args.command != "access" else None) == ("users", "hash"):
             print(hash_password(_read_password(args.password_stdin)))
         elif args.command == "users" and args.action == "list":
-            users = [{"name": u.name, "role": u.role, "groups": u.groups, "in_settings": u.fixed} for u in access.users()]
+            users = [
+                {"name": u.name, "role": u.role, "groups": u.groups, "in_settings": u.fixed} for u in access.users()
+            ]
             if as_json:
                 print(json.dumps(users, indent=2))
             for u in users if not as_json else []:
-                print(f"{u['name']}  {u['role']}" + (f"  groups: {', '.join(u['groups'])}" if u["groups"] else "")
-                      + ("  (settings file)" if u["in_settings"] else ""))
+                print(
+                    f"{u['name']}  {u['role']}"
+                    + (f"  groups: {', '.join(u['groups'])}" if u["groups"] else "")
+                    + ("  (settings file)" if u["in_settings"] else "")
+                )
         elif args.command == "users" and args.action == "add":
             password = None
             if args.password_stdin or access.user(args.name) is None:
@@ -388,7 +453,11 @@ def _manage_access(args, settings, as_json: bool) -> int:
             print(f"removed {args.name}")
         elif args.command == "keys" and args.action == "create":
             key_id, key = access.create_api_key(args.user, args.label)
-            print(json.dumps({"id": key_id, "key": key}) if as_json else f"key {key_id} for {args.user} (shown once):\n{key}")
+            print(
+                json.dumps({"id": key_id, "key": key})
+                if as_json
+                else f"key {key_id} for {args.user} (shown once):\n{key}"
+            )
         elif args.command == "keys" and args.action == "list":
             keys = access.api_keys()
             if as_json:
@@ -405,8 +474,14 @@ def _manage_access(args, settings, as_json: bool) -> int:
                 print("docent: give --open, or the users and groups who may see the collection", file=sys.stderr)
                 return 2
             access.set_collection_access(args.name, None if args.open else args.user, args.group)
-            print(f"'{args.name}': " + ("open to every signed-in user" if args.open else
-                                         f"users {', '.join(args.user) or '-'}, groups {', '.join(args.group) or '-'}"))
+            print(
+                f"'{args.name}': "
+                + (
+                    "open to every signed-in user"
+                    if args.open
+                    else f"users {', '.join(args.user) or '-'}, groups {', '.join(args.group) or '-'}"
+                )
+            )
     except (ValueError, AccessDenied) as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 1

@@ -77,20 +77,37 @@ class Job:
     def summary(self) -> dict:
         """What an API client or a status line shows."""
         out = {
-            "id": self.id, "kind": self.kind, "collection": self.collection, "owner": self.owner, "target": self.target,
-            "state": self.state, "error": self.error, "started": self.started, "finished": self.finished,
+            "id": self.id,
+            "kind": self.kind,
+            "collection": self.collection,
+            "owner": self.owner,
+            "target": self.target,
+            "state": self.state,
+            "error": self.error,
+            "started": self.started,
+            "finished": self.finished,
         }
         if self.kind == "ingest":
             out.update(
-                total=self.total, done=len(self.outcomes), current=self.current,
-                chunks_done=self.chunks_done, chunks_total=self.chunks_total, unit=self.unit,
+                total=self.total,
+                done=len(self.outcomes),
+                current=self.current,
+                chunks_done=self.chunks_done,
+                chunks_total=self.chunks_total,
+                unit=self.unit,
                 outcomes=[o.to_dict() for o in self.outcomes],
             )
         else:
             p = self.crawl or CrawlProgress()
             out.update(
-                discovered=p.discovered, done=p.done, added=p.added, replaced=p.replaced, unchanged=p.unchanged,
-                skipped=p.skipped, removed=p.removed, left=p.left,
+                discovered=p.discovered,
+                done=p.done,
+                added=p.added,
+                replaced=p.replaced,
+                unchanged=p.unchanged,
+                skipped=p.skipped,
+                removed=p.removed,
+                left=p.left,
                 failed=[{"url": url, "reason": reason} for url, reason in p.failed],
             )
         return out
@@ -131,7 +148,9 @@ class JobManager:
 
     def start_ingest(self, docent, sources: list, collection: str, owner: str, *, spool: Path | None = None) -> Job:
         """Ingests the sources in order. spool: a folder of uploaded files, deleted at the end."""
-        job = Job("ingest", collection, owner, ", ".join(s.name for s in sources[:3]) + (" …" if len(sources) > 3 else ""))
+        job = Job(
+            "ingest", collection, owner, ", ".join(s.name for s in sources[:3]) + (" …" if len(sources) > 3 else "")
+        )
         job.total = len(sources)
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -148,7 +167,9 @@ class JobManager:
         def work() -> None:
             job.current = sources[0].name if sources else None
             try:
-                docent.ingest(sources, collection=collection, progress=progress, cancel=job.cancel, on_outcome=finished_one)
+                docent.ingest(
+                    sources, collection=collection, progress=progress, cancel=job.cancel, on_outcome=finished_one
+                )
             finally:
                 job.current = None
                 if spool is not None:
@@ -243,7 +264,8 @@ class _JobBoard:
             )
             # Finished jobs past the newest KEEP_FINISHED are forgotten.
             self._db.execute(
-                "DELETE FROM jobs WHERE id NOT IN (SELECT id FROM jobs ORDER BY started DESC LIMIT ?)", (KEEP_FINISHED * 2,)
+                "DELETE FROM jobs WHERE id NOT IN (SELECT id FROM jobs ORDER BY started DESC LIMIT ?)",
+                (KEEP_FINISHED * 2,),
             )
             row = self._db.execute("SELECT cancel FROM jobs WHERE id = ?", (job.id,)).fetchone()
         return bool(row and row[0])
@@ -287,7 +309,13 @@ class PostedJob:
     def __init__(self, board: _JobBoard, job_id: str, summary: str, pid: int, host: str, cancel: int):
         self._summary = json.loads(summary)
         s = self._summary
-        self.id, self.kind, self.collection, self.owner, self.target = job_id, s["kind"], s["collection"], s["owner"], s["target"]
+        self.id, self.kind, self.collection, self.owner, self.target = (
+            job_id,
+            s["kind"],
+            s["collection"],
+            s["owner"],
+            s["target"],
+        )
         self.error, self.started, self.finished = s["error"], s["started"], s["finished"]
         self.cancel = _BoardCancel(board, job_id, bool(cancel))
         self._alive = self.finished is not None or board.alive(pid, host)

@@ -118,17 +118,39 @@ class UserSession:
     def original_file(self, source: str, collection: str | None = None) -> Path | None:
         return self.docent.collection(self._open(collection)).original_file(source)
 
-    def search(self, query: str, *, collection: str | None = None, k: int = 10, mode: str | None = None,
-               sources: Sequence[str] | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str | None = None,
+        k: int = 10,
+        mode: str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> list[Hit]:
         return self.docent.search(query, k=k, mode=mode, collection=self._open(collection), sources=sources)
 
-    def ask_stream(self, question: str, *, collection: str | None = None, history: Sequence[Turn] = (),
-                   sources: Sequence[str] | None = None, docent: Docent | None = None) -> AnswerStream:
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        history: Sequence[Turn] = (),
+        sources: Sequence[str] | None = None,
+        docent: Docent | None = None,
+    ) -> AnswerStream:
         """docent: a variant with other answer settings (the app's sidebar), same data."""
-        return (docent or self.docent).ask_stream(question, history=history, collection=self._open(collection), sources=sources)
+        return (docent or self.docent).ask_stream(
+            question, history=history, collection=self._open(collection), sources=sources
+        )
 
-    def ask(self, question: str, *, collection: str | None = None, history: Sequence[Turn] = (),
-            sources: Sequence[str] | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        history: Sequence[Turn] = (),
+        sources: Sequence[str] | None = None,
+    ) -> Answer:
         return self.docent.ask(question, history=history, collection=self._open(collection), sources=sources)
 
     # ---- writing ----------------------------------------------------------------------------

@@ -70,7 +70,9 @@ class CrawlProgress:
 
 
 class CrawlSink(Protocol):
-    def store(self, document: Document, state: PageState, original: bytes | None) -> str: ...  # added | replaced | unchanged
+    def store(
+        self, document: Document, state: PageState, original: bytes | None
+    ) -> str: ...  # added | replaced | unchanged
     def remember(self, state: PageState) -> None: ...
     def remove(self, url: str) -> bool: ...
 
@@ -84,7 +86,9 @@ def preload() -> None:
     import httpcore  # noqa: F401  (httpx imports it when its first client is made)
     import trafilatura
 
-    trafilatura.extract("<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>")
+    trafilatura.extract(
+        "<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>"
+    )
 
 
 def normalize_url(url: str) -> str:
@@ -107,7 +111,13 @@ def document_from_response(result: FetchResult, source: str) -> Document:
         return load_html(decode(result.body), source)
     if result.content_type == "text/plain":
         text = decode(result.body)
-        return Document(source, source.rsplit("/", 1)[-1] or source, "web", hashlib.sha256(text.encode()).hexdigest(), [Page(1, text)])
+        return Document(
+            source,
+            source.rsplit("/", 1)[-1] or source,
+            "web",
+            hashlib.sha256(text.encode()).hexdigest(),
+            [Page(1, text)],
+        )
     raise IngestError(source, f"unsupported content type {result.content_type!r}")
 
 
@@ -216,7 +226,9 @@ class Crawler:
                     complete = False
             if not read_any:  # no sitemap at all: the page itself is the site
                 if first is None:
-                    raise IngestError(start_url, f"cannot start the crawl: {first_error}, and the site names no sitemap")
+                    raise IngestError(
+                        start_url, f"cannot start the crawl: {first_error}, and the site names no sitemap"
+                    )
                 progress.failed.clear()  # the missing sitemap is not a failure of this one-page crawl
                 entries = [SitemapEntry(start_url)]
         return self._select(entries, progress), complete
@@ -229,7 +241,9 @@ class Crawler:
             head.startswith(b"<?xml") and (b"<urlset" in result.body[:2000] or b"<sitemapindex" in result.body[:2000])
         )
 
-    def _read_sitemap(self, url: str, body: bytes, out: list[SitemapEntry], progress: CrawlProgress, depth: int) -> bool:
+    def _read_sitemap(
+        self, url: str, body: bytes, out: list[SitemapEntry], progress: CrawlProgress, depth: int
+    ) -> bool:
         try:
             sitemap = parse_sitemap(body, url)
         except IngestError as exc:

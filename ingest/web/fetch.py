@@ -81,13 +81,17 @@ class Fetcher:
                     if response.status_code in (301, 302, 303, 307, 308):
                         location = response.headers.get("location")
                         if not location:
-                            raise FetchError(url, f"HTTP {response.status_code} redirect without a Location", response.status_code)
+                            raise FetchError(
+                                url, f"HTTP {response.status_code} redirect without a Location", response.status_code
+                            )
                         current = urljoin(current, location)
                         continue
                     if response.status_code == 304:
                         return FetchResult(current, 304, "", b"", etag, last_modified)
                     if response.status_code >= 400:
-                        raise FetchError(url, f"HTTP {response.status_code} {response.reason_phrase}", response.status_code)
+                        raise FetchError(
+                            url, f"HTTP {response.status_code} {response.reason_phrase}", response.status_code
+                        )
                     body = self._read_capped(response, url)
                     return FetchResult(
                         current,

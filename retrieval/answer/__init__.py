@@ -9,6 +9,15 @@ from retrieval.answer.conversation import Turn, standalone_question
 from retrieval.answer.passages import format_passages
 
 __all__ = [
-    "AnswerBackend", "AnswerStream", "Answerer", "BACKENDS", "BACKEND_NAMES", "BackendError", "Turn",
-    "UnavailableBackend", "format_passages", "make_backend", "standalone_question",
+    "AnswerBackend",
+    "AnswerStream",
+    "Answerer",
+    "BACKENDS",
+    "BACKEND_NAMES",
+    "BackendError",
+    "Turn",
+    "UnavailableBackend",
+    "format_passages",
+    "make_backend",
+    "standalone_question",
 ]

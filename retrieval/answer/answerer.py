@@ -82,7 +82,9 @@ class Answerer:
                 yield ("\n\n" if text else "") + notice
                 text = f"{text}\n\n{notice}" if text else notice
             add_highlights(text, citations)
-            result.answer = Answer(question, text, citations, answered=answered, closest=[] if answered else list(hits[:3]))
+            result.answer = Answer(
+                question, text, citations, answered=answered, closest=[] if answered else list(hits[:3])
+            )
 
         result.pieces = run()
         return result

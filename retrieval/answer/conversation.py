@@ -16,7 +16,23 @@ import prompts
 from retrieval.answer.base import BackendError
 
 _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|or|what about|how about|and what about|and how about)\b[\s,]*", re.I)
-_PRONOUNS = {"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "his", "her", "there", "one"}
+_PRONOUNS = {
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+    "this",
+    "that",
+    "these",
+    "those",
+    "he",
+    "she",
+    "his",
+    "her",
+    "there",
+    "one",
+}
 _NUMBER = re.compile(r"\b\d[\d.,]*\b")
 
 Turn = tuple[str, str]  # (the standalone question asked, the answer given)
@@ -49,7 +65,9 @@ def standalone_question(question: str, history: Sequence[Turn], backend=None) ->
     if complete is not None:
         transcript = "\n".join(f"User: {q}\nAssistant: {a[:500]}" for q, a in history[-3:])
         try:
-            rewritten = complete([{"role": "user", "content": prompts.render("rewrite_question", history=transcript, question=question)}])
+            rewritten = complete(
+                [{"role": "user", "content": prompts.render("rewrite_question", history=transcript, question=question)}]
+            )
         except BackendError:
             rewritten = ""
         rewritten = rewritten.strip().splitlines()[0].strip(" \"'") if rewritten.strip() else ""

@@ -24,7 +24,16 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, *, base_url: str | None, model: str, api_key: str | None, timeout: float, max_tokens: int, temperature: float):
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        model: str,
+        api_key: str | None,
+        timeout: float,
+        max_tokens: int,
+        temperature: float,
+    ):
         import openai
 
         self._openai = openai
@@ -71,9 +80,13 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise BackendError(f"the LLM server at {self.base_url} did not answer within {self.timeout:g} s") from None
         except openai.APIConnectionError as exc:
-            raise BackendError(f"cannot reach the LLM server at {self.base_url} ({exc.__cause__ or exc}); is it running?") from None
+            raise BackendError(
+                f"cannot reach the LLM server at {self.base_url} ({exc.__cause__ or exc}); is it running?"
+            ) from None
         except openai.APIStatusError as exc:
-            raise BackendError(f"the LLM server at {self.base_url} refused the request (HTTP {exc.status_code}: {_short(exc.message)})") from None
+            raise BackendError(
+                f"the LLM server at {self.base_url} refused the request (HTTP {exc.status_code}: {_short(exc.message)})"
+            ) from None
         except openai.OpenAIError as exc:
             raise BackendError(f"the LLM server at {self.base_url} failed: {_short(str(exc))}") from None
 

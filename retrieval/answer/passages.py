@@ -25,5 +25,8 @@ def format_passages(passages: Sequence[Hit]) -> str:
 def answer_messages(question: str, passages: Sequence[Hit]) -> list[dict]:
     return [
         {"role": "system", "content": prompts.render("answer_system", no_answer=prompts.render("no_answer"))},
-        {"role": "user", "content": prompts.render("answer_user", passages=format_passages(passages), question=question)},
+        {
+            "role": "user",
+            "content": prompts.render("answer_user", passages=format_passages(passages), question=question),
+        },
     ]

@@ -4,4 +4,12 @@ export, the int8 copy with its quality gate, and the packaged calibration texts.
 from retrieval.embed.embedder import BACKENDS, PACKAGED_MODEL_NAME, Embedder
 from retrieval.embed.openvino import OpenVinoModel, default_cache_dir, export_folder, mean_pool
 
-__all__ = ["BACKENDS", "PACKAGED_MODEL_NAME", "Embedder", "OpenVinoModel", "default_cache_dir", "export_folder", "mean_pool"]
+__all__ = [
+    "BACKENDS",
+    "PACKAGED_MODEL_NAME",
+    "Embedder",
+    "OpenVinoModel",
+    "default_cache_dir",
+    "export_folder",
+    "mean_pool",
+]

@@ -1,6 +1,6 @@
 """How the packaged calibration texts (calibration_texts.json.gz, read by quantize.py) were made:
 
-    python -m retrieval.embed.calibration --from-pydoc /usr/share/doc/python3.11/html/_sources
+python -m retrieval.embed.calibration --from-pydoc /usr/share/doc/python3.11/html/_sources
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ def build_calibration_texts(sources: Path, out: Path = CALIBRATION_FILE, count: 
     documentation (Debian's python3.11-doc, /usr/share/doc/python3.11/html/_sources), markup
     stripped, chunked as Docent chunks documents, sampled across its parts."""
     counter = Embedder(backend="openvino")
-    quota = {"tutorial": 60, "howto": 60, "faq": 40, "reference": 40, "library": 120, "whatsnew": 40, "using": 20, "extending": 20}
+    quota = {
+        "tutorial": 60,
+        "howto": 60,
+        "faq": 40,
+        "reference": 40,
+        "library": 120,
+        "whatsnew": 40,
+        "using": 20,
+        "extending": 20,
+    }
     picked: list[str] = []
     rng = random.Random(seed)
     for part, wanted in quota.items():
@@ -38,7 +47,10 @@ def build_calibration_texts(sources: Path, out: Path = CALIBRATION_FILE, count: 
                 continue
             title = path.name.split(".")[0].replace("_", " ")
             document = Document(source=path.name, title=title, kind="text", content_hash="", pages=[Page(1, text)])
-            chunks += [c.index_text for c in chunk_document(document, count_tokens=counter.count_tokens, max_tokens=counter.max_tokens)]
+            chunks += [
+                c.index_text
+                for c in chunk_document(document, count_tokens=counter.count_tokens, max_tokens=counter.max_tokens)
+            ]
         picked += rng.sample(chunks, min(wanted, len(chunks)))
     rng.shuffle(picked)
     out.write_bytes(gzip.compress(json.dumps(picked[:count]).encode(), mtime=0))

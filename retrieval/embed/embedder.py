@@ -84,7 +84,9 @@ class Embedder:
         self.tokenizer = self.model.tokenizer
         self._openvino = None
         self.backend = "torch"
-        if backend.startswith("openvino") or (backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))):
+        if backend.startswith("openvino") or (
+            backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))
+        ):
             folder = export_folder(self.name, cache_dir)
             if not (folder / "model.xml").exists():
                 export(self.model, folder)
@@ -109,7 +111,9 @@ class Embedder:
         try:
             self._use_openvino(folder, backend)
         except RuntimeError as exc:  # OpenVINO's error for an unreadable model
-            log.warning("the exported embedding model in %s is damaged (%s): exporting it again", folder, _last_line(exc))
+            log.warning(
+                "the exported embedding model in %s is damaged (%s): exporting it again", folder, _last_line(exc)
+            )
             shutil.rmtree(folder, ignore_errors=True)
             return False
         return True
@@ -129,8 +133,11 @@ class Embedder:
                     return
                 except RuntimeError as exc:
                     log.warning(
-                        "the int8 embedding model in %s is damaged (%s): using the float model; delete %s to make it again",
-                        folder, _last_line(exc), folder / quantize.REPORT,
+                        "the int8 embedding model in %s is damaged (%s): using the float model;"
+                        " delete %s to make it again",
+                        folder,
+                        _last_line(exc),
+                        folder / quantize.REPORT,
                     )
             elif backend == "openvino-int8":
                 log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
@@ -173,7 +180,11 @@ class Embedder:
             return self._openvino.embed(texts, self._tokenize, self.batch_size)
         with self._encoding:
             return self.model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
 
     def _tokenize(self, texts: list[str]) -> dict:
@@ -224,11 +235,11 @@ def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
     except (OSError, ValueError, KeyError, IndexError):
         return None
     mean = pooling.get("pooling_mode") == "mean" or (
-        pooling.get("pooling_mode_mean_tokens") and not pooling.get("pooling_mode_cls_token") and not pooling.get("pooling_mode_max_tokens")
+        pooling.get("pooling_mode_mean_tokens")
+        and not pooling.get("pooling_mode_cls_token")
+        and not pooling.get("pooling_mode_max_tokens")
     )
     if kinds != ["Transformer", "Pooling", "Normalize"] or not mean:
         return None
     dim = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension")
     return (int(dim), int(max_tokens)) if dim else None
-
-

@@ -96,7 +96,8 @@ def quantize(folder: Path, tokenize: Tokenize) -> dict:
     else:
         log.warning(
             "int8 embedding model rejected (mean cosine %.4f < %.3f to the float model); using the float model",
-            report["mean_cosine"], MIN_MEAN_COSINE,
+            report["mean_cosine"],
+            MIN_MEAN_COSINE,
         )
     return report
 

@@ -59,4 +59,3 @@ def remove_ids(native, ids, missing_ok: bool) -> int:
         if unknown:
             raise KeyError(f"ids not in the index: {unknown[:10]}")
     return native.remove(id_array)
-

@@ -38,8 +38,14 @@ def _hnsw(dim, head, rest, rerank, metric, options):
     storage = _STORAGE_TOKENS.get(rest[0]) if rest else "f32"
     if storage is None:
         return None
-    return HNSWIndex(dim, metric=metric, M=int(match.group(1)), storage=storage,
-                     rerank=rerank or options.pop("rerank", False), **options)
+    return HNSWIndex(
+        dim,
+        metric=metric,
+        M=int(match.group(1)),
+        storage=storage,
+        rerank=rerank or options.pop("rerank", False),
+        **options,
+    )
 
 
 def _ivf(dim, head, rest, rerank, metric, options):
@@ -49,8 +55,14 @@ def _ivf(dim, head, rest, rerank, metric, options):
     pq = re.fullmatch(r"PQ(\d+)", rest[0])
     if rest[0] != "Flat" and not pq:
         return None
-    return IVFIndex(dim, metric=metric, nlist=int(match.group(1)), pq_m=int(pq.group(1)) if pq else 0,
-                    rerank=rerank or options.pop("rerank", False), **options)
+    return IVFIndex(
+        dim,
+        metric=metric,
+        nlist=int(match.group(1)),
+        pq_m=int(pq.group(1)) if pq else 0,
+        rerank=rerank or options.pop("rerank", False),
+        **options,
+    )
 
 
 KINDS = (
@@ -87,9 +99,7 @@ def index_factory(dim: int, description: str = "Flat", *, metric: str = "ip", **
         if index is not None:
             return index
     syntaxes = [kind.syntax for kind in KINDS]
-    raise ValueError(
-        f"unknown index description {description!r}: use {', '.join(syntaxes[:-1])} or {syntaxes[-1]}"
-    )
+    raise ValueError(f"unknown index description {description!r}: use {', '.join(syntaxes[:-1])} or {syntaxes[-1]}")
 
 
 def _wrap(native, checkpoint: int):

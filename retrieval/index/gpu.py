@@ -174,7 +174,6 @@ class GpuIvfFlatIndex(_GpuIvfIndex):
         return cls(matrix.shape[1], centroids, metric=metric, device=device)
 
 
-
 class GpuIvfPqIndex(_GpuIvfIndex):
     """IVF-PQ on one GPU: pq_m-byte codes of each vector's residual to its cell centroid, the
     same codes as the CPU's IVFIndex(pq_m=...). Each (query, probed cell) builds its lookup table
@@ -186,12 +185,29 @@ class GpuIvfPqIndex(_GpuIvfIndex):
         codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
         if codebooks.ndim != 3 or codebooks.shape[1] != 256 or codebooks.shape[0] * codebooks.shape[2] != int(dim):
             raise ValueError(f"codebooks must be (pq_m, 256, dim // pq_m) for dim {dim}, got shape {codebooks.shape}")
-        self._native = _cuda.IvfPqIndex(int(dim), metric, as_matrix(centroids, int(dim), "centroids"), codebooks,
-                                        codebooks.shape[0], bool(rerank), int(device))
+        self._native = _cuda.IvfPqIndex(
+            int(dim),
+            metric,
+            as_matrix(centroids, int(dim), "centroids"),
+            codebooks,
+            codebooks.shape[0],
+            bool(rerank),
+            int(device),
+        )
 
     @classmethod
-    def train(cls, vectors, nlist: int, pq_m: int, *, metric: str = "ip", rerank: bool = False, device: int = 0,
-              iterations: int = 20, seed: int = 1234):
+    def train(
+        cls,
+        vectors,
+        nlist: int,
+        pq_m: int,
+        *,
+        metric: str = "ip",
+        rerank: bool = False,
+        device: int = 0,
+        iterations: int = 20,
+        seed: int = 1234,
+    ):
         """Cells and codebooks from k-means on the GPU, as the CPU trains them: cells on a sample
         of up to 256 vectors per cell (spherical for cosine and inner product), then one codebook
         of 256 codewords per sub-space on the residuals to the cells."""
@@ -200,17 +216,31 @@ class GpuIvfPqIndex(_GpuIvfIndex):
         if pq_m < 1 or dim % pq_m:
             raise ValueError(f"pq_m must divide the dimension {dim}, got {pq_m}")
         if len(matrix) < max(int(nlist), 256):
-            raise ValueError(f"training IVF{nlist},PQ{pq_m} needs at least {max(int(nlist), 256)} vectors, got {len(matrix)}")
+            raise ValueError(
+                f"training IVF{nlist},PQ{pq_m} needs at least {max(int(nlist), 256)} vectors, got {len(matrix)}"
+            )
         if metric == "cosine":
             matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        sample = matrix[np.linspace(0, len(matrix), min(len(matrix), int(nlist) * 256), endpoint=False).astype(np.int64)]
+        sample = matrix[
+            np.linspace(0, len(matrix), min(len(matrix), int(nlist) * 256), endpoint=False).astype(np.int64)
+        ]
         centroids = kmeans(sample, nlist, iterations=iterations, spherical=metric != "l2", seed=seed, device=device)
         cells = GpuFlatIndex(dim, metric="l2" if metric == "l2" else "ip", device=device)
         cells.add(centroids)
         residuals = sample - centroids[cells.search(sample, 1)[1][:, 0]]
         sub = dim // pq_m
-        codebooks = np.stack([kmeans(np.ascontiguousarray(residuals[:, m * sub:(m + 1) * sub]), 256, iterations=iterations,
-                                     seed=seed + m + 1, device=device) for m in range(pq_m)])
+        codebooks = np.stack(
+            [
+                kmeans(
+                    np.ascontiguousarray(residuals[:, m * sub : (m + 1) * sub]),
+                    256,
+                    iterations=iterations,
+                    seed=seed + m + 1,
+                    device=device,
+                )
+                for m in range(pq_m)
+            ]
+        )
         return cls(dim, centroids, codebooks, metric=metric, rerank=rerank, device=device)
 
     pq_m = property(lambda self: self._native.pq_m)
@@ -226,7 +256,9 @@ class GpuIvfPqIndex(_GpuIvfIndex):
         return self._native.codebooks()
 
 
-def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, seed: int = 1234, device: int = 0) -> np.ndarray:
+def kmeans(
+    vectors, k: int, *, iterations: int = 20, spherical: bool = False, seed: int = 1234, device: int = 0
+) -> np.ndarray:
     """(k, dim) centroids by Lloyd's algorithm on the GPU; spherical keeps them unit length."""
     _require()
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -249,8 +281,9 @@ def to_gpu(index, *, device: int = 0, precision: str = "f32"):
             raise ValueError("this IVF index is not trained yet: train it (or add to it) before moving it to the GPU")
         cells, ids, codes, originals = index.entries()
         if index.pq_m:
-            gpu_index = GpuIvfPqIndex(index.dim, index.centroids(), index.codebooks(), metric=index.metric, rerank=index.rerank,
-                                      device=device)
+            gpu_index = GpuIvfPqIndex(
+                index.dim, index.centroids(), index.codebooks(), metric=index.metric, rerank=index.rerank, device=device
+            )
             gpu_index.add_encoded(cells, ids, codes, originals)
             return gpu_index
         gpu_index = GpuIvfFlatIndex(index.dim, index.centroids(), metric=index.metric, device=device)
@@ -270,8 +303,13 @@ def to_cpu(gpu_index):
         return index
     if isinstance(gpu_index, _GpuIvfIndex):
         pq = isinstance(gpu_index, GpuIvfPqIndex)
-        index = IVFIndex(gpu_index.dim, metric=gpu_index.metric, nlist=gpu_index.nlist, pq_m=gpu_index.pq_m if pq else 0,
-                         rerank=pq and gpu_index.rerank)
+        index = IVFIndex(
+            gpu_index.dim,
+            metric=gpu_index.metric,
+            nlist=gpu_index.nlist,
+            pq_m=gpu_index.pq_m if pq else 0,
+            rerank=pq and gpu_index.rerank,
+        )
         index.set_trained(gpu_index.centroids(), gpu_index.codebooks() if pq else None)
         index.add_encoded(*gpu_index.entries())
         return index
@@ -307,7 +345,9 @@ class ShardedFlatIndex:
         results = [s.search(queries, k) for s in self.shards if len(s)]
         if not results:
             nq = len(as_matrix(queries, self.dim, "queries"))
-            return np.full((nq, k), -np.inf if self.metric != "l2" else np.inf, np.float32), np.full((nq, k), -1, np.int64)
+            return np.full((nq, k), -np.inf if self.metric != "l2" else np.inf, np.float32), np.full(
+                (nq, k), -1, np.int64
+            )
         distances = np.concatenate([d for d, _ in results], axis=1)
         ids = np.concatenate([i for _, i in results], axis=1)
         order = np.argsort(distances if self.metric == "l2" else -distances, axis=1, kind="stable")[:, :k]

@@ -117,11 +117,23 @@ class HNSWIndex(VectorIndex):
     default 64): higher is slower and finds more of the true neighbours.
     """
 
-    def __init__(self, dim: int, *, metric: str = "ip", M: int = 32, ef_construction: int = 200, storage: str = "f32",
-                 rerank: bool = False, seed: int = 100, _native=None):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        metric: str = "ip",
+        M: int = 32,
+        ef_construction: int = 200,
+        storage: str = "f32",
+        rerank: bool = False,
+        seed: int = 100,
+        _native=None,
+    ):
         check_metric(metric)
         if _native is None:
-            _native = _engine.HnswIndex(int(dim), metric, int(M), int(ef_construction), storage, bool(rerank), int(seed))
+            _native = _engine.HnswIndex(
+                int(dim), metric, int(M), int(ef_construction), storage, bool(rerank), int(seed)
+            )
         super().__init__(_native)
 
     M = property(lambda self: self._native.M)
@@ -150,11 +162,22 @@ class IVFIndex(VectorIndex):
     add() trains on its batch (which must hold at least nlist vectors, and 256 with PQ).
     """
 
-    def __init__(self, dim: int, *, metric: str = "ip", nlist: int = 1024, pq_m: int = 0, rerank: bool = False,
-                 seed: int = 1234, _native=None):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        metric: str = "ip",
+        nlist: int = 1024,
+        pq_m: int = 0,
+        rerank: bool = False,
+        seed: int = 1234,
+        _native=None,
+    ):
         check_metric(metric)
         if _native is None:
-            _native = _engine.IvfIndex(int(dim), metric, check_positive(nlist, "nlist"), int(pq_m), bool(rerank), int(seed))
+            _native = _engine.IvfIndex(
+                int(dim), metric, check_positive(nlist, "nlist"), int(pq_m), bool(rerank), int(seed)
+            )
         super().__init__(_native)
 
     nlist = property(lambda self: self._native.nlist)
@@ -209,8 +232,14 @@ def kmeans(vectors, k: int, *, iterations: int = 20, spherical: bool = False, se
     if matrix.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {matrix.shape}")
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    return _engine.kmeans(matrix, check_positive(k, "k"), check_positive(iterations, "iterations"), bool(spherical),
-                          int(seed), int(threads))
+    return _engine.kmeans(
+        matrix,
+        check_positive(k, "k"),
+        check_positive(iterations, "iterations"),
+        bool(spherical),
+        int(seed),
+        int(threads),
+    )
 
 
 class BM25Index:

@@ -12,6 +12,16 @@ from retrieval.store.indexes import HNSW_EF, HNSW_FROM_CHUNKS, HNSW_M, KEYWORDS_
 from retrieval.store.schema import DB_NAME, text_hash
 
 __all__ = [
-    "Collection", "CollectionError", "DB_NAME", "HNSW_EF", "HNSW_FROM_CHUNKS", "HNSW_M", "KEYWORDS_FILE",
-    "PreparedDocument", "StorageFullError", "VECTORS_FILE", "process_alive", "text_hash",
+    "Collection",
+    "CollectionError",
+    "DB_NAME",
+    "HNSW_EF",
+    "HNSW_FROM_CHUNKS",
+    "HNSW_M",
+    "KEYWORDS_FILE",
+    "PreparedDocument",
+    "StorageFullError",
+    "VECTORS_FILE",
+    "process_alive",
+    "text_hash",
 ]

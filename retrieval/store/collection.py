@@ -42,6 +42,7 @@ from retrieval.store.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, connect, is_
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class PreparedDocument:
     """A document ready to store: its chunks, their embeddings and their keyword terms."""
@@ -84,12 +85,19 @@ class Collection:
             self._migrate()
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise CollectionError(f"collection '{self.name}' at {self.folder}: the database cannot be opened ({exc})") from exc
+            raise CollectionError(
+                f"collection '{self.name}' at {self.folder}: the database cannot be opened ({exc})"
+            ) from exc
         self._check_model(model_name, dim)
         self.model_name, self.dim = model_name, dim
         self.indexes = DerivedIndexes(
-            self.folder, name=self.name, dim=dim, gpu_search=gpu_search,
-            reader=self._reader, snapshot=self._snapshot, prune_log=self._prune_change_log,
+            self.folder,
+            name=self.name,
+            dim=dim,
+            gpu_search=gpu_search,
+            reader=self._reader,
+            snapshot=self._snapshot,
+            prune_log=self._prune_change_log,
         )
         self._prune_originals()  # a process killed mid-write may have left a file no row names
         self._drop_dead_staging()
@@ -140,11 +148,13 @@ class Collection:
                 return
         if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
             raise CollectionError(
-                f"collection '{self.name}' was written by a newer Docent (schema {meta['schema_version']}); upgrade Docent"
+                f"collection '{self.name}' was written by a newer Docent (schema {meta['schema_version']});"
+                " upgrade Docent"
             )
         if meta.get("model") != model_name or int(meta.get("dim", -1)) != dim:
             raise CollectionError(
-                f"collection '{self.name}' was built with the embedding model {meta.get('model')} ({meta.get('dim')}-d), "
+                f"collection '{self.name}' was built with the embedding model"
+                f" {meta.get('model')} ({meta.get('dim')}-d), "
                 f"but {model_name} ({dim}-d) is configured; use that model, or ingest into a new collection"
             )
 
@@ -234,7 +244,8 @@ class Collection:
         status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
         for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids):
             cursor = self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end,"
+                " embedding, terms,"
                 " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, *row),
             )
@@ -247,8 +258,17 @@ class Collection:
         cursor = self._db.execute(
             "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (document.source, document.title, document.kind, document.content_hash, document.size_bytes, pages, chunks,
-             json.dumps(document.warnings), datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            (
+                document.source,
+                document.title,
+                document.kind,
+                document.content_hash,
+                document.size_bytes,
+                pages,
+                chunks,
+                json.dumps(document.warnings),
+                datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            ),
         )
         return status, cursor.lastrowid
 
@@ -260,11 +280,15 @@ class Collection:
     def begin_staging(self) -> str:
         token = uuid.uuid4().hex
         with self._write():
-            self._db.execute("INSERT INTO staging(token, pid, host, started_at) VALUES (?, ?, ?, ?)",
-                             (token, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat()))
+            self._db.execute(
+                "INSERT INTO staging(token, pid, host, started_at) VALUES (?, ?, ?, ?)",
+                (token, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat()),
+            )
         return token
 
-    def stage(self, token: str, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+    def stage(
+        self, token: str, chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]]
+    ) -> None:
         if len(chunks) != len(embeddings) or len(chunks) != len(terms):
             raise ValueError("chunks, embeddings and terms must have the same length")
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
@@ -272,27 +296,35 @@ class Collection:
         with self._write():
             term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
             self._db.executemany(
-                "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end, embedding,"
+                "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end,"
+                " embedding,"
                 " terms, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(token, *row) for row in _chunk_rows(chunks, embeddings, terms, term_ids)],
             )
 
-    def commit_staged(self, token: str, document: Document, *, pages: int, chunks: int, original: Path | bytes | None) -> str:
+    def commit_staged(
+        self, token: str, document: Document, *, pages: int, chunks: int, original: Path | bytes | None
+    ) -> str:
         """Makes the staged chunks the document (replacing an earlier version): "added" or "replaced"."""
         with self._write_keeping_files():
             (staged,) = self._db.execute("SELECT count(*) FROM staged_chunks WHERE token = ?", (token,)).fetchone()
             if staged != chunks:
-                raise CollectionError(f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again")
+                raise CollectionError(
+                    f"{document.source}: {staged} of its {chunks} staged chunks are left; add it again"
+                )
             if original is not None:
                 self._files.keep(document.content_hash, original)
             status, doc_id = self._insert_document(document, pages, chunks)
             self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
+                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end,"
+                " embedding, terms,"
                 " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
                 " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
                 (doc_id, token),
             )
-            self._db.execute("INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))
+            self._db.execute(
+                "INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)
+            )
             self._drop_staged(token)
         self._after_write()
         return status
@@ -309,8 +341,12 @@ class Collection:
         """Staged parts whose process is gone (killed mid-document) are dropped."""
         host, day_ago = socket.gethostname(), time.time() - 86400
         with self._write():
-            for token, pid, their_host, started in self._db.execute("SELECT token, pid, host, started_at FROM staging").fetchall():
-                alive = process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
+            for token, pid, their_host, started in self._db.execute(
+                "SELECT token, pid, host, started_at FROM staging"
+            ).fetchall():
+                alive = (
+                    process_alive(pid) if their_host == host else datetime.fromisoformat(started).timestamp() > day_ago
+                )
                 if not alive:
                     log.info("dropping the staged part of a document whose ingest ended with its process (%s)", token)
                     self._drop_staged(token)
@@ -327,23 +363,38 @@ class Collection:
 
     def web_pages(self, crawl_root: str) -> dict[str, dict]:
         """What is remembered of the pages a crawl from crawl_root stored: url -> fields."""
-        rows = self._reader().execute(
-            "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages WHERE crawl_root = ?",
-            (crawl_root,),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT url, etag, last_modified, sitemap_lastmod, content_hash, fetched_at FROM web_pages"
+                " WHERE crawl_root = ?",
+                (crawl_root,),
+            )
+            .fetchall()
+        )
         keys = ("url", "etag", "last_modified", "sitemap_lastmod", "content_hash", "fetched_at")
         return {r[0]: dict(zip(keys, r)) for r in rows}
 
-    def remember_web_page(self, crawl_root: str, url: str, *, etag, last_modified, sitemap_lastmod, content_hash) -> None:
+    def remember_web_page(
+        self, crawl_root: str, url: str, *, etag, last_modified, sitemap_lastmod, content_hash
+    ) -> None:
         """Records when and from where a page came, and what to send to ask only for changes."""
         with self._write():
             self._db.execute(
                 "INSERT INTO web_pages(url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash, fetched_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET crawl_root = excluded.crawl_root,"
-                " etag = excluded.etag, last_modified = excluded.last_modified, sitemap_lastmod = excluded.sitemap_lastmod,"
+                " etag = excluded.etag, last_modified = excluded.last_modified,"
+                " sitemap_lastmod = excluded.sitemap_lastmod,"
                 " content_hash = excluded.content_hash, fetched_at = excluded.fetched_at",
-                (url, crawl_root, etag, last_modified, sitemap_lastmod, content_hash,
-                 datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                (
+                    url,
+                    crawl_root,
+                    etag,
+                    last_modified,
+                    sitemap_lastmod,
+                    content_hash,
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                ),
             )
 
     # ---- original files ---------------------------------------------------------------------
@@ -404,11 +455,15 @@ class Collection:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def vector_search(
+        self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks, best first."""
         return self.indexes.vector_search(query, k, allowed)
 
-    def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def keyword_search(
+        self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches, best first."""
         self.indexes.catch_up(save=False)
         ids_by_term = self._lookup_terms(self._reader(), terms)
@@ -417,10 +472,15 @@ class Collection:
     def chunk_ids_for_sources(self, sources: Sequence[str]) -> list[int]:
         """The chunk ids of the given documents (file names or URLs as stored); unknown ones add none."""
         marks = ",".join("?" * len(sources))
-        rows = self._reader().execute(
-            f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id WHERE documents.source IN ({marks})",
-            list(sources),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id"
+                f" WHERE documents.source IN ({marks})",
+                list(sources),
+            )
+            .fetchall()
+        )
         return [r[0] for r in rows]
 
     def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
@@ -432,11 +492,16 @@ class Collection:
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
-        rows = self._reader().execute(
-            "SELECT c.id, c.text, c.page, c.section, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id"
-            f" WHERE c.id IN ({marks})",
-            list(chunk_ids),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT c.id, c.text, c.page, c.section, d.source, d.title"
+                " FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE c.id IN ({marks})",
+                list(chunk_ids),
+            )
+            .fetchall()
+        )
         return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
 
     def flush(self) -> None:
@@ -457,13 +522,25 @@ class Collection:
 _DOC_COLUMNS = "id, source, title, kind, pages, chunks, size_bytes, added_at, content_hash, warnings"
 
 
-def _chunk_rows(chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]], term_ids: dict[str, int]):
+def _chunk_rows(
+    chunks: Sequence[Chunk], embeddings: np.ndarray, terms: Sequence[Sequence[str]], term_ids: dict[str, int]
+):
     """(ordinal, page, section, text, context, char_start, char_end, embedding, terms, text_hash) per chunk."""
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     for chunk, vector, chunk_terms in zip(chunks, embeddings, terms):
         token_ids = np.fromiter((term_ids[t] for t in chunk_terms), dtype=np.uint32, count=len(chunk_terms))
-        yield (chunk.ordinal, chunk.page, chunk.section, chunk.text, chunk.context, chunk.char_start, chunk.char_end,
-               vector.tobytes(), token_ids.tobytes(), text_hash(chunk.index_text))
+        yield (
+            chunk.ordinal,
+            chunk.page,
+            chunk.section,
+            chunk.text,
+            chunk.context,
+            chunk.char_start,
+            chunk.char_end,
+            vector.tobytes(),
+            token_ids.tobytes(),
+            text_hash(chunk.index_text),
+        )
 
 
 def process_alive(pid: int) -> bool:
@@ -475,7 +552,6 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process, alive
         return True
     return True
-
 
 
 def _document_info(row: tuple) -> DocumentInfo:

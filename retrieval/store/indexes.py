@@ -158,15 +158,20 @@ class DerivedIndexes:
                 continue
             # The log is replayable only if it still holds every change after the checkpoint
             # (another process may have pruned it); otherwise rebuild from the chunks table.
-            replayable = 0 <= index.checkpoint < last and first_logged is not None and first_logged <= index.checkpoint + 1
+            replayable = (
+                0 <= index.checkpoint < last and first_logged is not None and first_logged <= index.checkpoint + 1
+            )
             if replayable:
                 changes = _read_changes(db, index.checkpoint)
                 outgrown = isinstance(index, FlatIndex) and len(index) + len(changes[0]) >= HNSW_FROM_CHUNKS
                 if not outgrown:
                     plan[name] = changes
                     continue
-                log.info("collection '%s' has grown past %d chunks: moving its vectors to an HNSW index",
-                         self.name, HNSW_FROM_CHUNKS)
+                log.info(
+                    "collection '%s' has grown past %d chunks: moving its vectors to an HNSW index",
+                    self.name,
+                    HNSW_FROM_CHUNKS,
+                )
             # Built beside the live index, which goes on answering searches meanwhile.
             plan[name] = self._rebuild(db, name)
         return plan
@@ -202,7 +207,7 @@ class DerivedIndexes:
                 copy.add(index.vectors(), ids)
             else:
                 for first in range(0, len(ids), 4096):
-                    part = ids[first:first + 4096]
+                    part = ids[first : first + 4096]
                     copy.add(np.stack([index.reconstruct(int(i)) for i in part]), part)
             log.info("collection '%s' searches its %d vectors on GPU %d", self.name, len(copy), device)
             return copy
@@ -295,7 +300,8 @@ def _read_changes(db: sqlite3.Connection, checkpoint: int) -> Change:
     """(rows to add, chunk ids to remove) since the checkpoint. A chunk added and removed
     since then is gone from the table, so it is neither added nor (harmlessly) found to remove."""
     added = db.execute(
-        "SELECT id, embedding, terms FROM chunks WHERE id IN (SELECT chunk_id FROM changes WHERE seq > ? AND op = 'add')"
+        "SELECT id, embedding, terms FROM chunks"
+        " WHERE id IN (SELECT chunk_id FROM changes WHERE seq > ? AND op = 'add')"
         " ORDER BY id",
         (checkpoint,),
     ).fetchall()

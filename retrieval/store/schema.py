@@ -64,14 +64,15 @@ CREATE TABLE IF NOT EXISTS staged_chunks (  -- a streamed document's chunks unti
     text_hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS staged_by_token ON staged_chunks(token);
-CREATE TABLE IF NOT EXISTS staging (token TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS staging (
+    token TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id INTEGER NOT NULL,
     op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
 );
 """
-
 
 
 class _Connection(sqlite3.Connection):
@@ -96,5 +97,3 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-

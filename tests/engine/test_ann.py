@@ -232,7 +232,9 @@ def test_range_search_matches_exact(description, metric):
     knobs = {"ef": 64} if description.startswith("HNSW") else {"nprobe": 16} if description.startswith("IVF") else {}
     lims, dist, ids = index.range_search(queries, radius, **knobs)
     assert len(lims) == len(queries) + 1
-    found = sum(len(set(ids[lims[q]:lims[q + 1]]) & set(ids_e[lims_e[q]:lims_e[q + 1]])) for q in range(len(queries)))
+    found = sum(
+        len(set(ids[lims[q] : lims[q + 1]]) & set(ids_e[lims_e[q] : lims_e[q + 1]])) for q in range(len(queries))
+    )
     assert found / len(ids_e) > (0.999 if description == "Flat" else 0.9)
     inside = dist <= radius + 1e-4 if metric == "l2" else dist >= radius - 1e-4
     assert inside.all()
@@ -280,7 +282,9 @@ def test_an_ivf_index_moves_by_its_entries_without_encoding_again(description, m
     assert np.all(np.diff(cells.astype(np.int64)) >= 0)  # cell after cell
     copy.add_encoded(cells, ids, codes, originals)
     for nprobe in (3, 16):
-        np.testing.assert_array_equal(copy.search(queries, 10, nprobe=nprobe)[1], source.search(queries, 10, nprobe=nprobe)[1])
+        np.testing.assert_array_equal(
+            copy.search(queries, 10, nprobe=nprobe)[1], source.search(queries, 10, nprobe=nprobe)[1]
+        )
     with pytest.raises(ValueError, match="already trained"):
         copy.set_trained(source.centroids(), source.codebooks() if source.pq_m else None)
     with pytest.raises(ValueError, match="cell 16 does not exist"):
@@ -298,7 +302,9 @@ def _faiss_ivfpq_recall(base, queries, truth, metric):
     if metric == "cosine":
         base = base / np.linalg.norm(base, axis=1, keepdims=True)
         queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    theirs = faiss.index_factory(base.shape[1], "IVF32,PQ12", faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+    theirs = faiss.index_factory(
+        base.shape[1], "IVF32,PQ12", faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    )
     theirs.cp.verbose = False
     theirs.train(base)
     theirs.add(base)

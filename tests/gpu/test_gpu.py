@@ -17,10 +17,13 @@ def test_without_a_gpu_every_entry_point_says_why():
     if REASON is None:
         pytest.skip("a GPU is usable here")
     assert isinstance(REASON, str) and len(REASON) > 10
-    for make in (lambda: gpu.GpuFlatIndex(8), lambda: gpu.kmeans(np.ones((4, 8), np.float32), 2),
-                 lambda: gpu.GpuIvfFlatIndex(8, np.ones((2, 8), np.float32)),
-                 lambda: gpu.GpuIvfPqIndex(8, np.ones((2, 8), np.float32), np.ones((2, 256, 4), np.float32)),
-                 lambda: gpu.to_gpu(FlatIndex(8))):
+    for make in (
+        lambda: gpu.GpuFlatIndex(8),
+        lambda: gpu.kmeans(np.ones((4, 8), np.float32), 2),
+        lambda: gpu.GpuIvfFlatIndex(8, np.ones((2, 8), np.float32)),
+        lambda: gpu.GpuIvfPqIndex(8, np.ones((2, 8), np.float32), np.ones((2, 256, 4), np.float32)),
+        lambda: gpu.to_gpu(FlatIndex(8)),
+    ):
         with pytest.raises(gpu.GpuUnavailable, match="GPU|CUDA|driver"):
             make()
 
@@ -35,7 +38,7 @@ def _exact(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[
     if metric == "cosine":
         b, q = b / np.linalg.norm(b, axis=1, keepdims=True), q / np.linalg.norm(q, axis=1, keepdims=True)
     if metric == "l2":
-        scores = -((q ** 2).sum(1)[:, None] - 2 * q @ b.T + (b ** 2).sum(1)[None, :])
+        scores = -((q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :])
     else:
         scores = q @ b.T
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]

@@ -29,10 +29,23 @@ def emulated_gpu():
         pytest.skip("cmake is needed to build the emulated GPU engine")
     pybind11 = pytest.importorskip("pybind11")
     build = ROOT / "build" / "cuda-emulation"
-    configure = ["cmake", "-S", str(ROOT / "native"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release", "-DDOCENT_PYTHON=ON",
-                 "-DDOCENT_CUDA=OFF", "-DDOCENT_CUDA_EMULATION=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
-                 f"-DPython_EXECUTABLE={sys.executable}"]
-    for command in (configure, ["cmake", "--build", str(build), "--parallel", "2", "--target", "_engine_cuda_emulated"]):
+    configure = [
+        "cmake",
+        "-S",
+        str(ROOT / "native"),
+        "-B",
+        str(build),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DDOCENT_PYTHON=ON",
+        "-DDOCENT_CUDA=OFF",
+        "-DDOCENT_CUDA_EMULATION=ON",
+        f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+        f"-DPython_EXECUTABLE={sys.executable}",
+    ]
+    for command in (
+        configure,
+        ["cmake", "--build", str(build), "--parallel", "2", "--target", "_engine_cuda_emulated"],
+    ):
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     path = next((build / "emulated").glob("_engine_cuda*.so"))
@@ -50,7 +63,9 @@ def _data(n: int, dim: int, seed: int) -> np.ndarray:
 
 
 def _recall(found: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.mean([len(set(f[f >= 0]) & set(e[e >= 0])) / max(1, (e >= 0).sum()) for f, e in zip(found, expected)]))
+    return float(
+        np.mean([len(set(f[f >= 0]) & set(e[e >= 0])) / max(1, (e >= 0).sum()) for f, e in zip(found, expected)])
+    )
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
@@ -147,7 +162,9 @@ def test_a_collection_searches_its_copy_on_the_gpu(emulated_gpu, tmp_path):
     check_a_collection_on_the_gpu(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["test_fewer_vectors_than_k_and_empty_index", "test_bad_input_is_refused_with_a_clear_error"])
+@pytest.mark.parametrize(
+    "name", ["test_fewer_vectors_than_k_and_empty_index", "test_bad_input_is_refused_with_a_clear_error"]
+)
 def test_the_small_real_gpu_tests_pass_on_the_emulation(emulated_gpu, name):
     import test_gpu
 

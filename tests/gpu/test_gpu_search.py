@@ -51,10 +51,18 @@ def stand_in_gpu(monkeypatch):
 def _document(source: str, seed: int, chunks: int = 10) -> PreparedDocument:
     rng = np.random.default_rng(seed)
     text = f"{source} text"
-    document = Document(source=source, title=source, kind="pdf", pages=[Page(1, text)], content_hash=f"{source}-{seed}",
-                        size_bytes=len(text))
-    parts = [Chunk(text=f"{text} {i}", context="", page=1, section=None, ordinal=i, char_start=0, char_end=len(text))
-             for i in range(chunks)]
+    document = Document(
+        source=source,
+        title=source,
+        kind="pdf",
+        pages=[Page(1, text)],
+        content_hash=f"{source}-{seed}",
+        size_bytes=len(text),
+    )
+    parts = [
+        Chunk(text=f"{text} {i}", context="", page=1, section=None, ordinal=i, char_start=0, char_end=len(text))
+        for i in range(chunks)
+    ]
     vectors = rng.standard_normal((chunks, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return PreparedDocument(document, parts, vectors, [["word"]] * chunks)
@@ -126,7 +134,9 @@ def test_a_gpu_fault_turns_gpu_search_off_and_the_cpu_answers(tmp_path, stand_in
 
 def test_no_room_on_the_gpu_leaves_the_collection_on_the_cpu(tmp_path, stand_in_gpu, monkeypatch, caplog):
     def out_of_memory(*args, **kwargs):
-        raise RuntimeError("growing the GPU index: out of GPU memory on device 1: needed 1536 MiB, 20 MiB free of 143771 MiB")
+        raise RuntimeError(
+            "growing the GPU index: out of GPU memory on device 1: needed 1536 MiB, 20 MiB free of 143771 MiB"
+        )
 
     monkeypatch.setattr(gpu, "GpuFlatIndex", out_of_memory)
     with caplog.at_level(logging.WARNING, logger="retrieval.store.indexes"):

@@ -87,7 +87,8 @@ def test_a_recrawl_of_an_unchanged_site_embeds_nothing_and_asks_conditionally(cr
 def test_changed_and_removed_pages_are_replaced_and_removed(crawler_docent, site):
     crawler_docent.crawl(site.base, collection="docs")
     site.site.pages["/library/heapq.html"] = site.site.pages["/library/heapq.html"].replace(
-        "</article>", "<h2>Changelog</h2><p>The harbor master now keeps the heap of mooring permits sorted.</p></article>"
+        "</article>",
+        "<h2>Changelog</h2><p>The harbor master now keeps the heap of mooring permits sorted.</p></article>",
     )
     del site.site.pages["/library/glob.html"]  # answers 404 now (it stays in the sitemap)
     site.site.extra_listed.remove("/library/missing.html")

@@ -40,7 +40,10 @@ def test_hyphenated_line_breaks_and_wrapped_lines_are_joined():
 
 def test_a_heading_line_is_not_glued_to_the_sentence_under_it():
     text = clean_page_text("Chapter 2. Mooring fees\nA mooring permit costs 120 euros.")
-    assert [text[s:e] for s, e in sentence_spans(text)] == ["Chapter 2. Mooring fees", "A mooring permit costs 120 euros."]
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Chapter 2. Mooring fees",
+        "A mooring permit costs 120 euros.",
+    ]
 
 
 def test_abbreviations_do_not_end_sentences():
@@ -112,8 +115,14 @@ def test_pdf_with_no_text_layer_is_reported():
 
 @pytest.mark.parametrize(
     "name",
-    ["ocrmypdf_linn.pdf", "ocrmypdf_c02-22.pdf", "ocrmypdf_skew.pdf", "ocrmypdf_2400dpi.pdf", "ocrmypdf_vector.pdf",
-     "ocrmypdf_truetype_font_nomapping.pdf"],
+    [
+        "ocrmypdf_linn.pdf",
+        "ocrmypdf_c02-22.pdf",
+        "ocrmypdf_skew.pdf",
+        "ocrmypdf_2400dpi.pdf",
+        "ocrmypdf_vector.pdf",
+        "ocrmypdf_truetype_font_nomapping.pdf",
+    ],
 )
 def test_real_scans_are_reported_as_having_no_text_layer(name):
     with pytest.raises(NoTextLayerError):

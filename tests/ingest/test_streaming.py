@@ -20,9 +20,14 @@ PAGES = 40
 
 
 def _long_pdf(pages: int = PAGES, version: int = 0) -> bytes:
-    return make_pdf([[f"Section {p} of the long manual, revision {version}."]
-                     + [f"Clause {p}.{s}: the pump {p * 13 + s} runs at {s + p + version} litres a minute." for s in range(8)]
-                     for p in range(1, pages + 1)], title="Long manual")
+    return make_pdf(
+        [
+            [f"Section {p} of the long manual, revision {version}."]
+            + [f"Clause {p}.{s}: the pump {p * 13 + s} runs at {s + p + version} litres a minute." for s in range(8)]
+            for p in range(1, pages + 1)
+        ],
+        title="Long manual",
+    )
 
 
 @pytest.fixture()
@@ -38,8 +43,9 @@ def own(docent, tmp_path, monkeypatch):
 def _chunks(instance: Docent, collection: str) -> list[tuple]:
     db = sqlite3.connect(instance.collection(collection).folder / "docent.sqlite3")
     try:
-        return db.execute("SELECT ordinal, page, section, text, context, char_start, char_end, text_hash FROM chunks"
-                          " ORDER BY ordinal").fetchall()
+        return db.execute(
+            "SELECT ordinal, page, section, text, context, char_start, char_end, text_hash FROM chunks ORDER BY ordinal"
+        ).fetchall()
     finally:
         db.close()
 
@@ -88,7 +94,10 @@ def test_a_cancelled_or_replaced_stream_leaves_no_trace(own):
         if done >= 14:
             cancel.set()
 
-    assert own.ingest([Source("long.pdf", data=_long_pdf(version=1))], collection="c", progress=progress, cancel=cancel) == []
+    assert (
+        own.ingest([Source("long.pdf", data=_long_pdf(version=1))], collection="c", progress=progress, cancel=cancel)
+        == []
+    )
     assert _chunks(own, "c") == before  # the old version, whole
     assert store._db.execute("SELECT count(*) FROM staged_chunks").fetchone() == (0,)
     replaced = own.ingest([Source("long.pdf", data=_long_pdf(version=1))], collection="c")[0]
@@ -99,10 +108,14 @@ def test_the_staged_part_of_a_killed_ingest_is_dropped_on_open(own):
     store = own.collection("c")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store._db.execute("INSERT INTO staging(token, pid, host, started_at) VALUES ('t1', ?, ?, '2026-01-01T00:00:00')",
-                      (dead.pid, __import__("socket").gethostname()))
-    store._db.execute("INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end,"
-                      " embedding, terms, text_hash) VALUES ('t1', 0, 1, NULL, 'x', '', 0, 1, x'00', x'', 'h')")
+    store._db.execute(
+        "INSERT INTO staging(token, pid, host, started_at) VALUES ('t1', ?, ?, '2026-01-01T00:00:00')",
+        (dead.pid, __import__("socket").gethostname()),
+    )
+    store._db.execute(
+        "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end,"
+        " embedding, terms, text_hash) VALUES ('t1', 0, 1, NULL, 'x', '', 0, 1, x'00', x'', 'h')"
+    )
     folder = store.folder
     own.close()
     reopened = Collection(folder, model_name=own.embedder.name, dim=own.embedder.dim)

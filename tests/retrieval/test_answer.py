@@ -8,7 +8,15 @@ from retrieval.models import Hit
 
 
 def _hit(n: int, similarity: float = 0.8) -> Hit:
-    return Hit(source=f"doc{n}.pdf", title=f"Doc {n}", page=n, chunk_id=n, score=1.0 / n, text=f"Passage {n}.", similarity=similarity)
+    return Hit(
+        source=f"doc{n}.pdf",
+        title=f"Doc {n}",
+        page=n,
+        chunk_id=n,
+        score=1.0 / n,
+        text=f"Passage {n}.",
+        similarity=similarity,
+    )
 
 
 class ScriptedBackend:

@@ -14,7 +14,9 @@ from retrieval.store import Collection, CollectionError
 
 @pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
 def test_each_search_mode_finds_the_right_page(docent, handbook_collection, mode):
-    hits = docent.search("How much does a mooring permit cost per month?", k=3, mode=mode, collection=handbook_collection)
+    hits = docent.search(
+        "How much does a mooring permit cost per month?", k=3, mode=mode, collection=handbook_collection
+    )
     assert hits and hits[0].page == 3
     top = hits[0].to_dict()
     assert {"source", "title", "page", "chunk_id", "score", "text"} <= set(top)
@@ -137,8 +139,10 @@ def test_damaged_or_stale_index_files_are_rebuilt_from_the_database(docent, hand
     (folder / "vectors.idx").write_bytes(b"DOCENTIX but then garbage")
     with caplog.at_level("INFO", logger="retrieval.store.indexes"):
         reopened = reopen()
-    assert any("vectors.idx cannot be used" in r.getMessage() and "rebuilding it from the database" in r.getMessage()
-               for r in caplog.records), caplog.text
+    assert any(
+        "vectors.idx cannot be used" in r.getMessage() and "rebuilding it from the database" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
     assert reopened.vector_search(query, 3) == expected
     assert (folder / "vectors.idx").read_bytes()[:8] == b"DOCENTIX"
 
@@ -238,8 +242,10 @@ def test_a_growing_collection_moves_to_hnsw_and_keeps_finding_pages(docent, tmp_
 @pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
 def test_a_source_filter_goes_into_the_engine_and_still_finds_k(docent, mode):
     second = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
-    docent.ingest([Source("first.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("second.pdf", data=make_pdf(second))],
-                  collection="filtered")
+    docent.ingest(
+        [Source("first.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("second.pdf", data=make_pdf(second))],
+        collection="filtered",
+    )
     everywhere = docent.search("mooring permit cost", k=4, mode=mode, collection="filtered")
     assert {h.source for h in everywhere} == {"first.pdf", "second.pdf"}
     for only in ("first.pdf", "second.pdf"):
@@ -265,8 +271,11 @@ def test_an_ingest_stopped_mid_file_keeps_the_finished_files_and_nothing_of_the_
         if len(docent.documents(collection="stopped")) == 1 and stage == "embedding":
             raise _Interrupted()
 
-    files = [Source("done.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("cut.pdf", data=make_pdf(harbour)),
-             Source("never.pdf", data=make_pdf(HANDBOOK_PAGES[:2]))]
+    files = [
+        Source("done.pdf", data=make_pdf(HANDBOOK_PAGES)),
+        Source("cut.pdf", data=make_pdf(harbour)),
+        Source("never.pdf", data=make_pdf(HANDBOOK_PAGES[:2])),
+    ]
     with pytest.raises(_Interrupted):
         docent.ingest(files, collection="stopped", progress=progress)
     assert [d.source for d in docent.documents(collection="stopped")] == ["done.pdf"]

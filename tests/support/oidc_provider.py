@@ -38,8 +38,16 @@ class OidcProvider:
 
     def _id_token(self, nonce: str | None) -> str:
         now = int(time.time())
-        claims = {"iss": self.base, "sub": self.email, "aud": self.client_id, "iat": now, "exp": now + 600,
-                  "email": self.email, "email_verified": True, "name": self.email.split("@")[0]}
+        claims = {
+            "iss": self.base,
+            "sub": self.email,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 600,
+            "email": self.email,
+            "email_verified": True,
+            "name": self.email.split("@")[0],
+        }
         if nonce:
             claims["nonce"] = nonce
         return jwt.encode({"alg": "RS256", "kid": "test-key"}, claims, self.key)
@@ -63,13 +71,19 @@ class OidcProvider:
                 url = urlparse(self.path)
                 if url.path == "/.well-known/openid-configuration":
                     base = provider.base
-                    self._json({
-                        "issuer": base, "authorization_endpoint": f"{base}/authorize", "token_endpoint": f"{base}/token",
-                        "jwks_uri": f"{base}/jwks", "response_types_supported": ["code"],
-                        "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"],
-                        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                        "scopes_supported": ["openid", "email", "profile"],
-                    })
+                    self._json(
+                        {
+                            "issuer": base,
+                            "authorization_endpoint": f"{base}/authorize",
+                            "token_endpoint": f"{base}/token",
+                            "jwks_uri": f"{base}/jwks",
+                            "response_types_supported": ["code"],
+                            "subject_types_supported": ["public"],
+                            "id_token_signing_alg_values_supported": ["RS256"],
+                            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                            "scopes_supported": ["openid", "email", "profile"],
+                        }
+                    )
                 elif url.path == "/jwks":
                     self._json({"keys": [provider.key.as_dict(private=False)]})
                 elif url.path == "/authorize":
@@ -80,7 +94,9 @@ class OidcProvider:
                     code = secrets.token_urlsafe(16)
                     provider.codes[code] = {"nonce": query.get("nonce"), "redirect_uri": query["redirect_uri"]}
                     self.send_response(302)
-                    self.send_header("Location", f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}")
+                    self.send_header(
+                        "Location", f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+                    )
                     self.end_headers()
                 else:
                     self._json({"error": "not_found"}, 404)
@@ -89,7 +105,9 @@ class OidcProvider:
                 if urlparse(self.path).path != "/token":
                     self._json({"error": "not_found"}, 404)
                     return
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                form = {
+                    k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
                 client_id, client_secret = form.get("client_id"), form.get("client_secret")
                 header = self.headers.get("Authorization", "")
                 if header.startswith("Basic "):
@@ -101,7 +119,13 @@ class OidcProvider:
                 if grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
                     self._json({"error": "invalid_grant"}, 400)
                     return
-                self._json({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 600,
-                            "id_token": provider._id_token(grant["nonce"])})
+                self._json(
+                    {
+                        "access_token": secrets.token_urlsafe(16),
+                        "token_type": "Bearer",
+                        "expires_in": 600,
+                        "id_token": provider._id_token(grant["nonce"]),
+                    }
+                )
 
         return Handler

@@ -20,7 +20,20 @@ import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODULES = ["json", "csv", "argparse", "pathlib", "textwrap", "heapq", "bisect", "shlex", "fnmatch", "glob", "difflib", "statistics"]
+MODULES = [
+    "json",
+    "csv",
+    "argparse",
+    "pathlib",
+    "textwrap",
+    "heapq",
+    "bisect",
+    "shlex",
+    "fnmatch",
+    "glob",
+    "difflib",
+    "statistics",
+]
 CRAWL_DELAY = 0.05
 
 
@@ -74,7 +87,8 @@ class Site:
 
     def urlset(self, base: str, paths: list[str]) -> bytes:
         items = "".join(
-            f"<url><loc>{base}{p}</loc>" + (f"<lastmod>{self.lastmod(p)}</lastmod>" if p in self.pages and p.endswith("json.html") else "")
+            f"<url><loc>{base}{p}</loc>"
+            + (f"<lastmod>{self.lastmod(p)}</lastmod>" if p in self.pages and p.endswith("json.html") else "")
             + "</url>"
             for p in paths
         )

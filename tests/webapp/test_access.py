@@ -66,7 +66,9 @@ def test_the_cli_manages_users_keys_and_access(tmp_path, capsys, monkeypatch):
     assert main(["users", "add", "lee", "--role", "editor", "--group", "ops", "--password-stdin", *home]) == 0
     assert main(["users", "list", "--json", *home]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("["):]) == [{"name": "lee", "role": "editor", "groups": ["ops"], "in_settings": False}]
+    assert json.loads(out[out.index("[") :]) == [
+        {"name": "lee", "role": "editor", "groups": ["ops"], "in_settings": False}
+    ]
     assert main(["keys", "create", "lee", "--json", *home]) == 0
     created = json.loads(capsys.readouterr().out)
     assert main(["access", "ops-notes", "--group", "ops", *home]) == 0

@@ -58,8 +58,11 @@ def open_api(docent, tmp_path_factory):
 
 def test_upload_search_ask_and_stream_through_the_api(open_api):
     assert open_api.get("/health").json()["status"] == "ok"
-    reply = _upload(open_api, "default", [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)),
-                                         ("broken.pdf", b"not a pdf at all")])
+    reply = _upload(
+        open_api,
+        "default",
+        [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)), ("broken.pdf", b"not a pdf at all")],
+    )
     assert reply.status_code == 200, reply.text
     job = reply.json()
     assert job["state"] == "finished" and job["done"] == 2
@@ -80,7 +83,9 @@ def test_upload_search_ask_and_stream_through_the_api(open_api):
     with open_api.stream("POST", "/collections/default/ask/stream", json={"question": QUESTION}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         events = [block for block in stream.iter_text() for block in block.split("\n\n") if block.strip()]
-    parsed = [(e.split("\n")[0].removeprefix("event: "), json.loads(e.split("\n")[1].removeprefix("data: "))) for e in events]
+    parsed = [
+        (e.split("\n")[0].removeprefix("event: "), json.loads(e.split("\n")[1].removeprefix("data: "))) for e in events
+    ]
     assert parsed[-1][0] == "answer" and parsed[-1][1]["citations"]
     assert "".join(d["text"] for name, d in parsed if name == "token") == parsed[-1][1]["answer"]
 
@@ -132,10 +137,19 @@ def team(docent, tmp_path_factory):
     keys = {name: access.create_api_key(name)[1] for name in ("ada", "ed", "rita", "fiona")}
     access.close()
     with TestClient(create_app(own.settings, docent=own)) as client:
-        assert client.post("/collections", json={"name": "payroll", "groups": ["finance"]},
-                           headers=_auth(keys["ada"])).status_code == 201
-        assert _upload(client, "payroll", [("payroll.pdf", make_pdf(SECRET_PAGES))], keys["ada"]).json()["state"] == "finished"
-        reply = _upload(client, "default", [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))], keys["ed"])
+        assert (
+            client.post(
+                "/collections", json={"name": "payroll", "groups": ["finance"]}, headers=_auth(keys["ada"])
+            ).status_code
+            == 201
+        )
+        assert (
+            _upload(client, "payroll", [("payroll.pdf", make_pdf(SECRET_PAGES))], keys["ada"]).json()["state"]
+            == "finished"
+        )
+        reply = _upload(
+            client, "default", [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))], keys["ed"]
+        )
         assert reply.json()["outcomes"][0]["status"] == "added"
         yield client, keys
     own.close()
@@ -145,7 +159,10 @@ def test_without_a_valid_key_nothing_but_health_answers(team):
     client, _ = team
     assert client.get("/health").status_code == 200
     assert client.get("/collections").status_code == 401
-    assert client.post("/collections/default/search", json={"query": "x"}, headers=_auth("docent_bad_key")).status_code == 401
+    assert (
+        client.post("/collections/default/search", json={"query": "x"}, headers=_auth("docent_bad_key")).status_code
+        == 401
+    )
 
 
 def test_a_reader_can_search_and_ask_but_not_ingest_or_remove(team):
@@ -155,12 +172,18 @@ def test_a_reader_can_search_and_ask_but_not_ingest_or_remove(team):
     answer = client.post("/collections/default/ask", json={"question": QUESTION}, headers=rita).json()
     assert "120 euros per month" in answer["answer"]
     assert _upload(client, "default", [("x.pdf", make_pdf(HANDBOOK_PAGES))], keys["rita"]).status_code == 403
-    assert client.post("/collections/default/urls", json={"urls": ["http://127.0.0.1/"]}, headers=rita).status_code == 403
-    assert client.post("/collections/default/crawls", json={"url": "http://127.0.0.1/"}, headers=rita).status_code == 403
+    assert (
+        client.post("/collections/default/urls", json={"urls": ["http://127.0.0.1/"]}, headers=rita).status_code == 403
+    )
+    assert (
+        client.post("/collections/default/crawls", json={"url": "http://127.0.0.1/"}, headers=rita).status_code == 403
+    )
     reply = client.delete("/collections/default/documents", params={"source": "handbook.pdf"}, headers=rita)
     assert reply.status_code == 403 and "reader" in reply.json()["detail"]
     assert [d["source"] for d in client.get("/collections/default/documents", headers=rita).json()] == ["handbook.pdf"]
-    assert client.post("/collections", json={"name": "mine"}, headers=_auth(keys["ed"])).status_code == 403  # editors too
+    assert (
+        client.post("/collections", json={"name": "mine"}, headers=_auth(keys["ed"])).status_code == 403
+    )  # editors too
 
 
 def test_a_collection_outside_a_users_access_gives_them_nothing(team):
@@ -178,11 +201,15 @@ def test_a_collection_outside_a_users_access_gives_them_nothing(team):
             assert reply.status_code == 404 and "4.2 million" not in reply.text, (outsider, path)
         assert all(j["collection"] != "payroll" for j in client.get("/jobs", headers=headers).json())
         # Searching their own collection never cites the other one.
-        answer = client.post("/collections/default/ask", json={"question": "What is the payroll budget?"}, headers=headers).json()
+        answer = client.post(
+            "/collections/default/ask", json={"question": "What is the payroll budget?"}, headers=headers
+        ).json()
         assert "4.2 million" not in json.dumps(answer)
     fiona = _auth(keys["fiona"])
     assert "payroll" in client.get("/collections", headers=fiona).json()
-    answer = client.post("/collections/payroll/ask", json={"question": "What is the payroll budget?"}, headers=fiona).json()
+    answer = client.post(
+        "/collections/payroll/ask", json={"question": "What is the payroll budget?"}, headers=fiona
+    ).json()
     assert "4.2 million" in answer["answer"] and answer["citations"][0]["source"] == "payroll.pdf"
 
 
@@ -190,8 +217,15 @@ def test_admins_manage_users_and_keys_through_the_api(team):
     client, keys = team
     ada, rita = _auth(keys["ada"]), _auth(keys["rita"])
     assert client.get("/users", headers=rita).status_code == 403
-    reply = client.put("/users/nils", json={"role": "editor", "groups": ["ops"], "password": "long enough"}, headers=ada)
-    assert reply.status_code == 200 and reply.json() == {"name": "nils", "role": "editor", "groups": ["ops"], "in_settings": False}
+    reply = client.put(
+        "/users/nils", json={"role": "editor", "groups": ["ops"], "password": "long enough"}, headers=ada
+    )
+    assert reply.status_code == 200 and reply.json() == {
+        "name": "nils",
+        "role": "editor",
+        "groups": ["ops"],
+        "in_settings": False,
+    }
     assert {u["name"]: u["in_settings"] for u in client.get("/users", headers=ada).json()}["ada"] is True
     assert client.put("/users/ed", json={"role": "reader"}, headers=ada).status_code == 403  # fixed by the settings
     new = client.post("/users/nils/keys", json={"label": "ci"}, headers=ada)
@@ -224,7 +258,10 @@ def test_no_input_the_openapi_document_allows_makes_the_api_fail(docent, tmp_pat
     own = _docent(docent, tmp_path / "home")
     app = create_app(own.settings, docent=own)
     with TestClient(app) as client:  # something to find, so searches and answers do real work
-        assert _upload(client, "default", [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))]).status_code == 200
+        assert (
+            _upload(client, "default", [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))]).status_code
+            == 200
+        )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures = []
     for operation in schema.get_all_operations():
@@ -255,8 +292,12 @@ def test_docent_api_serves_on_localhost(tmp_path, handbook_pdf):
     docent_bin = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
     log = (tmp_path / "api.log").open("w+b")
-    process = subprocess.Popen([docent_bin, "--home", str(tmp_path / "home"), "api", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [docent_bin, "--home", str(tmp_path / "home"), "api", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

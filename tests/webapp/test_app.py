@@ -103,7 +103,10 @@ def test_a_citation_shows_its_page_and_offers_the_pdf(app):
     assert len(app.get("image")) == 1
     assert any(b.proto.label == "Download the PDF" for b in app.get("download_button"))
     # The cited sentence is highlighted in the passage.
-    assert ":orange-background[A mooring permit for a private boat costs 120 euros per month\\.]" in app.expander[0].markdown[0].value
+    assert (
+        ":orange-background[A mooring permit for a private boat costs 120 euros per month\\.]"
+        in app.expander[0].markdown[0].value
+    )
 
 
 def test_a_follow_up_shows_what_was_searched(app):
@@ -172,7 +175,9 @@ def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch
 
 def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
     harbour = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
-    upload(app, [("first.pdf", make_pdf(HANDBOOK_PAGES, title="First")), ("second.pdf", make_pdf(harbour, title="Second"))])
+    upload(
+        app, [("first.pdf", make_pdf(HANDBOOK_PAGES, title="First")), ("second.pdf", make_pdf(harbour, title="Second"))]
+    )
     chooser = app.sidebar.multiselect[0]
     assert chooser.label == "Search only in" and set(chooser.options) == {"first.pdf", "second.pdf"}
     chooser.set_value(["second.pdf"]).run()
@@ -184,11 +189,17 @@ def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
 
 def _manual(name: str, pages: int) -> bytes:
     """A PDF whose every page says something of its own (identical text is embedded once only)."""
-    return make_pdf([
-        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
-                                         for s in range(14)]
-        for p in range(1, pages + 1)
-    ], title=f"{name} manual")
+    return make_pdf(
+        [
+            [f"{name} manual, page {p}."]
+            + [
+                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                for s in range(14)
+            ]
+            for p in range(1, pages + 1)
+        ],
+        title=f"{name} manual",
+    )
 
 
 def test_stop_keeps_the_finished_files_and_says_how_far_it_got(app):
@@ -230,15 +241,19 @@ def team_home(tmp_path, docent):
     from retrieval.settings import load_settings
 
     home = tmp_path / "home"
-    users = {"ed": {"role": "editor", "password_hash": hash_password("ed-pw")},
-             "rita": {"role": "reader", "password_hash": hash_password("rita-pw")},
-             "fiona": {"role": "reader", "groups": ["finance"], "password_hash": hash_password("fiona-pw")}}
+    users = {
+        "ed": {"role": "editor", "password_hash": hash_password("ed-pw")},
+        "rita": {"role": "reader", "password_hash": hash_password("rita-pw")},
+        "fiona": {"role": "reader", "groups": ["finance"], "password_hash": hash_password("fiona-pw")},
+    }
     settings = load_settings(home=str(home), auth="password", users=users)
     own = Docent(settings)
     own._embedder = docent.embedder
     own.ingest([Source("handbook.pdf", data=make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
-    own.ingest([Source("payroll.pdf", data=make_pdf([["The payroll budget for next year is 4.2 million euros."]]))],
-               collection="payroll")
+    own.ingest(
+        [Source("payroll.pdf", data=make_pdf([["The payroll budget for next year is 4.2 million euros."]]))],
+        collection="payroll",
+    )
     own.close()
     AccessControl(settings).set_collection_access("payroll", [], ["finance"])
     return home, {"DOCENT_AUTH": "password", "DOCENT_USERS": json.dumps(users)}

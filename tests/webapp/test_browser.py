@@ -24,8 +24,14 @@ from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 CHROMIUM = os.environ.get("DOCENT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -111,10 +117,17 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
 
 def _manual(name: str, pages: int) -> bytes:
     """A PDF whose every page says something of its own (identical text is embedded once only)."""
-    return make_pdf([
-        [f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar." for s in range(14)]
-        for p in range(1, pages + 1)
-    ], title=f"{name} manual")
+    return make_pdf(
+        [
+            [f"{name} manual, page {p}."]
+            + [
+                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                for s in range(14)
+            ]
+            for p in range(1, pages + 1)
+        ],
+        title=f"{name} manual",
+    )
 
 
 def _documents_in(home: Path) -> list[str]:
@@ -190,7 +203,10 @@ def test_sign_in_through_the_companys_identity_provider(tmp_path):
     )
     users = {"ada@example.com": {"role": "editor"}}
     try:
-        with _serving(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+        with (
+            _serving(tmp_path, port=port, DOCENT_AUTH="oidc", DOCENT_USERS=json.dumps(users)) as url,
+            _browser_at(url) as page,
+        ):
             page.get_by_role("button", name="Sign in with your company account").click()
             page.get_by_text("Signed in as").wait_for(timeout=120_000)
             assert "ada@example.com" in page.get_by_text("Signed in as").inner_text()

@@ -43,7 +43,9 @@ def test_search_json_hits_carry_the_contract_fields(cli_home, mode):
 def test_search_and_ask_limited_to_a_source(cli_home, handbook_pdf):
     hits = json.loads(run(cli_home, "search", "lighthouse lamp", "--source", str(handbook_pdf), "--json").stdout)
     assert hits and {h["source"] for h in hits} == {str(handbook_pdf)}
-    answer = json.loads(run(cli_home, "ask", "How much does a mooring permit cost?", "--source", str(handbook_pdf), "--json").stdout)
+    answer = json.loads(
+        run(cli_home, "ask", "How much does a mooring permit cost?", "--source", str(handbook_pdf), "--json").stdout
+    )
     assert answer["citations"][0]["page"] == 3
     for command in (["search", "lamp"], ["ask", "lamp?"]):
         result = run(cli_home, *command, "--source", "missing.pdf", check=False)
@@ -82,7 +84,10 @@ def test_unchanged_file_is_not_ingested_twice(cli_home, handbook_pdf):
 
 def test_invalid_settings_are_reported_not_crashed(tmp_path):
     result = subprocess.run(
-        [DOCENT, "list"], capture_output=True, text=True, env={**os.environ, "DOCENT_TOP_K": "zero", "DOCENT_HOME": str(tmp_path)}
+        [DOCENT, "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCENT_TOP_K": "zero", "DOCENT_HOME": str(tmp_path)},
     )
     assert result.returncode == 2 and "top_k" in result.stderr and "Traceback" not in result.stderr
 
@@ -105,7 +110,9 @@ def test_prepare_makes_the_int8_model_on_a_first_start_and_json_stays_clean(tmp_
     assert info["backend"] == "openvino-int8" and Path(info["folder"]).parent == cache
     assert info["int8"]["accepted"] and info["int8"]["mean_cosine"] >= 0.995
     assert (Path(info["folder"]) / "model-int8.xml").exists()
-    assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (gpu.unavailable_reason() is None)
+    assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (
+        gpu.unavailable_reason() is None
+    )
     again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache), "DOCENT_GPU_SEARCH": "false"})
     assert "openvino-int8" in again.stdout and "int8 copy used" in again.stdout
     assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout

@@ -17,8 +17,16 @@ from retrieval.settings import load_settings
 
 
 def _manual(name: str, pages: int) -> bytes:
-    return make_pdf([[f"{name} manual, page {p}."] + [f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut "
-                                                       f"below {s + p} bar." for s in range(14)] for p in range(1, pages + 1)])
+    return make_pdf(
+        [
+            [f"{name} manual, page {p}."]
+            + [
+                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                for s in range(14)
+            ]
+            for p in range(1, pages + 1)
+        ]
+    )
 
 
 def test_another_process_sees_and_cancels_a_running_ingest(docent, tmp_path):
@@ -70,11 +78,28 @@ def test_a_job_whose_process_died_shows_as_interrupted(tmp_path):
     board = JobManager(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    summary = {"id": "j1", "kind": "ingest", "collection": "default", "owner": "ed", "target": "a.pdf", "state": "running",
-               "error": None, "started": time.time(), "finished": None, "total": 1, "done": 0, "current": "a.pdf",
-               "chunks_done": 0, "chunks_total": 0, "unit": "chunks", "outcomes": []}
-    board._board._db.execute("INSERT INTO jobs(id, summary, pid, host, started) VALUES ('j1', ?, ?, ?, ?)",
-                             (json.dumps(summary), dead.pid, __import__("socket").gethostname(), time.time()))
+    summary = {
+        "id": "j1",
+        "kind": "ingest",
+        "collection": "default",
+        "owner": "ed",
+        "target": "a.pdf",
+        "state": "running",
+        "error": None,
+        "started": time.time(),
+        "finished": None,
+        "total": 1,
+        "done": 0,
+        "current": "a.pdf",
+        "chunks_done": 0,
+        "chunks_total": 0,
+        "unit": "chunks",
+        "outcomes": [],
+    }
+    board._board._db.execute(
+        "INSERT INTO jobs(id, summary, pid, host, started) VALUES ('j1', ?, ?, ?, ?)",
+        (json.dumps(summary), dead.pid, __import__("socket").gethostname(), time.time()),
+    )
     job = board.get("j1")
     assert job.state == "interrupted" and not job.running
     assert [j.id for j in board.jobs(["default"])] == ["j1"]

@@ -32,7 +32,9 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     """The API over one Docent (one shared engine per collection in this process)."""
     docent = docent or Docent(settings)
     app = FastAPI(
-        title="Docent", version="0.1.0", responses=ERRORS,
+        title="Docent",
+        version="0.1.0",
+        responses=ERRORS,
         description="Search, ask with cited answers, and manage the documents of self-hosted Docent collections.",
     )
     app.state.settings, app.state.docent = settings, docent

@@ -28,7 +28,9 @@ from webapp.session import NotFound, UserSession
 st.set_page_config(page_title="Docent", page_icon="📚", layout="wide")
 
 
-@st.cache_resource(show_spinner="Loading the embedding model… (the first start on a machine also prepares it: about a minute, once)")
+@st.cache_resource(
+    show_spinner="Loading the embedding model… (the first start on a machine also prepares it: about a minute, once)"
+)
 def get_docent(home: str) -> Docent:
     docent = Docent(load_settings(home=home))
     docent.load_model()  # once, up front, under the spinner
@@ -58,8 +60,13 @@ def answer_settings(docent: Docent) -> Docent:
         mode = st.selectbox("Search mode", MODES, index=MODES.index(settings.search_mode), key="search_mode")
         fusion, alpha = settings.fusion, settings.fusion_alpha
         if mode == "hybrid":
-            fusion = st.selectbox("Fusion", FUSIONS, index=FUSIONS.index(settings.fusion), key="fusion",
-                                  format_func={"rrf": "Reciprocal Rank Fusion", "convex": "Convex combination"}.get)
+            fusion = st.selectbox(
+                "Fusion",
+                FUSIONS,
+                index=FUSIONS.index(settings.fusion),
+                key="fusion",
+                format_func={"rrf": "Reciprocal Rank Fusion", "convex": "Convex combination"}.get,
+            )
             if fusion == "convex":
                 alpha = st.slider("Weight of vector search (alpha)", 0.0, 1.0, settings.fusion_alpha, 0.05, key="alpha")
     if (llm, mode, fusion, alpha) == (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
@@ -87,8 +94,11 @@ def show_passage(user: UserSession, collection: str, hit: Hit, key: str) -> None
     left, right = st.columns(2)
     show = left.toggle(f"Show page {hit.page}", key=f"page-{key}")
     right.download_button(
-        "Download the PDF", data=original.read_bytes(), file_name=hit.source.rsplit("/", 1)[-1],
-        mime="application/pdf", key=f"download-{key}",
+        "Download the PDF",
+        data=original.read_bytes(),
+        file_name=hit.source.rsplit("/", 1)[-1],
+        mime="application/pdf",
+        key=f"download-{key}",
     )
     if show:
         try:
@@ -108,7 +118,6 @@ def show_sources(user: UserSession, collection: str, answer: Answer, turn: int) 
         for n, hit in enumerate(answer.closest):
             with st.expander(where(hit)):
                 show_passage(user, collection, hit, f"{turn}-closest-{n}")
-
 
 
 # ---- signing in ----------------------------------------------------------------------------------
@@ -178,10 +187,14 @@ def web_pages(user: UserSession, collection: str) -> None:
     settings = user.docent.settings
     job = user.jobs.latest(collection, "crawl")
     with st.sidebar.expander("Add web pages", expanded=job is not None and job.running):
-        url = st.text_input("A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/")
+        url = st.text_input(
+            "A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/"
+        )
         max_pages = st.number_input("At most this many pages", 1, 100_000, settings.crawl_max_pages, key="crawl_max")
         if st.button("Add", key="crawl", disabled=not url):
-            options = CrawlOptions(max_pages=int(max_pages), concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host)
+            options = CrawlOptions(
+                max_pages=int(max_pages), concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host
+            )
             try:
                 job = user.start_crawl(url.strip(), collection, options=options)
             except JobConflict as exc:
@@ -206,14 +219,18 @@ def crawl_status(job: Job) -> None:
     if job.running and st.button("Cancel the crawl", key="crawl-cancel"):
         job.cancel.set()
     if p.failed:
-        st.dataframe([{"page": url, "reason": reason} for url, reason in p.failed], hide_index=True, key="crawl-failures")
+        st.dataframe(
+            [{"page": url, "reason": reason} for url, reason in p.failed], hide_index=True, key="crawl-failures"
+        )
     _refresh_when_ended(job)
 
 
 def upload_files(user: UserSession, collection: str) -> None:
     uploads = st.sidebar.file_uploader(
-        f"Add files ({', '.join(t.name for t in FILE_TYPES)})", type=[s.lstrip(".") for s in SUFFIXES],
-        accept_multiple_files=True, key="uploads",
+        f"Add files ({', '.join(t.name for t in FILE_TYPES)})",
+        type=[s.lstrip(".") for s in SUFFIXES],
+        accept_multiple_files=True,
+        key="uploads",
     )
     if uploads and st.sidebar.button(f"Add {len(uploads)} file(s)", type="primary", key="add"):
         user.start_ingest([Source(u.name, data=u.getvalue()) for u in uploads], collection)
@@ -232,8 +249,13 @@ def ingest_status(job: Job) -> None:
         fraction = (done + job.chunks_done / max(job.chunks_total, 1)) / max(job.total, 1)
         detail = f"{job.current}: embedding {job.chunks_done}/{job.chunks_total} {job.unit}" if job.current else ""
         st.progress(min(fraction, 1.0), text=f"Adding {done + 1} of {job.total} file(s)… {detail}")
-        st.button("Stop adding", key="stop-ingest", on_click=job.cancel.set,
-                  help="Files already added stay; the one in progress is not stored.", disabled=job.cancel.is_set())
+        st.button(
+            "Stop adding",
+            key="stop-ingest",
+            on_click=job.cancel.set,
+            help="Files already added stay; the one in progress is not stored.",
+            disabled=job.cancel.is_set(),
+        )
     for outcome in job.outcomes:
         if not outcome.ok:
             st.error(f"{outcome.source}: {outcome.error}")
@@ -293,8 +315,11 @@ def manage(user: UserSession, collection: str) -> None:
         limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
         if st.button("Create", key="create-collection", disabled=not name):
             users, groups = _people(limit)
-            _act(lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
-                 f"Created '{name.strip()}'", select=name.strip())
+            _act(
+                lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
+                f"Created '{name.strip()}'",
+                select=name.strip(),
+            )
 
         st.markdown(f"**Who may see '{collection}'**")
         allowed = user.access.collection_access(collection)
@@ -302,17 +327,36 @@ def manage(user: UserSession, collection: str) -> None:
         people = st.text_input("Users and @groups (blank: everyone)", value=current, key=f"access-{collection}")
         if st.button("Save access", key="save-access"):
             users, groups = _people(people)
-            _act(lambda: user.set_collection_access(collection, users if (users or groups) else None, groups),
-                 f"Access to '{collection}' saved")
+            _act(
+                lambda: user.set_collection_access(collection, users if (users or groups) else None, groups),
+                f"Access to '{collection}' saved",
+            )
         if st.button(f"Delete '{collection}' and all its documents", key="delete-collection"):
             st.session_state["confirm-delete"] = collection
-        if st.session_state.get("confirm-delete") == collection and st.button("Yes, delete it", key="confirm-delete-yes"):
+        if st.session_state.get("confirm-delete") == collection and st.button(
+            "Yes, delete it", key="confirm-delete-yes"
+        ):
             del st.session_state["confirm-delete"]
-            _act(lambda: user.delete_collection(collection), f"Deleted '{collection}'", select=user.docent.settings.collection)
+            _act(
+                lambda: user.delete_collection(collection),
+                f"Deleted '{collection}'",
+                select=user.docent.settings.collection,
+            )
 
         st.markdown("**Users**")
-        st.dataframe([{"user": u.name, "role": u.role, "groups": ", ".join(u.groups), "from": "settings" if u.fixed else "app"}
-                      for u in user.users()], hide_index=True, key="users-table")
+        st.dataframe(
+            [
+                {
+                    "user": u.name,
+                    "role": u.role,
+                    "groups": ", ".join(u.groups),
+                    "from": "settings" if u.fixed else "app",
+                }
+                for u in user.users()
+            ],
+            hide_index=True,
+            key="users-table",
+        )
         who = st.text_input("User name", key="user-name")
         role = st.selectbox("Role", ROLES, key="user-role")
         groups = st.text_input("Groups (space-separated)", key="user-groups")
@@ -356,8 +400,13 @@ def source_filter(user: UserSession, collection: str) -> list[str] | None:
     sources = [d.source for d in user.documents(collection)]
     if len(sources) < 2:
         return None
-    chosen = st.sidebar.multiselect("Search only in", sources, key=f"sources-{collection}",
-                                    placeholder="All documents", help="Answers then come only from these documents.")
+    chosen = st.sidebar.multiselect(
+        "Search only in",
+        sources,
+        key=f"sources-{collection}",
+        placeholder="All documents",
+        help="Answers then come only from these documents.",
+    )
     return chosen or None
 
 
@@ -380,7 +429,9 @@ def chat(user: UserSession, answering: Docent, collection: str, sources: list[st
     with st.chat_message("assistant"):
         with st.spinner("Searching…"):
             conversation = [(t["answer"].rewritten or t["question"], t["answer"].text) for t in history]
-            stream = user.ask_stream(question, history=conversation, collection=collection, sources=sources, docent=answering)
+            stream = user.ask_stream(
+                question, history=conversation, collection=collection, sources=sources, docent=answering
+            )
         if stream.rewritten:
             st.caption(f"Searched for: {stream.rewritten}")
         st.write_stream(stream)

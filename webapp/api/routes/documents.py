@@ -33,7 +33,8 @@ def documents(collection: CollectionName, user: User) -> list[dict]:
 
 @router.delete("/collections/{collection}/documents", status_code=204)
 def remove_document(
-    collection: CollectionName, user: User,
+    collection: CollectionName,
+    user: User,
     source: Annotated[str, Query(min_length=1, max_length=4000, description="as the document list names it")],
 ) -> Response:
     """Removes a document and its passages (editors)."""
@@ -43,8 +44,11 @@ def remove_document(
 
 @router.post("/collections/{collection}/files", status_code=202, response_model=JobOut)
 def ingest_files(
-    collection: CollectionName, user: User, settings: CurrentSettings,
-    files: Annotated[list[UploadFile], File(description=f"files ({FILE_KINDS})")], wait: Wait = False,
+    collection: CollectionName,
+    user: User,
+    settings: CurrentSettings,
+    files: Annotated[list[UploadFile], File(description=f"files ({FILE_KINDS})")],
+    wait: Wait = False,
 ) -> JSONResponse:
     """Adds files (editors) as a background job; its progress is at /jobs/{id}."""
     user.require("write")
@@ -76,8 +80,11 @@ def ingest_urls(collection: CollectionName, body: UrlsIn, user: User, wait: Wait
 def crawl(collection: CollectionName, body: CrawlIn, user: User, settings: CurrentSettings) -> JSONResponse:
     """Crawls a site through its sitemap (editors); a re-crawl redoes only what changed."""
     options = CrawlOptions(
-        max_pages=body.max_pages or settings.crawl_max_pages, include=tuple(body.include), exclude=tuple(body.exclude),
-        concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host,
+        max_pages=body.max_pages or settings.crawl_max_pages,
+        include=tuple(body.include),
+        exclude=tuple(body.exclude),
+        concurrency=settings.crawl_concurrency,
+        per_host=settings.crawl_per_host,
     )
     return job_response(user.start_crawl(body.url, collection, options=options), False)
 
