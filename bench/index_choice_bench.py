@@ -6,7 +6,7 @@ On real 384-d MiniLM embeddings (bench/ann_data.py's minilm set), for growing co
 sizes: the latency of one query (as the app searches: one question at a time, the hybrid
 candidate depth of 50) with the flat index and with HNSW as a collection builds it
 (retrieval.store's HNSW_M and HNSW_EF), and HNSW's recall against the flat result. Writes bench/results/index_choice.md. The crossover
-it shows is retrieval.store.HNSW_FROM_CHUNKS.
+it shows is retrieval.store.indexes.HNSW_FROM_CHUNKS.
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The objects every browser session of the server shares (st.cache_resource): one Docent, so
+one engine per collection, the access control, the job manager, and the answer settings
+chosen in the sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from retrieval.answer import BACKEND_NAMES
+from retrieval.search import FUSIONS, MODES
+from retrieval.service import Docent
+from retrieval.settings import load_settings
+from webapp.access import AccessControl
+from webapp.jobs import JobManager
+
+
+@st.cache_resource(
+    show_spinner="Loading the embedding model… (the first start on a machine also prepares it: about a minute, once)"
+)
+def get_docent(home: str) -> Docent:
+    docent = Docent(load_settings(home=home))
+    docent.load_model()  # once, up front, under the spinner
+    return docent
+
+
+@st.cache_resource
+def get_access(home: str) -> AccessControl:
+    return AccessControl(load_settings(home=home))
+
+
+@st.cache_resource
+def get_jobs(home: str) -> JobManager:
+    return JobManager(home)
+
+
+@st.cache_resource(show_spinner="Preparing the answer backend…", max_entries=8)
+def get_variant(home: str, llm: str, search_mode: str, fusion: str, fusion_alpha: float) -> Docent:
+    """The shared Docent with the answer settings chosen in the sidebar (a local model loads once)."""
+    return get_docent(home).variant(llm=llm, search_mode=search_mode, fusion=fusion, fusion_alpha=fusion_alpha)
+
+
+def answer_settings(docent: Docent) -> Docent:
+    settings = docent.settings
+    with st.sidebar.expander("Answering"):
+        llm = st.selectbox("Answer backend", BACKEND_NAMES, index=BACKEND_NAMES.index(settings.llm), key="llm")
+        mode = st.selectbox("Search mode", MODES, index=MODES.index(settings.search_mode), key="search_mode")
+        fusion, alpha = settings.fusion, settings.fusion_alpha
+        if mode == "hybrid":
+            fusion = st.selectbox(
+                "Fusion",
+                FUSIONS,
+                index=FUSIONS.index(settings.fusion),
+                key="fusion",
+                format_func={"rrf": "Reciprocal Rank Fusion", "convex": "Convex combination"}.get,
+            )
+            if fusion == "convex":
+                alpha = st.slider("Weight of vector search (alpha)", 0.0, 1.0, settings.fusion_alpha, 0.05, key="alpha")
+    if (llm, mode, fusion, alpha) == (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
+        return docent
+    return get_variant(str(settings.home), llm, mode, fusion, alpha)

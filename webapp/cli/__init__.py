@@ -1,0 +1,55 @@
+"""The `docent` command line (docs/user-guide.md), the outermost layer: it starts the app and the API."""
+
+from __future__ import annotations
+
+import sys
+
+from retrieval.settings import SettingsError, load_settings
+from webapp.cli.access import manage_access
+from webapp.cli.answers import ask, evaluate_set, search
+from webapp.cli.documents import crawl_site, ingest_files, list_collections, list_documents, remove_document
+from webapp.cli.parser import build_parser
+from webapp.cli.service import prepare, serve
+
+COMMANDS = {
+    "ingest": ingest_files,
+    "crawl": crawl_site,
+    "search": search,
+    "ask": ask,
+    "list": list_documents,
+    "remove": remove_document,
+    "collections": list_collections,
+    "eval": evaluate_set,
+    "prepare": prepare,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        settings = load_settings(home=getattr(args, "home", None), collection=getattr(args, "collection", None))
+    except SettingsError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve(args, settings)
+    if args.command == "api":
+        from webapp.api import serve
+
+        serve(settings, args.host, args.port)
+        return 0
+    if args.command in ("users", "keys", "access"):
+        return manage_access(args, settings, as_json)
+
+    from retrieval.service import Docent
+    from retrieval.store import CollectionError
+
+    docent = Docent(settings)
+    try:
+        return COMMANDS[args.command](docent, args, as_json)
+    except CollectionError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        docent.close()

@@ -1,0 +1,93 @@
+"""Commands that search and answer: search, ask, and eval (retrieval quality on a labelled set)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from webapp.cli.output import ProgressBar, shorten, where
+
+
+def search(docent, args, as_json: bool) -> int:
+    if unknown := _unknown_sources(docent, args.source):
+        print(
+            f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
+            file=sys.stderr,
+        )
+        return 2
+    hits = docent.search(args.query, k=args.k, mode=args.mode, sources=args.source)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no matches")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>2}. {hit.score:.4f}  {where(hit)}")
+        print(f"    {shorten(hit.text, 200)}")
+    return 0
+
+
+def ask(docent, args, as_json: bool) -> int:
+    if unknown := _unknown_sources(docent, args.source):
+        print(
+            f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
+            file=sys.stderr,
+        )
+        return 2
+    if as_json:
+        print(json.dumps(docent.ask(args.question, sources=args.source).to_dict(), indent=2))
+        return 0
+    stream = docent.ask_stream(args.question, sources=args.source)
+    for piece in stream:  # token by token, as the backend writes
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    print()
+    answer = stream.answer
+    if answer.citations:
+        print()
+        for hit in answer.citations:
+            print(f"[{hit.ref}] {where(hit)}")
+            print(f"    {shorten(hit.text, 300)}")
+    elif answer.closest:
+        print("\nClosest passages:")
+        for hit in answer.closest:
+            print(f"  - {where(hit)}: {shorten(hit.text, 160)}")
+    return 0
+
+
+def _unknown_sources(docent, sources) -> list[str]:
+    known = {d.source for d in docent.documents()}
+    return [s for s in sources or () if s not in known]
+
+
+def evaluate_set(docent, args, as_json: bool) -> int:
+    from retrieval.evaluate import evaluate, format_table, load_eval_set, plot
+
+    try:
+        eval_set = load_eval_set(args.path)
+    except ValueError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    collection = getattr(args, "collection", None) or f"eval-{eval_set.name}"
+    bar = ProgressBar()
+    bar.label = f"ingesting {eval_set.name}"
+    try:
+        results = evaluate(docent, eval_set, collection=collection, progress=bar.update)
+    except ValueError as exc:
+        bar.close()
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    for problem in eval_set.skipped:
+        print(f"docent: skipped {problem}", file=sys.stderr)
+    image = plot(
+        results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries"
+    )
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{eval_set.name}: {len(eval_set.queries)} queries, collection '{collection}'\n")
+        print(format_table(results))
+        print(f"\nplot: {image}")
+    return 0

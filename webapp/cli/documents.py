@@ -1,0 +1,137 @@
+"""Commands on what a collection holds: ingest, crawl, list, remove, collections."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from webapp.cli.output import ProgressBar
+
+
+def ingest_files(docent, args, as_json: bool) -> int:
+    from ingest.sources import FILE_TYPES, expand_paths
+
+    sources = expand_paths(args.paths)
+    if not sources:
+        kinds = ", ".join(t.name for t in FILE_TYPES)
+        print(f"docent: no files Docent reads ({kinds}) were found in the given folders", file=sys.stderr)
+        return 1
+    bar = ProgressBar()
+    outcomes = []
+    for n, source in enumerate(sources, start=1):
+        bar.label = f"[{n}/{len(sources)}] {Path(source.name).name}"
+        outcome = docent.ingest([source], progress=bar.update)[0]
+        bar.close()
+        outcomes.append(outcome)
+        if not as_json:
+            print(_describe(outcome))
+    if as_json:
+        print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    else:
+        failed = sum(not o.ok for o in outcomes)
+        print(
+            f"{len(outcomes) - failed} of {len(outcomes)} ingested into '{docent.settings.collection}'"
+            + (f", {failed} failed" if failed else "")
+        )
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _describe(outcome) -> str:
+    if not outcome.ok:
+        return f"failed     {outcome.source}: {outcome.error}"
+    line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
+    return line + "".join(f"\n           warning: {w}" for w in outcome.warnings)
+
+
+def crawl_site(docent, args, as_json: bool) -> int:
+    from ingest import IngestError
+    from ingest.web.crawl import CrawlOptions
+
+    settings = docent.settings
+    options = CrawlOptions(
+        max_pages=args.max_pages or settings.crawl_max_pages,
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        concurrency=settings.crawl_concurrency,
+        per_host=settings.crawl_per_host,
+    )
+    bar = ProgressBar()
+    bar.label = args.url
+
+    def report(p) -> None:
+        bar.update(
+            f"{p.added + p.replaced} stored, {p.unchanged} unchanged, {len(p.failed)} failed", p.done, p.discovered
+        )
+
+    try:
+        progress = docent.crawl(args.url, options=options, progress=report)
+    except IngestError as exc:
+        bar.close()
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    summary = {
+        "url": args.url,
+        "discovered": progress.discovered,
+        "added": progress.added,
+        "replaced": progress.replaced,
+        "unchanged": progress.unchanged,
+        "removed": progress.removed,
+        "skipped": progress.skipped,
+        "failed": [{"url": u, "reason": r} for u, r in progress.failed],
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{progress.discovered} pages: {progress.added} added, {progress.replaced} replaced,"
+            f" {progress.unchanged} unchanged, "
+            f"{progress.removed} removed, {progress.skipped} skipped, {len(progress.failed)} failed"
+        )
+        for url, reason in progress.failed:
+            print(f"failed     {url}: {reason}")
+    return 1 if progress.failed else 0
+
+
+def list_documents(docent, args, as_json: bool) -> int:
+    documents = docent.documents()
+    if as_json:
+        print(json.dumps([d.to_dict() for d in documents], indent=2))
+        return 0
+    if not documents:
+        print(f"collection '{docent.settings.collection}' is empty")
+    for d in documents:
+        print(f'{d.source}  "{d.title}"  {d.pages} pages, {d.chunks} chunks, added {d.added_at}')
+    return 0
+
+
+def remove_document(docent, args, as_json: bool) -> int:
+    removed = docent.remove(args.source)
+    if as_json:
+        print(json.dumps({"source": args.source, "removed": removed}))
+    elif removed:
+        print(f"removed {args.source}")
+    if not removed:
+        known = ", ".join(d.source for d in docent.documents()[:10]) or "none"
+        print(
+            f"docent: no document with source {args.source!r} in '{docent.settings.collection}' (sources: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def list_collections(docent, args, as_json: bool) -> int:
+    names = docent.collection_names()
+    rows = [
+        {"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()}
+        for n in names
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no collections yet")
+    for row in rows if not as_json else []:
+        print(f"{row['name']}  {row['documents']} documents, {row['chunks']} chunks")
+    return 0

@@ -1,0 +1,48 @@
+"""How the commands print: a hit's place, a passage shortened to a line, a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def where(hit) -> str:
+    place = f"p. {hit.page}" if hit.page is not None else hit.source
+    return f"{hit.title} ({Path(hit.source).name}, {place})" if hit.page is not None else f"{hit.title} ({place})"
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self):
+        self.label = ""
+        self.active = sys.stderr.isatty()
+        self.drawn = False
+        self.started: float | None = None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.active:
+            return
+        import time
+
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        rate = done / (now - self.started) if now > self.started and done else 0.0
+        pace = f" {rate:.1f}/s, {(total - done) / rate:.0f} s left" if rate else ""
+        sys.stderr.write(f"\r{self.label} {stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{pace}\033[K")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            self.drawn = False
+        self.started = None

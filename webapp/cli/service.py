@@ -1,0 +1,67 @@
+"""Commands that run Docent: serve (the Streamlit app) and prepare (the embedding model, now)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def prepare(docent, args, as_json: bool) -> int:
+    from retrieval.embed import export_folder, quantize
+    from retrieval.index import gpu
+
+    embedder = docent.embedder
+    info = {"model": embedder.name, "backend": embedder.backend}
+    if embedder.backend.startswith("openvino"):
+        folder = export_folder(embedder.name, docent.settings.model_cache)
+        info.update(folder=str(folder), int8=quantize.read_report(folder))
+    why_not_gpu = "DOCENT_GPU_SEARCH is off" if not docent.settings.gpu_search else gpu.unavailable_reason()
+    info["search"] = {"on": "cpu" if why_not_gpu else "gpu", "why_not_gpu": why_not_gpu, "gpus": gpu.devices()}
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['model']}: {info['backend']}" + (f", kept in {info['folder']}" if "folder" in info else ""))
+    if info.get("int8"):
+        report = info["int8"]
+        verdict = "used" if report["accepted"] else f"not used (below {report['min_mean_cosine']})"
+        print(
+            f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model"
+            f" on {report['held_out_texts']} held-out texts"
+        )
+    if why_not_gpu:
+        print(f"vector search: on the CPU ({why_not_gpu})")
+    else:
+        best = max(info["search"]["gpus"], key=lambda d: d["free_memory"])
+        print(
+            f"vector search: on GPU {best['id']}, {best['name']} ({best['free_memory'] >> 20:,} of "
+            f"{best['total_memory'] >> 20:,} MiB free)"
+        )
+    return 0
+
+
+def serve(args, settings) -> int:
+    app = Path(__file__).parents[1] / "app" / "main.py"  # webapp/app/main.py
+    os.environ["DOCENT_HOME"] = str(settings.home)
+    # `python -m` puts the working directory first on sys.path; started from a source checkout,
+    # that would shadow the installed package (and its compiled engine) with the bare sources.
+    Path(settings.home).mkdir(parents=True, exist_ok=True)
+    os.chdir(settings.home)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    os.execv(sys.executable, command)
+    return 0  # not reached
