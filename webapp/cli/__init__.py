@@ -9,7 +9,7 @@ from webapp.cli.access import manage_access
 from webapp.cli.answers import ask, evaluate_set, search
 from webapp.cli.documents import crawl_site, ingest_files, list_collections, list_documents, remove_document
 from webapp.cli.parser import build_parser
-from webapp.cli.service import prepare, serve
+from webapp.cli.service import prepare, serve_app
 
 COMMANDS = {
     "ingest": ingest_files,
@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docent: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return serve(args, settings)
+        return serve_app(args, settings)
     if args.command == "api":
-        from webapp.api import serve
+        from webapp.api import serve as serve_api
 
-        serve(settings, args.host, args.port)
+        serve_api(settings, args.host, args.port)
         return 0
     if args.command in ("users", "keys", "access"):
         return manage_access(args, settings, as_json)

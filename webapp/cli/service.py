@@ -41,7 +41,7 @@ def prepare(docent, args, as_json: bool) -> int:
     return 0
 
 
-def serve(args, settings) -> int:
+def serve_app(args, settings) -> int:
     app = Path(__file__).parents[1] / "app" / "main.py"  # webapp/app/main.py
     os.environ["DOCENT_HOME"] = str(settings.home)
     # `python -m` puts the working directory first on sys.path; started from a source checkout,
