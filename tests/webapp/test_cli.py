@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.embed.quantize import MIN_MEAN_COSINE
 from retrieval.index import gpu
 
 from support.cli import DOCENT, run
@@ -110,7 +111,8 @@ def test_prepare_decides_on_the_int8_model_on_a_first_start_and_json_stays_clean
     info = json.loads(result.stdout)
     report = info["int8"]
     assert Path(info["folder"]).parent == cache
-    assert report["min_mean_cosine"] == 0.995 and report["accepted"] == (report["mean_cosine"] >= 0.995)
+    assert report["min_mean_cosine"] == MIN_MEAN_COSINE
+    assert report["accepted"] == (report["mean_cosine"] >= MIN_MEAN_COSINE)
     assert info["backend"] == ("openvino-int8" if report["accepted"] else "openvino")
     assert (Path(info["folder"]) / "model-int8.xml").exists() == report["accepted"]
     assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (
@@ -118,6 +120,6 @@ def test_prepare_decides_on_the_int8_model_on_a_first_start_and_json_stays_clean
     )
     again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache), "DOCENT_GPU_SEARCH": "false"})
     assert f": {info['backend']}, kept in" in again.stdout
-    verdict = "int8 copy used" if report["accepted"] else "int8 copy not used (below 0.995)"
+    verdict = "int8 copy used" if report["accepted"] else f"int8 copy not used (below {MIN_MEAN_COSINE})"
     assert f"{verdict}: mean cosine {report['mean_cosine']}" in again.stdout
     assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout
