@@ -21,6 +21,7 @@ from retrieval.service import Docent
 from retrieval.settings import Settings
 from webapp.access import AccessControl
 from webapp.api.errors import add_error_handlers
+from webapp.api.guard import RequestGuard
 from webapp.api.routes import ROUTERS
 from webapp.api.schemas import ERRORS
 from webapp.jobs import JobManager
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     app.state.settings, app.state.docent = settings, docent
     app.state.access, app.state.jobs = AccessControl(settings), jobs or JobManager(settings.home)
     add_error_handlers(app)
+    app.add_middleware(RequestGuard, settings=settings, access=app.state.access)
     for router in ROUTERS:
         app.include_router(router)
     return app

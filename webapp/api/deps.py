@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from retrieval.settings import Settings
 from webapp.access import LOCAL, AuthenticationFailed
+from webapp.api.guard import api_key
 from webapp.session import UserSession
 
 
@@ -16,8 +17,7 @@ def _session(request: Request) -> UserSession:
     state = request.app.state
     principal = LOCAL
     if state.access.enabled:
-        header = request.headers.get("authorization", "")
-        key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+        key = api_key(request.headers)
         if not key:
             raise AuthenticationFailed("an API key is needed: send it as 'Authorization: Bearer KEY'")
         principal = state.access.principal_for_key(key)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from retrieval.store import CollectionError, StorageFullError
@@ -33,3 +36,20 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "the collection was deleted while the request ran"}, status_code=409)
 
     app.add_exception_handler(sqlite3.ProgrammingError, closed)
+
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, without echoing a huge input back.
+        errors = [{**error, "input": _short_input(error.get("input"))} for error in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+ECHO_LIMIT = 200  # characters of a rejected input shown back to the client
+
+
+def _short_input(value):
+    text = value if isinstance(value, str) else json.dumps(jsonable_encoder(value), default=str)
+    if len(text) <= ECHO_LIMIT:
+        return value
+    return f"{text[:ECHO_LIMIT]}… ({len(text):,} characters)"

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from ingest.sources import FILE_TYPES, Source
@@ -52,6 +52,8 @@ def ingest_files(
 ) -> JSONResponse:
     """Adds files (editors) as a background job; its progress is at /jobs/{id}."""
     user.require("write")
+    if len(files) > settings.max_upload_files:
+        raise HTTPException(413, f"{len(files)} files in one upload; this server takes {settings.max_upload_files}")
     spool = Path(tempfile.mkdtemp(prefix="upload-", dir=_uploads_dir(settings)))
     sources = []
     try:
@@ -61,6 +63,9 @@ def ingest_files(
             with path.open("wb") as out:
                 while block := upload.file.read(UPLOAD_CHUNK):
                     out.write(block)
+                    if out.tell() > settings.max_upload_bytes:
+                        limit = settings.max_upload_bytes
+                        raise HTTPException(413, f"{name} is larger than this server accepts ({limit:,} bytes)")
             sources.append(Source(name=name, path=path))
         job = user.start_ingest(sources, collection, spool=spool)
     except BaseException:

@@ -1,0 +1,80 @@
+"""What the API checks before a route reads anything: the caller's key (with sign-in on) and the
+size of the body. Without this a client with no key could make the server read, parse and hold
+a body of any size before being told 401: three 300 MB bodies grew the server by 1.7 GB.
+
+A body announced larger than its limit (Content-Length) is refused at once with 413; one that
+arrives without a length is counted as it is read and refused as soon as it passes the limit.
+Uploads are spooled to disk as they arrive; each file's own limit is checked by the route.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException
+
+from retrieval.settings import Settings
+from webapp.access import AccessControl, AuthenticationFailed
+
+PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def api_key(headers: dict[str, str]) -> str:
+    """The key a request carries: `Authorization: Bearer KEY` or `X-API-Key: KEY`."""
+    header = headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else headers.get("x-api-key", "")
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    if path.endswith("/files"):  # multipart uploads, spooled to disk
+        return settings.max_upload_bytes * settings.max_upload_files + (1 << 20)
+    return settings.max_json_bytes
+
+
+class RequestGuard:
+    """Pure ASGI middleware: the key first, then the body, counted."""
+
+    def __init__(self, app, *, settings: Settings, access: AccessControl):
+        self.app, self.settings, self.access = app, settings, access
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.access.enabled and scope["path"] not in PUBLIC_PATHS:
+            key = api_key(headers)
+            try:
+                if not key:
+                    raise AuthenticationFailed("an API key is needed: send it as 'Authorization: Bearer KEY'")
+                self.access.principal_for_key(key)
+            except AuthenticationFailed as exc:
+                return await _refuse(send, 401, str(exc), {"www-authenticate": "Bearer"})
+        limit = body_limit(self.settings, scope["path"])
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await _refuse(send, 413, _too_large(limit))
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # FastAPI passes an HTTPException raised while it reads the body through as is.
+                    raise HTTPException(413, _too_large(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than this server accepts ({limit:,} bytes)"
+
+
+async def _refuse(send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
