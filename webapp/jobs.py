@@ -121,13 +121,14 @@ class JobManager:
         self._lock = threading.Lock()
         self._board = _JobBoard(Path(home) / "jobs.sqlite3") if home is not None else None
         self._posted: dict[str, float] = {}
+        self._forgotten_here: dict[str, float] = {}
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None and self._board is not None:
             job = self._board.get(job_id)
-        return job
+        return job if job is not None and not self._forgotten(job, self._cutoffs()) else None
 
     def jobs(self, collections: Sequence[str] | None = None) -> list[Job]:
         """Newest first; only those in the given collections when they are named."""
@@ -136,9 +137,34 @@ class JobManager:
         if self._board is not None:
             own = {j.id for j in jobs}
             jobs += [j for j in self._board.jobs() if j.id not in own]
+        cutoffs = self._cutoffs()
+        jobs = [j for j in jobs if not self._forgotten(j, cutoffs)]
         if collections is not None:
             jobs = [j for j in jobs if j.collection in collections]
         return sorted(jobs, key=lambda j: j.started, reverse=True)
+
+    def forget(self, collection: str) -> None:
+        """Drops the finished jobs of a collection that is being deleted, in every process on this
+        home: their reports name its files, and whoever gets the name next must not see them."""
+        now = time.time()
+        with self._lock:
+            self._forgotten_here[collection] = now
+            for job_id in [i for i, j in self._jobs.items() if j.collection == collection and not j.running]:
+                del self._jobs[job_id]
+        if self._board is not None:
+            self._board.forget(collection, now)
+
+    def _cutoffs(self) -> dict[str, float]:
+        """collection -> when its jobs were forgotten (by this process or another)."""
+        cutoffs = dict(self._forgotten_here)
+        if self._board is not None:
+            for collection, at in self._board.forgotten().items():
+                cutoffs[collection] = max(at, cutoffs.get(collection, 0.0))
+        return cutoffs
+
+    @staticmethod
+    def _forgotten(job, cutoffs: dict[str, float]) -> bool:
+        return not job.running and job.started <= cutoffs.get(job.collection, -1.0)
 
     def latest(self, collection: str, kind: str, owner: str | None = None) -> Job | None:
         for job in self.jobs([collection]):
@@ -251,6 +277,9 @@ class _JobBoard:
             "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, summary TEXT NOT NULL, pid INTEGER NOT NULL,"
             " host TEXT NOT NULL, cancel INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL)"
         )
+        # When each deleted collection's jobs were dropped: older finished jobs of that name,
+        # still in some process's memory, are not shown again.
+        self._db.execute("CREATE TABLE IF NOT EXISTS forgotten (collection TEXT PRIMARY KEY, at REAL NOT NULL)")
         self._lock = threading.Lock()
         self._pid, self._host = os.getpid(), socket.gethostname()
 
@@ -279,6 +308,20 @@ class _JobBoard:
         with self._lock:
             row = self._db.execute("SELECT id, summary, pid, host, cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return PostedJob(self, *row) if row else None
+
+    def forget(self, collection: str, at: float) -> None:
+        with self._lock:
+            rows = self._db.execute("SELECT id, summary FROM jobs").fetchall()
+            doomed = [(job_id,) for job_id, summary in rows if json.loads(summary)["collection"] == collection]
+            self._db.executemany("DELETE FROM jobs WHERE id = ?", doomed)
+            self._db.execute(
+                "INSERT INTO forgotten(collection, at) VALUES (?, ?) ON CONFLICT(collection) DO UPDATE SET at = excluded.at",
+                (collection, at),
+            )
+
+    def forgotten(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._db.execute("SELECT collection, at FROM forgotten"))
 
     def request_cancel(self, job_id: str) -> None:
         with self._lock:

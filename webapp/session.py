@@ -70,6 +70,7 @@ class UserSession:
             raise CollectionError(f"collection '{name}' has a running ingest or crawl; cancel it first")
         if not self.docent.delete_collection(name):
             raise NotFound(f"no collection '{name}'")
+        self.jobs.forget(name)  # their reports name the deleted files
         if name not in self.docent.settings.collection_access:
             self.access.set_collection_access(name, None)
 
@@ -184,7 +185,9 @@ class UserSession:
         return self.jobs.jobs(names)
 
     def cancel_job(self, job_id: str) -> Job:
+        """Stops a running job; a job that has ended is left as it ended."""
         job = self.job(job_id)
         self._open(job.collection, WRITE)
-        job.cancel.set()
+        if job.running:
+            job.cancel.set()
         return job

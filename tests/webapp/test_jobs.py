@@ -113,3 +113,34 @@ def test_without_a_home_jobs_stay_in_the_process(docent, tmp_path):
     assert job.wait(timeout=120) and job.state == "finished"
     assert JobManager(tmp_path / "home").get(job.id) is None
     own.close()
+
+
+def test_a_deleted_collections_jobs_are_gone_for_everyone_and_stay_gone_when_the_name_returns(docent, tmp_path):
+    """Job reports name files: once an admin deletes a restricted collection, nobody reads its
+    jobs by id, in this process or another, and a new collection of that name lists none."""
+    from webapp.access import AccessControl, Principal
+    from webapp.session import NotFound, UserSession
+
+    home = tmp_path / "home"
+    own = Docent(load_settings(home=str(home), auth="password"))
+    own._embedder = docent.embedder
+    access = AccessControl(own.settings)
+    access.set_user("rita", "reader", [], "rita-pw")
+    here, other = JobManager(home), JobManager(home)  # the API's and the app's
+    admin = UserSession(own, access, here, Principal("ada", "admin", frozenset(), "password"))
+    rita = UserSession(own, access, other, Principal("rita", "reader", frozenset(), "password"))
+    admin.create_collection("merger", users=["ada"])
+    job = admin.start_ingest([Source("Merger-plan-confidential.pdf", data=_manual("merger", 2))], "merger")
+    assert job.wait(timeout=120) and job.state == "finished"
+    assert admin.cancel_job(job.id).state == "finished"  # cancelling an ended job changes nothing
+    with pytest.raises(NotFound):
+        rita.job(job.id)  # restricted: not hers to see
+    admin.delete_collection("merger")
+    for session in (admin, rita):
+        with pytest.raises(NotFound):
+            session.job(job.id)
+    assert here.get(job.id) is None and other.get(job.id) is None and JobManager(home).get(job.id) is None
+    admin.create_collection("merger")  # the name comes back, open to everyone
+    assert rita.visible_jobs("merger") == [] and admin.visible_jobs("merger") == []
+    access.close()
+    own.close()
