@@ -21,7 +21,7 @@ ENV DOCENT_MODEL_CACHE=/opt/docent/models
 RUN docent --home /tmp/prepare prepare && rm -rf /tmp/prepare
 
 # Not root: the processes own only their data volume.
-RUN useradd --create-home --uid 10001 docent && mkdir -p /data && chown docent:docent /data
+RUN useradd --create-home --uid 10001 docent && mkdir -p -m 700 /data && chown docent:docent /data
 USER docent
 ENV DOCENT_HOME=/data
 VOLUME /data

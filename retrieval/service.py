@@ -29,7 +29,7 @@ from retrieval.answer import (
 from retrieval.embed import Embedder
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.search import search as run_search
-from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings
+from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError
 
 COLLECTION_NAME = re.compile(COLLECTION_NAME_PATTERN)
@@ -40,6 +40,7 @@ __all__ = ["COLLECTION_NAME", "Docent", "Source"]
 class Docent:
     def __init__(self, settings: Settings):
         self.settings = settings
+        prepare_home(settings.home)
         self._embedder = None
         self._backend = None
         self._collections: dict[str, Collection] = {}

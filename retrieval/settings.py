@@ -8,7 +8,9 @@ DOCENT_HOME in the environment and `home = "..."` in the file.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
@@ -28,10 +30,27 @@ from retrieval.search import FUSIONS, MODES
 
 ROLES = ("reader", "editor", "admin")  # each may do what the one before may, and more (webapp/access.py)
 
+log = logging.getLogger(__name__)
+
 
 def default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "docent"
+
+
+def prepare_home(home: str | Path) -> Path:
+    """The data home, created private (0700: the access database, the collections and the kept
+    files are for Docent's own user), or made so, with a log line, when others could read it."""
+    home = Path(home)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(home.stat().st_mode)
+    if mode & 0o077:
+        try:
+            home.chmod(0o700)
+            log.warning("the data home %s was open to other users (mode %o); it is now 0700", home, mode)
+        except OSError as exc:  # not ours to change: say so, and go on
+            log.warning("the data home %s is open to other users (mode %o) and cannot be closed: %s", home, mode, exc)
+    return home
 
 
 _home_given: ContextVar[str | None] = ContextVar("home_given", default=None)  # --home, when given

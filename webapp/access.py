@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from retrieval.settings import ROLES
+from retrieval.settings import ROLES, prepare_home
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 _NEEDS = {READ: "reader", WRITE: "editor", ADMIN: "admin"}
@@ -136,7 +136,7 @@ class AccessControl:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             home = Path(self.settings.home)
-            home.mkdir(parents=True, exist_ok=True)
+            prepare_home(home)
             db = sqlite3.connect(home / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)

@@ -28,6 +28,7 @@ from typing import Sequence
 from ingest import IngestError
 from ingest.web.crawl import CrawlOptions, CrawlProgress, preload
 from ingest.models import IngestOutcome
+from retrieval.settings import prepare_home
 from retrieval.store import process_alive
 
 KEEP_FINISHED = 200  # finished jobs remembered for their reports
@@ -270,7 +271,7 @@ class _JobBoard:
     """jobs.sqlite3: each job's summary, by the process that runs it, for the others to read."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_home(path.parent)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(

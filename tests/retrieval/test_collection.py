@@ -284,3 +284,18 @@ def test_an_ingest_stopped_mid_file_keeps_the_finished_files_and_nothing_of_the_
     # the next ingest goes on normally and skips what is already there
     outcomes = docent.ingest(files, collection="stopped")
     assert [o.status for o in outcomes] == ["unchanged", "added", "added"]
+
+
+def test_the_data_home_is_private_and_an_open_one_is_closed_with_a_log_line(tmp_path, caplog):
+    """The access database, the collections and the kept files are for Docent's own user."""
+    import stat
+
+    new = tmp_path / "new-home"
+    Docent(load_settings(home=str(new))).close()
+    assert stat.S_IMODE(new.stat().st_mode) == 0o700
+    old = tmp_path / "old-home"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    with caplog.at_level("WARNING", logger="retrieval.settings"):
+        Docent(load_settings(home=str(old))).close()
+    assert stat.S_IMODE(old.stat().st_mode) == 0o700 and "was open to other users (mode 755)" in caplog.text

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from retrieval.settings import prepare_home
+
 
 def prepare(docent, args, as_json: bool) -> int:
     from retrieval.embed import export_folder, quantize
@@ -44,9 +46,9 @@ def prepare(docent, args, as_json: bool) -> int:
 def serve_app(args, settings) -> int:
     app = Path(__file__).parents[1] / "app" / "main.py"  # webapp/app/main.py
     os.environ["DOCENT_HOME"] = str(settings.home)
+    prepare_home(settings.home)
     # `python -m` puts the working directory first on sys.path; started from a source checkout,
     # that would shadow the installed package (and its compiled engine) with the bare sources.
-    Path(settings.home).mkdir(parents=True, exist_ok=True)
     os.chdir(settings.home)
     command = [
         sys.executable,
