@@ -48,8 +48,9 @@ class Cancelled(Exception):
 
 
 class IngestPipeline:
-    """Puts sources into one collection with one embedder. new_fetcher makes the HTTP client
-    for web pages (with the deployment's address guard); without it URLs cannot be ingested."""
+    """Puts sources into one collection with one embedder. new_fetcher(cancel) makes the HTTP
+    client for web pages (with the deployment's address guard and time-outs, stopped in flight
+    when cancel is set); without it URLs cannot be ingested."""
 
     def __init__(
         self,
@@ -57,12 +58,13 @@ class IngestPipeline:
         collection: Collection,
         *,
         overlap_tokens: int = 40,
-        new_fetcher: Callable[[], Fetcher] | None = None,
+        new_fetcher: Callable[[threading.Event | None], Fetcher] | None = None,
     ):
         self.embedder = embedder
         self.collection = collection
         self.overlap_tokens = overlap_tokens
         self.new_fetcher = new_fetcher
+        self._cancel: threading.Event | None = None  # the running ingest's, for its web pages
 
     # ---- sources ---------------------------------------------------------------------------
 
@@ -78,6 +80,7 @@ class IngestPipeline:
         dropped (nothing of it is stored) and no further one starts; the outcomes returned are
         those of the sources finished before."""
         outcomes = []
+        self._cancel = cancel
 
         def watched(stage: str, done: int, total: int) -> None:
             if progress:
@@ -114,7 +117,7 @@ class IngestPipeline:
     def _load_url(self, url: str) -> tuple[Document, bytes | None] | IngestError:
         if self.new_fetcher is None:
             return IngestError(url, "web pages cannot be added here")
-        fetcher = self.new_fetcher()
+        fetcher = self.new_fetcher(self._cancel)
         try:
             return load_url(fetcher, url)
         except IngestError as exc:
@@ -291,7 +294,7 @@ class IngestPipeline:
             u: PageState(u, r["etag"], r["last_modified"], r["sitemap_lastmod"], r["content_hash"])
             for u, r in self.collection.web_pages(root).items()
         }
-        fetcher = self.new_fetcher()
+        fetcher = self.new_fetcher(cancel)
         try:
             return Crawler(fetcher, options).run(
                 root, known=known, sink=CollectionSink(self, root), progress_callback=progress, cancel=cancel

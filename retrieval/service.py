@@ -156,8 +156,15 @@ class Docent:
         """Stores documents already loaded (text corpora, evaluation sets) in one batch."""
         return self.pipeline(collection).store_documents(documents, progress)
 
-    def fetcher(self) -> Fetcher:
-        return Fetcher(AllowList.parse(self.settings.allowed_hosts), read_timeout=self.settings.fetch_timeout)
+    def fetcher(self, cancel: threading.Event | None = None) -> Fetcher:
+        """The HTTP client for web pages: the address guard, the time-outs, and a cancel that
+        stops a fetch in flight."""
+        return Fetcher(
+            AllowList.parse(self.settings.allowed_hosts),
+            read_timeout=self.settings.fetch_timeout,
+            total_timeout=self.settings.fetch_total_timeout,
+            cancel=cancel,
+        )
 
     def crawl(
         self,
@@ -170,12 +177,22 @@ class Docent:
     ) -> CrawlProgress:
         """Crawls a site into a collection; a second crawl redoes only what changed.
         Raises IngestError when the crawl cannot start at all."""
-        options = options or CrawlOptions(
-            max_pages=self.settings.crawl_max_pages,
-            concurrency=self.settings.crawl_concurrency,
-            per_host=self.settings.crawl_per_host,
+        return self.pipeline(collection).crawl(url, options or self.crawl_options(), progress=progress, cancel=cancel)
+
+    def crawl_options(
+        self, *, max_pages: int | None = None, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> CrawlOptions:
+        """A crawl's limits from the settings; max_pages, include and exclude as the user asked."""
+        s = self.settings
+        return CrawlOptions(
+            max_pages=max_pages or s.crawl_max_pages,
+            include=tuple(include),
+            exclude=tuple(exclude),
+            concurrency=s.crawl_concurrency,
+            per_host=s.crawl_per_host,
+            max_sitemaps=s.crawl_max_sitemaps,
+            max_sitemap_urls=s.crawl_max_sitemap_urls,
         )
-        return self.pipeline(collection).crawl(url, options, progress=progress, cancel=cancel)
 
     def remove(self, source: str, *, collection: str | None = None) -> bool:
         return self.collection(collection).remove_document(source)

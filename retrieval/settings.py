@@ -105,10 +105,15 @@ class Settings(BaseSettings):
         default_factory=list, description="private or loopback hosts the crawler may reach (comma-separated)"
     )
     fetch_timeout: float = Field(15.0, gt=0, description="seconds to wait for a web server")
+    fetch_total_timeout: float = Field(
+        60.0, gt=0, description="seconds one web page (or sitemap) may take in all, however slowly it arrives"
+    )
     max_json_bytes: int = Field(1 << 20, ge=1024, description="the largest JSON body the HTTP API reads")
     max_upload_bytes: int = Field(200 << 20, ge=1024, description="the largest file one upload may carry")
     max_upload_files: int = Field(100, ge=1, le=10_000, description="the most files one upload request may carry")
     crawl_max_pages: int = Field(1000, ge=1, description="default page cap of a crawl")
+    crawl_max_sitemaps: int = Field(1000, ge=1, description="sitemap files a crawl reads at most")
+    crawl_max_sitemap_urls: int = Field(200_000, ge=1, description="page URLs a crawl reads from sitemaps at most")
     crawl_concurrency: int = Field(4, ge=1, le=32, description="pages fetched at once")
     crawl_per_host: int = Field(2, ge=1, le=16, description="requests at once to one host")
     embedding_model: Path | None = Field(

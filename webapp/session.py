@@ -166,10 +166,7 @@ class UserSession:
 
     def start_crawl(self, url: str, collection: str | None = None, *, options: CrawlOptions | None = None) -> Job:
         name = self._open(collection, WRITE)
-        settings = self.docent.settings
-        options = options or CrawlOptions(
-            max_pages=settings.crawl_max_pages, concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host
-        )
+        options = options or self.docent.crawl_options()
         return self.jobs.start_crawl(self.docent, url, name, self.principal.name, options)
 
     # ---- jobs -------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class CrawlOptions:
     exclude: tuple[str, ...] = ()
     concurrency: int = 4
     per_host: int = 2
+    max_sitemaps: int = 1000  # sitemap files read (an index's children, each once)
+    max_sitemap_urls: int = 200_000  # page URLs read from them, before filtering and max_pages
 
 
 @dataclass
@@ -192,6 +194,8 @@ class Crawler:
         self._delays: dict[str, float] = {}  # origin -> seconds between requests
         self._progress = CrawlProgress()
         self._lock = threading.Lock()
+        self._sitemaps_read: set[str] = set()
+        self._cancel = threading.Event()
 
     # ---- discovery --------------------------------------------------------------------------
 
@@ -199,6 +203,7 @@ class Crawler:
         """The pages to crawl, and whether the whole sitemap was read (only then can pages
         missing from it be removed)."""
         start_url = normalize_url(start_url)
+        self._sitemaps_read = {start_url}
         first, first_error = None, None
         try:
             first = self.fetcher.get(start_url)
@@ -217,6 +222,11 @@ class Crawler:
                 sitemaps = [urljoin(start_url, "/sitemap.xml")]
             read_any = False
             for sitemap_url in sitemaps:
+                if self._cancel.is_set():
+                    return [], False
+                if normalize_url(sitemap_url) in self._sitemaps_read:
+                    continue
+                self._sitemaps_read.add(normalize_url(sitemap_url))
                 try:
                     body = self.fetcher.get(sitemap_url).body
                     complete = self._read_sitemap(sitemap_url, body, entries, progress, depth=0) and complete
@@ -250,13 +260,28 @@ class Crawler:
             progress.failed.append((url, exc.reason))
             return False
         if not sitemap.is_index:
-            out.extend(sitemap.entries)
+            room = self.options.max_sitemap_urls - len(out)
+            out.extend(sitemap.entries[: max(room, 0)])
+            if len(sitemap.entries) > room:
+                limit = self.options.max_sitemap_urls
+                progress.failed.append((url, f"the sitemaps list more than {limit:,} pages; the rest was not read"))
+                return False
             return True
         if depth + 1 >= MAX_DEPTH:
             progress.failed.append((url, f"sitemap indexes nest deeper than {MAX_DEPTH} levels; the rest was not read"))
             return False
         complete = True
         for child in sitemap.entries:
+            child_url = normalize_url(child.url)
+            if child_url in self._sitemaps_read:  # an index may list a sitemap twice, or itself
+                continue
+            if self._cancel.is_set() or len(out) >= self.options.max_sitemap_urls:
+                return False
+            if len(self._sitemaps_read) >= self.options.max_sitemaps:
+                limit = self.options.max_sitemaps
+                progress.failed.append((url, f"the site has more than {limit:,} sitemaps; the rest were not read"))
+                return False
+            self._sitemaps_read.add(child_url)
             try:
                 child_body = self.fetcher.get(child.url).body
             except IngestError as exc:
@@ -332,8 +357,12 @@ class Crawler:
         progress = CrawlProgress()
         self._progress = progress
         report = progress_callback or (lambda p: None)
-        cancel = cancel or threading.Event()
+        cancel = self._cancel = cancel or threading.Event()
         entries, complete = self.discover(start_url, progress)
+        if cancel.is_set():  # while the sitemaps were read: nothing was crawled
+            progress.cancelled = progress.finished = True
+            report(progress)
+            return progress
         listed = {e.url for e in entries}
         if len(entries) > self.options.max_pages:
             entries = entries[: self.options.max_pages]

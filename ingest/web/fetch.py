@@ -1,8 +1,16 @@
 """Fetching one URL with the limits a crawler needs: time-outs, a redirect cap, a size cap, the
-address guard on every hop, and conditional requests (ETag, Last-Modified)."""
+address guard on every hop, and conditional requests (ETag, Last-Modified).
+
+A read time-out alone does not bound a fetch: a server that sends one byte every few seconds
+resets it forever. So every fetch also has a total deadline, and can be cancelled in flight; a
+watchdog thread ends it by shutting its connection down, which wakes a blocked read at once.
+"""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -39,6 +47,58 @@ class FetchResult:
         return self.status == 304
 
 
+class _Watchdog:
+    """Ends a fetch past its deadline, or once cancel is set, even in the middle of a read."""
+
+    def __init__(self, deadline: float, cancel: threading.Event | None):
+        self.deadline, self.cancel = deadline, cancel
+        self.tripped: str | None = None  # "deadline" or "cancel"
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="docent-fetch-watchdog", daemon=True)
+
+    def __enter__(self) -> "_Watchdog":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def trace(self, event: str, info: dict) -> None:
+        """httpx's trace hook: the connection's socket as soon as it is connected."""
+        if event == "connection.connect_tcp.complete":
+            self.attach(info["return_value"])
+
+    def attach(self, stream) -> None:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.tripped:
+                _shut(sock)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            why = "cancel" if self.cancel is not None and self.cancel.is_set() else None
+            why = why or ("deadline" if time.monotonic() > self.deadline else None)
+            if why:
+                with self._lock:
+                    self.tripped = why
+                    for sock in self._sockets:
+                        _shut(sock)
+                return
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
 class Fetcher:
     def __init__(
         self,
@@ -46,11 +106,16 @@ class Fetcher:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
+        total_timeout: float = 60.0,
         max_bytes: int = 25 * 2**20,
         max_redirects: int = 5,
+        cancel: threading.Event | None = None,
     ):
+        """total_timeout bounds a whole fetch, redirects included; cancel stops one in flight."""
         self.allow = allow
         self.read_timeout = read_timeout
+        self.total_timeout = total_timeout
+        self.cancel = cancel
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self.client = httpx.Client(
@@ -69,6 +134,17 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        with _Watchdog(time.monotonic() + self.total_timeout, self.cancel) as watchdog:
+            try:
+                return self._get(url, headers, etag, last_modified, watchdog)
+            except (FetchError, httpx.HTTPError):
+                if watchdog.tripped == "cancel":
+                    raise FetchError(url, "cancelled") from None
+                if watchdog.tripped == "deadline":
+                    raise FetchError(url, f"took longer than {self.total_timeout:g} s in all") from None
+                raise
+
+    def _get(self, url: str, headers: dict, etag, last_modified, watchdog: _Watchdog) -> FetchResult:
         visited: list[str] = []
         current = url
         for _ in range(self.max_redirects + 1):
@@ -77,7 +153,10 @@ class Fetcher:
                 raise FetchError(url, f"redirect loop ({' -> '.join(visited + [current])})")
             visited.append(current)
             try:
-                with self.client.stream("GET", current, headers=headers) as response:
+                with self.client.stream(
+                    "GET", current, headers=headers, extensions={"trace": watchdog.trace}
+                ) as response:
+                    watchdog.attach(response.extensions.get("network_stream"))  # a reused connection
                     if response.status_code in (301, 302, 303, 307, 308):
                         location = response.headers.get("location")
                         if not location:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 
 from ingest.sources import FILE_TYPES, SUFFIXES, Source
-from ingest.web.crawl import CrawlOptions
 from webapp.access import WRITE
 from webapp.jobs import Job, JobConflict
 from webapp.session import UserSession
@@ -93,9 +92,7 @@ def web_pages(user: UserSession, collection: str) -> None:
         )
         max_pages = st.number_input("At most this many pages", 1, 100_000, settings.crawl_max_pages, key="crawl_max")
         if st.button("Add", key="crawl", disabled=not url):
-            options = CrawlOptions(
-                max_pages=int(max_pages), concurrency=settings.crawl_concurrency, per_host=settings.crawl_per_host
-            )
+            options = user.docent.crawl_options(max_pages=int(max_pages))
             try:
                 job = user.start_crawl(url.strip(), collection, options=options)
             except JobConflict as exc:

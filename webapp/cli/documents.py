@@ -46,16 +46,8 @@ def _describe(outcome) -> str:
 
 def crawl_site(docent, args, as_json: bool) -> int:
     from ingest import IngestError
-    from ingest.web.crawl import CrawlOptions
 
-    settings = docent.settings
-    options = CrawlOptions(
-        max_pages=args.max_pages or settings.crawl_max_pages,
-        include=tuple(args.include),
-        exclude=tuple(args.exclude),
-        concurrency=settings.crawl_concurrency,
-        per_host=settings.crawl_per_host,
-    )
+    options = docent.crawl_options(max_pages=args.max_pages, include=args.include, exclude=args.exclude)
     bar = ProgressBar()
     bar.label = args.url
 

@@ -13,7 +13,6 @@ from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from ingest.sources import FILE_TYPES, Source
-from ingest.web.crawl import CrawlOptions
 from retrieval.models import DocumentInfo
 from retrieval.settings import Settings
 from webapp.api.deps import CurrentSettings, User
@@ -82,15 +81,9 @@ def ingest_urls(collection: CollectionName, body: UrlsIn, user: User, wait: Wait
 
 
 @router.post("/collections/{collection}/crawls", status_code=202, response_model=JobOut)
-def crawl(collection: CollectionName, body: CrawlIn, user: User, settings: CurrentSettings) -> JSONResponse:
+def crawl(collection: CollectionName, body: CrawlIn, user: User) -> JSONResponse:
     """Crawls a site through its sitemap (editors); a re-crawl redoes only what changed."""
-    options = CrawlOptions(
-        max_pages=body.max_pages or settings.crawl_max_pages,
-        include=tuple(body.include),
-        exclude=tuple(body.exclude),
-        concurrency=settings.crawl_concurrency,
-        per_host=settings.crawl_per_host,
-    )
+    options = user.docent.crawl_options(max_pages=body.max_pages, include=body.include, exclude=body.exclude)
     return job_response(user.start_crawl(body.url, collection, options=options), False)
 
 
