@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import time
 from pathlib import Path
@@ -15,6 +17,11 @@ from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 
 APP = str(Path(webapp.__file__).with_name("app") / "main.py")
 TIMEOUT = 180  # the first run loads the embedding model
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown the app escaped (document text is drawn as written)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
@@ -60,22 +67,22 @@ def wait_for_ingest(at: AppTest) -> None:
 
 def test_upload_then_ask_shows_an_answer_with_its_citations(app):
     upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
-    assert any("handbook.pdf: added, 4 pages" in s.value for s in app.success)
-    assert any(HANDBOOK_TITLE in m.value for m in app.sidebar.markdown)
+    assert any("handbook.pdf: added, 4 pages" in shown(s.value) for s in app.success)
+    assert any(HANDBOOK_TITLE in shown(m.value) for m in app.sidebar.markdown)
 
     app.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assert not app.exception, app.exception
     assistant = [m for m in app.chat_message if m.name == "assistant"][0]
-    assert "120 euros per month" in assistant.markdown[0].value
-    labels = [e.label for e in app.expander]
+    assert "120 euros per month" in shown(assistant.markdown[0].value)
+    labels = [shown(e.label) for e in app.expander]
     assert labels[0] == f"[1] {HANDBOOK_TITLE}, page 3"
-    assert "120 euros" in app.expander[0].markdown[0].value
+    assert "120 euros" in shown(app.expander[0].markdown[0].value)
 
 
 def test_bad_upload_is_reported_and_the_good_one_goes_in(app):
     upload(app, [("broken.pdf", b"not a pdf"), ("good.pdf", make_pdf(HANDBOOK_PAGES))])
-    assert any("broken.pdf: not a PDF file" in e.value for e in app.error)
-    assert any("good.pdf: added" in s.value for s in app.success)
+    assert any("broken.pdf: not a PDF file" in shown(e.value) for e in app.error)
+    assert any("good.pdf: added" in shown(s.value) for s in app.success)
 
 
 def test_a_document_can_be_removed(app):
@@ -85,13 +92,13 @@ def test_a_document_can_be_removed(app):
     remove[0].click()
     app.run()
     assert not [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
-    assert any("No documents yet" in c.value for c in app.sidebar.caption)
+    assert any("No documents yet" in shown(c.value) for c in app.sidebar.caption)
 
 
 def test_asking_an_empty_collection_says_so(app):
     app.chat_input[0].set_value("Anything?").run()
     assistant = [m for m in app.chat_message if m.name == "assistant"][0]
-    assert "no documents in this collection" in assistant.markdown[0].value
+    assert "no documents in this collection" in shown(assistant.markdown[0].value)
 
 
 def test_a_citation_shows_its_page_and_offers_the_pdf(app):
@@ -114,9 +121,11 @@ def test_a_follow_up_shows_what_was_searched(app):
     app.chat_input[0].set_value("When is the fire drill held?").run()
     app.chat_input[0].set_value("And where do all staff gather?").run()
     assert not app.exception, app.exception
-    assert any(c.value == "Searched for: When is the fire drill held? Where do all staff gather?" for c in app.caption)
+    assert any(
+        shown(c.value) == "Searched for: When is the fire drill held? Where do all staff gather?" for c in app.caption
+    )
     assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
-    assert "assembly point" in assistant.markdown[-1].value
+    assert "assembly point" in shown(assistant.markdown[-1].value)
 
 
 def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, monkeypatch):
@@ -124,8 +133,8 @@ def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, mon
     upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
     at.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assert not at.exception, at.exception
-    assert any("cannot reach the LLM server" in e.value for e in at.error)
-    assert at.expander and at.expander[0].label == f"{HANDBOOK_TITLE}, page 3"
+    assert any("cannot reach the LLM server" in shown(e.value) for e in at.error)
+    assert at.expander and shown(at.expander[0].label) == f"{HANDBOOK_TITLE}, page 3"
 
 
 def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
@@ -141,7 +150,7 @@ def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
     app.selectbox(key="llm").set_value("extractive").run()
     app.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assistant = [m for m in app.chat_message if m.name == "assistant"][-1]
-    assert "120 euros per month" in assistant.markdown[0].value
+    assert "120 euros per month" in shown(assistant.markdown[0].value)
 
 
 def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch):
@@ -157,18 +166,18 @@ def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             at.run()
-            if any("finished" in c.value for c in at.sidebar.caption):
+            if any("finished" in shown(c.value) for c in at.sidebar.caption):
                 break
             time.sleep(0.5)
         assert not at.exception, at.exception
-        captions = [c.value for c in at.sidebar.caption]
-        errors = [e.value for e in at.sidebar.error]
+        captions = [shown(c.value) for c in at.sidebar.caption]
+        errors = [shown(e.value) for e in at.sidebar.error]
         assert any(f"Crawl of {server.base}: finished" in c for c in captions), (captions, errors)
-        assert any(f"**{len(MODULES)}** stored" in m.value for m in at.sidebar.markdown)
+        assert any(f"**{len(MODULES)}** stored" in shown(m.value) for m in at.sidebar.markdown)
         failures = [e for e in at.sidebar if e.type == "dataframe"]
         assert failures and any("500" in reason for reason in failures[0].value["reason"])
         at.run()
-        assert any(f"{server.base}/library/csv.html" in m.value for m in at.sidebar.markdown)
+        assert any(f"{server.base}/library/csv.html" in shown(m.value) for m in at.sidebar.markdown)
     finally:
         server.close()
 
@@ -183,7 +192,7 @@ def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
     chooser.set_value(["second.pdf"]).run()
     app.chat_input[0].set_value("How much does a mooring permit cost?").run()
     assert not app.exception, app.exception
-    cited = [e.label.lower() for e in app.expander if e.label.startswith("[")]
+    cited = [shown(e.label).lower() for e in app.expander if shown(e.label).startswith("[")]
     assert cited and all("second" in label and "first" not in label for label in cited)
 
 
@@ -211,11 +220,11 @@ def test_stop_keeps_the_finished_files_and_says_how_far_it_got(app):
         app.run()
     app.button(key="stop-ingest").click().run()
     wait_for_ingest(app)
-    stopped = [w.value for w in app.warning if w.value.startswith("Stopped:")]
-    added = [s.value for s in app.success]
+    stopped = [shown(w.value) for w in app.warning if shown(w.value).startswith("Stopped:")]
+    added = [shown(s.value) for s in app.success]
     assert stopped == [f"Stopped: {len(added)} of 4 file(s) were added; the rest were not."], (stopped, added)
     assert 1 <= len(added) < 4 and added[0].startswith("alpha.pdf: added")
-    listed = [m.value for m in app.sidebar.markdown if ".pdf ·" in m.value]
+    listed = [shown(m.value) for m in app.sidebar.markdown if ".pdf ·" in shown(m.value)]
     assert len(listed) == len(added)  # whole files only: the one in progress was not stored
 
 
@@ -226,8 +235,8 @@ def test_an_ingest_goes_on_when_the_tab_is_closed_and_shows_again_in_a_new_one(t
     second = AppTest.from_file(APP, default_timeout=TIMEOUT)
     second.run()
     wait_for_ingest(second)
-    assert any("handbook.pdf: added, 4 pages" in s.value for s in second.success)
-    assert any(HANDBOOK_TITLE in m.value for m in second.sidebar.markdown)
+    assert any("handbook.pdf: added, 4 pages" in shown(s.value) for s in second.success)
+    assert any(HANDBOOK_TITLE in shown(m.value) for m in second.sidebar.markdown)
 
 
 # ---- sign-in, roles and collection access ----------------------------------------------------------
@@ -276,19 +285,19 @@ def sign_in(tmp_path, monkeypatch, env: dict, name: str, password: str) -> AppTe
 def test_a_wrong_password_does_not_sign_in(tmp_path, monkeypatch, team_home):
     _, env = team_home
     at = sign_in(tmp_path, monkeypatch, env, "rita", "wrong")
-    assert any("wrong user name or password" in e.value for e in at.error)
+    assert any("wrong user name or password" in shown(e.value) for e in at.error)
     assert not at.chat_input
 
 
 def test_a_reader_can_ask_but_not_add_or_remove(tmp_path, monkeypatch, team_home):
     _, env = team_home
     at = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
-    assert any("Signed in as **rita** (reader)" in c.value for c in at.sidebar.caption)
+    assert any("Signed in as **rita** (reader)" in shown(c.value) for c in at.sidebar.caption)
     assert not at.get("file_uploader") and not [b for b in at.button if b.key in ("add", "crawl")]
     assert not [b for b in at.button if b.key and b.key.startswith("remove-")]
-    assert any(HANDBOOK_TITLE in m.value for m in at.sidebar.markdown)
+    assert any(HANDBOOK_TITLE in shown(m.value) for m in at.sidebar.markdown)
     at.chat_input[0].set_value("How much does a mooring permit cost?").run()
-    assert "120 euros per month" in [m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value
+    assert "120 euros per month" in shown([m for m in at.chat_message if m.name == "assistant"][0].markdown[0].value)
 
 
 def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, monkeypatch, team_home):
@@ -296,19 +305,19 @@ def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, m
     rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
     assert rita.sidebar.selectbox(key="collection").options == ["default"]
     rita.chat_input[0].set_value("What is the payroll budget?").run()
-    assert "4.2 million" not in json.dumps([m.markdown[0].value for m in rita.chat_message if m.markdown])
+    assert "4.2 million" not in json.dumps([shown(m.markdown[0].value) for m in rita.chat_message if m.markdown])
     fiona = sign_in(tmp_path, monkeypatch, env, "fiona", "fiona-pw")
     assert fiona.sidebar.selectbox(key="collection").options == ["default", "payroll"]
     fiona.sidebar.selectbox(key="collection").set_value("payroll").run()
     fiona.chat_input[0].set_value("What is the payroll budget?").run()
-    assert "4.2 million" in [m for m in fiona.chat_message if m.name == "assistant"][0].markdown[0].value
+    assert "4.2 million" in shown([m for m in fiona.chat_message if m.name == "assistant"][0].markdown[0].value)
 
 
 def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_home):
     _, env = team_home
     at = sign_in(tmp_path, monkeypatch, env, "ed", "ed-pw")
     upload(at, [("second.pdf", _manual("second", 2))])
-    assert any("second.pdf: added" in s.value for s in at.success)
+    assert any("second.pdf: added" in shown(s.value) for s in at.success)
     remove = [b for b in at.sidebar.button if b.key and b.key.startswith("remove-")]
     assert len(remove) == 2
     next(b for b in at.button if b.key == "sign-out").click().run()
@@ -333,7 +342,7 @@ def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_p
     ada.text_input(key="user-groups").set_value("directors")
     ada.text_input(key="user-password").set_value("bo-pw").run()
     ada.button(key="save-user").click().run()
-    assert any("Saved bo" in s.value for s in ada.sidebar.success)
+    assert any("Saved bo" in shown(s.value) for s in ada.sidebar.success)
 
     bo = sign_in(tmp_path, monkeypatch, env, "bo", "bo-pw")
     assert bo.sidebar.selectbox(key="collection").options == ["board", "default"]
@@ -344,4 +353,4 @@ def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_p
     assert not bo.chat_input and bo.text_input(key="sign-in-name")
     rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
     assert "board" not in rita.sidebar.selectbox(key="collection").options
-    assert not [e for e in rita.sidebar.expander if e.label.startswith("Manage")]  # not for readers
+    assert not [e for e in rita.sidebar.expander if shown(e.label).startswith("Manage")]  # not for readers

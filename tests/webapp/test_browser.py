@@ -70,12 +70,15 @@ def _serving(home: Path, port: int | None = None, **env_extra: str):
 
 
 @contextlib.contextmanager
-def _browser_at(url: str):
-    """A headless Chromium page opened at url, closed on leaving."""
+def _browser_at(url: str, requests: list[str] | None = None):
+    """A headless Chromium page opened at url, closed on leaving; requests collects the URL of
+    every request the page makes, from the first."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            if requests is not None:
+                page.on("request", lambda request: requests.append(request.url))
             page.goto(url)
             yield page
         finally:
@@ -113,6 +116,37 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
         citation.click()
         page.get_by_text("Commercial vessels pay a fee").first.wait_for(timeout=10_000)
         page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+
+
+INJECTED_TITLE = "![i](http://tracker.example/title.png)"
+
+
+def test_no_request_leaves_for_a_host_named_only_in_a_document(docent, tmp_path):
+    """A document's title and text are drawn as written: Markdown in them (an image here) is not
+    followed, in the sidebar, the answer, the citation or its passage."""
+    from retrieval.service import Docent, Source
+    from retrieval.settings import load_settings
+
+    home = tmp_path / "home"
+    own = Docent(load_settings(home=str(home)))
+    own._embedder = docent.embedder
+    pages = [
+        ["Harbour rules for the marina."],
+        ["A mooring permit costs 120 euros per month, see ![map](http://tracker.example/map.png) for the berths."],
+    ]
+    assert own.ingest([Source("rules.pdf", data=make_pdf(pages, title=INJECTED_TITLE))])[0].status == "added"
+    own.close()
+    requests: list[str] = []
+    with _serving(home) as url, _browser_at(url, requests) as page:
+        page.get_by_text(INJECTED_TITLE).first.wait_for(timeout=120_000)  # the title, as written
+        box = page.get_by_placeholder("Ask a question about your documents")
+        box.fill("How much does a mooring permit cost?")
+        box.press("Enter")
+        page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
+        page.get_by_text(f"[1] {INJECTED_TITLE}, page 2").click()
+        page.get_by_text("![map](http://tracker.example/map.png)").first.wait_for(timeout=10_000)
+        page.wait_for_timeout(2000)  # time for any image request to leave
+    assert requests and not [r for r in requests if "tracker.example" in r]
 
 
 def _manual(name: str, pages: int) -> bytes:

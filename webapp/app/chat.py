@@ -8,7 +8,7 @@ import streamlit as st
 
 from retrieval.models import Answer, Hit
 from retrieval.service import Docent
-from webapp.app.render import highlighted_passage, page_image, where
+from webapp.app.render import highlighted_passage, md, page_image, where
 from webapp.session import UserSession
 
 
@@ -16,18 +16,18 @@ def chat(user: UserSession, answering: Docent, collection: str, sources: list[st
     history = st.session_state.setdefault("history", [])
     for n, turn in enumerate(history):
         with st.chat_message("user"):
-            st.markdown(turn["question"])
+            st.markdown(md(turn["question"]))
         with st.chat_message("assistant"):
             if turn["answer"].rewritten:
-                st.caption(f"Searched for: {turn['answer'].rewritten}")
-            st.markdown(turn["answer"].text)
+                st.caption(f"Searched for: {md(turn['answer'].rewritten)}")
+            st.markdown(md(turn["answer"].text))
             show_sources(user, collection, turn["answer"], n)
 
     question = st.chat_input("Ask a question about your documents")
     if not question:
         return
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(md(question))
     with st.chat_message("assistant"):
         with st.spinner("Searching…"):
             conversation = [(t["answer"].rewritten or t["question"], t["answer"].text) for t in history]
@@ -35,8 +35,8 @@ def chat(user: UserSession, answering: Docent, collection: str, sources: list[st
                 question, history=conversation, collection=collection, sources=sources, docent=answering
             )
         if stream.rewritten:
-            st.caption(f"Searched for: {stream.rewritten}")
-        st.write_stream(stream)
+            st.caption(f"Searched for: {md(stream.rewritten)}")
+        st.write_stream(md(piece) for piece in stream)  # escaped a character at a time, so a split marker too
         answer = stream.answer
         answer.question, answer.rewritten = question, stream.rewritten
         show_sources(user, collection, answer, len(history))
@@ -45,7 +45,7 @@ def chat(user: UserSession, answering: Docent, collection: str, sources: list[st
 
 def show_sources(user: UserSession, collection: str, answer: Answer, turn: int) -> None:
     if answer.error:
-        st.error(f"The answer backend failed: {answer.error}")
+        st.error(f"The answer backend failed: {md(answer.error)}")
     for hit in answer.citations:
         with st.expander(f"[{hit.ref}] {where(hit)}"):
             show_passage(user, collection, hit, f"{turn}-{hit.ref}")
@@ -57,7 +57,7 @@ def show_sources(user: UserSession, collection: str, answer: Answer, turn: int) 
 
 
 def show_passage(user: UserSession, collection: str, hit: Hit, key: str) -> None:
-    st.caption(hit.source)
+    st.caption(md(hit.source))
     st.markdown(highlighted_passage(hit))
     if hit.ref is not None and not hit.highlights:
         st.warning("No sentence of this passage matches the statement that cites it: check it before relying on it.")
@@ -77,7 +77,7 @@ def show_passage(user: UserSession, collection: str, hit: Hit, key: str) -> None
     )
     if show:
         try:
-            st.image(cached_page_image(str(original), hit.page), caption=f"{hit.title}, page {hit.page}")
+            st.image(cached_page_image(str(original), hit.page), caption=f"{md(hit.title)}, page {hit.page}")
         except Exception as exc:  # a page pdfium cannot draw still leaves the text above
             st.warning(f"Page {hit.page} could not be drawn: {exc}")
 

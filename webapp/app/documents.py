@@ -7,6 +7,7 @@ import streamlit as st
 
 from ingest.sources import FILE_TYPES, SUFFIXES, Source
 from webapp.access import WRITE
+from webapp.app.render import md
 from webapp.jobs import Job, JobConflict
 from webapp.session import UserSession
 
@@ -17,7 +18,7 @@ def sidebar(user: UserSession, collection: str) -> None:
         upload_files(user, collection)
         web_pages(user, collection)
     for kind, text in st.session_state.pop("notice", []):
-        getattr(st.sidebar, kind)(text)
+        getattr(st.sidebar, kind)(md(text))
 
     documents = user.documents(collection)
     st.sidebar.subheader(f"In '{collection}' ({len(documents)})")
@@ -25,8 +26,8 @@ def sidebar(user: UserSession, collection: str) -> None:
         st.sidebar.caption("No documents yet.")
     for doc in documents:
         left, right = st.sidebar.columns([5, 1])
-        left.markdown(f"**{doc.title}**  \n{doc.source} · {doc.pages} pages · {doc.chunks} chunks")
-        if user.principal.can(WRITE) and right.button("✕", key=f"remove-{doc.id}", help=f"Remove {doc.source}"):
+        left.markdown(f"**{md(doc.title)}**  \n{md(doc.source)} · {doc.pages} pages · {doc.chunks} chunks")
+        if user.principal.can(WRITE) and right.button("✕", key=f"remove-{doc.id}", help=f"Remove {md(doc.source)}"):
             user.remove(doc.source, collection)
             st.session_state["notice"] = [("info", f"Removed {doc.source}")]
             st.rerun()
@@ -57,7 +58,7 @@ def ingest_status(job: Job) -> None:
     done = len(job.outcomes)
     if job.running:
         fraction = (done + job.chunks_done / max(job.chunks_total, 1)) / max(job.total, 1)
-        detail = f"{job.current}: embedding {job.chunks_done}/{job.chunks_total} {job.unit}" if job.current else ""
+        detail = f"{md(job.current)}: embedding {job.chunks_done}/{job.chunks_total} {job.unit}" if job.current else ""
         st.progress(min(fraction, 1.0), text=f"Adding {done + 1} of {job.total} file(s)… {detail}")
         st.button(
             "Stop adding",
@@ -68,15 +69,15 @@ def ingest_status(job: Job) -> None:
         )
     for outcome in job.outcomes:
         if not outcome.ok:
-            st.error(f"{outcome.source}: {outcome.error}")
+            st.error(md(f"{outcome.source}: {outcome.error}"))
         elif outcome.status == "unchanged":
-            st.info(f"{outcome.source}: already in the collection, unchanged")
+            st.info(f"{md(outcome.source)}: already in the collection, unchanged")
         else:
-            st.success(f"{outcome.source}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks")
+            st.success(f"{md(outcome.source)}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks")
         for warning in outcome.warnings:
-            st.warning(f"{outcome.source}: {warning}")
+            st.warning(md(f"{outcome.source}: {warning}"))
     if job.error:
-        st.error(f"Adding files failed: {job.error}")
+        st.error(f"Adding files failed: {md(job.error)}")
     elif job.state == "cancelled":
         added = sum(o.ok for o in job.outcomes)
         st.warning(f"Stopped: {added} of {job.total} file(s) were added; the rest were not.")
@@ -96,7 +97,7 @@ def web_pages(user: UserSession, collection: str) -> None:
             try:
                 job = user.start_crawl(url.strip(), collection, options=options)
             except JobConflict as exc:
-                st.warning(str(exc))
+                st.warning(md(str(exc)))
         if job is not None:
             st.fragment(crawl_status, run_every=1.0 if job.running else None)(job)
 
@@ -105,9 +106,9 @@ def crawl_status(job: Job) -> None:
     """Redrawn every second while the crawl runs."""
     p = job.crawl
     if job.error:
-        st.error(f"The crawl of {job.target} could not run: {job.error}")
+        st.error(md(f"The crawl of {job.target} could not run: {job.error}"))
         return
-    st.caption(f"Crawl of {job.target}: {job.state}")
+    st.caption(f"Crawl of {md(job.target)}: {job.state}")
     st.progress(p.done / p.discovered if p.discovered else 0.0)
     st.markdown(
         f"**{p.done}** done (**{p.added + p.replaced}** stored, **{p.unchanged}** unchanged), "

@@ -13,7 +13,13 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
 
 
 def escape_markdown(text: str) -> str:
+    """Text shown as written: everything Streamlit draws (labels, captions, notices, answers) is
+    Markdown, so a document titled `![i](http://host/t.png)` would make every reader's browser
+    fetch that image. Every string that comes from a document or a user goes through this."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+md = escape_markdown
 
 
 def highlighted_passage(hit: Hit) -> str:
@@ -28,11 +34,11 @@ def highlighted_passage(hit: Hit) -> str:
 
 
 def where(hit: Hit) -> str:
-    """Where a passage is: the page of a PDF, or the section and address of a web page."""
+    """Where a passage is, as Markdown: the page of a PDF, or the section and address of a web page."""
     if hit.page is not None:
-        return f"{hit.title}, page {hit.page}"
+        return f"{md(hit.title)}, page {hit.page}"
     section = f" › {hit.section}" if hit.section and hit.section != hit.title else ""
-    return f"{hit.title}{section} ({hit.source})"
+    return md(f"{hit.title}{section} ({hit.source})")
 
 
 def page_image(path: Path, page: int, *, scale: float = 1.5) -> bytes:
