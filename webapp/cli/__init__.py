@@ -11,6 +11,7 @@ from webapp.cli.documents import crawl_site, ingest_files, list_collections, lis
 from webapp.cli.parser import build_parser
 from webapp.cli.service import prepare, serve_app
 
+READING = {"list", "remove", "search", "ask"}  # commands that need the collection to exist
 COMMANDS = {
     "ingest": ingest_files,
     "crawl": crawl_site,
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     docent = Docent(settings)
     try:
+        named = getattr(args, "collection", None)
+        if named and args.command in READING and named not in docent.collection_names():
+            raise CollectionError(f"no collection '{named}'")  # reading one makes none
         return COMMANDS[args.command](docent, args, as_json)
     except CollectionError as exc:
         print(f"docent: {exc}", file=sys.stderr)
