@@ -104,3 +104,19 @@ HANDBOOK_PAGES = [
         "The safety officer records the time it takes to evacuate the buildings.",
     ],
 ]
+
+
+def make_manual(name: str, pages: int) -> bytes:
+    """A PDF titled "{name} manual" whose every page says something of its own (identical text
+    is embedded once only, so a long one really costs embedding time)."""
+    return make_pdf(
+        [
+            [f"{name} manual, page {p}."]
+            + [
+                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
+                for s in range(14)
+            ]
+            for p in range(1, pages + 1)
+        ],
+        title=f"{name} manual",
+    )

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import webapp
 from support.net import free_port
-from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 
 APP = str(Path(webapp.__file__).with_name("app") / "main.py")
 TIMEOUT = 180  # the first run loads the embedding model
@@ -196,24 +196,9 @@ def test_search_only_in_limits_the_answer_to_the_chosen_documents(app):
     assert cited and all("second" in label and "first" not in label for label in cited)
 
 
-def _manual(name: str, pages: int) -> bytes:
-    """A PDF whose every page says something of its own (identical text is embedded once only)."""
-    return make_pdf(
-        [
-            [f"{name} manual, page {p}."]
-            + [
-                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
-                for s in range(14)
-            ]
-            for p in range(1, pages + 1)
-        ],
-        title=f"{name} manual",
-    )
-
-
 def test_stop_keeps_the_finished_files_and_says_how_far_it_got(app):
     names = ("alpha", "bravo", "charlie", "delta")
-    upload(app, [(f"{n}.pdf", _manual(n, 60)) for n in names], wait=False)
+    upload(app, [(f"{n}.pdf", make_manual(n, 60)) for n in names], wait=False)
     deadline = time.monotonic() + TIMEOUT
     while not app.success and time.monotonic() < deadline:  # the first file is in
         time.sleep(0.2)
@@ -316,7 +301,7 @@ def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, m
 def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_home):
     _, env = team_home
     at = sign_in(tmp_path, monkeypatch, env, "ed", "ed-pw")
-    upload(at, [("second.pdf", _manual("second", 2))])
+    upload(at, [("second.pdf", make_manual("second", 2))])
     assert any("second.pdf: added" in shown(s.value) for s in at.success)
     remove = [b for b in at.sidebar.button if b.key and b.key.startswith("remove-")]
     assert len(remove) == 2

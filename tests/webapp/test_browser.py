@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from support.net import free_port
-from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 
 CHROMIUM = os.environ.get("DOCENT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -149,21 +149,6 @@ def test_no_request_leaves_for_a_host_named_only_in_a_document(docent, tmp_path)
     assert requests and not [r for r in requests if "tracker.example" in r]
 
 
-def _manual(name: str, pages: int) -> bytes:
-    """A PDF whose every page says something of its own (identical text is embedded once only)."""
-    return make_pdf(
-        [
-            [f"{name} manual, page {p}."]
-            + [
-                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
-                for s in range(14)
-            ]
-            for p in range(1, pages + 1)
-        ],
-        title=f"{name} manual",
-    )
-
-
 def _documents_in(home: Path) -> list[str]:
     """The sources the server's default collection holds, read as another process would."""
     database = home / "collections" / "default" / "docent.sqlite3"
@@ -182,7 +167,7 @@ def test_stop_while_adding_keeps_the_finished_files(server, tmp_path):
     paths = []
     for name in names:
         paths.append(tmp_path / f"{name}.pdf")
-        paths[-1].write_bytes(_manual(name, 120))
+        paths[-1].write_bytes(make_manual(name, 120))
     with _browser_at(url) as page:
         page.get_by_text("Docent").first.wait_for(timeout=120_000)
         before = set(_documents_in(home))

@@ -10,23 +10,10 @@ import time
 
 import pytest
 
-from support.pdfgen import HANDBOOK_PAGES, make_pdf
+from support.pdfgen import HANDBOOK_PAGES, make_manual, make_pdf
 from webapp.jobs import JobManager
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
-
-
-def _manual(name: str, pages: int) -> bytes:
-    return make_pdf(
-        [
-            [f"{name} manual, page {p}."]
-            + [
-                f"Rule {p}.{s} of the {name} manual: valve {p * 31 + s} stays shut below {s + p} bar."
-                for s in range(14)
-            ]
-            for p in range(1, pages + 1)
-        ]
-    )
 
 
 def test_another_process_sees_and_cancels_a_running_ingest(docent, tmp_path):
@@ -34,7 +21,7 @@ def test_another_process_sees_and_cancels_a_running_ingest(docent, tmp_path):
     own = Docent(load_settings(home=str(home)))
     own._embedder = docent.embedder
     running_here, watching = JobManager(home), JobManager(home)  # as the API's and the app's would be
-    files = [Source(f"{n}.pdf", data=_manual(n, 40)) for n in ("alpha", "bravo", "charlie", "delta")]
+    files = [Source(f"{n}.pdf", data=make_manual(n, 40)) for n in ("alpha", "bravo", "charlie", "delta")]
     job = running_here.start_ingest(own, files, "default", "ed")
     deadline = time.monotonic() + 120
     while not job.outcomes and time.monotonic() < deadline:
@@ -130,7 +117,7 @@ def test_a_deleted_collections_jobs_are_gone_for_everyone_and_stay_gone_when_the
     admin = UserSession(own, access, here, Principal("ada", "admin", frozenset(), "password"))
     rita = UserSession(own, access, other, Principal("rita", "reader", frozenset(), "password"))
     admin.create_collection("merger", users=["ada"])
-    job = admin.start_ingest([Source("Merger-plan-confidential.pdf", data=_manual("merger", 2))], "merger")
+    job = admin.start_ingest([Source("Merger-plan-confidential.pdf", data=make_manual("merger", 2))], "merger")
     assert job.wait(timeout=120) and job.state == "finished"
     assert admin.cancel_job(job.id).state == "finished"  # cancelling an ended job changes nothing
     with pytest.raises(NotFound):
