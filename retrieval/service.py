@@ -96,17 +96,15 @@ class Docent:
             self._identity = model_identity(self.settings.embedding_model) or (self.embedder.name, self.embedder.dim)
         return self._identity
 
-    def collection(self, name: str | None = None, *, create: bool = False) -> Collection:
-        """An open collection. Only writes create one (create=True): reading or removing from a
-        collection that does not exist is an error that says so; the default one always exists."""
+    def collection(self, name: str | None = None) -> Collection:
+        """An open collection, made if it does not exist yet. The app, the API and the CLI check
+        that a collection exists before they read from it, so only writes make one."""
         name = name or self.settings.collection
         if not COLLECTION_NAME.match(name):
             raise CollectionError(
                 f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-'"
                 " (at most 64, not starting with a symbol)"
             )
-        if not create and name != self.settings.collection and name not in self.collection_names():
-            raise CollectionError(f"no collection '{name}'")
         model_name, dim = self.model_identity()
         with self._lock:
             if name not in self._collections:
@@ -143,7 +141,7 @@ class Docent:
         (loaded when the first text is embedded) and settings."""
         return IngestPipeline(
             lambda: self.embedder,
-            self.collection(collection, create=True),
+            self.collection(collection),
             overlap_tokens=self.settings.chunk_overlap_tokens,
             new_fetcher=self.fetcher,
         )

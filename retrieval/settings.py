@@ -8,8 +8,10 @@ DOCENT_HOME in the environment and `home = "..."` in the file.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 import stat
 from contextvars import ContextVar
 from pathlib import Path
@@ -165,6 +167,21 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value):
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("allowed_hosts", mode="after")
+    @classmethod
+    def _hosts_without_ports(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+                continue  # an address or network, IPv6 ones included
+            except ValueError:
+                pass
+            if re.fullmatch(r"(\[[^\]]*\]|[^:\[\]/]+):\d+", entry):
+                raise ValueError(
+                    f"{entry!r} names a port: list the host or network alone (every port on it is allowed)"
+                )
         return value
 
     @classmethod

@@ -60,7 +60,7 @@ class UserSession:
         self.require(ADMIN)
         if name in self.docent.collection_names():
             raise CollectionError(f"collection '{name}' already exists")
-        self.docent.collection(name, create=True)
+        self.docent.collection(name)
         if users is not None or groups:
             self.access.set_collection_access(name, users or [], groups)
 

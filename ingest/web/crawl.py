@@ -98,6 +98,8 @@ def normalize_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     port = parts.port
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
@@ -203,6 +205,7 @@ class Crawler:
         """The pages to crawl, and whether the whole sitemap was read (only then can pages
         missing from it be removed)."""
         start_url = normalize_url(start_url)
+        self._progress = progress  # where robots.txt failures are recorded too
         self._sitemaps_read = {start_url}
         first, first_error = None, None
         try:
@@ -327,6 +330,9 @@ class Crawler:
                 parser = None  # no robots.txt: everything is allowed
             else:
                 parser.parse(["User-agent: *", "Disallow: /"])  # unreachable robots.txt: be safe
+                with self._lock:
+                    reason = f"{exc.reason}; the site's pages are skipped, as robots.txt could not be read"
+                    self._progress.failed.append((f"{origin}/robots.txt", reason))
         except IngestError:
             parser.parse(["User-agent: *", "Disallow: /"])
         with self._lock:

@@ -34,6 +34,7 @@ class _Server:
 
     def __init__(self):
         self.requests: Counter[str] = Counter()
+        self.big_robots = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,8 +67,10 @@ class _Server:
                     n = self.path.removeprefix("/part-").removesuffix(".xml")
                     body = _urlset(base, [f"/page-{n}-{i}" for i in range(10)])
                 elif self.path == "/robots.txt":
-                    self.send_error(404)
-                    return
+                    if not server.big_robots:
+                        self.send_error(404)
+                        return
+                    body = b"User-agent: *\nDisallow: /private/\n" + b"# padding\n" * 1000
                 else:
                     body = b"<html><head><title>A page</title></head><body><p>Some text for the page.</p></body></html>"
                 self.send_response(200)
@@ -151,3 +154,30 @@ def test_a_crawl_cancelled_while_it_reads_a_slow_sitemap_ends_at_once(server):
     assert progress.cancelled and progress.finished and progress.done == 0
     assert time.monotonic() - started < 15
     fetcher.close()
+
+
+def test_a_robots_txt_too_large_to_read_is_named_as_the_reason_its_pages_are_skipped(server):
+    server.big_robots = True
+    fetcher = Fetcher(LOOPBACK, max_bytes=2048)
+    progress = CrawlProgress()
+    entries, _ = Crawler(fetcher).discover(f"{server.base}/child.xml", progress)
+    assert entries == [] and progress.skipped == 3
+    assert progress.failed == [(f"{server.base}/robots.txt", progress.failed[0][1])]
+    assert "larger than" in progress.failed[0][1] and "robots.txt could not be read" in progress.failed[0][1]
+    fetcher.close()
+
+
+def test_an_ipv6_address_keeps_its_brackets():
+    from ingest.web.crawl import normalize_url
+
+    assert normalize_url("HTTP://[::1]:8080/docs#part") == "http://[::1]:8080/docs"
+    assert normalize_url("http://[fd00::7]/") == "http://[fd00::7]/"
+
+
+def test_an_allowed_host_with_a_port_is_refused_with_the_reason():
+    from retrieval.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="'127.0.0.1:8713' names a port"):
+        load_settings(allowed_hosts="127.0.0.1:8713")
+    allowed = load_settings(allowed_hosts="wiki.corp, 10.0.0.0/8, ::1, fd00::/8").allowed_hosts
+    assert allowed == ["wiki.corp", "10.0.0.0/8", "::1", "fd00::/8"]

@@ -98,6 +98,14 @@ def test_upload_search_ask_and_stream_through_the_api(open_api):
     assert open_api.delete("/collections/default/documents", params={"source": "handbook.pdf"}).status_code == 404
 
 
+def test_files_sent_without_a_name_do_not_replace_each_other(open_api):
+    for text in ("The first unnamed note is about anchors.", "The second unnamed note is about buoys."):
+        reply = _upload(open_api, "default", [("  ", make_pdf([[text]]))])  # a name of blanks
+        assert reply.status_code == 200 and reply.json()["outcomes"][0]["status"] == "added", reply.text
+    names = [d["source"] for d in open_api.get("/collections/default/documents").json()]
+    assert len([n for n in names if n.startswith("upload-")]) == 2
+
+
 def test_bad_requests_get_clear_errors_not_crashes(open_api):
     assert open_api.post("/collections/default/search", json={"query": ""}).status_code == 422
     assert open_api.post("/collections/default/search", json={"query": "x", "k": 0}).status_code == 422

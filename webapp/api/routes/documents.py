@@ -3,6 +3,7 @@ Adding runs as a background job (routes/jobs.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -57,15 +58,18 @@ def ingest_files(
     sources = []
     try:
         for n, upload in enumerate(files):
-            name = _upload_name(upload.filename, n)
+            name = _upload_name(upload.filename)
             path = spool / f"{n:05d}"
+            digest = hashlib.sha256()
             with path.open("wb") as out:
                 while block := upload.file.read(UPLOAD_CHUNK):
                     out.write(block)
+                    digest.update(block)
                     if out.tell() > settings.max_upload_bytes:
                         limit = settings.max_upload_bytes
                         raise HTTPException(413, f"{name} is larger than this server accepts ({limit:,} bytes)")
-            sources.append(Source(name=name, path=path))
+            # A file sent without a name is named by its content: two of them never replace each other.
+            sources.append(Source(name=name or f"upload-{digest.hexdigest()[:12]}", path=path))
         job = user.start_ingest(sources, collection, spool=spool)
     except BaseException:
         shutil.rmtree(spool, ignore_errors=True)
@@ -99,8 +103,7 @@ def _uploads_dir(settings: Settings) -> Path:
     return folder
 
 
-def _upload_name(filename: str | None, n: int) -> str:
-    """The name a citation shows: the file's own name, without any folder a client sent."""
+def _upload_name(filename: str | None) -> str:
+    """The name a citation shows: the file's own name, without any folder a client sent ("" for none)."""
     name = re.split(r"[\\/]", filename or "")[-1].strip()
-    name = "".join(ch for ch in name if ch.isprintable())[:255]
-    return name or f"upload-{n + 1}"
+    return "".join(ch for ch in name if ch.isprintable())[:255]
