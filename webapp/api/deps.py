@@ -7,20 +7,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from retrieval.settings import Settings
-from webapp.access import LOCAL, AuthenticationFailed
-from webapp.api.guard import api_key
+from webapp.api.guard import principal_for
 from webapp.session import UserSession
 
 
 def _session(request: Request) -> UserSession:
-    """The caller, from the API key it sends (or the local admin when sign-in is off)."""
+    """The caller, as the request guard found it from the API key (or the local admin when
+    sign-in is off)."""
     state = request.app.state
-    principal = LOCAL
-    if state.access.enabled:
-        key = api_key(request.headers)
-        if not key:
-            raise AuthenticationFailed("an API key is needed: send it as 'Authorization: Bearer KEY'")
-        principal = state.access.principal_for_key(key)
+    principal = getattr(request.state, "principal", None) or principal_for(state.access, request.headers)
     return UserSession(state.docent, state.access, state.jobs, principal)
 
 

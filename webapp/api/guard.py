@@ -14,7 +14,7 @@ import json
 from fastapi import HTTPException
 
 from retrieval.settings import Settings
-from webapp.access import AccessControl, AuthenticationFailed
+from webapp.access import LOCAL, AccessControl, AuthenticationFailed, Principal
 
 PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -23,6 +23,17 @@ def api_key(headers: dict[str, str]) -> str:
     """The key a request carries: `Authorization: Bearer KEY` or `X-API-Key: KEY`."""
     header = headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else headers.get("x-api-key", "")
+
+
+def principal_for(access: AccessControl, headers) -> Principal:
+    """The caller: the user its key acts as, or the local admin when sign-in is off.
+    Raises AuthenticationFailed for a missing, unknown or revoked key."""
+    if not access.enabled:
+        return LOCAL
+    key = api_key(headers)
+    if not key:
+        raise AuthenticationFailed("an API key is needed: send it as 'Authorization: Bearer KEY'")
+    return access.principal_for_key(key)
 
 
 def body_limit(settings: Settings, path: str) -> int:
@@ -41,12 +52,10 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.access.enabled and scope["path"] not in PUBLIC_PATHS:
-            key = api_key(headers)
+        if scope["path"] not in PUBLIC_PATHS:
             try:
-                if not key:
-                    raise AuthenticationFailed("an API key is needed: send it as 'Authorization: Bearer KEY'")
-                self.access.principal_for_key(key)
+                # Kept for the route (request.state.principal): the key is looked up once.
+                scope.setdefault("state", {})["principal"] = principal_for(self.access, headers)
             except AuthenticationFailed as exc:
                 return await _refuse(send, 401, str(exc), {"www-authenticate": "Bearer"})
         limit = body_limit(self.settings, scope["path"])
