@@ -64,7 +64,6 @@ class IngestPipeline:
         self.collection = collection
         self.overlap_tokens = overlap_tokens
         self.new_fetcher = new_fetcher
-        self._cancel: threading.Event | None = None  # the running ingest's, for its web pages
 
     @property
     def embedder(self):
@@ -86,7 +85,6 @@ class IngestPipeline:
         dropped (nothing of it is stored) and no further one starts; the outcomes returned are
         those of the sources finished before."""
         outcomes = []
-        self._cancel = cancel
 
         def watched(stage: str, done: int, total: int) -> None:
             if progress:
@@ -94,7 +92,7 @@ class IngestPipeline:
             if cancel is not None and cancel.is_set():  # the last call comes before the write
                 raise Cancelled
 
-        for source, loaded in self._load_ahead(list(sources)):
+        for source, loaded in self._load_ahead(list(sources), cancel):
             if cancel is not None and cancel.is_set():
                 break
             try:
@@ -120,10 +118,10 @@ class IngestPipeline:
         except StorageFullError as exc:
             return IngestOutcome(source.name, "failed", error=str(exc))
 
-    def _load_url(self, url: str) -> tuple[Document, bytes | None] | IngestError:
+    def _load_url(self, url: str, cancel: threading.Event | None) -> tuple[Document, bytes | None] | IngestError:
         if self.new_fetcher is None:
             return IngestError(url, "web pages cannot be added here")
-        fetcher = self.new_fetcher(self._cancel)
+        fetcher = self.new_fetcher(cancel)  # a cancelled ingest stops its page mid-fetch
         try:
             return load_url(fetcher, url)
         except IngestError as exc:
@@ -131,7 +129,7 @@ class IngestPipeline:
         finally:
             fetcher.close()
 
-    def _load_ahead(self, sources: list[Source]) -> Iterator[tuple[Source, Loaded]]:
+    def _load_ahead(self, sources: list[Source], cancel: threading.Event | None) -> Iterator[tuple[Source, Loaded]]:
         """Yields (source, what loading it gave) in order. Web pages are fetched here; files
         are parsed in two worker processes, a few ahead of the consumer."""
 
@@ -140,7 +138,7 @@ class IngestPipeline:
 
         if len(sources) < 2:
             for source in sources:
-                yield source, self._load_url(source.name) if source.is_url else load_file(*load_file_of(source))
+                yield source, self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source))
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
         # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
@@ -158,7 +156,7 @@ class IngestPipeline:
                 following = next(upcoming, None)
                 if following is not None:
                     submit(following)
-                yield source, self._load_url(source.name) if future is None else future.result()
+                yield source, self._load_url(source.name, cancel) if future is None else future.result()
 
     # ---- documents ---------------------------------------------------------------------------
 

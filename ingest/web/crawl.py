@@ -205,7 +205,7 @@ class Crawler:
         """The pages to crawl, and whether the whole sitemap was read (only then can pages
         missing from it be removed)."""
         start_url = normalize_url(start_url)
-        self._progress = progress  # where robots.txt failures are recorded too
+        self._progress = progress  # where robots.txt failures and stage times are recorded too
         self._sitemaps_read = {start_url}
         first, first_error = None, None
         try:
@@ -361,7 +361,6 @@ class Crawler:
         cancel: threading.Event | None = None,
     ) -> CrawlProgress:
         progress = CrawlProgress()
-        self._progress = progress
         report = progress_callback or (lambda p: None)
         cancel = self._cancel = cancel or threading.Event()
         entries, complete = self.discover(start_url, progress)

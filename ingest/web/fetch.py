@@ -129,14 +129,9 @@ class Fetcher:
         self.client.close()
 
     def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
         with _Watchdog(time.monotonic() + self.total_timeout, self.cancel) as watchdog:
             try:
-                return self._get(url, headers, etag, last_modified, watchdog)
+                return self._get(url, etag, last_modified, watchdog)
             except (FetchError, httpx.HTTPError):
                 if watchdog.tripped == "cancel":
                     raise FetchError(url, "cancelled") from None
@@ -144,7 +139,12 @@ class Fetcher:
                     raise FetchError(url, f"took longer than {self.total_timeout:g} s in all") from None
                 raise
 
-    def _get(self, url: str, headers: dict, etag, last_modified, watchdog: _Watchdog) -> FetchResult:
+    def _get(self, url: str, etag: str | None, last_modified: str | None, watchdog: _Watchdog) -> FetchResult:
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
         visited: list[str] = []
         current = url
         for _ in range(self.max_redirects + 1):

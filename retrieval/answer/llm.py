@@ -19,7 +19,21 @@ from retrieval.models import Hit
 STOP = ["\nQuestion:", "\n\nQuestion"]
 
 
-class OpenAIBackend:
+class _ChatBackend:
+    """What both backends do with their own `_chat(messages, max_tokens=None)`: answer from the
+    prompt's messages, and complete a short one (the follow-up rewrite)."""
+
+    def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
+        yield from self._chat(answer_messages(question, passages))
+
+    def complete(self, messages: list[dict], *, max_tokens: int = 64) -> str:
+        return "".join(self._chat(messages, max_tokens=max_tokens))
+
+    def _chat(self, messages: list[dict], *, max_tokens: int | None = None) -> Iterator[str]:
+        raise NotImplementedError
+
+
+class OpenAIBackend(_ChatBackend):
     """Any OpenAI-compatible chat endpoint: vLLM, Ollama, llama.cpp's server, OpenAI itself."""
 
     name = "openai"
@@ -57,12 +71,6 @@ class OpenAIBackend:
             temperature=settings.llm_temperature,
         )
 
-    def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
-        yield from self._chat(answer_messages(question, passages))
-
-    def complete(self, messages: list[dict], *, max_tokens: int = 64) -> str:
-        return "".join(self._chat(messages, max_tokens=max_tokens))
-
     def _chat(self, messages: list[dict], *, max_tokens: int | None = None) -> Iterator[str]:
         openai = self._openai
         try:
@@ -91,7 +99,7 @@ class OpenAIBackend:
             raise BackendError(f"the LLM server at {self.base_url} failed: {_short(str(exc))}") from None
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(_ChatBackend):
     """A local GGUF model run in-process by llama-cpp-python."""
 
     name = "llamacpp"
@@ -121,12 +129,6 @@ class LlamaCppBackend:
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
         )
-
-    def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
-        yield from self._chat(answer_messages(question, passages))
-
-    def complete(self, messages: list[dict], *, max_tokens: int = 64) -> str:
-        return "".join(self._chat(messages, max_tokens=max_tokens))
 
     def _chat(self, messages: list[dict], *, max_tokens: int | None = None) -> Iterator[str]:
         try:

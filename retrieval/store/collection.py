@@ -464,7 +464,6 @@ class Collection:
         self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches, best first."""
-        self.indexes.catch_up(save=False)
         ids_by_term = self._lookup_terms(self._reader(), terms)
         return self.indexes.keyword_search([ids_by_term[t] for t in terms if t in ids_by_term], k, allowed)
 

@@ -277,6 +277,7 @@ class DerivedIndexes:
 
     def keyword_search(self, tokens: Sequence[int], k: int, allowed: Sequence[int] | None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best matches of the query's term ids, best first."""
+        self.catch_up(save=False)
         with self._lock.read():
             if not tokens or len(self.keywords) == 0:
                 return []
