@@ -16,10 +16,8 @@ A crawl stores its pages through the same pipeline (`crawl`).
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import threading
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -32,6 +30,7 @@ from ingest.pdf import PdfStream
 from ingest.sources import LargePdf, Loaded, Source, load_file
 from ingest.web.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, load_url, normalize_url
 from ingest.web.fetch import Fetcher
+from ingest.workers import file_workers
 from retrieval.keywords import keyword_terms
 from retrieval.store import Collection, PreparedDocument, StorageFullError, text_hash
 
@@ -141,8 +140,7 @@ class IngestPipeline:
                 yield source, self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source))
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
-        # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
-        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with file_workers(2) as pool:
             window: deque = deque()
 
             def submit(source: Source) -> None:  # a URL is fetched when its turn comes

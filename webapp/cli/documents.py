@@ -19,13 +19,21 @@ def ingest_files(docent, args, as_json: bool) -> int:
         return 1
     bar = ProgressBar()
     outcomes = []
-    for n, source in enumerate(sources, start=1):
-        bar.label = f"[{n}/{len(sources)}] {Path(source.name).name}"
-        outcome = docent.ingest([source], progress=bar.update)[0]
+
+    def label(n: int) -> None:
+        if n < len(sources):
+            bar.label = f"[{n + 1}/{len(sources)}] {Path(sources[n].name).name}"
+
+    def finished(outcome) -> None:
         bar.close()
         outcomes.append(outcome)
+        label(len(outcomes))
         if not as_json:
-            print(_describe(outcome))
+            print(_describe(outcome), flush=True)
+
+    # One call for all: the next files are parsed in worker processes while this one is embedded.
+    label(0)
+    docent.ingest(sources, progress=bar.update, on_outcome=finished)
     if as_json:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     else:

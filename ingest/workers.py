@@ -1,0 +1,35 @@
+"""The worker processes that parse files ahead of the embedding, and their tie to the process
+that started them: a worker whose parent is gone (killed with SIGKILL, or crashed) exits within
+a second instead of living on under PID 1, holding memory and an open file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def file_workers(count: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
+    return ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Runs in each worker as it starts. Its call queue holds both ends of the pipe, so a dead
+    parent is never seen as end of input: it is watched for instead."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
