@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import threading
@@ -30,6 +29,7 @@ from ingest.web.crawl import CrawlOptions, CrawlProgress, preload
 from ingest.models import IngestOutcome
 from retrieval.settings import prepare_home
 from retrieval.store import process_alive
+from webapp.uploads import UploadSpool
 
 KEEP_FINISHED = 200  # finished jobs remembered for their reports
 POST_EVERY_SECONDS = 0.5
@@ -173,8 +173,10 @@ class JobManager:
                 return job
         return None
 
-    def start_ingest(self, docent, sources: list, collection: str, owner: str, *, spool: Path | None = None) -> Job:
-        """Ingests the sources in order. spool: a folder of uploaded files, deleted at the end."""
+    def start_ingest(
+        self, docent, sources: list, collection: str, owner: str, *, spool: UploadSpool | None = None
+    ) -> Job:
+        """Ingests the sources in order. spool: the uploaded files' folder, removed at the end."""
         job = Job(
             "ingest", collection, owner, ", ".join(s.name for s in sources[:3]) + (" …" if len(sources) > 3 else "")
         )
@@ -200,7 +202,7 @@ class JobManager:
             finally:
                 job.current = None
                 if spool is not None:
-                    shutil.rmtree(spool, ignore_errors=True)
+                    spool.remove()
 
         return self._run(job, work)
 

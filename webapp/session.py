@@ -18,6 +18,7 @@ from retrieval.service import COLLECTION_NAME, Docent
 from retrieval.store import CollectionError
 from webapp.access import ADMIN, READ, WRITE, AccessControl, AccessDenied, Principal, User
 from webapp.jobs import Job, JobManager
+from webapp.uploads import UploadSpool
 
 
 class NotFound(LookupError):
@@ -160,7 +161,9 @@ class UserSession:
         if not self.docent.remove(source, collection=self._open(collection, WRITE)):
             raise NotFound(f"no document {source!r} in '{collection or self.docent.settings.collection}'")
 
-    def start_ingest(self, sources: list[Source], collection: str | None = None, *, spool: Path | None = None) -> Job:
+    def start_ingest(
+        self, sources: list[Source], collection: str | None = None, *, spool: UploadSpool | None = None
+    ) -> Job:
         name = self._open(collection, WRITE)
         return self.jobs.start_ingest(self.docent, sources, name, self.principal.name, spool=spool)
 

@@ -10,15 +10,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from support.net import free_port
-from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 from webapp.access import AccessControl, hash_password
 from webapp.api import create_app
+from webapp.uploads import UploadSpool
 from retrieval.service import Docent
 from retrieval.settings import load_settings
 
@@ -295,33 +297,72 @@ def test_no_input_the_openapi_document_allows_makes_the_api_fail(docent, tmp_pat
 # ---- `docent api` as a process ----------------------------------------------------------------
 
 
-def test_docent_api_serves_on_localhost(tmp_path, handbook_pdf):
+@contextmanager
+def api_process(home: Path, log_path: Path):
+    """`docent api` on a free port of 127.0.0.1, up and answering; yields (process, base URL)."""
     port = free_port()
     docent_bin = shutil.which("docent", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
-    log = (tmp_path / "api.log").open("w+b")
+    log = log_path.open("w+b")
     process = subprocess.Popen(
-        [docent_bin, "--home", str(tmp_path / "home"), "api", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [docent_bin, "--home", str(home), "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                health = json.loads(urllib.request.urlopen(f"{base}/health", timeout=2).read())
+                urllib.request.urlopen(f"{base}/health", timeout=2).read()
                 break
             except OSError:
                 time.sleep(0.5)
         else:
             log.seek(0)
             pytest.fail(f"docent api did not come up: {log.read().decode(errors='replace')[-2000:]}")
-        assert health["status"] == "ok" and health["auth"] == "none"
-        spec = json.loads(urllib.request.urlopen(f"{base}/openapi.json", timeout=5).read())
-        assert "/collections/{collection}/ask/stream" in spec["paths"]
+        yield process, base
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def test_docent_api_serves_on_localhost(tmp_path):
+    with api_process(tmp_path / "home", tmp_path / "api.log") as (_, base):
+        health = json.loads(urllib.request.urlopen(f"{base}/health", timeout=2).read())
+        assert health["status"] == "ok" and health["auth"] == "none"
+        spec = json.loads(urllib.request.urlopen(f"{base}/openapi.json", timeout=5).read())
+        assert "/collections/{collection}/ask/stream" in spec["paths"]
+
+
+def test_uploads_left_by_a_killed_server_are_removed_on_the_next_start(tmp_path):
+    home = tmp_path / "home"
+    body, boundary = bytearray(), "docent-upload-boundary"
+    for n in range(6):
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="manual-{n}.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n"
+            ).encode()
+            + make_manual(f"Upload {n}", 20)
+            + b"\r\n"
+        )
+    body += f"--{boundary}--\r\n".encode()
+    with api_process(home, tmp_path / "first.log") as (process, base):
+        request = urllib.request.Request(
+            f"{base}/collections/default/files",
+            data=bytes(body),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert urllib.request.urlopen(request, timeout=60).status == 202
+        left = list((home / "uploads").glob("upload-*"))  # the job is still ingesting them
+        assert len(left) == 1
+        process.kill()
+        process.wait()
+    assert left[0].exists()
+    held = UploadSpool(home)  # a live process's upload: not to be touched
+    try:
+        with api_process(home, tmp_path / "second.log"):
+            assert not left[0].exists() and held.path.exists()
+    finally:
+        held.remove()
+    assert list((home / "uploads").glob("upload-*")) == []

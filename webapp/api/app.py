@@ -25,6 +25,7 @@ from webapp.api.guard import RequestGuard
 from webapp.api.routes import ROUTERS
 from webapp.api.schemas import ERRORS
 from webapp.jobs import JobManager
+from webapp.uploads import sweep_uploads
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
         responses=ERRORS,
         description="Search, ask with cited answers, and manage the documents of self-hosted Docent collections.",
     )
+    sweep_uploads(settings.home)  # what a killed process left
     app.state.settings, app.state.docent = settings, docent
     app.state.access, app.state.jobs = AccessControl(settings), jobs or JobManager(settings.home)
     add_error_handlers(app)

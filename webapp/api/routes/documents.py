@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
@@ -15,9 +12,9 @@ from fastapi.responses import JSONResponse
 
 from ingest.sources import FILE_TYPES, Source
 from retrieval.models import DocumentInfo
-from retrieval.settings import Settings
 from webapp.api.deps import CurrentSettings, User
 from webapp.api.schemas import CollectionName, CrawlIn, JobOut, UrlsIn
+from webapp.uploads import UploadSpool
 
 router = APIRouter(tags=["documents"])
 
@@ -54,12 +51,12 @@ def ingest_files(
     user.require("write")
     if len(files) > settings.max_upload_files:
         raise HTTPException(413, f"{len(files)} files in one upload; this server takes {settings.max_upload_files}")
-    spool = Path(tempfile.mkdtemp(prefix="upload-", dir=_uploads_dir(settings)))
+    spool = UploadSpool(settings.home)
     sources = []
     try:
         for n, upload in enumerate(files):
             name = _upload_name(upload.filename)
-            path = spool / f"{n:05d}"
+            path = spool.path / f"{n:05d}"
             digest = hashlib.sha256()
             with path.open("wb") as out:
                 while block := upload.file.read(UPLOAD_CHUNK):
@@ -72,7 +69,7 @@ def ingest_files(
             sources.append(Source(name=name or f"upload-{digest.hexdigest()[:12]}", path=path))
         job = user.start_ingest(sources, collection, spool=spool)
     except BaseException:
-        shutil.rmtree(spool, ignore_errors=True)
+        spool.remove()
         raise
     return job_response(job, wait)
 
@@ -95,12 +92,6 @@ def job_response(job, wait: bool) -> JSONResponse:
     if wait:
         job.wait()
     return JSONResponse(job.summary(), status_code=200 if wait else 202, headers={"Location": f"/jobs/{job.id}"})
-
-
-def _uploads_dir(settings: Settings) -> Path:
-    folder = Path(settings.home) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _upload_name(filename: str | None) -> str:
