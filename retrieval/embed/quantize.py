@@ -12,12 +12,20 @@ The gate: the int8 vectors of held-out packaged chunks must keep a mean cosine o
 MIN_MEAN_COSINE to those of the float model; otherwise the int8 copy is thrown away, the
 report says why, and Docent stays on the float model (a report is kept either way, so the
 check is not redone on every start).
+
+Quantization is deterministic: the same texts in the same order, every calibration batch used
+(no sampling), so one CPU makes byte-identical weights and the same figure every time
+(`bench/int8_spread.py`: five runs, spread 0). What varies is the CPU the gate runs on: with
+VNNI (or AMX) int8 products are exact 32-bit sums; without, they take a path whose 16-bit
+intermediates can saturate, and the same weights score lower (0.9974 with AVX-512 VNNI, 0.9946
+on an AVX2-only EPYC). The report names the CPU and the weights' hash so the two can be told apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -88,6 +96,10 @@ def quantize(folder: Path, tokenize: Tokenize) -> dict:
         "calibration_texts": len(calibration),
         "smooth_quant_alpha": SMOOTH_QUANT_ALPHA,
         "nncf": nncf.__version__,
+        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+        "cpu_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
+        "cpu_vnni": _has_vnni(),
+        "weights_sha256": _weights_hash(quantized, ov),
         "seconds": round(time.perf_counter() - started, 1),
     }
     _write(folder, quantized if report["accepted"] else None, report, ov)
@@ -95,11 +107,27 @@ def quantize(folder: Path, tokenize: Tokenize) -> dict:
         log.warning("int8 embedding model ready: mean cosine %.4f to the float model", report["mean_cosine"])
     else:
         log.warning(
-            "int8 embedding model rejected (mean cosine %.4f < %.3f to the float model); using the float model",
+            "int8 embedding model rejected (mean cosine %.4f < %.3f to the float model%s); using the float model",
             report["mean_cosine"],
             MIN_MEAN_COSINE,
+            "" if report["cpu_vnni"] else " on a CPU without VNNI, whose int8 products lose more",
         )
     return report
+
+
+def _has_vnni() -> bool:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def _weights_hash(model, ov) -> str:
+    """sha256 of the int8 weights as they would be saved (the same for the same quantization)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        ov.save_model(model, str(Path(scratch) / "m.xml"), compress_to_fp16=False)
+        return hashlib.sha256((Path(scratch) / "m.bin").read_bytes()).hexdigest()
 
 
 def _inputs(encoded: dict, names: set[str]) -> dict:

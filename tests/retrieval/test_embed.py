@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import stat
@@ -112,6 +113,21 @@ def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, mon
     monkeypatch.setattr(quantize, "quantize", lambda *a: pytest.fail("the check is not redone on every start"))
     assert Embedder(cache_dir=tmp_path).backend == "openvino"
     assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
+
+
+def test_quantizing_twice_makes_the_same_weights_and_the_report_names_the_cpu(embedders, tmp_path, monkeypatch):
+    """The gate's figure varies with the CPU only, never from one run to the next (issue 18, item 12)."""
+    _quick_gate(monkeypatch, -1.0)
+    reports = []
+    for run in ("first", "second"):
+        folder = _float_export_only(embedders, tmp_path / run)
+        reports.append(quantize.quantize(folder, embedders[1]._tokenize))
+        saved = hashlib.sha256((folder / "model-int8.bin").read_bytes()).hexdigest()
+        assert saved == reports[-1]["weights_sha256"]
+    first, second = reports
+    assert first["weights_sha256"] == second["weights_sha256"]
+    assert (first["mean_cosine"], first["min_cosine"]) == (second["mean_cosine"], second["min_cosine"])
+    assert first["cpu"] and "INT8" in first["cpu_capabilities"] and isinstance(first["cpu_vnni"], bool)
 
 
 def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_again(

@@ -1,0 +1,94 @@
+"""How much the int8 embedding model's quality gate varies from one quantization to the next.
+
+    python bench/int8_spread.py [--runs 5] [--out bench/results]
+
+Quantizes the exported float model RUNS times, each into its own folder, exactly as a first start
+does (retrieval.embed.quantize), and reports each run's mean and minimum cosine to the float
+model on the held-out texts, the spread, whether the int8 weights came out byte-identical, and the
+CPU's instruction sets (the figure depends on them: without VNNI the int8 products take another
+path). Writes bench/results/int8_spread.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+from retrieval.embed import Embedder
+from retrieval.embed import quantize as int8
+from retrieval.embed.openvino import export_folder
+
+
+def cpu() -> tuple[str, list[str]]:
+    name, flags = platform.processor() or "unknown", []
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = sorted({f for f in line.split(":", 1)[1].split() if f.startswith(("avx512", "avx2", "amx"))})
+            break
+    return name, flags
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+
+    embedder = Embedder(backend="openvino")  # exports the float model once if needed
+    source = export_folder(embedder.name, None)
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for run in range(args.runs):
+            folder = Path(scratch) / f"run{run}"
+            folder.mkdir()
+            for name in ("model.xml", "model.bin"):
+                shutil.copy(source / name, folder / name)
+            runs.append(report := int8.quantize(folder, embedder._tokenize))
+            print(
+                f"run {run + 1}: mean cosine {report['mean_cosine']:.6f}, min {report['min_cosine']:.6f},"
+                f" {report['seconds']} s, accepted {report['accepted']}",
+                flush=True,
+            )
+
+    means = [r["mean_cosine"] for r in runs]
+    name, flags = cpu()
+    summary = {
+        "cpu": name,
+        "flags": flags,
+        "runs": runs,
+        "mean_cosine_spread": round(max(means) - min(means), 6),
+        "identical_weights": len({r["weights_sha256"] for r in runs}) == 1,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "int8_spread.json").write_text(json.dumps(summary, indent=2))
+    lines = [
+        "# int8 quality gate over repeated quantizations",
+        "",
+        f"CPU: {name}; {' '.join(flags)}. Command: `python bench/int8_spread.py --runs {args.runs}`.",
+        f"Gate: mean cosine >= {int8.MIN_MEAN_COSINE} on {runs[0]['held_out_texts']} held-out texts.",
+        "",
+        "| run | mean cosine | min cosine | seconds | accepted | int8 weights sha256 |",
+        "|---:|---:|---:|---:|:---|:---|",
+    ]
+    for i, r in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {r['mean_cosine']:.6f} | {r['min_cosine']:.6f} | {r['seconds']} | {r['accepted']} |"
+            f" `{r['weights_sha256'][:16]}` |"
+        )
+    lines += [
+        "",
+        f"Spread of the mean cosine: {summary['mean_cosine_spread']:.6f};"
+        f" weights byte-identical across runs: {summary['identical_weights']}.",
+    ]
+    (args.out / "int8_spread.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
