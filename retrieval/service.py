@@ -31,7 +31,7 @@ from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
-from retrieval.store import Collection, CollectionError
+from retrieval.store import Collection, CollectionError, RemovedDocument
 
 COLLECTION_NAME = re.compile(COLLECTION_NAME_PATTERN)
 
@@ -212,7 +212,15 @@ class Docent:
         )
 
     def remove(self, source: str, *, collection: str | None = None) -> bool:
+        """Removes a document (a copy is kept a while for restore); False when there is none."""
         return self.collection(collection).remove_document(source)
+
+    def restore(self, source: str, *, collection: str | None = None) -> None:
+        """Undoes the latest removal of source; CollectionError says why when it cannot."""
+        self.collection(collection).restore_document(source)
+
+    def removed_documents(self, *, collection: str | None = None) -> list[RemovedDocument]:
+        return self.collection(collection).removed_documents()
 
     def documents(self, *, collection: str | None = None) -> list[DocumentInfo]:
         return self.collection(collection).documents()

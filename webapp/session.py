@@ -15,7 +15,7 @@ from ingest.web.crawl import CrawlOptions
 from retrieval.answer import AnswerStream, Turn
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.service import COLLECTION_NAME, Docent
-from retrieval.store import CollectionError
+from retrieval.store import CollectionError, RemovedDocument
 from webapp.access import ADMIN, READ, WRITE, AccessControl, AccessDenied, Principal, User
 from webapp.jobs import Job, JobManager
 from webapp.uploads import UploadSpool
@@ -160,6 +160,15 @@ class UserSession:
     def remove(self, source: str, collection: str | None = None) -> None:
         if not self.docent.remove(source, collection=self._open(collection, WRITE)):
             raise NotFound(f"no document {source!r} in '{collection or self.docent.settings.collection}'")
+
+    def restore(self, source: str, collection: str | None = None) -> None:
+        name = self._open(collection, WRITE)
+        if source not in {r.source for r in self.docent.removed_documents(collection=name)}:
+            raise NotFound(f"no removed document {source!r} is kept in '{name}' to restore")
+        self.docent.restore(source, collection=name)
+
+    def removed_documents(self, collection: str | None = None) -> list[RemovedDocument]:
+        return self.docent.removed_documents(collection=self._open(collection, WRITE))
 
     def start_ingest(
         self, sources: list[Source], collection: str | None = None, *, spool: UploadSpool | None = None

@@ -5,6 +5,7 @@ from retrieval.store.collection import (
     Collection,
     CollectionError,
     PreparedDocument,
+    RemovedDocument,
     StorageFullError,
     process_alive,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "HNSW_M",
     "KEYWORDS_FILE",
     "PreparedDocument",
+    "RemovedDocument",
     "StorageFullError",
     "VECTORS_FILE",
     "process_alive",

@@ -27,7 +27,7 @@ import uuid
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -37,9 +37,29 @@ from ingest.models import Chunk, Document
 from retrieval.models import DocumentInfo
 from retrieval.store.files import KeptFiles
 from retrieval.store.indexes import DerivedIndexes
-from retrieval.store.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, connect, is_disk_full, text_hash
+from retrieval.store.schema import (
+    CHUNK_COLUMNS,
+    DB_NAME,
+    DOCUMENT_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    connect,
+    is_disk_full,
+    text_hash,
+)
 
 log = logging.getLogger(__name__)
+
+KEEP_REMOVED = 20  # removed documents kept for undo, the latest ones
+KEEP_REMOVED_DAYS = 7
+
+
+@dataclass(frozen=True)
+class RemovedDocument:
+    source: str
+    title: str
+    chunks: int
+    removed_at: str
 
 
 @dataclass
@@ -243,10 +263,7 @@ class Collection:
         status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
         for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids):
             cursor = self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end,"
-                " embedding, terms,"
-                " text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc_id, *row),
+                f"INSERT INTO chunks(doc_id, {CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (doc_id, *row)
             )
             self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
         return status
@@ -255,8 +272,7 @@ class Collection:
         """The documents row, replacing an earlier version: ("added" or "replaced", its id)."""
         status = "replaced" if self._delete_document(document.source) else "added"
         cursor = self._db.execute(
-            "INSERT INTO documents(source, title, kind, content_hash, size_bytes, pages, chunks, warnings, added_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO documents({DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 document.source,
                 document.title,
@@ -295,9 +311,7 @@ class Collection:
         with self._write():
             term_ids = self._term_ids({t for chunk_terms in terms for t in chunk_terms})
             self._db.executemany(
-                "INSERT INTO staged_chunks(token, ordinal, page, section, text, context, char_start, char_end,"
-                " embedding,"
-                " terms, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO staged_chunks(token, {CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(token, *row) for row in _chunk_rows(chunks, embeddings, terms, term_ids)],
             )
 
@@ -315,15 +329,11 @@ class Collection:
                 self._files.keep(document.content_hash, original)
             status, doc_id = self._insert_document(document, pages, chunks)
             self._db.execute(
-                "INSERT INTO chunks(doc_id, ordinal, page, section, text, context, char_start, char_end,"
-                " embedding, terms,"
-                " text_hash) SELECT ?, ordinal, page, section, text, context, char_start, char_end, embedding, terms,"
-                " text_hash FROM staged_chunks WHERE token = ? ORDER BY ordinal",
+                f"INSERT INTO chunks(doc_id, {CHUNK_COLUMNS}) SELECT ?, {CHUNK_COLUMNS} FROM staged_chunks"
+                " WHERE token = ? ORDER BY ordinal",
                 (doc_id, token),
             )
-            self._db.execute(
-                "INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)
-            )
+            self._log_added(doc_id)
             self._drop_staged(token)
         self._after_write()
         return status
@@ -351,12 +361,75 @@ class Collection:
                     self._drop_staged(token)
 
     def remove_document(self, source: str) -> bool:
-        """Removes a document and its chunks from the database and every index."""
+        """Removes a document and its chunks from the database and every index. A copy is kept
+        (the last KEEP_REMOVED removals, for at most KEEP_REMOVED_DAYS), so restore_document can
+        undo it without embedding anything again."""
         with self._write():
+            row = self._db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+            if row is not None:
+                removed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                removal = self._db.execute(
+                    f"INSERT INTO removed_documents({DOCUMENT_COLUMNS}, removed_at)"
+                    f" SELECT {DOCUMENT_COLUMNS}, ? FROM documents WHERE id = ?",
+                    (removed_at, row[0]),
+                ).lastrowid
+                self._db.execute(
+                    f"INSERT INTO removed_chunks(removal_id, {CHUNK_COLUMNS}) SELECT ?, {CHUNK_COLUMNS} FROM chunks"
+                    " WHERE doc_id = ? ORDER BY ordinal",
+                    (removal, row[0]),
+                )
+                self._forget_old_removals()
             removed = self._delete_document(source)
         if removed:
             self._after_write()
         return removed
+
+    def removed_documents(self) -> list[RemovedDocument]:
+        """What restore_document can bring back, the latest removal first."""
+        rows = (
+            self._reader()
+            .execute("SELECT source, title, chunks, removed_at FROM removed_documents ORDER BY id DESC")
+            .fetchall()
+        )
+        return [RemovedDocument(*row) for row in rows]
+
+    def restore_document(self, source: str) -> None:
+        """Brings back the latest removed copy of a document, as it was (its chunks, embeddings,
+        terms and kept file). Refused when none is kept or a document of that source was added since."""
+        with self._write():
+            row = self._db.execute(
+                "SELECT id FROM removed_documents WHERE source = ? ORDER BY id DESC LIMIT 1", (source,)
+            ).fetchone()
+            if row is None:
+                raise CollectionError(f"no removed document {source!r} is kept in '{self.name}' to restore")
+            if self._db.execute("SELECT 1 FROM documents WHERE source = ?", (source,)).fetchone():
+                raise CollectionError(f"{source!r} was added to '{self.name}' again since it was removed")
+            doc_id = self._db.execute(
+                f"INSERT INTO documents({DOCUMENT_COLUMNS}) SELECT {DOCUMENT_COLUMNS} FROM removed_documents"
+                " WHERE id = ?",
+                (row[0],),
+            ).lastrowid
+            self._db.execute(
+                f"INSERT INTO chunks(doc_id, {CHUNK_COLUMNS}) SELECT ?, {CHUNK_COLUMNS} FROM removed_chunks"
+                " WHERE removal_id = ? ORDER BY ordinal",
+                (doc_id, row[0]),
+            )
+            self._log_added(doc_id)
+            self._db.execute("DELETE FROM removed_documents WHERE id = ?", (row[0],))
+        self._after_write()
+
+    def _forget_old_removals(self) -> None:
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=KEEP_REMOVED_DAYS)).isoformat(timespec="seconds")
+        self._db.execute(
+            "DELETE FROM removed_documents WHERE removed_at < ? OR id NOT IN"
+            " (SELECT id FROM removed_documents ORDER BY id DESC LIMIT ?)",
+            (cutoff, KEEP_REMOVED),
+        )
+
+    def _log_added(self, doc_id: int) -> None:
+        self._db.execute(
+            "INSERT INTO changes(chunk_id, op) SELECT id, 'add' FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)
+        )
 
     # ---- crawled pages ----------------------------------------------------------------------
 
@@ -402,7 +475,10 @@ class Collection:
         """Deletes kept files that no document refers to any more (removed or replaced)."""
         try:
             with self._write():  # not while any process's writer has kept a file it has yet to commit
-                self._files.prune(row[0] for row in self._db.execute("SELECT content_hash FROM documents"))
+                wanted = self._db.execute(
+                    "SELECT content_hash FROM documents UNION SELECT content_hash FROM removed_documents"
+                )
+                self._files.prune(row[0] for row in wanted)
         except (StorageFullError, sqlite3.OperationalError) as exc:  # tried again after the next write
             log.warning("could not tidy the kept files of collection '%s': %s", self.name, exc)
 

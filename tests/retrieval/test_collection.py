@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
 from retrieval.index import load
 from retrieval.store import Collection, CollectionError
+from retrieval.store import collection as collection_module
 
 
 @pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
@@ -99,6 +100,41 @@ def test_remove_takes_a_document_out_of_every_index(docent):
     assert not docent.remove("a.pdf", collection="removal")
     for mode in ("vector", "keyword", "hybrid"):
         assert docent.search("lighthouse fog signal", k=5, mode=mode, collection="removal") == []
+
+
+def test_a_removal_is_undone_as_it_was_without_embedding_again(docent, monkeypatch):
+    docent.ingest([Source("a.pdf", data=make_pdf(HANDBOOK_PAGES))], collection="undo")
+    store = docent.collection("undo")
+    before = docent.search("lighthouse fog signal", k=3, mode="hybrid", collection="undo")
+    (document,) = store.documents()
+    assert docent.remove("a.pdf", collection="undo")
+    assert docent.search("lighthouse fog signal", k=3, mode="hybrid", collection="undo") == []
+    assert [(r.source, r.chunks) for r in store.removed_documents()] == [("a.pdf", document.chunks)]
+    assert (store.folder / "files" / document.content_hash).is_file()  # its file is kept with the copy
+    with monkeypatch.context() as patched:
+        patched.setattr(docent.embedder, "embed", lambda *a, **k: pytest.fail("a restore embeds nothing"))
+        docent.restore("a.pdf", collection="undo")
+    after = docent.search("lighthouse fog signal", k=3, mode="hybrid", collection="undo")
+    assert [(h.text, h.page, h.score) for h in after] == [(h.text, h.page, h.score) for h in before]
+    assert store.removed_documents() == [] and store.original_file("a.pdf") is not None
+    with pytest.raises(CollectionError, match="no removed document 'a.pdf'"):
+        docent.restore("a.pdf", collection="undo")
+    # Added again after a removal: the removed copy does not replace it.
+    docent.remove("a.pdf", collection="undo")
+    docent.ingest([Source("a.pdf", data=make_pdf(HANDBOOK_PAGES[:1]))], collection="undo")
+    with pytest.raises(CollectionError, match="added to 'undo' again since"):
+        docent.restore("a.pdf", collection="undo")
+    assert [d.pages for d in store.documents()] == [1]
+
+
+def test_only_the_latest_removals_are_kept(docent, monkeypatch):
+    monkeypatch.setattr(collection_module, "KEEP_REMOVED", 2)
+    docent.ingest([Source(f"{n}.pdf", data=make_manual(f"M{n}", 1)) for n in range(3)], collection="kept")
+    for n in range(3):
+        docent.remove(f"{n}.pdf", collection="kept")
+    store = docent.collection("kept")
+    assert [r.source for r in store.removed_documents()] == ["2.pdf", "1.pdf"]
+    assert len(list((store.folder / "files").iterdir())) == 2  # the forgotten one's file is pruned
 
 
 def test_a_restart_sees_the_same_collection(docent, docent_home, handbook_collection):

@@ -98,6 +98,14 @@ def test_upload_search_ask_and_stream_through_the_api(open_api):
     assert open_api.delete("/collections/default/documents", params={"source": "handbook.pdf"}).status_code == 204
     assert open_api.get("/collections/default/documents").json() == []
     assert open_api.delete("/collections/default/documents", params={"source": "handbook.pdf"}).status_code == 404
+    removed = open_api.get("/collections/default/removed").json()
+    assert [(r["source"], r["title"]) for r in removed] == [("handbook.pdf", HANDBOOK_TITLE)]
+    restore = "/collections/default/removed/restore"
+    assert open_api.post(restore, params={"source": "handbook.pdf"}).status_code == 204
+    assert [d["source"] for d in open_api.get("/collections/default/documents").json()] == ["handbook.pdf"]
+    again = open_api.post(restore, params={"source": "handbook.pdf"})
+    assert again.status_code == 404 and "no removed document 'handbook.pdf'" in again.json()["detail"]
+    assert open_api.delete("/collections/default/documents", params={"source": "handbook.pdf"}).status_code == 204
 
 
 def test_files_sent_without_a_name_do_not_replace_each_other(open_api):

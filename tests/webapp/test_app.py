@@ -85,14 +85,39 @@ def test_bad_upload_is_reported_and_the_good_one_goes_in(app):
     assert any("good.pdf: added" in shown(s.value) for s in app.success)
 
 
-def test_a_document_can_be_removed(app):
+def test_a_removal_asks_first_and_can_be_undone(app):
     upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
     remove = [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
     assert len(remove) == 1
-    remove[0].click()
-    app.run()
+    remove[0].click().run()
+    assert any("Remove handbook.pdf and its passages?" in shown(w.value) for w in app.sidebar.warning)
+    app.button(key="confirm-remove-no").click().run()  # kept
+    assert [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
+    remove[0].click().run()
+    app.button(key="confirm-remove-yes").click().run()
+    assert not app.exception, app.exception
     assert not [b for b in app.sidebar.button if b.key and b.key.startswith("remove-")]
     assert any("No documents yet" in shown(c.value) for c in app.sidebar.caption)
+    assert any("Removed handbook.pdf" in shown(i.value) for i in app.sidebar.info)
+    app.button(key="undo-remove-button").click().run()
+    assert any("Restored handbook.pdf" in shown(s.value) for s in app.sidebar.success)
+    assert any(HANDBOOK_TITLE in shown(m.value) for m in app.sidebar.markdown)
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "120 euros per month" in shown(assistant.markdown[0].value)
+
+
+def test_with_sign_in_off_collections_are_made_and_deleted_in_the_app(app):
+    app.text_input(key="new-collection").set_value("manuals").run()
+    app.button(key="create-collection").click().run()
+    assert not app.exception, app.exception
+    assert app.sidebar.selectbox(key="collection").options == ["default", "manuals"]
+    assert app.sidebar.selectbox(key="collection").value == "manuals"
+    assert not [t for t in app.text_input if t.key in ("user-name", "new-collection-access")]  # no users to manage
+    app.button(key="delete-collection").click().run()
+    app.button(key="confirm-delete-yes").click().run()
+    assert app.sidebar.selectbox(key="collection").options == ["default"]
+    assert any("Deleted 'manuals'" in shown(s.value) for s in app.sidebar.success)
 
 
 def test_asking_an_empty_collection_says_so(app):

@@ -14,6 +14,7 @@ from retrieval.embed.quantize import MIN_MEAN_COSINE
 from retrieval.index import gpu
 
 from support.cli import DOCENT, run
+from support.pdfgen import HANDBOOK_PAGES, make_pdf
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,37 @@ def test_list_collections_and_remove(cli_home, handbook_pdf, tmp_path):
     assert json.loads(run(cli_home, "remove", str(copy), "-c", "scratch", "--json").stdout)["removed"] is True
     missing = run(cli_home, "remove", "nothing.pdf", "-c", "scratch", check=False)
     assert missing.returncode == 1 and "no document with source 'nothing.pdf'" in missing.stderr
+
+    kept = json.loads(run(cli_home, "restore", "-c", "scratch", "--json").stdout)
+    assert [r["source"] for r in kept] == [str(copy)]
+    assert run(cli_home, "restore", str(copy), "-c", "scratch").stdout.strip() == f"restored {copy}"
+    assert [d["source"] for d in json.loads(run(cli_home, "list", "-c", "scratch", "--json").stdout)] == [str(copy)]
+    again = run(cli_home, "restore", str(copy), "-c", "scratch", check=False)
+    assert again.returncode == 1 and f"no removed document '{copy}' is kept in 'scratch'" in again.stderr
+
+
+def test_collections_are_created_and_deleted_from_the_command_line(cli_home):
+    assert run(cli_home, "collections", "create", "empty").stdout.strip() == "created 'empty'"
+    assert "empty" in [c["name"] for c in json.loads(run(cli_home, "collections", "--json").stdout)]
+    twice = run(cli_home, "collections", "create", "empty", check=False)
+    assert twice.returncode == 1 and "collection 'empty' already exists" in twice.stderr
+    assert run(cli_home, "collections", "delete", "empty").stdout.strip() == "deleted 'empty'"
+    run(cli_home, "ingest", str(make_handbook(cli_home)), "-c", "full")
+    refused = run(cli_home, "collections", "delete", "full", check=False)
+    assert refused.returncode == 1 and "'full' holds 1 document; add --yes" in refused.stderr
+    run(cli_home, "collections", "delete", "full", "--yes")
+    gone = run(cli_home, "collections", "delete", "full", check=False)
+    assert gone.returncode == 1 and "no collection 'full'" in gone.stderr
+    names = [c["name"] for c in json.loads(run(cli_home, "collections", "--json").stdout)]
+    assert "empty" not in names and "full" not in names
+    bad = run(cli_home, "collections", "create", "../up", check=False)
+    assert bad.returncode == 1 and "invalid collection name" in bad.stderr
+
+
+def make_handbook(home: Path) -> Path:
+    path = home.parent / "full-handbook.pdf"
+    path.write_bytes(make_pdf(HANDBOOK_PAGES))
+    return path
 
 
 def test_failed_files_are_named_and_the_exit_status_says_so(cli_home, tmp_path, handbook_pdf):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from ingest.sources import FILE_TYPES, SUFFIXES, Source
+from retrieval.store import CollectionError
 from webapp.access import WRITE
 from webapp.app.render import md
 from webapp.jobs import Job, JobConflict
-from webapp.session import UserSession
+from webapp.session import NotFound, UserSession
 
 
 def sidebar(user: UserSession, collection: str) -> None:
@@ -24,15 +25,50 @@ def sidebar(user: UserSession, collection: str) -> None:
     st.sidebar.subheader(f"In '{collection}' ({len(documents)})")
     if not documents:
         st.sidebar.caption("No documents yet.")
+    editor = user.principal.can(WRITE)
+    if editor:
+        undo_removal(user, collection)
     for doc in documents:
         left, right = st.sidebar.columns([5, 1])
         left.markdown(f"**{md(doc.title)}**  \n{md(doc.source)} · {doc.pages} pages · {doc.chunks} chunks")
-        if user.principal.can(WRITE) and right.button("✕", key=f"remove-{doc.id}", help=f"Remove {md(doc.source)}"):
-            user.remove(doc.source, collection)
-            st.session_state["notice"] = [("info", f"Removed {doc.source}")]
-            st.rerun()
+        if editor and right.button("✕", key=f"remove-{doc.id}", help=f"Remove {md(doc.source)}"):
+            st.session_state["confirm-remove"] = (collection, doc.source)
+        if editor and st.session_state.get("confirm-remove") == (collection, doc.source):
+            confirm_removal(user, collection, doc.source)
     if st.session_state.get("history") and st.sidebar.button("New conversation", key="new-conversation"):
         st.session_state["history"] = []
+        st.rerun()
+
+
+def confirm_removal(user: UserSession, collection: str, source: str) -> None:
+    """A removal asks first; once done it can be undone (the collection keeps a copy a while)."""
+    st.sidebar.warning(f"Remove {md(source)} and its passages?")
+    yes, no = st.sidebar.columns(2)
+    if yes.button("Remove", key="confirm-remove-yes", type="primary"):
+        del st.session_state["confirm-remove"]
+        user.remove(source, collection)
+        st.session_state["undo-remove"] = (collection, source)
+        st.rerun()
+    if no.button("Keep it", key="confirm-remove-no"):
+        del st.session_state["confirm-remove"]
+        st.rerun()
+
+
+def undo_removal(user: UserSession, collection: str) -> None:
+    """The last removal in this collection, with an Undo button, until undone or another one."""
+    removed = st.session_state.get("undo-remove")
+    if removed is None or removed[0] != collection:
+        return
+    source = removed[1]
+    left, right = st.sidebar.columns([3, 1])
+    left.info(f"Removed {md(source)}")
+    if right.button("Undo", key="undo-remove-button"):
+        del st.session_state["undo-remove"]
+        try:
+            user.restore(source, collection)
+            st.session_state["notice"] = [("success", f"Restored {source}")]
+        except (CollectionError, NotFound) as exc:
+            st.session_state["notice"] = [("error", str(exc))]
         st.rerun()
 
 

@@ -55,7 +55,7 @@ def main() -> None:
     st.caption("Answers come only from your documents, and every statement cites its page.")
     account(principal)
     sidebar(user, collection)
-    if principal.can(ADMIN) and access.enabled:
+    if principal.can(ADMIN):
         manage(user, collection)
     sources = source_filter(user, collection)
     chat(user, answer_settings(docent), collection, sources)

@@ -10,19 +10,29 @@ from webapp.session import NotFound, UserSession
 
 
 def manage(user: UserSession, collection: str) -> None:
-    """Admins: collections, who may see them, users and API keys."""
-    with st.sidebar.expander("Manage collections and users"):
-        st.markdown("**New collection**")
-        name = st.text_input("Name", key="new-collection", placeholder="handbooks")
-        limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
-        if st.button("Create", key="create-collection", disabled=not name):
-            users, groups = _people(limit)
-            _act(
-                lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
-                f"Created '{name.strip()}'",
-                select=name.strip(),
-            )
+    """Admins (and the local user when sign-in is off): collections; with sign-in on, also who
+    may see them, users and API keys."""
+    signin = user.access.enabled
+    with st.sidebar.expander("Manage collections and users" if signin else "Manage collections"):
+        _collections(user, collection, signin)
+        if signin:
+            _users(user)
 
+
+def _collections(user: UserSession, collection: str, signin: bool) -> None:
+    st.markdown("**New collection**")
+    name = st.text_input("Name", key="new-collection", placeholder="handbooks")
+    limit = ""
+    if signin:
+        limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
+    if st.button("Create", key="create-collection", disabled=not name):
+        users, groups = _people(limit)
+        _act(
+            lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
+            f"Created '{name.strip()}'",
+            select=name.strip(),
+        )
+    if signin:
         st.markdown(f"**Who may see '{collection}'**")
         allowed = user.access.collection_access(collection)
         current = "" if allowed is None else " ".join(allowed[0] + [f"@{g}" for g in allowed[1]])
@@ -33,48 +43,48 @@ def manage(user: UserSession, collection: str) -> None:
                 lambda: user.set_collection_access(collection, users if (users or groups) else None, groups),
                 f"Access to '{collection}' saved",
             )
-        if st.button(f"Delete '{collection}' and all its documents", key="delete-collection"):
-            st.session_state["confirm-delete"] = collection
-        if st.session_state.get("confirm-delete") == collection and st.button(
-            "Yes, delete it", key="confirm-delete-yes"
-        ):
-            del st.session_state["confirm-delete"]
-            _act(
-                lambda: user.delete_collection(collection),
-                f"Deleted '{collection}'",
-                select=user.docent.settings.collection,
-            )
-
-        st.markdown("**Users**")
-        st.dataframe(
-            [
-                {
-                    "user": u.name,
-                    "role": u.role,
-                    "groups": ", ".join(u.groups),
-                    "from": "settings" if u.fixed else "app",
-                }
-                for u in user.users()
-            ],
-            hide_index=True,
-            key="users-table",
+    if st.button(f"Delete '{collection}' and all its documents", key="delete-collection"):
+        st.session_state["confirm-delete"] = collection
+    if st.session_state.get("confirm-delete") == collection and st.button("Yes, delete it", key="confirm-delete-yes"):
+        del st.session_state["confirm-delete"]
+        _act(
+            lambda: user.delete_collection(collection),
+            f"Deleted '{collection}'",
+            select=user.docent.settings.collection,
         )
-        who = st.text_input("User name", key="user-name")
-        role = st.selectbox("Role", ROLES, key="user-role")
-        groups = st.text_input("Groups (space-separated)", key="user-groups")
-        password = st.text_input("Password (blank: keep)", type="password", key="user-password")
-        left, right = st.columns(2)
-        if left.button("Save user", key="save-user", disabled=not who):
-            _act(lambda: user.set_user(who.strip(), role, groups.split(), password or None), f"Saved {who.strip()}")
-        if right.button("Remove user", key="remove-user", disabled=not who):
-            _act(lambda: user.delete_user(who.strip()), f"Removed {who.strip()}")
-        if st.button("New API key for this user", key="new-key", disabled=not who):
-            try:
-                key_id, key = user.create_api_key(who.strip(), "made in the app")
-                st.code(key, language=None)
-                st.caption(f"Key {key_id}: copy it now, it is not shown again.")
-            except (ValueError, AccessDenied) as exc:
-                st.error(str(exc))
+
+
+def _users(user: UserSession) -> None:
+    st.markdown("**Users**")
+    st.dataframe(
+        [
+            {
+                "user": u.name,
+                "role": u.role,
+                "groups": ", ".join(u.groups),
+                "from": "settings" if u.fixed else "app",
+            }
+            for u in user.users()
+        ],
+        hide_index=True,
+        key="users-table",
+    )
+    who = st.text_input("User name", key="user-name")
+    role = st.selectbox("Role", ROLES, key="user-role")
+    groups = st.text_input("Groups (space-separated)", key="user-groups")
+    password = st.text_input("Password (blank: keep)", type="password", key="user-password")
+    left, right = st.columns(2)
+    if left.button("Save user", key="save-user", disabled=not who):
+        _act(lambda: user.set_user(who.strip(), role, groups.split(), password or None), f"Saved {who.strip()}")
+    if right.button("Remove user", key="remove-user", disabled=not who):
+        _act(lambda: user.delete_user(who.strip()), f"Removed {who.strip()}")
+    if st.button("New API key for this user", key="new-key", disabled=not who):
+        try:
+            key_id, key = user.create_api_key(who.strip(), "made in the app")
+            st.code(key, language=None)
+            st.caption(f"Key {key_id}: copy it now, it is not shown again.")
+        except (ValueError, AccessDenied) as exc:
+            st.error(str(exc))
 
 
 def _people(text: str) -> tuple[list[str], list[str]]:

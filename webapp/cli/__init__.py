@@ -7,11 +7,18 @@ import sys
 from retrieval.settings import SettingsError, load_settings
 from webapp.cli.access import manage_access
 from webapp.cli.answers import ask, evaluate_set, search
-from webapp.cli.documents import crawl_site, ingest_files, list_collections, list_documents, remove_document
+from webapp.cli.documents import (
+    collections,
+    crawl_site,
+    ingest_files,
+    list_documents,
+    remove_document,
+    restore_document,
+)
 from webapp.cli.parser import build_parser
 from webapp.cli.service import prepare, serve_app
 
-READING = {"list", "remove", "search", "ask"}  # commands that need the collection to exist
+READING = {"list", "remove", "restore", "search", "ask"}  # commands that need the collection to exist
 COMMANDS = {
     "ingest": ingest_files,
     "crawl": crawl_site,
@@ -19,7 +26,8 @@ COMMANDS = {
     "ask": ask,
     "list": list_documents,
     "remove": remove_document,
-    "collections": list_collections,
+    "restore": restore_document,
+    "collections": collections,
     "eval": evaluate_set,
     "prepare": prepare,
 }

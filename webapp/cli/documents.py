@@ -1,4 +1,4 @@
-"""Commands on what a collection holds: ingest, crawl, list, remove, collections."""
+"""Commands on collections and what they hold: ingest, crawl, list, remove, restore, collections."""
 
 from __future__ import annotations
 
@@ -122,7 +122,65 @@ def remove_document(docent, args, as_json: bool) -> int:
     return 0
 
 
-def list_collections(docent, args, as_json: bool) -> int:
+def restore_document(docent, args, as_json: bool) -> int:
+    name = docent.settings.collection
+    removed = docent.removed_documents()
+    if args.source is None:
+        if as_json:
+            print(json.dumps([vars(r) for r in removed], indent=2))
+        elif not removed:
+            print(f"no removed documents are kept in '{name}'")
+        for r in removed if not as_json else []:
+            print(f'{r.source}  "{r.title}"  {r.chunks} chunks, removed {r.removed_at}')
+        return 0
+    if args.source not in {r.source for r in removed}:
+        known = ", ".join(r.source for r in removed[:10]) or "none"
+        print(f"docent: no removed document {args.source!r} is kept in '{name}' (kept: {known})", file=sys.stderr)
+        return 1
+    docent.restore(args.source)
+    print(json.dumps({"source": args.source, "restored": True}) if as_json else f"restored {args.source}")
+    return 0
+
+
+def collections(docent, args, as_json: bool) -> int:
+    """Lists collections, or creates or deletes one as the machine's local admin (the same checks
+    as the app's: a collection with a running job is not deleted)."""
+    if args.action == "list":
+        return list_collections(docent, as_json)
+    if not args.name:
+        print(f"docent: collections {args.action} needs a NAME", file=sys.stderr)
+        return 2
+    from webapp.access import LOCAL, AccessControl
+    from webapp.jobs import JobManager
+    from webapp.session import NotFound, UserSession
+
+    access = AccessControl(docent.settings)
+    user = UserSession(docent, access, JobManager(docent.settings.home), LOCAL)
+    try:
+        if args.action == "create":
+            user.create_collection(args.name)
+            done = "created"
+        else:
+            held = len(docent.documents(collection=args.name)) if args.name in docent.collection_names() else 0
+            if held and not args.yes:
+                print(
+                    f"docent: '{args.name}' holds {held} document{'s' * (held != 1)}; add --yes to delete it"
+                    " and all of them",
+                    file=sys.stderr,
+                )
+                return 1
+            user.delete_collection(args.name)
+            done = "deleted"
+    except NotFound as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        access.close()
+    print(json.dumps({"name": args.name, args.action + "d": True}) if as_json else f"{done} '{args.name}'")
+    return 0
+
+
+def list_collections(docent, as_json: bool) -> int:
     names = docent.collection_names()
     rows = [
         {"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()}

@@ -91,7 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", parents=[with_collection], help="documents in a collection")
     p = commands.add_parser("remove", parents=[with_collection], help="remove a document by its source")
     p.add_argument("source")
-    commands.add_parser("collections", parents=[common], help="list collections")
+    p = commands.add_parser(
+        "restore", parents=[with_collection], help="undo a document's removal (without SOURCE: what can be restored)"
+    )
+    p.add_argument("source", nargs="?")
+    p = commands.add_parser(
+        "collections", parents=[common], help="list collections, or create or delete one (as the local admin)"
+    )
+    p.add_argument("action", nargs="?", choices=("list", "create", "delete"), default="list")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--yes", action="store_true", help="delete without asking (a collection with documents)")
     commands.add_parser(
         "prepare",
         parents=[common],

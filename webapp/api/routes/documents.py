@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ingest.sources import FILE_TYPES, Source
 from retrieval.models import DocumentInfo
+from retrieval.store import RemovedDocument
 from webapp.api.deps import CurrentSettings, User
 from webapp.api.schemas import CollectionName, CrawlIn, JobOut, UrlsIn
 from webapp.uploads import UploadSpool
@@ -36,6 +37,23 @@ def remove_document(
 ) -> Response:
     """Removes a document and its passages (editors)."""
     user.remove(source, collection)
+    return Response(status_code=204)
+
+
+@router.get("/collections/{collection}/removed", response_model=list[RemovedDocument])
+def removed_documents(collection: CollectionName, user: User) -> list[RemovedDocument]:
+    """Documents removed lately (editors), the latest first: what /removed/restore can bring back."""
+    return user.removed_documents(collection)
+
+
+@router.post("/collections/{collection}/removed/restore", status_code=204)
+def restore_document(
+    collection: CollectionName,
+    user: User,
+    source: Annotated[str, Query(min_length=1, max_length=4000, description="as the removed list names it")],
+) -> Response:
+    """Undoes a document's removal (editors): it comes back as it was, nothing embedded again."""
+    user.restore(source, collection)
     return Response(status_code=204)
 
 
