@@ -42,7 +42,8 @@ class Chunk:
 
 @dataclass
 class IngestOutcome:
-    """What happened to one source: added, replaced, unchanged, or failed (with the reason)."""
+    """What happened to one source: added, replaced, unchanged, duplicate (the same content is
+    held under another source, named in duplicate_of, and is kept once), or failed (with the reason)."""
 
     source: str
     status: str
@@ -51,6 +52,7 @@ class IngestOutcome:
     title: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    duplicate_of: str | None = None
 
     @property
     def ok(self) -> bool:

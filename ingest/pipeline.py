@@ -169,11 +169,16 @@ class IngestPipeline:
         unchanged documents cost nothing. originals: the files to keep, by source."""
         outcomes: dict[int, IngestOutcome] = {}
         todo: list[tuple[int, Document, list[Chunk]]] = []
+        in_batch: dict[str, Document] = {}  # content hash -> the first document of this batch with it
         for i, document in enumerate(documents):
-            unchanged = self._unchanged(document.source, document.content_hash)
-            if unchanged is not None:
-                outcomes[i] = unchanged
+            held = self._already_held(document.source, document.content_hash)
+            if held is None and document.content_hash in in_batch:
+                first = in_batch[document.content_hash]
+                held = IngestOutcome(document.source, "duplicate", title=first.title, duplicate_of=first.source)
+            if held is not None:
+                outcomes[i] = held
                 continue
+            in_batch[document.content_hash] = document
             chunks = self._chunk(document, document.pages)
             if not chunks:
                 outcomes[i] = IngestOutcome(document.source, "failed", error="no text to index was found")
@@ -203,9 +208,9 @@ class IngestPipeline:
         embedded and staged; the document appears in one commit at the end (or not at all)."""
         stream = PdfStream(source.data if source.data is not None else source.path, source.name)
         try:
-            unchanged = self._unchanged(stream.source, stream.content_hash)
-            if unchanged is not None:
-                return unchanged
+            held = self._already_held(stream.source, stream.content_hash)
+            if held is not None:
+                return held
             document = Document(
                 stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes, stream.warnings
             )
@@ -241,11 +246,19 @@ class IngestPipeline:
             if not committed:
                 store.abandon_staged(token)
 
-    def _unchanged(self, source: str, content_hash: str) -> IngestOutcome | None:
+    def _already_held(self, source: str, content_hash: str) -> IngestOutcome | None:
+        """Unchanged (this source, the same content), or a duplicate: a new source whose content
+        another document holds is not stored again (search would return every hit twice). A
+        source already held that changes to another's content is stored: it is an update."""
         existing = self.collection.find_document(source)
-        if existing is None or existing.content_hash != content_hash:
+        if existing is not None:
+            if existing.content_hash != content_hash:
+                return None
+            return IngestOutcome(source, "unchanged", existing.chunks, existing.pages, existing.title)
+        same = self.collection.find_by_content(content_hash)
+        if same is None:
             return None
-        return IngestOutcome(source, "unchanged", existing.chunks, existing.pages, existing.title)
+        return IngestOutcome(source, "duplicate", same.chunks, same.pages, same.title, duplicate_of=same.source)
 
     def _chunk(self, document: Document, pages: Sequence[Page]) -> list[Chunk]:
         part = document if pages is document.pages else replace(document, pages=list(pages))
@@ -316,7 +329,8 @@ class CollectionSink:
         outcome = self.pipeline.store_documents([document], originals=originals)[0]
         if not outcome.ok:
             raise IngestError(document.source, outcome.error or "could not be stored")
-        self.remember(state)
+        if outcome.status != "duplicate":  # not remembered: the next crawl checks it again
+            self.remember(state)
         return outcome.status
 
     def remember(self, state: PageState) -> None:

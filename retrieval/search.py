@@ -1,7 +1,9 @@
-"""Search modes over a collection, and Reciprocal Rank Fusion for hybrid search."""
+"""Search modes over a collection, Reciprocal Rank Fusion for hybrid search, and near-duplicate
+passages collapsed into the best of them."""
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -14,6 +16,10 @@ MODES = ("hybrid", "vector", "keyword")
 FUSIONS = ("rrf", "convex")
 # Each list fused in hybrid mode is this long at least: fusion needs depth to work with.
 HYBRID_CANDIDATES = 50
+# A passage whose word trigrams overlap a better hit's this much (Jaccard) repeats it: the same
+# paragraph in two versions of a report, or boilerplate on every page of a site. Only the better
+# one is returned, and k is filled from further down the list.
+NEAR_DUPLICATE = 0.8
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], *, k: int = 60) -> list[tuple[int, float]]:
@@ -77,21 +83,26 @@ def search(
         allowed = collection.chunk_ids_for_sources(list(sources))
         if not allowed:
             return []
+    wanted = 2 * k  # room for the near-duplicates that are collapsed
     if mode == "vector":
-        ranked = collection.vector_search(query_vector, k, allowed=allowed)
+        ranked = collection.vector_search(query_vector, wanted, allowed=allowed)
     elif mode == "keyword":
-        ranked = collection.keyword_search(keyword_terms(query), k, allowed=allowed)
+        ranked = collection.keyword_search(keyword_terms(query), wanted, allowed=allowed)
     else:
-        depth = max(k, HYBRID_CANDIDATES)
+        depth = max(wanted, HYBRID_CANDIDATES)
         by_vector = collection.vector_search(query_vector, depth, allowed=allowed)
         by_keyword = collection.keyword_search(keyword_terms(query), depth, allowed=allowed)
         if fusion == "rrf":
-            ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)[:k]
+            ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)
         else:
-            ranked = convex_fusion(by_vector, by_keyword, alpha=alpha)[:k]
+            ranked = convex_fusion(by_vector, by_keyword, alpha=alpha)
+        ranked = ranked[:wanted]
 
+    rows = collection.chunk_rows([i for i, _ in ranked])
+    ranked = collapse_near_duplicates(
+        [(i, s) for i, s in ranked if i in rows], {i: r["text"] for i, r in rows.items()}, k
+    )
     ids = [i for i, _ in ranked]
-    rows = collection.chunk_rows(ids)
     similarity = collection.similarities(query_vector, ids) if query_vector is not None else {}
     return [
         Hit(
@@ -105,5 +116,31 @@ def search(
             similarity=similarity.get(i),
         )
         for i, score in ranked
-        if i in rows  # a chunk removed between the index lookup and the read is skipped
     ]
+
+
+def collapse_near_duplicates(
+    ranked: Sequence[tuple[int, float]], texts: dict[int, str], k: int
+) -> list[tuple[int, float]]:
+    """The first k of ranked (best first) whose text does not repeat a better one's; ranked
+    holds only ids whose text is known (a chunk removed since the index lookup is left out)."""
+    kept: list[tuple[int, float]] = []
+    seen: list[set] = []
+    for id_, score in ranked:
+        shingles = _shingles(texts[id_])
+        if any(_jaccard(shingles, other) >= NEAR_DUPLICATE for other in seen):
+            continue
+        kept.append((id_, score))
+        seen.append(shingles)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _shingles(text: str) -> set:
+    words = re.findall(r"\w+", text.lower())
+    return set(zip(words, words[1:], words[2:])) if len(words) >= 3 else {tuple(words)}
+
+
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0

@@ -60,7 +60,7 @@ class CrawlProgress:
     replaced: int = 0
     unchanged: int = 0
     removed: int = 0
-    skipped: int = 0  # robots.txt, duplicates by canonical link
+    skipped: int = 0  # robots.txt, duplicates (by canonical link or by content)
     failed: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     finished: bool = False
@@ -74,7 +74,7 @@ class CrawlProgress:
 class CrawlSink(Protocol):
     def store(
         self, document: Document, state: PageState, original: bytes | None
-    ) -> str: ...  # added | replaced | unchanged
+    ) -> str: ...  # added | replaced | unchanged | duplicate
     def remember(self, state: PageState) -> None: ...
     def remove(self, url: str) -> bool: ...
 
@@ -459,6 +459,8 @@ class Crawler:
                 progress.added += 1
             elif status == "replaced":
                 progress.replaced += 1
+            elif status == "duplicate":  # the same page under another URL: kept once
+                progress.skipped += 1
             else:
                 progress.unchanged += 1
 

@@ -201,6 +201,17 @@ class Collection:
         row = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE source = ?", (source,)).fetchone()
         return _document_info(row) if row else None
 
+    def find_by_content(self, content_hash: str) -> DocumentInfo | None:
+        """The first document stored with this content (file or page hash)."""
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ? ORDER BY id LIMIT 1", (content_hash,)
+            )
+            .fetchone()
+        )
+        return _document_info(row) if row else None
+
     def documents(self) -> list[DocumentInfo]:
         rows = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
         return [_document_info(r) for r in rows]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
+from retrieval.search import collapse_near_duplicates
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
 from retrieval.index import load
@@ -135,6 +136,52 @@ def test_only_the_latest_removals_are_kept(docent, monkeypatch):
     store = docent.collection("kept")
     assert [r.source for r in store.removed_documents()] == ["2.pdf", "1.pdf"]
     assert len(list((store.folder / "files").iterdir())) == 2  # the forgotten one's file is pruned
+
+
+def test_the_same_file_from_two_paths_is_kept_once(docent, tmp_path):
+    data = make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)
+    first, second, third = (tmp_path / name for name in ("report.pdf", "copy-of-report.pdf", "again.pdf"))
+    for path in (first, second, third):
+        path.write_bytes(data)
+    outcomes = docent.ingest([Source(str(first), path=first), Source(str(second), path=second)], collection="dups")
+    assert [(o.status, o.duplicate_of) for o in outcomes] == [("added", None), ("duplicate", str(first))]
+    outcomes = docent.ingest([Source(str(third), path=third)], collection="dups")  # in a later ingest too
+    assert [(o.ok, o.status, o.duplicate_of) for o in outcomes] == [(True, "duplicate", str(first))]
+    assert [d.source for d in docent.documents(collection="dups")] == [str(first)]
+    hits = docent.search("lighthouse fog signal", k=5, mode="keyword", collection="dups")
+    assert len({h.text for h in hits}) == len(hits)
+    # An update of a held source to another's content is an update, not a duplicate.
+    docent.ingest([Source("other.pdf", data=make_pdf(HANDBOOK_PAGES[:2]))], collection="dups")
+    (outcome,) = docent.ingest([Source("other.pdf", data=data)], collection="dups")
+    assert outcome.status == "replaced"
+
+
+def test_near_duplicate_passages_are_collapsed_into_the_best(docent):
+    revised = [list(page) for page in HANDBOOK_PAGES]
+    revised[1][1] = revised[1][1].replace("every four hours", "every three hours")  # one word differs
+    docent.ingest(
+        [Source("v1.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("v2.pdf", data=make_pdf(revised))],
+        collection="versions-near",
+    )
+    for mode in ("vector", "hybrid"):
+        hits = docent.search("lighthouse keeper fog signal", k=4, mode=mode, collection="versions-near")
+        pages = [(h.source, h.page) for h in hits]
+        assert sorted(h.page for h in hits) == [1, 2, 3, 4], pages  # each page once, and k filled
+    # Only page 2 holds these words: one hit, though both versions have it.
+    hits = docent.search("lighthouse keeper fog signal", k=4, mode="keyword", collection="versions-near")
+    assert [h.page for h in hits] == [2]
+
+
+def test_collapsing_keeps_the_best_and_skips_only_repeats():
+    texts = {
+        1: "The lamp is cleaned each Monday morning before sunrise by the keeper.",
+        2: "The lamp is cleaned each Monday morning before sunrise by the keeper!",
+        3: "Spare bulbs are stored in the locked cabinet on the second floor.",
+        4: "The lamp is cleaned each Tuesday evening after sunset by the pilot.",
+    }
+    ranked = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    assert collapse_near_duplicates(ranked, texts, 3) == [(1, 0.9), (3, 0.7), (4, 0.6)]
+    assert collapse_near_duplicates(ranked, texts, 1) == [(1, 0.9)]
 
 
 def test_a_restart_sees_the_same_collection(docent, docent_home, handbook_collection):

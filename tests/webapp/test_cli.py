@@ -111,9 +111,16 @@ def test_failed_files_are_named_and_the_exit_status_says_so(cli_home, tmp_path, 
     assert result.returncode == 1 and json.loads(result.stdout)[0]["error"] == "file not found"
 
 
-def test_unchanged_file_is_not_ingested_twice(cli_home, handbook_pdf):
+def test_unchanged_file_is_not_ingested_twice_nor_a_copy_of_it(cli_home, handbook_pdf, tmp_path):
     outcome = json.loads(run(cli_home, "ingest", str(handbook_pdf), "--json").stdout)[0]
     assert outcome["status"] == "unchanged"
+    copy = tmp_path / "same-handbook.pdf"
+    copy.write_bytes(handbook_pdf.read_bytes())
+    result = run(cli_home, "ingest", str(copy))
+    assert (
+        f"duplicate  {copy}: same as {handbook_pdf}, kept once" in result.stdout and "1 of 1 ingested" in result.stdout
+    )
+    assert [d["source"] for d in json.loads(run(cli_home, "list", "--json").stdout)] == [str(handbook_pdf)]
 
 
 def test_invalid_settings_are_reported_not_crashed(tmp_path):

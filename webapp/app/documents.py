@@ -108,6 +108,8 @@ def ingest_status(job: Job) -> None:
             st.error(md(f"{outcome.source}: {outcome.error}"))
         elif outcome.status == "unchanged":
             st.info(f"{md(outcome.source)}: already in the collection, unchanged")
+        elif outcome.status == "duplicate":
+            st.info(f"{md(outcome.source)}: same as {md(outcome.duplicate_of)}, kept once")
         else:
             st.success(f"{md(outcome.source)}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks")
         for warning in outcome.warnings:

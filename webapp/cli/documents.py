@@ -48,6 +48,8 @@ def ingest_files(docent, args, as_json: bool) -> int:
 def _describe(outcome) -> str:
     if not outcome.ok:
         return f"failed     {outcome.source}: {outcome.error}"
+    if outcome.status == "duplicate":
+        return f"duplicate  {outcome.source}: same as {outcome.duplicate_of}, kept once"
     line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
     return line + "".join(f"\n           warning: {w}" for w in outcome.warnings)
 
