@@ -55,13 +55,14 @@ class Docent:
         with self._lock:
             return self._embedder_unlocked()
 
-    def _embedder_unlocked(self):
+    def _embedder_unlocked(self, on_stage=None):
         if self._embedder is None:
             self._embedder = Embedder(
                 self.settings.embedding_model,
                 device=self.settings.device,
                 backend=self.settings.embedding_backend,
                 cache_dir=self.settings.model_cache,
+                on_stage=on_stage,
             )
         return self._embedder
 
@@ -76,9 +77,11 @@ class Docent:
         other._lock = self._lock
         return other
 
-    def load_model(self) -> None:
-        """Loads the embedding model now rather than on first use."""
-        _ = self.embedder
+    def load_model(self, on_stage: Callable[[str], None] | None = None) -> None:
+        """Loads the embedding model now rather than on first use; on_stage(name) is called as
+        each stage of a first start begins (retrieval.embed.STAGES: load, export, int8)."""
+        with self._lock:
+            self._embedder_unlocked(on_stage)
 
     @property
     def collections_dir(self) -> Path:

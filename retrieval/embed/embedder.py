@@ -33,6 +33,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
+# What a first start on a machine does, in order, for a page or log to show (on_stage's names).
+STAGES = {
+    "load": "loading the embedding model",
+    "export": "converting the embedding model to OpenVINO (once per machine)",
+    "int8": "making the int8 copy of the embedding model and checking its vectors (once per machine)",
+}
 
 PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "openvino", "openvino-int8")
@@ -50,7 +56,9 @@ class Embedder:
         batch_size: int = 32,
         backend: str = "auto",
         cache_dir: str | Path | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ):
+        """on_stage(name) is called as each stage of STAGES begins."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
         if model_path is None:
@@ -67,6 +75,8 @@ class Embedder:
         self._queries_lock = threading.Lock()
         self._tokenizing = threading.Lock()
         self._encoding = threading.Lock()
+        self._on_stage = on_stage or (lambda name: None)
+        self._on_stage("load")
         if self._open_exported(Path(model_path), backend, device, cache_dir):
             return
 
@@ -89,6 +99,7 @@ class Embedder:
         ):
             folder = export_folder(self.name, cache_dir)
             if not (folder / "model.xml").exists():
+                self._on_stage("export")
                 export(self.model, folder)
             self._use_openvino(folder, backend)
 
@@ -150,6 +161,7 @@ class Embedder:
             if required:
                 raise ValueError("the openvino-int8 embedding backend needs NNCF: pip install nncf") from None
             return None
+        self._on_stage("int8")
         try:
             return quantize.quantize(folder, self._tokenize)
         except Exception:  # noqa: BLE001 - a failed attempt costs speed, never the service; retried next start

@@ -324,7 +324,11 @@ def test_a_growing_collection_moves_to_hnsw_and_keeps_finding_pages(docent, tmp_
 
 @pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
 def test_a_source_filter_goes_into_the_engine_and_still_finds_k(docent, mode):
-    second = [[line.replace("lighthouse", "harbour office") for line in page] for page in HANDBOOK_PAGES]
+    # Worded apart enough that search does not collapse one document's pages into the other's.
+    second = [
+        [f"At the second harbour: {line.replace('lighthouse', 'harbour office')}" for line in page]
+        for page in HANDBOOK_PAGES
+    ]
     docent.ingest(
         [Source("first.pdf", data=make_pdf(HANDBOOK_PAGES)), Source("second.pdf", data=make_pdf(second))],
         collection="filtered",

@@ -206,10 +206,15 @@ def test_identical_chunks_are_embedded_once(docent, tmp_path):
     pdf = make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)  # the title is part of each indexed text
     first = local.ingest([Source("a.pdf", data=pdf)])[0]
     assert counting.embedded == first.chunks
-    second = local.ingest([Source("copy-of-a.pdf", data=pdf)])[0]  # the same text under another name
-    assert second.status == "added" and counting.embedded == first.chunks
-    hits = local.search("fire drill", k=2, mode="vector")
-    assert {h.source for h in hits} == {"a.pdf", "copy-of-a.pdf"}
+    # Another file holding the same pages and one more: only the new page's text is embedded.
+    longer = make_pdf(
+        HANDBOOK_PAGES + [["Appendix. The harbor master answers the radio on channel 12."]], title=HANDBOOK_TITLE
+    )
+    second = local.ingest([Source("a-with-appendix.pdf", data=longer)])[0]
+    assert second.status == "added" and second.chunks == first.chunks + 1
+    assert counting.embedded == first.chunks + 1
+    hits = local.search("channel 12 radio", k=1, mode="vector")
+    assert hits[0].source == "a-with-appendix.pdf"
 
 
 def test_the_default_on_a_cpu_is_the_int8_copy_when_it_passed_its_gate(docent):

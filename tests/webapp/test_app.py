@@ -30,10 +30,27 @@ def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
         monkeypatch.setenv(name, value)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    assert not at.exception, at.exception
+    wait_until_prepared(at)
     # The page starts with its title: nothing else (Streamlit "magic" output, say) comes first.
     assert at.main.children[0].type == "title" and at.title[0].value.endswith("Docent")
     return at
+
+
+def preparing(at: AppTest) -> bool:
+    return any("Preparing Docent" in i.value for i in at.info)
+
+
+def wait_until_prepared(at: AppTest) -> list[str]:
+    """Reruns the page (as its once-a-second refresh does) while the embedding model is being
+    prepared; returns what the page said meanwhile."""
+    said, deadline = [], time.monotonic() + TIMEOUT
+    while preparing(at) and time.monotonic() < deadline:
+        said += [m.value for m in at.markdown]
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception, at.exception
+    assert not preparing(at), "the embedding model was not ready in time"
+    return said
 
 
 def closed_port_url() -> str:
@@ -63,6 +80,23 @@ def wait_for_ingest(at: AppTest) -> None:
         at.run()
     at.run()
     assert not at.exception, at.exception
+
+
+def test_a_first_start_shows_what_is_being_prepared_until_the_chat_is_ready(tmp_path, monkeypatch):
+    """A machine with no prepared model: the page says which step runs and for how long from the
+    first request (the float export only, to keep this test short; the int8 step shows the same way)."""
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCENT_MODEL_CACHE", str(tmp_path / "models"))
+    monkeypatch.setenv("DOCENT_EMBEDDING_BACKEND", "openvino")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    assert preparing(at) and not at.chat_input
+    said = wait_until_prepared(at)
+    steps = [line for line in said if "so far (usually" in line]
+    assert any("Converting the embedding model to OpenVINO" in line for line in steps), said[-5:]
+    assert any("✓ Loading the embedding model" in line for line in said)
+    assert at.chat_input and (tmp_path / "models").is_dir()
 
 
 def test_upload_then_ask_shows_an_answer_with_its_citations(app):
@@ -288,7 +322,7 @@ def sign_in(tmp_path, monkeypatch, env: dict, name: str, password: str) -> AppTe
     at.text_input(key="sign-in-name").set_value(name)
     at.text_input(key="sign-in-password").set_value(password)
     next(b for b in at.button if b.label == "Sign in").click().run()
-    assert not at.exception, at.exception
+    wait_until_prepared(at)
     return at
 
 

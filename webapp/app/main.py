@@ -19,7 +19,8 @@ from webapp.access import ADMIN
 from webapp.app.chat import chat
 from webapp.app.documents import sidebar, source_filter
 from webapp.app.manage import manage
-from webapp.app.resources import answer_settings, get_access, get_docent, get_jobs
+from webapp.app.preparing import wait_for_model
+from webapp.app.resources import answer_settings, get_access, get_jobs, get_preparation
 from webapp.app.signin import account, signed_in
 from webapp.session import UserSession
 
@@ -32,11 +33,14 @@ def main() -> None:
     except SettingsError as exc:
         st.error(str(exc))
         st.stop()
+    preparation = get_preparation(str(settings.home))  # from the first request, sign-in page or not
     access = get_access(str(settings.home))
     principal = signed_in(settings, access)
     if principal is None:
         st.stop()
-    docent = get_docent(str(settings.home))
+    docent = preparation.docent
+    if docent is None:
+        wait_for_model(preparation)
     user = UserSession(docent, access, get_jobs(str(settings.home)), principal)
     names = user.collections()
     if not names:
@@ -61,4 +65,7 @@ def main() -> None:
     chat(user, answer_settings(docent), collection, sources)
 
 
-main()
+# Streamlit runs this file as __main__; the file workers of an ingest are spawned processes that
+# import __main__ again (as __mp_main__), and must not start a second app inside each worker.
+if __name__ == "__main__":
+    main()

@@ -10,17 +10,16 @@ from retrieval.answer import BACKEND_NAMES
 from retrieval.search import FUSIONS, MODES
 from retrieval.service import Docent
 from retrieval.settings import load_settings
+from webapp.app.preparing import ModelPreparation
 from webapp.access import AccessControl
 from webapp.jobs import JobManager
 
 
-@st.cache_resource(
-    show_spinner="Loading the embedding model… (the first start on a machine also prepares it: about a minute, once)"
-)
-def get_docent(home: str) -> Docent:
-    docent = Docent(load_settings(home=home))
-    docent.load_model()  # once, up front, under the spinner
-    return docent
+@st.cache_resource
+def get_preparation(home: str) -> ModelPreparation:
+    """The server's one Docent, made with its embedding model on a thread started by the first
+    request (preparing.py shows its progress until .docent is set)."""
+    return ModelPreparation(home)
 
 
 @st.cache_resource
@@ -36,7 +35,8 @@ def get_jobs(home: str) -> JobManager:
 @st.cache_resource(show_spinner="Preparing the answer backend…", max_entries=8)
 def get_variant(home: str, llm: str, search_mode: str, fusion: str, fusion_alpha: float) -> Docent:
     """The shared Docent with the answer settings chosen in the sidebar (a local model loads once)."""
-    return get_docent(home).variant(llm=llm, search_mode=search_mode, fusion=fusion, fusion_alpha=fusion_alpha)
+    docent = get_preparation(home).docent  # ready: the page waits for it before any answer
+    return docent.variant(llm=llm, search_mode=search_mode, fusion=fusion, fusion_alpha=fusion_alpha)
 
 
 def answer_settings(docent: Docent) -> Docent:
