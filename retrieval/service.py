@@ -241,6 +241,7 @@ class Docent:
         sources: Sequence[str] | None = None,
     ) -> list[Hit]:
         """sources: search only these documents (file names or URLs as listed)."""
+        _require_text(query, "search query")
         mode = mode or self.settings.search_mode
         query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
         return run_search(
@@ -283,6 +284,7 @@ class Docent:
         Iterate over the result for the text; afterwards `.answer` holds the Answer, and
         `.hits` and `.rewritten` say what was searched and found.
         """
+        _require_text(question, "question")
         backend = self.backend
         searched = standalone_question(question, history, backend)
         hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection, sources=sources)
@@ -305,3 +307,8 @@ class Docent:
         stream.answer.question = question
         stream.answer.rewritten = stream.rewritten
         return stream.answer
+
+
+def _require_text(text: str, what: str) -> None:
+    if not text or not text.strip():
+        raise ValueError(f"the {what} is empty: type some words to search for")

@@ -1,4 +1,9 @@
-"""The main text of an HTML page (trafilatura), cut into sections by its headings."""
+"""The main text of an HTML page (trafilatura), cut into sections by the page's headings.
+
+trafilatura finds the main text but drops headings it takes for page furniture (DocBook's
+`<div class="titlepage"><h2>`, Sphinx's headings with permalinks), so the heading path of each
+block of its text is read from the HTML itself: the page's words with its h1-h6 between them,
+and each block placed by finding its first words there."""
 
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ def load_html(html: str, url: str) -> Document:
         raise IngestError(url, "no main text was found on the page")
     metadata = trafilatura.extract_metadata(html)
     title = (metadata.title if metadata and metadata.title else None) or _html_title(html) or url
-    sections = _sections(markdown)
+    sections = _sections(markdown, _outline(html))
     if not sections:
         raise IngestError(url, "no main text was found on the page")
     text = "\n\n".join(t for _, t in sections)
@@ -60,30 +65,106 @@ def load_html(html: str, url: str) -> Document:
     )
 
 
-def _sections(markdown: str) -> list[tuple[str | None, str]]:
-    """(heading path, text) for each run of paragraphs between headings."""
-    headings: list[tuple[int, str]] = []  # the open headings, outermost first
+def _sections(markdown: str, outline: "_Outline | None" = None) -> list[tuple[str | None, str]]:
+    """(heading path, text) for each run of paragraphs under the same headings: the page's own
+    headings (outline) where a block is found in the page, else the markdown's."""
+    headings: list[tuple[int, str]] = []  # the open markdown headings, outermost first
     sections: list[tuple[str | None, str]] = []
     paragraphs: list[str] = []
+    path: str | None = None
 
     def flush():
         if paragraphs:
-            sections.append((" › ".join(t for _, t in headings) or None, "\n\n".join(paragraphs)))
+            sections.append((path, "\n\n".join(paragraphs)))
             paragraphs.clear()
 
     for block in re.split(r"\n\s*\n", markdown):
         block = block.strip()
         heading = _HEADING.match(block) if block and "\n" not in block else None
         if heading:
-            flush()
             level = len(heading.group(1))
             while headings and headings[-1][0] >= level:
                 headings.pop()
             headings.append((level, heading.group(2)))
-        elif block:
-            paragraphs.append(block)
+            if outline is None or not outline.found_any:
+                flush()
+                path = " › ".join(t for _, t in headings)
+            continue
+        if not block:
+            continue
+        found = outline.path_of(block) if outline is not None else None
+        new_path = found if found is not None else (" › ".join(t for _, t in headings) or path)
+        if new_path != path:
+            flush()
+            path = new_path
+        paragraphs.append(block)
     flush()
     return sections
+
+
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_WORD = re.compile(r"\w+")
+_PROBE_WORDS = 8  # a block is placed by where its first words occur in the page
+
+
+class _Outline:
+    """The page's words in order, and where each heading starts among them."""
+
+    def __init__(self, root):
+        self.words: list[str] = []
+        self.headings: list[tuple[int, int, str]] = []  # (word index, level, text)
+        self._walk(root)
+        self._at: dict[str, list[int]] = {}
+        for i, word in enumerate(self.words):
+            self._at.setdefault(word, []).append(i)
+        self._cursor = 0
+        self.found_any = False
+
+    def _walk(self, element) -> None:
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if tag in ("script", "style", "noscript", "template"):
+            return
+        if tag in _HEADING_TAGS:
+            text = " ".join(element.text_content().split()).strip(" ¶#")
+            if text:
+                self.headings.append((len(self.words), _HEADING_TAGS[tag], text))
+        self.words += _WORD.findall((element.text or "").lower())
+        for child in element:
+            self._walk(child)
+            self.words += _WORD.findall((child.tail or "").lower())
+
+    def path_of(self, block: str) -> str | None:
+        """The heading path in force where block's first words occur (searching on from the
+        last block placed, then from the top); None when they are not found."""
+        probe = _WORD.findall(block.lower())[:_PROBE_WORDS]
+        if not probe:
+            return None
+        starts = self._at.get(probe[0], [])
+        matches = [i for i in starts if self.words[i : i + len(probe)] == probe]
+        if not matches:
+            return None
+        index = next((i for i in matches if i >= self._cursor), matches[0])
+        self._cursor = index
+        self.found_any = True
+        open_headings: list[tuple[int, str]] = []
+        for at, level, text in self.headings:
+            if at > index:
+                break
+            while open_headings and open_headings[-1][0] >= level:
+                open_headings.pop()
+            open_headings.append((level, text))
+        return " › ".join(t for _, t in open_headings) or None
+
+
+def _outline(html: str) -> _Outline | None:
+    import lxml.html
+
+    try:
+        root = lxml.html.fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return None
+    body = root.find("body")
+    return _Outline(body if body is not None else root)
 
 
 def _html_title(html: str) -> str | None:

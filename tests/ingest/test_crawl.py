@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +146,31 @@ def test_a_single_url_is_ingested_with_its_sections(crawler_docent, site):
     assert outcome.status == "added"
     hit = crawler_docent.search("insert into a sorted list", k=1, collection="one")[0]
     assert hit.source == f"{site.base}/library/bisect.html" and hit.section.startswith("bisect")
+
+
+def test_sections_come_from_the_pages_own_headings(crawler_docent):
+    """DocBook puts each heading in a title-page wrapper that the main-text extractor drops:
+    the heading path is read from the page itself (a real manual page, tests/data/web)."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(WEB_PAGES))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/xsltproc.html"
+        outcome = crawler_docent.ingest([Source(url)], collection="docbook")[0]
+        assert outcome.status == "added" and outcome.pages >= 6
+    finally:
+        server.shutdown()
+    hits = {q: crawler_docent.search(q, k=1, collection="docbook")[0] for q in QUESTIONS_BY_SECTION}
+    assert {q: h.section for q, h in hits.items()} == QUESTIONS_BY_SECTION
+
+
+WEB_PAGES = Path(__file__).parents[1] / "data" / "web"
+QUESTIONS_BY_SECTION = {
+    "which return codes does xsltproc exit with": "DIAGNOSTICS",
+    "SGML_CATALOG_FILES catalog behavior": "ENVIRONMENT",
+    "--novalid skip loading the DTD": "OPTIONS",
+}
 
 
 def test_hostile_sitemaps_are_refused():

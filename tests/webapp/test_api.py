@@ -118,6 +118,10 @@ def test_files_sent_without_a_name_do_not_replace_each_other(open_api):
 
 def test_bad_requests_get_clear_errors_not_crashes(open_api):
     assert open_api.post("/collections/default/search", json={"query": ""}).status_code == 422
+    for blank in (" ", " \n\t "):
+        assert open_api.post("/collections/default/search", json={"query": blank}).status_code == 422
+        assert open_api.post("/collections/default/ask", json={"question": blank}).status_code == 422
+        assert open_api.post("/collections/default/ask/stream", json={"question": blank}).status_code == 422
     assert open_api.post("/collections/default/search", json={"query": "x", "k": 0}).status_code == 422
     assert open_api.post("/collections/bad name!/search", json={"query": "x"}).status_code == 422
     assert open_api.get("/jobs/nosuchjob").status_code == 404

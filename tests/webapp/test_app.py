@@ -154,6 +154,13 @@ def test_with_sign_in_off_collections_are_made_and_deleted_in_the_app(app):
     assert any("Deleted 'manuals'" in shown(s.value) for s in app.sidebar.success)
 
 
+def test_a_blank_question_is_refused_with_a_message(app):
+    app.chat_input[0].set_value("   ").run()
+    assert not app.exception, app.exception
+    assert any("blank one has nothing to search for" in w.value for w in app.warning)
+    assert not app.chat_message
+
+
 def test_asking_an_empty_collection_says_so(app):
     app.chat_input[0].set_value("Anything?").run()
     assistant = [m for m in app.chat_message if m.name == "assistant"][0]

@@ -123,6 +123,12 @@ def test_unchanged_file_is_not_ingested_twice_nor_a_copy_of_it(cli_home, handboo
     assert [d["source"] for d in json.loads(run(cli_home, "list", "--json").stdout)] == [str(handbook_pdf)]
 
 
+def test_a_blank_question_or_query_is_refused(cli_home):
+    for command in (["ask", "   "], ["search", " \t"]):
+        result = run(cli_home, *command, check=False)
+        assert result.returncode == 2 and "is empty" in result.stderr and not result.stdout
+
+
 def test_invalid_settings_are_reported_not_crashed(tmp_path):
     result = subprocess.run(
         [DOCENT, "list"],

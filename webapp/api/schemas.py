@@ -21,7 +21,7 @@ KeyId = Annotated[str, PathParam(max_length=64)]
 
 
 class SearchIn(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="not blank")
     k: int = Field(10, ge=1, le=100)
     mode: Literal[MODES] | None = None
     sources: list[str] | None = Field(None, max_length=1000, description="search only these documents")
@@ -37,7 +37,7 @@ class TurnIn(BaseModel):
 
 
 class AskIn(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="not blank")
     history: list[TurnIn] = Field([], max_length=50, description="earlier turns, oldest first")
     sources: list[str] | None = Field(None, max_length=1000)
 

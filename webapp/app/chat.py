@@ -24,6 +24,9 @@ def chat(user: UserSession, answering: Docent, collection: str, sources: list[st
             show_sources(user, collection, turn["answer"], n)
 
     question = st.chat_input("Ask a question about your documents")
+    if question is not None and not question.strip():
+        st.warning("Type a question first: a blank one has nothing to search for.")
+        return
     if not question:
         return
     with st.chat_message("user"):

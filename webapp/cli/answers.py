@@ -10,6 +10,9 @@ from webapp.cli.output import ProgressBar, shorten, where
 
 
 def search(docent, args, as_json: bool) -> int:
+    if not args.query.strip():
+        print("error: the search query is empty: type some words to search for", file=sys.stderr)
+        return 2
     if unknown := _unknown_sources(docent, args.source):
         print(
             f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
@@ -29,6 +32,9 @@ def search(docent, args, as_json: bool) -> int:
 
 
 def ask(docent, args, as_json: bool) -> int:
+    if not args.question.strip():
+        print("error: the question is empty: type a question", file=sys.stderr)
+        return 2
     if unknown := _unknown_sources(docent, args.source):
         print(
             f"error: no document named {', '.join(map(repr, unknown))} in this collection (see `docent list`)",
