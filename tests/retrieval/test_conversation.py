@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from retrieval.answer.citations import claims_by_ref, supporting_spans
 from retrieval.answer.conversation import is_follow_up, rule_based_rewrite, standalone_question
 
@@ -22,6 +25,26 @@ def test_a_self_contained_question_is_left_alone():
     assert not is_follow_up(question)
     assert standalone_question(question, history) == question
     assert standalone_question("and in 2022?", []) == "and in 2022?"
+
+
+def test_a_complete_question_with_its_own_subject_is_left_alone():
+    history = [("What is the default width of \\heavyrulewidth in booktabs?", "It is .08em. [1]")]
+    question = "What does \\LTchunksize control and what is its default?"
+    assert standalone_question(question, history) == question
+    assert standalone_question("And \\lightrulewidth?", history).startswith("What is the default width")
+
+
+def test_the_follow_up_rule_on_labelled_conversational_turns():
+    """75 turns about real documentation topics (tests/data/follow_ups.jsonl), each labelled by
+    whether it needs the previous question to be searched."""
+    turns = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "follow_ups.jsonl").open()]
+    assert len(turns) >= 60
+    said = [(t["follow_up"], is_follow_up(t["question"])) for t in turns]
+    true_positive = sum(label and guess for label, guess in said)
+    precision = true_positive / max(sum(guess for _, guess in said), 1)
+    recall = true_positive / sum(label for label, _ in said)
+    wrong = [t["question"] for t, (label, guess) in zip(turns, said) if label != guess]
+    assert precision >= 0.95 and recall >= 0.8, (precision, recall, wrong)
 
 
 def test_the_app_level_ask_shows_the_rewritten_question_and_finds_the_page(docent, handbook_collection):
