@@ -46,7 +46,7 @@ SHARED ?= ../shared/data
 bench: install
 	$(BIN)/python -m pip install ".[bench]"
 	$(BIN)/python bench/bm25_bench.py
-	$(BIN)/python bench/eval_bench.py --cranfield $(SHARED)/cranfield
+	$(BIN)/python bench/eval_bench.py --cranfield $(SHARED)/cranfield --financebench $(SHARED)/financebench-dev/eval.jsonl
 
 # The vector engine against Faiss, hnswlib and USearch on GloVe (../shared) and 100,000 MiniLM
 # embeddings of the Python documentation (needs `apt-get install python3.11-doc`; embedded once

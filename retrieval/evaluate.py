@@ -29,6 +29,7 @@ from retrieval.search import search as run_search
 RUNS = {  # name -> (mode, fusion)
     "vector": ("vector", "rrf"),
     "keyword": ("keyword", "rrf"),
+    "hybrid-leaders": ("hybrid", "leaders"),
     "hybrid-rrf": ("hybrid", "rrf"),
     "hybrid-convex": ("hybrid", "convex"),
 }
@@ -105,7 +106,8 @@ def _load_page_questions(path: Path) -> EvalSet:
         if file not in files:
             files.append(file)
         queries[str(n)] = question
-        qrels[str(n)] = {f"{file}#{page}": 1}
+        pages = row.get("pages") or [page]  # every evidence page counts as found
+        qrels[str(n)] = {f"{file}#{int(p)}": 1 for p in pages}
     return EvalSet(path.stem, queries, qrels, files=files, by_page=True)
 
 

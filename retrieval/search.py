@@ -13,7 +13,15 @@ from retrieval.models import Hit
 from retrieval.store import Collection
 
 MODES = ("hybrid", "vector", "keyword")
-FUSIONS = ("rrf", "convex")
+# leaders (the default): Reciprocal Rank Fusion, but a list's first hit that leads it decisively
+# is kept among the first LEADERS_WITHIN, so a rare exact term's passage (first by keyword search,
+# absent from the vector list) is not pushed down by passages middling in both lists.
+# rrf: Reciprocal Rank Fusion alone. convex: a weighted sum of min-max normalised scores.
+# bench/eval_bench.py measures each (docs/benchmarks.md): on Cranfield and FinanceBench's
+# development split leaders scores exactly as rrf (no leader there stands out that far).
+FUSIONS = ("leaders", "rrf", "convex")
+LEADERS_WITHIN = 3
+LEADER_MIN_LEAD = 2.8  # standard deviations above the mean of its list's first ten (3.0 at most)
 # Each list fused in hybrid mode is this long at least: fusion needs depth to work with.
 HYBRID_CANDIDATES = 50
 # A passage whose word trigrams overlap a better hit's this much (Jaccard) repeats it: the same
@@ -29,6 +37,41 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], *, k: int = 60) ->
         for rank, id_ in enumerate(ranking, start=1):
             scores[id_] = scores.get(id_, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def keep_leaders(
+    fused: Sequence[tuple[int, float]],
+    lists: Sequence[Sequence[tuple[int, float]]],
+    *,
+    within: int | None = None,
+    min_lead: float | None = None,
+) -> list[tuple[int, float]]:
+    """A fused list in which each list's first hit that leads its list decisively (its score at
+    least min_lead standard deviations above the mean of that list's first ten) is moved up to
+    position `within` (1-based) if it fell lower. A moved hit takes the score of the one it
+    passes, so scores still fall down the list. A flat list (a long question in common words)
+    forces nothing."""
+    within = within or LEADERS_WITHIN
+    min_lead = LEADER_MIN_LEAD if min_lead is None else min_lead
+    order = [i for i, _ in fused]
+    scores = dict(fused)
+    for ranked in lists:
+        if not ranked or ranked[0][0] not in scores or _lead([s for _, s in ranked]) < min_lead:
+            continue
+        leader = ranked[0][0]
+        position = order.index(leader)
+        if position >= within:
+            order.insert(within - 1, order.pop(position))
+            scores[leader] = scores[order[within]]
+    return [(i, scores[i]) for i in order]
+
+
+def _lead(scores: Sequence[float], top: int = 10) -> float:
+    """How far the first score stands above the first ten, in their standard deviations."""
+    head = np.asarray(scores[:top], dtype=np.float64)
+    if len(head) < 3 or head.std() == 0:
+        return 0.0
+    return float((head[0] - head.mean()) / head.std())
 
 
 def convex_fusion(
@@ -64,7 +107,7 @@ def search(
 ) -> list[Hit]:
     """The k best passages for a query. query_vector is needed by the vector and hybrid modes;
     when given, each hit also carries its cosine similarity to the query. Hybrid search fuses
-    the vector and keyword lists with Reciprocal Rank Fusion or a convex combination.
+    the vector and keyword lists (FUSIONS: RRF keeping decisive leaders, RRF, or convex).
 
     sources limits the search to those documents: their chunk ids go down into both native
     searches as one filter, so each still returns its k best among them (not the k best
@@ -92,8 +135,11 @@ def search(
         depth = max(wanted, HYBRID_CANDIDATES)
         by_vector = collection.vector_search(query_vector, depth, allowed=allowed)
         by_keyword = collection.keyword_search(keyword_terms(query), depth, allowed=allowed)
+        lists = [[i for i, _ in by_vector], [i for i, _ in by_keyword]]
         if fusion == "rrf":
-            ranked = reciprocal_rank_fusion([[i for i, _ in by_vector], [i for i, _ in by_keyword]], k=rrf_k)
+            ranked = reciprocal_rank_fusion(lists, k=rrf_k)
+        elif fusion == "leaders":
+            ranked = keep_leaders(reciprocal_rank_fusion(lists, k=rrf_k), [by_vector, by_keyword])
         else:
             ranked = convex_fusion(by_vector, by_keyword, alpha=alpha)
         ranked = ranked[:wanted]

@@ -8,10 +8,10 @@ import math
 import pytest
 
 from support.shared_data import shared_path
-from retrieval.evaluate import ndcg_at, recall_at, reciprocal_rank
+from retrieval.evaluate import load_eval_set, ndcg_at, recall_at, reciprocal_rank
 from support.cli import run
 
-RUNS = {"vector", "keyword", "hybrid-rrf", "hybrid-convex"}
+RUNS = {"vector", "keyword", "hybrid-leaders", "hybrid-rrf", "hybrid-convex"}
 
 
 def test_metrics_match_their_definitions():
@@ -39,6 +39,15 @@ def test_eval_of_page_questions_on_a_pdf(tmp_path, handbook_pdf):
     assert set(figures) == RUNS
     assert figures["hybrid-rrf"]["page_hit@1"] == 1.0
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_evidence_page_of_a_question_counts(tmp_path):
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
+    line = {"question": "What was the operating cash flow?", "source": "report.pdf", "page": 59, "pages": [59, 63]}
+    (tmp_path / "set.jsonl").write_text(json.dumps(line) + "\n")
+    eval_set = load_eval_set(tmp_path / "set.jsonl")
+    pdf = (tmp_path / "report.pdf").resolve()
+    assert eval_set.qrels == {"1": {f"{pdf}#59": 1, f"{pdf}#63": 1}}
 
 
 def test_eval_refuses_a_malformed_set(tmp_path):

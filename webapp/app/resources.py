@@ -51,7 +51,11 @@ def answer_settings(docent: Docent) -> Docent:
                 FUSIONS,
                 index=FUSIONS.index(settings.fusion),
                 key="fusion",
-                format_func={"rrf": "Reciprocal Rank Fusion", "convex": "Convex combination"}.get,
+                format_func={
+                    "leaders": "RRF keeping decisive leaders",
+                    "rrf": "Reciprocal Rank Fusion",
+                    "convex": "Convex combination",
+                }.get,
             )
             if fusion == "convex":
                 alpha = st.slider("Weight of vector search (alpha)", 0.0, 1.0, settings.fusion_alpha, 0.05, key="alpha")
