@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -258,8 +259,12 @@ class Docent:
 
     @property
     def backend(self):
-        """The answer backend the settings name, set up once (a local model loads only once)."""
+        """The answer backend the settings name, set up once (a local model loads only once);
+        auto's extractive stand-in is replaced once a model server answers (retrieval/answer/auto.py)."""
         with self._lock:
+            again_at = getattr(self._backend, "probe_again_at", None)
+            if again_at is not None and time.monotonic() >= again_at:
+                self._backend = None
             if self._backend is None:
                 try:
                     self._backend = make_backend(self.settings, self._embedder_unlocked())

@@ -26,7 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from retrieval.answer.backends import BACKEND_NAMES
+from retrieval.answer.backends import BACKEND_NAMES, DEFAULT_PROBE
 from retrieval.embed.embedder import BACKENDS as EMBEDDING_BACKENDS
 from retrieval.search import FUSIONS, MODES
 
@@ -94,7 +94,14 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="data home: one folder per collection")
     collection: str = Field("default", pattern=COLLECTION_NAME_PATTERN, description="default collection")
-    llm: Literal[BACKEND_NAMES] = Field(BACKEND_NAMES[0], description="answer backend")
+    llm: Literal[BACKEND_NAMES] = Field(
+        BACKEND_NAMES[0],
+        description="answer backend; auto: a local OpenAI-compatible model server when one answers, else extractive",
+    )
+    llm_probe: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PROBE),
+        description="host:port addresses DOCENT_LLM=auto asks for a model server (comma-separated)",
+    )
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     openai_model: str = Field("gpt-4o-mini", description="model name sent to the OpenAI-compatible endpoint")
     openai_api_key: SecretStr | None = Field(None, description="key for the endpoint (local servers need none)")
@@ -162,7 +169,7 @@ class Settings(BaseSettings):
         # Absolute, so that a server that changes its working directory still finds it.
         return value.expanduser().resolve()
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "llm_probe", mode="before")
     @classmethod
     def _split_hosts(cls, value):
         if isinstance(value, str):

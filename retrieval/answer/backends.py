@@ -7,17 +7,24 @@ embedder)` constructor, added here once; its own settings go in retrieval/settin
 
 from __future__ import annotations
 
+from retrieval.answer.auto import DEFAULT_PROBE, auto_backend
 from retrieval.answer.base import AnswerBackend
 from retrieval.answer.extractive import ExtractiveBackend
 from retrieval.answer.llm import LlamaCppBackend, OpenAIBackend
 
 BACKENDS = {backend.name: backend for backend in (ExtractiveBackend, OpenAIBackend, LlamaCppBackend)}
-BACKEND_NAMES = tuple(BACKENDS)  # the first is the default: it needs no model and cannot invent
+# auto, the default: a local model server when one answers, else extractive (auto.py).
+BACKEND_NAMES = ("auto", *BACKENDS)
 
 
 def make_backend(settings, embedder) -> AnswerBackend:
-    """The backend the settings name. Raises BackendError when it cannot be set up."""
+    """The backend the settings name, with a `description` of what answers. Raises BackendError
+    when it cannot be set up."""
+    if settings.llm == "auto":
+        return auto_backend(settings, embedder)
     backend = BACKENDS.get(settings.llm)
     if backend is None:
         raise ValueError(f"unknown answer backend {settings.llm!r}: this version offers {', '.join(BACKEND_NAMES)}")
-    return backend.from_settings(settings, embedder)
+    made = backend.from_settings(settings, embedder)
+    made.description = f"{settings.llm} (DOCENT_LLM)"
+    return made

@@ -26,6 +26,7 @@ class UnavailableBackend:
     def __init__(self, name: str, error: str):
         self.name = name
         self.error = error
+        self.description = f"{name}: not available ({error})"
 
     def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
         raise BackendError(self.error)

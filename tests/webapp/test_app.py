@@ -204,8 +204,14 @@ def test_a_backend_that_is_down_is_reported_and_the_passages_shown(tmp_path, mon
 
 
 def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
-    app = start_app(tmp_path, monkeypatch, DOCENT_OPENAI_BASE_URL=closed_port_url())
+    nothing_there = f"127.0.0.1:{free_port()}"
+    app = start_app(tmp_path, monkeypatch, DOCENT_OPENAI_BASE_URL=closed_port_url(), DOCENT_LLM_PROBE=nothing_there)
     upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    said = [shown(c.value) for c in app.sidebar.caption if c.value.startswith("Answers:")]
+    assert said == [
+        f"Answers: extractive: the documents' own sentences (no model server answered at {nothing_there};"
+        " start one, e.g. `ollama serve`, and it is used within 30 s)"
+    ]
     app.selectbox(key="fusion").set_value("convex").run()
     app.slider(key="alpha").set_value(0.8).run()
     app.selectbox(key="llm").set_value("openai").run()

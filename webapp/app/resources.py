@@ -12,6 +12,7 @@ from retrieval.service import Docent
 from retrieval.settings import load_settings
 from webapp.app.preparing import ModelPreparation
 from webapp.access import AccessControl
+from webapp.app.render import md
 from webapp.jobs import JobManager
 
 
@@ -59,6 +60,8 @@ def answer_settings(docent: Docent) -> Docent:
             )
             if fusion == "convex":
                 alpha = st.slider("Weight of vector search (alpha)", 0.0, 1.0, settings.fusion_alpha, 0.05, key="alpha")
-    if (llm, mode, fusion, alpha) == (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
-        return docent
-    return get_variant(str(settings.home), llm, mode, fusion, alpha)
+    chosen = docent
+    if (llm, mode, fusion, alpha) != (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
+        chosen = get_variant(str(settings.home), llm, mode, fusion, alpha)
+    st.sidebar.caption(f"Answers: {md(chosen.backend.description)}")
+    return chosen

@@ -21,6 +21,7 @@ def prepare(docent, args, as_json: bool) -> int:
         info.update(folder=str(folder), int8=quantize.read_report(folder))
     why_not_gpu = "DOCENT_GPU_SEARCH is off" if not docent.settings.gpu_search else gpu.unavailable_reason()
     info["search"] = {"on": "cpu" if why_not_gpu else "gpu", "why_not_gpu": why_not_gpu, "gpus": gpu.devices()}
+    info["answers"] = docent.backend.description
     if as_json:
         print(json.dumps(info, indent=2))
         return 0
@@ -32,6 +33,7 @@ def prepare(docent, args, as_json: bool) -> int:
             f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model"
             f" on {report['held_out_texts']} held-out texts"
         )
+    print(f"answers: {info['answers']}")
     if why_not_gpu:
         print(f"vector search: on the CPU ({why_not_gpu})")
     else:
