@@ -45,6 +45,7 @@ class EvalSet:
     files: list[Path] = field(default_factory=list)  # page sets: PDFs to ingest
     by_page: bool = False
     skipped: list[str] = field(default_factory=list)  # documents that could not be ingested
+    answers: dict[str, str] = field(default_factory=dict)  # query id -> gold answer, where the set gives one
 
 
 def load_eval_set(path: str | Path) -> EvalSet:
@@ -96,7 +97,7 @@ def _load_beir(folder: Path) -> EvalSet:
 
 
 def _load_page_questions(path: Path) -> EvalSet:
-    queries, qrels, files = {}, {}, []
+    queries, qrels, files, answers = {}, {}, [], {}
     for n, row in enumerate(_read_jsonl(path), start=1):
         try:
             question, source, page = row["question"], row["source"], int(row["page"])
@@ -108,7 +109,9 @@ def _load_page_questions(path: Path) -> EvalSet:
         queries[str(n)] = question
         pages = row.get("pages") or [page]  # every evidence page counts as found
         qrels[str(n)] = {f"{file}#{int(p)}": 1 for p in pages}
-    return EvalSet(path.stem, queries, qrels, files=files, by_page=True)
+        if row.get("answer") not in (None, ""):
+            answers[str(n)] = str(row["answer"])
+    return EvalSet(path.stem, queries, qrels, files=files, by_page=True, answers=answers)
 
 
 # ---- metrics --------------------------------------------------------------------------------

@@ -41,6 +41,24 @@ def test_eval_of_page_questions_on_a_pdf(tmp_path, handbook_pdf):
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_measures_answers_against_gold_answers(tmp_path, handbook_pdf):
+    (tmp_path / "handbook.pdf").write_bytes(handbook_pdf.read_bytes())
+    questions = [
+        {"question": "What does a mooring permit cost?", "source": "handbook.pdf", "page": 3, "answer": "120 euros"},
+        {"question": "When is the fire drill held?", "source": "handbook.pdf", "pages": [4], "page": 4,
+         "answer": "on the first Thursday of every quarter"},
+        {"question": "How often must the fog signal be logged?", "source": "handbook.pdf", "page": 2,
+         "answer": "every 7 minutes"},
+    ]  # fmt: skip
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(q) for q in questions))
+    figures = json.loads(run(tmp_path / "home", "eval", str(path), "--json", "--plot", str(tmp_path / "p.png")).stdout)
+    answers = figures["answers"]
+    assert answers["questions"] == 3 and answers["backend"].startswith("extractive")
+    assert [q["states_gold"] for q in answers["per_question"]] == [True, True, False]  # the gold fog figure is wrong
+    assert answers["gold_in_answer"] == 2 / 3 and answers["first_citation_evidence"] == 1.0
+
+
 def test_every_evidence_page_of_a_question_counts(tmp_path):
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
     line = {"question": "What was the operating cash flow?", "source": "report.pdf", "page": 59, "pages": [59, 63]}

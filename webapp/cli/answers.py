@@ -90,10 +90,30 @@ def evaluate_set(docent, args, as_json: bool) -> int:
     image = plot(
         results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries"
     )
+    answers = answer_figures(docent, eval_set, collection)
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({**results, "answers": answers} if answers else results, indent=2))
     else:
         print(f"{eval_set.name}: {len(eval_set.queries)} queries, collection '{collection}'\n")
         print(format_table(results))
+        if answers:
+            print(
+                f"\nanswers ({answers['backend']}), {answers['questions']} questions with gold answers:"
+                f" the gold fact stated in {answers['gold_in_answer']:.1%},"
+                f" the first citation on an evidence page in {answers['first_citation_evidence']:.1%}"
+            )
         print(f"\nplot: {image}")
     return 0
+
+
+def answer_figures(docent, eval_set, collection: str) -> dict:
+    """Answer metrics (retrieval.answer_eval) when the set gives gold answers, else {}."""
+    from retrieval.answer_eval import evaluate_answers
+
+    if not eval_set.answers:
+        return {}
+    evidence = {qid: set(grades) for qid, grades in eval_set.qrels.items()}
+    figures = evaluate_answers(
+        lambda q: docent.ask(q, collection=collection), eval_set.queries, eval_set.answers, evidence
+    )
+    return {"backend": docent.backend.description, **figures}
