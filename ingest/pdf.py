@@ -181,13 +181,15 @@ def _title(reader: PdfReader, source: str) -> str:
     except Exception:
         title = ""
     title = _WORD_PREFIXES.sub("", title).strip()
-    # Metadata titles are often junk ("Untitled", the file name); the file name is better then.
+    # Metadata titles are often junk ("Untitled", "Document", the file name, an SEC filing's
+    # accession number "0001410636-21-000101"); the file name says more then, and its words
+    # (ADOBE_2015_10K: the company and the year) go into every passage's context.
     if (
-        len(title) < 4
-        or title.lower() in {"untitled", "title", stem.lower()}
+        _letters(title) < 3
+        or title.lower() in {"untitled", "title", "document", "untitled document", stem.lower()}
         or title.lower().endswith((".txt", ".doc", ".docx", ".pdf"))
     ):
-        return stem
+        return stem.replace("_", " ")
     return title
 
 

@@ -31,6 +31,20 @@ def test_pages_are_numbered_from_one_and_keep_their_text():
 def test_title_falls_back_to_the_file_name():
     doc = load_pdf(make_pdf([["Some text on a page, long enough to count as text."]]), source="dir/q3-report.pdf")
     assert doc.title == "q3-report"
+    # Junk metadata titles (an SEC accession number, "Document") give way to the file name's words.
+    for junk in ("0001410636-21-000101", "Document"):
+        doc = load_pdf(
+            make_pdf([["Revenue grew in 2020, as the letter to shareholders explains at length."]], title=junk),
+            source="pdfs/AMERICANWATERWORKS_2020_10K.pdf",
+        )
+        assert doc.title == "AMERICANWATERWORKS 2020 10K"
+    assert (
+        load_pdf(
+            make_pdf([["Some text on a page, long enough to count as text."]], title="ADBE 10K FY15"),
+            source="ADOBE_2015_10K.pdf",
+        ).title
+        == "ADBE 10K FY15"
+    )
 
 
 def test_hyphenated_line_breaks_and_wrapped_lines_are_joined():
