@@ -22,6 +22,7 @@ router = APIRouter(tags=["documents"])
 UPLOAD_CHUNK = 1 << 20
 FILE_KINDS = ", ".join(t.name for t in FILE_TYPES)
 Wait = Annotated[bool, Query(description="answer when the job has ended")]
+SourceName = Annotated[str, Query(min_length=1, max_length=4000, description="a document's source, as listed")]
 
 
 @router.get("/collections/{collection}/documents", response_model=list[DocumentInfo])
@@ -30,11 +31,7 @@ def documents(collection: CollectionName, user: User) -> list[dict]:
 
 
 @router.delete("/collections/{collection}/documents", status_code=204)
-def remove_document(
-    collection: CollectionName,
-    user: User,
-    source: Annotated[str, Query(min_length=1, max_length=4000, description="as the document list names it")],
-) -> Response:
+def remove_document(collection: CollectionName, user: User, source: SourceName) -> Response:
     """Removes a document and its passages (editors)."""
     user.remove(source, collection)
     return Response(status_code=204)
@@ -47,11 +44,7 @@ def removed_documents(collection: CollectionName, user: User) -> list[RemovedDoc
 
 
 @router.post("/collections/{collection}/removed/restore", status_code=204)
-def restore_document(
-    collection: CollectionName,
-    user: User,
-    source: Annotated[str, Query(min_length=1, max_length=4000, description="as the removed list names it")],
-) -> Response:
+def restore_document(collection: CollectionName, user: User, source: SourceName) -> Response:
     """Undoes a document's removal (editors): it comes back as it was, nothing embedded again."""
     user.restore(source, collection)
     return Response(status_code=204)
