@@ -22,7 +22,7 @@ LAYERS = (
     ("retrieval.embed", "retrieval.store"),
     ("ingest.pipeline", "retrieval.search"),
     ("retrieval.answer",),
-    ("retrieval.settings", "retrieval.evaluate", "retrieval.service"),
+    ("retrieval.settings", "retrieval.evaluate", "retrieval.answer_eval", "retrieval.service"),
     ("webapp",),  # the app, the HTTP API and the CLI: the outermost layer
 )
 
