@@ -28,11 +28,7 @@ def numbers(text: str) -> list[list[float]]:
     "thousand", "million", "billion" (a table's "1,577" in millions is 1.577e9)."""
     found = []
     for match in _NUMBER.finditer(text):
-        digits, unit = match.group(1).replace(",", ""), (match.group(2) or "").lower()
-        try:
-            value = float(digits)
-        except ValueError:
-            continue
+        value, unit = float(match.group(1).replace(",", "")), (match.group(2) or "").lower()
         found.append([value, value * _SCALE[unit]] if unit in _SCALE else [value])
     return found
 

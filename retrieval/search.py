@@ -43,16 +43,14 @@ def keep_leaders(
     fused: Sequence[tuple[int, float]],
     lists: Sequence[Sequence[tuple[int, float]]],
     *,
-    within: int | None = None,
-    min_lead: float | None = None,
+    within: int = LEADERS_WITHIN,
+    min_lead: float = LEADER_MIN_LEAD,
 ) -> list[tuple[int, float]]:
     """A fused list in which each list's first hit that leads its list decisively (its score at
     least min_lead standard deviations above the mean of that list's first ten) is moved up to
     position `within` (1-based) if it fell lower. A moved hit takes the score of the one it
     passes, so scores still fall down the list. A flat list (a long question in common words)
     forces nothing."""
-    within = within or LEADERS_WITHIN
-    min_lead = LEADER_MIN_LEAD if min_lead is None else min_lead
     order = [i for i, _ in fused]
     scores = dict(fused)
     for ranked in lists:

@@ -26,7 +26,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from retrieval.answer.backends import BACKEND_NAMES, DEFAULT_PROBE
+from retrieval.answer.auto import DEFAULT_PROBE
+from retrieval.answer.backends import BACKEND_NAMES
 from retrieval.embed.embedder import BACKENDS as EMBEDDING_BACKENDS
 from retrieval.search import FUSIONS, MODES
 

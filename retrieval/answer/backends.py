@@ -7,7 +7,7 @@ embedder)` constructor, added here once; its own settings go in retrieval/settin
 
 from __future__ import annotations
 
-from retrieval.answer.auto import DEFAULT_PROBE, auto_backend
+from retrieval.answer.auto import auto_backend
 from retrieval.answer.base import AnswerBackend
 from retrieval.answer.extractive import ExtractiveBackend
 from retrieval.answer.llm import LlamaCppBackend, OpenAIBackend

@@ -272,11 +272,11 @@ class Collection:
 
     def _insert(self, item: "PreparedDocument", term_ids: dict[str, int]) -> str:
         status, doc_id = self._insert_document(item.document, len(item.document.pages), len(item.chunks))
-        for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids):
-            cursor = self._db.execute(
-                f"INSERT INTO chunks(doc_id, {CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (doc_id, *row)
-            )
-            self._db.execute("INSERT INTO changes(chunk_id, op) VALUES (?, 'add')", (cursor.lastrowid,))
+        self._db.executemany(
+            f"INSERT INTO chunks(doc_id, {CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(doc_id, *row) for row in _chunk_rows(item.chunks, item.embeddings, item.terms, term_ids)],
+        )
+        self._log_added(doc_id)
         return status
 
     def _insert_document(self, document: Document, pages: int, chunks: int) -> tuple[str, int]:
