@@ -15,6 +15,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ingest.errors import CorruptPDFError, EncryptedPDFError, NoTextLayerError, NotAPDFError
 from ingest.models import Document, Page
+from ingest.tables import looks_tabular, rebuild_with_rows
 from ingest.text import clean_page_text, ends_sentence
 
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
@@ -106,7 +107,7 @@ class PdfStream:
         pending: Page | None = None
         for number in range(1, self.page_count + 1):
             try:
-                text = clean_page_text(self._reader.pages[number - 1].extract_text() or "")
+                text = clean_page_text(_page_text(self._reader.pages[number - 1]))
             except Exception as exc:
                 self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
                 text = ""
@@ -133,6 +134,17 @@ class PdfStream:
             )
         if textless:
             self.warnings.append(f"pages without a text layer were skipped: {_ranges(textless)}")
+
+
+def _page_text(page) -> str:
+    """A page's text in reading order; a page with tables is read again in layout mode so that
+    each table row stays one line (ingest/tables.py)."""
+    text = page.extract_text() or ""
+    if looks_tabular(text):
+        rebuilt = rebuild_with_rows(page.extract_text(extraction_mode="layout") or "")
+        if rebuilt is not None:
+            return rebuilt
+    return text
 
 
 def _open(data: BinaryIO, source: str) -> PdfReader:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ingest.tables import is_row
+
 _HYPHEN_BREAK = re.compile(r"(\w)[-\u00ad]\n\s*([a-z])")
 _SOFT_HYPHEN = re.compile("\u00ad")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
@@ -100,29 +102,58 @@ def _join_wrapped_lines(text: str) -> str:
 
     A heading ("Chapter 2. Mooring fees") is a short line without closing punctuation that
     starts after a sentence end and is followed by a capitalized line. Without this rule it
-    would be glued to the first sentence under it.
+    would be glued to the first sentence under it. Lines whose breaks carry meaning stay lines
+    of their own: a table row, a listing line, and a list item (with its wrapped continuation).
     """
     lines = text.split("\n")
     paragraphs: list[list[str]] = []
-    current: list[str] = []
+    current: list[str] = []  # the paragraph's lines, each already joined from wrapped ones
+    standalone = False  # whether the last line is a row or listing line, which nothing continues
     for i, line in enumerate(lines):
         if not line:
             if current:
                 paragraphs.append(current)
-            current = []
+            current, standalone = [], False
             continue
         after_sentence_end = i == 0 or not lines[i - 1] or lines[i - 1][-1] in ".!?:"
         following = lines[i + 1] if i + 1 < len(lines) else ""
-        if after_sentence_end and _looks_like_heading(line) and following[:1].isupper():
+        kind = line_kind(line)
+        if kind in ("prose", "item") and after_sentence_end and _looks_like_heading(line) and following[:1].isupper():
             if current:
                 paragraphs.append(current)
             paragraphs.append([line])
-            current = []
+            current, standalone = [], False
             continue
-        current.append(line)
+        if current and kind == "prose" and not standalone:
+            current[-1] += " " + line
+        else:
+            current.append(line)
+        standalone = kind in ("row", "code")
     if current:
         paragraphs.append(current)
-    return "\n\n".join(" ".join(p) for p in paragraphs)
+    return "\n\n".join("\n".join(p) for p in paragraphs)
+
+
+LIST_ITEM_MARK = re.compile(r"^(?:[•◦▪▫‣⁃●○■□➢✓*–-]|\d{1,2}[.)]|\([a-z0-9]{1,3}\)|[a-z][.)])\s+(?=\S)")
+_LISTING = re.compile(
+    r"^\\[A-Za-z@]+"  # a TeX macro: \heavyrulewidth=.08em
+    r"|^\S*\w::\w"  # a qualified name: Acquire::http::Proxy "http://proxy:3128";
+    r"|^[\w.-]+=\S"  # key=value
+    r"|[{}]\s*$"  # a block opens or closes
+    r"|^[$#] [a-z]"  # a shell prompt
+)
+
+
+def line_kind(line: str) -> str:
+    """What a line of extracted text is: "row" (a table row, cells joined by " | "), "code" (a
+    listing line), "item" (starts a list item), or "prose"."""
+    if is_row(line):
+        return "row"
+    if _LISTING.search(line) and len(line.split()) <= 16:
+        return "code"
+    if LIST_ITEM_MARK.match(line):
+        return "item"
+    return "prose"
 
 
 def _looks_like_heading(line: str) -> bool:
@@ -168,4 +199,6 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 def ends_sentence(text: str) -> bool:
     """Whether text ends at a sentence boundary (so the next page starts a new sentence)."""
     stripped = text.rstrip().rstrip("\"')]\u201d\u2019")
+    if stripped and line_kind(stripped.rsplit("\n", 1)[-1]) in ("row", "code"):
+        return True  # a table or listing ends the page: nothing on the next continues it
     return not stripped or stripped[-1] in ".!?:;"

@@ -12,6 +12,7 @@ import re
 
 from ingest.errors import IngestError
 from ingest.models import Document, Page
+from ingest.text import clean_page_text
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _CANONICAL = re.compile(r"<link\b[^>]*\brel=[\"']?canonical[\"']?[^>]*>", re.IGNORECASE)
@@ -97,7 +98,9 @@ def _sections(markdown: str, outline: "_Outline | None" = None) -> list[tuple[st
         if new_path != path:
             flush()
             path = new_path
-        paragraphs.append(block)
+        # A paragraph's source lines were wrapped by the page's HTML: join them as a PDF's are
+        # (list items and listing lines stay lines); a code block is kept as written.
+        paragraphs.append(block if "```" in block else clean_page_text(block))
     flush()
     return sections
 

@@ -13,7 +13,8 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: list[list[str]], *, title: str | None = None) -> bytes:
+def make_pdf(pages: list[list[str | list[tuple[int, str]]]], *, title: str | None = None) -> bytes:
+    """A PDF of the given pages; a line is a string, or a table row of (x, text) cells."""
     objects: list[bytes] = []  # object n is objects[n - 1]
 
     def add(body: bytes) -> int:
@@ -27,7 +28,16 @@ def make_pdf(pages: list[list[str]], *, title: str | None = None) -> bytes:
     for lines in pages:
         ops = ["BT", "/F1 11 Tf", "14 TL", "72 740 Td"]
         for line in lines:
-            ops.append(f"({_escape(line)}) Tj T*")
+            if isinstance(line, str):
+                ops.append(f"({_escape(line)}) Tj T*")
+                continue
+            # A row of cells, each at its own x (a table's columns): drawn from the line's
+            # start, then the next line starts at the left margin again.
+            x = 72
+            for cell_x, cell in line:
+                ops.append(f"{cell_x - x} 0 Td ({_escape(cell)}) Tj")
+                x = cell_x
+            ops.append(f"{72 - x} -14 Td")
         ops.append("ET")
         stream = "\n".join(ops).encode("cp1252")
         content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")

@@ -1,0 +1,113 @@
+"""Tables in a PDF's text layer kept as rows: a row's label, its column headers and its figures
+stay together as one line ("Net income | 2020: $709 | 2019: $621 | 2018: $565").
+
+pypdf's plain extraction runs a table together: a row's figures land at the start of the next
+row's label, so neither a search nor a reader can tell which number belongs to what. Its layout
+mode keeps each printed row on one line, with the columns apart; that mode is slower and
+interleaves multi-column prose, so it is used only for a page whose plain text looks tabular,
+and only the lines that parse as table rows are taken from it as rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROW_SEPARATOR = " | "
+# A page is read again in layout mode when this many of its plain-text lines carry two or more
+# figures; it is rebuilt from the layout text when this many rows parse.
+MIN_FIGURE_LINES = 3
+MIN_ROWS = 3
+
+_FIGURE = re.compile(r"^[(\-−]?[$€£]?\s?(\d[\d,]*(\.\d+)?|\.\d+)%?\)?%?$|^[—–-]{1,2}$")
+_YEAR = re.compile(r"\b(19|20)\d\d\b")
+_CELL_GAP = re.compile(r"\s*\.{3,}\s*|\s{2,}")  # dot leaders or two or more spaces
+_CURRENCY = {"$", "€", "£"}
+
+
+def looks_tabular(plain_text: str) -> bool:
+    """Whether a page's plain text has lines of figures, as a table's rows give it."""
+    lines = 0
+    for line in plain_text.splitlines():
+        if _has_figure_run(line):
+            lines += 1
+            if lines >= MIN_FIGURE_LINES:
+                return True
+    return False
+
+
+def _has_figure_run(line: str) -> bool:
+    """Two figures side by side ("604 582", "$ 709 $ 621"), not a year: a row's columns, which
+    prose ("$3,255 million for 2020, $3,094 million for 2019") does not give."""
+    run = 0
+    for token in line.split():
+        if token in _CURRENCY:
+            continue
+        run = run + 1 if _FIGURE.match(token) and not _YEAR.fullmatch(token) else 0
+        if run >= 2:
+            return True
+    return False
+
+
+def rebuild_with_rows(layout_text: str) -> str | None:
+    """The page's text with each table row on a line of its own, its cells joined by " | " and
+    each figure named by its column header where the table has one; other lines as they are.
+    None when fewer than MIN_ROWS rows parse (the page is better read as plain text)."""
+    lines: list[str] = []
+    header: list[str] = []
+    rows = 0
+    for raw in layout_text.splitlines():
+        cells = _cells(raw)
+        years = _header_years(cells)
+        if years:
+            header = years
+            lines.append(" ".join(cells))
+            continue
+        row = _row(cells, header)
+        if row is None:
+            lines.append(" ".join(raw.split()))
+            continue
+        if row[:1].islower() and lines and lines[-1] and not is_row(lines[-1]):
+            row = f"{lines.pop()} {row}"  # a label wrapped onto a second printed line
+        lines.append(row)
+        rows += 1
+    if rows < MIN_ROWS:
+        return None
+    return "\n".join(lines)
+
+
+def is_row(line: str) -> bool:
+    return ROW_SEPARATOR in line
+
+
+def _cells(line: str) -> list[str]:
+    cells = [cell for cell in _CELL_GAP.split(line.strip()) if cell]
+    merged: list[str] = []
+    for cell in cells:
+        if merged and merged[-1] in _CURRENCY:  # "$" and its figure are printed apart
+            merged[-1] += cell
+        else:
+            merged.append(cell)
+    return merged
+
+
+def _header_years(cells: list[str]) -> list[str] | None:
+    """The years of a line of column headers ("2020  2019  2018", "Fiscal 2022  Fiscal 2021",
+    "December 31,  2018  2017"), else None."""
+    if len(cells) >= 2 and all(_YEAR.search(cell) and len(cell) <= 24 for cell in cells):
+        return [_YEAR.search(cell).group() for cell in cells]
+    if len(cells) >= 3 and all(_YEAR.fullmatch(cell) for cell in cells[1:]):
+        return cells[1:]
+    return None
+
+
+def _row(cells: list[str], header: list[str]) -> str | None:
+    """A label followed by figures, rendered as one line; None for anything else."""
+    if len(cells) < 2 or not any(ch.isalpha() for ch in cells[0]) or _FIGURE.match(cells[0]):
+        return None
+    figures = cells[1:]
+    if not all(_FIGURE.match(cell) for cell in figures):
+        return None
+    label = cells[0].rstrip(" .:")
+    if len(header) == len(figures):
+        return ROW_SEPARATOR.join([label] + [f"{year}: {figure}" for year, figure in zip(header, figures)])
+    return ROW_SEPARATOR.join([label] + figures)

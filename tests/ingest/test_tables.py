@@ -1,0 +1,86 @@
+"""Tables in PDFs kept as rows, and the lines whose breaks carry meaning kept as lines."""
+
+from __future__ import annotations
+
+from ingest import load_pdf
+from ingest.tables import looks_tabular
+from ingest.text import clean_page_text, line_kind
+from support.pdfgen import make_pdf
+from support.shared_data import shared_path
+
+
+def _statement_page() -> list:
+    """An income statement laid out as a filing prints one: labels at the margin, figures in
+    year columns, a sentence of prose above."""
+    rows = [
+        ("Total net revenue", "$5,123", "$4,876"),
+        ("Cost of revenue", "1,904", "1,811"),
+        ("Research and development", "(412)", "(388)"),
+        ("Operating income", "1,207", "—"),
+        ("Net income", "$902", "$851"),
+    ]
+    return [
+        "Consolidated Statements of Income. The figures are in millions of dollars.",
+        [(400, "2022"), (480, "2021")],
+        *[[(72, label), (400, this_year), (480, last_year)] for label, this_year, last_year in rows],
+    ]
+
+
+def test_a_table_row_keeps_its_label_its_figures_and_their_years_together():
+    page = load_pdf(make_pdf([_statement_page()]), source="statement.pdf").pages[0]
+    lines = page.text.split("\n")
+    assert "Total net revenue | 2022: $5,123 | 2021: $4,876" in lines
+    assert "Research and development | 2022: (412) | 2021: (388)" in lines
+    assert "Operating income | 2022: 1,207 | 2021: —" in lines
+    assert "Consolidated Statements of Income. The figures are in millions of dollars." in page.text
+
+
+def test_prose_with_figures_is_not_read_as_a_table():
+    prose = (
+        "Operating revenues for the Regulated Businesses were $3,255 million for 2020,\n"
+        "$3,094 million for 2019 and $2,984 million for 2018, accounting for 86%, 86%\n"
+        "and 87%, respectively, of total operating revenues. In 2020 the Company served\n"
+        "3.5 million customers in 16 states and employed 7,000 people.\n"
+    )
+    assert not looks_tabular(prose)
+    page = load_pdf(make_pdf([prose.splitlines()]), source="prose.pdf").pages[0]
+    assert " | " not in page.text and "\n" not in page.text
+
+
+def test_listing_lines_and_list_items_stay_lines_and_prose_is_joined():
+    raw = (
+        "To use a proxy, add this line to\n"
+        "/etc/apt/apt.conf.d/proxy:\n"
+        'Acquire::http::Proxy "http://proxy:3128";\n'
+        "\\heavyrulewidth=.08em\n"
+        "The options are:\n"
+        "• verbose output, which prints every\n"
+        "file it reads\n"
+        "• quiet output\n"
+    )
+    assert clean_page_text(raw).split("\n") == [
+        "To use a proxy, add this line to /etc/apt/apt.conf.d/proxy:",
+        'Acquire::http::Proxy "http://proxy:3128";',
+        "\\heavyrulewidth=.08em",
+        "The options are:",
+        "• verbose output, which prints every file it reads",
+        "• quiet output",
+    ]
+    assert [line_kind(x) for x in ("Net income | 2020: $709", "$ 709 $ 621 Adjustments", "1. Open the valve")] == [
+        "row",
+        "prose",
+        "item",
+    ]
+
+
+def test_a_filings_cash_flow_statement_keeps_its_rows():
+    pdf = shared_path("financebench-dev", "pdfs", "AMERICANWATERWORKS_2020_10K.pdf")
+    page = next(p for p in load_pdf(pdf).pages if p.number == 86)
+    lines = page.text.split("\n")
+    assert "Dividends paid | 2020: (389) | 2019: (353) | 2018: (319)" in lines
+    assert "Net cash provided by operating activities | 2020: 1,426 | 2019: 1,383 | 2018: 1,386" in lines
+    # A label printed on two lines is one row.
+    assert any(
+        line.startswith("Proceeds from issuances of employee stock plans") and line.endswith("| 2018: 16")
+        for line in lines
+    )
