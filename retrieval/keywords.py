@@ -1,4 +1,5 @@
-"""Keyword terms for BM25: lower-cased words, English stop words dropped, Snowball-stemmed."""
+"""Keyword terms for BM25: lower-cased words, English stop words dropped, Snowball-stemmed; and
+the years a text names."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from functools import lru_cache
 import Stemmer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_FISCAL_YEAR = re.compile(r"\bFY\s?'?(\d{2}|\d{4})\b", re.I)
 
 # The usual English function words; they carry no topic and bloat postings.
 STOP_WORDS = frozenset(
@@ -29,3 +32,9 @@ def _stemmer():
 def keyword_terms(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
     return _stemmer().stemWords(words)
+
+
+def named_years(text: str) -> set[str]:
+    """The years a text names: "2020", "FY2020", "FY20" (a fiscal year's two digits)."""
+    years = set(YEAR.findall(text))
+    return years | {y if len(y) == 4 else f"20{y}" for y in _FISCAL_YEAR.findall(text)}

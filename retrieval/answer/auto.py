@@ -58,7 +58,7 @@ def auto_backend(settings, embedder):
         return backend
     backend = ExtractiveBackend.from_settings(settings, embedder)
     backend.description = (
-        "extractive: the documents' own sentences (no model server answered at "
+        "extractive: the documents' own words (no model server answered at "
         f"{', '.join(addresses) or 'no address'}; start one, e.g. `ollama serve`, and it is used within"
         f" {PROBE_AGAIN_SECONDS:.0f} s)"
     )

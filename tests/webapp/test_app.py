@@ -209,7 +209,7 @@ def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
     upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
     said = [shown(c.value) for c in app.sidebar.caption if c.value.startswith("Answers:")]
     assert said == [
-        f"Answers: extractive: the documents' own sentences (no model server answered at {nothing_there};"
+        f"Answers: extractive: the documents' own words (no model server answered at {nothing_there};"
         " start one, e.g. `ollama serve`, and it is used within 30 s)"
     ]
     app.selectbox(key="fusion").set_value("convex").run()

@@ -169,7 +169,7 @@ def test_prepare_decides_on_the_int8_model_on_a_first_start_and_json_stays_clean
     verdict = "int8 copy used" if report["accepted"] else f"int8 copy not used (below {MIN_MEAN_COSINE})"
     assert f"{verdict}: mean cosine {report['mean_cosine']}" in again.stdout
     assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout
-    assert "answers: extractive: the documents' own sentences (no model server answered at" in again.stdout
+    assert "answers: extractive: the documents' own words (no model server answered at" in again.stdout
 
 
 def test_reading_commands_neither_load_the_model_nor_make_a_collection(tmp_path):
