@@ -33,6 +33,7 @@ RUNS = {  # name -> (mode, fusion)
     "hybrid-rrf": ("hybrid", "rrf"),
     "hybrid-convex": ("hybrid", "convex"),
 }
+DEFAULT_RUN = "default"  # Docent.search as configured: the default fusion, files named by the question
 DEPTH = 100
 
 
@@ -183,10 +184,20 @@ def evaluate(
                 rrf_k=docent.settings.rrf_k,
                 alpha=docent.settings.fusion_alpha,
             )
-            units = [f"{h.source}#{h.page}" if eval_set.by_page else h.source for h in hits]
-            rankings[qid] = list(dict.fromkeys(units))  # a unit counts at its best rank only
+            rankings[qid] = _ranking(hits, eval_set.by_page)
         results[name] = _metrics(rankings, eval_set.qrels, eval_set.by_page)
+    # What a user gets: the settings' mode and fusion, and a question that names files searched in them.
+    rankings = {
+        qid: _ranking(docent.search(eval_set.queries[qid], k=DEPTH, collection=collection), eval_set.by_page)
+        for qid in ids
+    }
+    results[DEFAULT_RUN] = _metrics(rankings, eval_set.qrels, eval_set.by_page)
     return results
+
+
+def _ranking(hits, by_page: bool) -> list[str]:
+    units = [f"{h.source}#{h.page}" if by_page else h.source for h in hits]
+    return list(dict.fromkeys(units))  # a unit counts at its best rank only
 
 
 def format_table(results: dict) -> str:

@@ -30,6 +30,7 @@ from retrieval.answer import (
 )
 from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
+from retrieval.scope import named_sources
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError, RemovedDocument
@@ -241,21 +242,34 @@ class Docent:
         collection: str | None = None,
         sources: Sequence[str] | None = None,
     ) -> list[Hit]:
-        """sources: search only these documents (file names or URLs as listed)."""
+        """sources: search only these documents (file names or URLs as listed). Without them, a
+        query that names files (retrieval/scope.py) is searched in those first; when they hold
+        nothing relevant, in the whole collection."""
         _require_text(query, "search query")
         mode = mode or self.settings.search_mode
         query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
-        return run_search(
-            self.collection(collection),
-            query,
-            query_vector=query_vector,
-            k=k,
-            mode=mode,
-            fusion=fusion or self.settings.fusion,
-            rrf_k=self.settings.rrf_k,
-            alpha=self.settings.fusion_alpha,
-            sources=sources,
-        )
+        store = self.collection(collection)
+
+        def run(within: Sequence[str] | None) -> list[Hit]:
+            return run_search(
+                store,
+                query,
+                query_vector=query_vector,
+                k=k,
+                mode=mode,
+                fusion=fusion or self.settings.fusion,
+                rrf_k=self.settings.rrf_k,
+                alpha=self.settings.fusion_alpha,
+                sources=within,
+            )
+
+        if sources is None and self.settings.scope_by_name:
+            named = named_sources(query, ((d.source, d.kind) for d in store.documents()), store.sources_using)
+            if named:
+                hits = run(named)
+                if any(h.similarity is None or h.similarity >= self.settings.min_relevance for h in hits):
+                    return hits
+        return run(sources)
 
     @property
     def backend(self):

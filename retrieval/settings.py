@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     search_mode: Literal[MODES] = MODES[0]
     top_k: int = Field(5, ge=1, le=50, description="passages given to the answer backend")
     fusion: Literal[FUSIONS] = Field(FUSIONS[0], description="how hybrid search fuses its two lists")
+    scope_by_name: bool = Field(
+        True, description="a question that names files (ADOBE_2015_10K.pdf: 'Adobe', 'FY2015') searches them first"
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant")
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="convex fusion: weight of the vector score")
     min_relevance: float = Field(

@@ -20,7 +20,7 @@ LAYERS = (
     ("retrieval.index",),  # the engine's face: imports nothing else of Docent
     ("ingest", "prompts", "retrieval.models", "retrieval.keywords"),  # loaders, text, the data that flows
     ("retrieval.embed", "retrieval.store"),
-    ("ingest.pipeline", "retrieval.search"),
+    ("ingest.pipeline", "retrieval.search", "retrieval.scope"),
     ("retrieval.answer",),
     ("retrieval.settings", "retrieval.evaluate", "retrieval.answer_eval", "retrieval.service"),
     ("webapp",),  # the app, the HTTP API and the CLI: the outermost layer

@@ -34,6 +34,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ingest.models import Chunk, Document
+from retrieval.keywords import keyword_terms
 from retrieval.models import DocumentInfo
 from retrieval.store.files import KeptFiles
 from retrieval.store.indexes import DerivedIndexes
@@ -553,6 +554,12 @@ class Collection:
         """(chunk id, BM25 score) of the k best keyword matches, best first."""
         ids_by_term = self._lookup_terms(self._reader(), terms)
         return self.indexes.keyword_search([ids_by_term[t] for t in terms if t in ids_by_term], k, allowed)
+
+    def sources_using(self, word: str, limit: int = 200) -> list[str]:
+        """The source of each of the (at most limit) passages that use the word most."""
+        ranked = self.keyword_search(keyword_terms(word), limit)
+        rows = self.chunk_rows([chunk_id for chunk_id, _ in ranked])
+        return [rows[chunk_id]["source"] for chunk_id, _ in ranked if chunk_id in rows]
 
     def chunk_ids_for_sources(self, sources: Sequence[str]) -> list[int]:
         """The chunk ids of the given documents (file names or URLs as stored); unknown ones add none."""

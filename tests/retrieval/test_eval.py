@@ -11,7 +11,7 @@ from support.shared_data import shared_path
 from retrieval.evaluate import load_eval_set, ndcg_at, recall_at, reciprocal_rank
 from support.cli import run
 
-RUNS = {"vector", "keyword", "hybrid-leaders", "hybrid-rrf", "hybrid-convex"}
+RUNS = {"vector", "keyword", "hybrid-leaders", "hybrid-rrf", "hybrid-convex", "default"}
 
 
 def test_metrics_match_their_definitions():
