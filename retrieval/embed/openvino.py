@@ -60,6 +60,20 @@ def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
 
 
+def _batches_of_like_length(texts: list[str], batch_size: int) -> list[np.ndarray]:
+    """Indices of texts in batches of similar length: every text of a batch is padded to its
+    longest, so a batch ends at batch_size texts or where the next text is over twice as long
+    as its first (a question's short table rows are not padded to a long sentence's length)."""
+    lengths = np.array([len(t) for t in texts])
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for end in range(1, len(order) + 1):
+        if end == len(order) or end - start == batch_size or lengths[order[end]] > 2 * lengths[order[start]] + 40:
+            batches.append(order[start:end])
+            start = end
+    return batches
+
+
 class OpenVinoModel:
     def __init__(self, model, properties: dict | None = None):
         """model: an IR file's path, or an openvino.Model in memory."""
@@ -73,9 +87,7 @@ class OpenVinoModel:
 
     def embed(self, texts: list[str], tokenize: Callable[[list[str]], dict], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.output.get_partial_shape()[2].get_length()), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad little
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in _batches_of_like_length(texts, batch_size):
             encoded = tokenize([texts[i] for i in rows])
             hidden = self._request().infer({k: v for k, v in encoded.items() if k in self.inputs})[self.output]
             out[rows] = mean_pool(hidden, encoded["attention_mask"])
