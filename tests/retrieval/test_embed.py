@@ -55,6 +55,22 @@ def test_openvino_vectors_match_torch(embedders):
     _assert_close_to_torch(reference.embed(texts), fast.embed(texts), min_cosine=0.99, same_nearest=0.95)
 
 
+def test_texts_of_very_different_lengths_are_batched_apart_and_keep_their_order(embedders):
+    from retrieval.embed.openvino import _batches_of_like_length
+
+    reference, fast, _ = embedders
+    rows = [f"Dividends paid | {year}: ({300 + year % 100})" for year in range(2010, 2022)]
+    question = (
+        "Answer as an equity research analyst: according to the statement of cash flows, how much did "
+        "American Water Works pay out in cash dividends in FY2020? Round your answer to two decimal places."
+    )
+    texts = rows[:6] + [question] + rows[6:]
+    batches = _batches_of_like_length(texts, 32)
+    assert len(batches) == 2 and list(batches[1]) == [6]
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(texts)))
+    _assert_close_to_torch(reference.embed(texts), fast.embed(texts), min_cosine=0.99, same_nearest=0.5)
+
+
 @pytest.fixture(scope="module")
 def int8(embedders):
     """The int8 backend, made from the float export of the `embedders` fixture."""
