@@ -43,7 +43,8 @@ class Chunk:
 @dataclass
 class IngestOutcome:
     """What happened to one source: added, replaced, unchanged, duplicate (the same content is
-    held under another source, named in duplicate_of, and is kept once), or failed (with the reason)."""
+    held under another source, named in duplicate_of, and is kept once), skipped (a folder's file
+    of a type Docent does not read; error says so), or failed (with the reason)."""
 
     source: str
     status: str

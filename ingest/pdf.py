@@ -61,7 +61,8 @@ class PdfStream:
             opened = path.open("rb")  # an open file, not a path: pypdf would read a path whole
         if b"%PDF-" not in head:
             raise NotAPDFError(
-                self.source, f"not a PDF file (its content looks like {_sniff(head)}); only PDFs can be added here"
+                self.source,
+                f"not a PDF file (its content looks like {_sniff(head)}); the file may be damaged, or saved under the wrong name",
             )
         self._file = opened
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -104,6 +105,8 @@ class IngestPipeline:
         return outcomes
 
     def _store_loaded(self, source: Source, loaded: Loaded, progress: IngestProgress) -> IngestOutcome:
+        if source.refused is not None:
+            return IngestOutcome(source.name, "skipped", error=source.refused)
         if isinstance(loaded, IngestError):
             return IngestOutcome(source.name, "failed", error=loaded.reason)
         try:
@@ -137,13 +140,24 @@ class IngestPipeline:
 
         if len(sources) < 2:
             for source in sources:
-                yield source, self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source))
+                if source.refused is not None:
+                    yield source, IngestError(source.name, source.refused)
+                else:
+                    yield (
+                        source,
+                        self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source)),
+                    )
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
         with file_workers(2) as pool:
             window: deque = deque()
 
             def submit(source: Source) -> None:  # a URL is fetched when its turn comes
+                if source.refused is not None:
+                    refused: Future = Future()
+                    refused.set_result(IngestError(source.name, source.refused))
+                    window.append((source, refused))
+                    return
                 window.append((source, None if source.is_url else pool.submit(load_file, *load_file_of(source))))
 
             upcoming = iter(sources)

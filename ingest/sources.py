@@ -18,6 +18,14 @@ from typing import Callable, Sequence
 from ingest.errors import IngestError
 from ingest.models import Document
 from ingest.pdf import PdfStream
+from ingest.textfiles import (
+    load_csv_file,
+    load_html_file,
+    load_text_file,
+    looks_like_csv,
+    looks_like_html,
+    looks_like_text,
+)
 
 HEAD_BYTES = 1024  # how much of a file is read to recognise its type
 
@@ -29,6 +37,7 @@ class Source:
     name: str
     data: bytes | None = None
     path: Path | None = None
+    refused: str | None = None  # why it is not read: a file in a folder of a type Docent does not read
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Source":
@@ -52,13 +61,15 @@ Loaded = tuple[Document, bytes] | LargePdf | IngestError
 
 @dataclass(frozen=True)
 class FileType:
-    """A kind of file Docent reads: recognised by its first bytes, loaded by `load`."""
+    """A kind of file Docent reads: recognised by its first bytes, loaded by `load`. A weak
+    recognition (any text may be CSV or Markdown) yields to what the file's name says."""
 
     name: str
     suffixes: tuple[str, ...]
     mime: str
     recognise: Callable[[bytes], bool]
     load: Callable[[str, bytes | None, str | None, int], Loaded]  # (name, data, path, stream_from_pages)
+    weak: bool = False
 
 
 def load_pdf_file(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
@@ -74,15 +85,59 @@ def load_pdf_file(name: str, data: bytes | None, path: str | None, stream_from_p
         return exc
 
 
-FILE_TYPES = (FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),)
+def whole_file(read: Callable[[str, bytes], Document]) -> Callable[[str, bytes | None, str | None, int], Loaded]:
+    """A loader of a file read whole: (document, the file's bytes), or the IngestError as a
+    value; a library's own exception on a damaged file becomes one that names the file."""
+
+    def load(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
+        try:
+            data = data if data is not None else read_file(name, path)
+            return read(name, data), data
+        except IngestError as exc:
+            return exc
+        except Exception as exc:
+            return IngestError(name, f"the file is damaged and cannot be read ({type(exc).__name__}: {exc})")
+
+    return load
+
+
+def _office(name: str, data: bytes) -> Document:
+    from ingest.office import load_office  # python-docx, -pptx and openpyxl only when needed
+
+    return load_office(name, data)
+
+
+FILE_TYPES = (
+    FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),
+    FileType(
+        "Word, PowerPoint, Excel",
+        (".docx", ".pptx", ".xlsx"),
+        "application/zip",
+        lambda head: head.startswith(b"PK\x03\x04"),
+        whole_file(_office),
+    ),
+    FileType("HTML", (".html", ".htm"), "text/html", looks_like_html, whole_file(load_html_file)),
+    FileType("CSV", (".csv", ".tsv"), "text/csv", looks_like_csv, whole_file(load_csv_file), weak=True),
+    FileType(
+        "Markdown, text",
+        (".md", ".markdown", ".txt"),
+        "text/plain",
+        looks_like_text,
+        whole_file(load_text_file),
+        weak=True,
+    ),
+)
 SUFFIXES = tuple(s for file_type in FILE_TYPES for s in file_type.suffixes)
 
 
 def file_type_of(name: str, head: bytes) -> FileType | None:
-    """The type the content shows; else the one the name's suffix claims, whose loader then
-    says what is wrong with the file (a "report.pdf" that is really a web page)."""
-    found = next((t for t in FILE_TYPES if t.recognise(head)), None)
-    return found or next((t for t in FILE_TYPES if name.lower().endswith(t.suffixes)), None)
+    """The type the content shows (a PDF, an Office file, an HTML page); else the one the
+    name's suffix claims, whose loader then says what is wrong with the file (a "report.pdf"
+    that holds a few words of text); else what text content may be (CSV, Markdown or text)."""
+    strong = next((t for t in FILE_TYPES if not t.weak and t.recognise(head)), None)
+    named = next((t for t in FILE_TYPES if name.lower().endswith(t.suffixes)), None)
+    weak = next((t for t in FILE_TYPES if t.weak and t.recognise(head)), None)
+    return strong or named or weak
 
 
 def load_file(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
@@ -93,8 +148,7 @@ def load_file(name: str, data: bytes | None, path: str | None, stream_from_pages
         return exc
     file_type = file_type_of(name, head)
     if file_type is None:
-        readable = ", ".join(t.name for t in FILE_TYPES)
-        return IngestError(name, f"is not a kind of file Docent reads (it reads: {readable})")
+        return IngestError(name, f"not a kind of file Docent reads (it reads {_readable()})")
     return file_type.load(name, data, path, stream_from_pages)
 
 
@@ -120,17 +174,31 @@ def is_url(text: str) -> bool:
 
 
 def expand_paths(paths: Sequence[str]) -> list[Source]:
-    """Files and URLs as given; a folder stands for the files in it and its subfolders whose
-    names end in a suffix of FILE_TYPES, sorted."""
+    """Files and URLs as given; a folder stands for the files in it and its subfolders, sorted,
+    hidden ones (".git", ".DS_Store") aside. A file there whose name is not of a type Docent
+    reads is listed as refused, with the reason, not read: a folder's scripts and data files
+    are not documents, and nothing is skipped without a word."""
     sources: list[Source] = []
     for given in paths:
         path = Path(given)
         if is_url(given):
             sources.append(Source(name=given))
         elif path.is_dir():
-            sources.extend(
-                Source.from_path(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in SUFFIXES and p.is_file()
-            )
+            for found in sorted(path.rglob("*")):
+                if not found.is_file() or any(part.startswith(".") for part in found.relative_to(path).parts):
+                    continue
+                source = Source.from_path(found)
+                if found.suffix.lower() not in SUFFIXES:
+                    source.refused = f"not a kind of file Docent reads ({_kind_name(found)}; it reads {_readable()})"
+                sources.append(source)
         else:
             sources.append(Source.from_path(given))
     return sources
+
+
+def _kind_name(path: Path) -> str:
+    return f"a {path.suffix} file" if path.suffix else "a file without a suffix"
+
+
+def _readable() -> str:
+    return ", ".join(f"{t.name} ({' '.join(t.suffixes)})" for t in FILE_TYPES)

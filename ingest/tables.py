@@ -1,5 +1,5 @@
-"""Tables in a PDF's text layer kept as rows: a row's label, its column headers and its figures
-stay together as one line ("Net income | 2020: $709 | 2019: $621 | 2018: $565").
+"""Tables kept as rows: a row's label, its column headers and its figures stay together as one
+line ("Net income | 2020: $709 | 2019: $621 | 2018: $565"), in PDFs, Office files and sheets.
 
 pypdf's plain extraction runs a table together: a row's figures land at the start of the next
 row's label, so neither a search nor a reader can tell which number belongs to what. Its layout
@@ -11,6 +11,8 @@ and only the lines that parse as table rows are taken from it as rows.
 from __future__ import annotations
 
 import re
+
+from ingest.models import Page
 
 ROW_SEPARATOR = " | "
 # A page is read again in layout mode when this many of its plain-text lines carry two or more
@@ -111,3 +113,73 @@ def _row(cells: list[str], header: list[str]) -> str | None:
     if len(header) == len(figures):
         return ROW_SEPARATOR.join([label] + [f"{year}: {figure}" for year, figure in zip(header, figures)])
     return ROW_SEPARATOR.join([label] + figures)
+
+
+# ---- tables of Office files and spreadsheets ---------------------------------------------------
+
+ROWS_PER_PAGE = 50  # a spreadsheet's rows are cited in blocks: "Revenue, rows 2-51"
+
+
+def table_lines(rows: list[list]) -> list[str]:
+    """A table's rows as lines, each cell named by its column header (the first row with text):
+    "Total net revenue | 2022: $5,123 | 2021: $4,876"; "name: Alice | age: 31"."""
+    rows = [[_cell_text(v) for v in row] for row in rows]
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        return []
+    header, body = rows[0], rows[1:]
+    if not body:
+        return [ROW_SEPARATOR.join(c for c in header if c)]
+    return [line for line in (_named_row(header, row) for row in body) if line]
+
+
+def sheet_pages(sheet: str, rows) -> list[Page]:
+    """A sheet's rows ((row number, values), in order) as pages of ROWS_PER_PAGE rows whose
+    section names the sheet and the rows; the header row is repeated in every row's cells."""
+    pages: list[Page] = []
+    header: list[str] | None = None
+    block: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if block:
+            section = f"{sheet}, rows {block[0][0]}-{block[-1][0]}" if len(block) > 1 else f"{sheet}, row {block[0][0]}"
+            pages.append(Page(len(pages) + 1, "\n".join(line for _, line in block), section))
+            block.clear()
+
+    for number, values in rows:
+        cells = [_cell_text(v) for v in values]
+        if not any(cells):
+            continue
+        if header is None:
+            header = cells
+            continue
+        line = _named_row(header, cells)
+        if line:
+            block.append((number, line))
+        if len(block) == ROWS_PER_PAGE:
+            flush()
+    flush()
+    if header is not None and not pages:  # a sheet of one row: its header is its content
+        pages.append(Page(1, ROW_SEPARATOR.join(c for c in header if c), f"{sheet}, row 1"))
+    return pages
+
+
+def _named_row(header: list[str], cells: list[str]) -> str:
+    named = []
+    for i, cell in enumerate(cells):
+        if not cell:
+            continue
+        title = header[i] if i < len(header) else ""
+        named.append(f"{title}: {cell}" if title and title != cell else cell)
+    return ROW_SEPARATOR.join(named)
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):  # a date or datetime: the date alone when it has no time
+        text = value.isoformat()
+        return text[:10] if text.endswith("T00:00:00") else text
+    return " ".join(str(value).split())

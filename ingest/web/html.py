@@ -49,8 +49,12 @@ def load_html(html: str, url: str) -> Document:
     if not markdown or not markdown.strip():
         raise IngestError(url, "no main text was found on the page")
     metadata = trafilatura.extract_metadata(html)
-    title = (metadata.title if metadata and metadata.title else None) or _html_title(html) or url
-    sections = _sections(markdown, _outline(html))
+    found = metadata.title if metadata and metadata.title else None
+    written = _html_title(html)
+    # trafilatura's title is the <title> without the site's name ("APT | Debian Handbook"), but
+    # where it differs from <title> altogether it took a heading for one: the <title> is kept.
+    title = (found if found and (not written or found.lower() in written.lower()) else written) or found or url
+    sections = markdown_sections(markdown, _outline(html))
     if not sections:
         raise IngestError(url, "no main text was found on the page")
     text = "\n\n".join(t for _, t in sections)
@@ -66,7 +70,7 @@ def load_html(html: str, url: str) -> Document:
     )
 
 
-def _sections(markdown: str, outline: "_Outline | None" = None) -> list[tuple[str | None, str]]:
+def markdown_sections(markdown: str, outline: "_Outline | None" = None) -> list[tuple[str | None, str]]:
     """(heading path, text) for each run of paragraphs under the same headings: the page's own
     headings (outline) where a block is found in the page, else the markdown's."""
     headings: list[tuple[int, str]] = []  # the open markdown headings, outermost first

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from support.net import free_port
+from support.officegen import make_docx, make_pptx, make_xlsx
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 from webapp.access import AccessControl, hash_password
 from webapp.api import create_app
@@ -56,6 +57,26 @@ def open_api(docent, tmp_path_factory):
     with TestClient(create_app(own.settings, docent=own)) as client:
         yield client
     own.close()
+
+
+def test_office_files_go_in_through_the_api_with_their_provenance(open_api):
+    assert open_api.post("/collections", json={"name": "office"}).status_code in (200, 201)
+    reply = open_api.post(
+        "/collections/office/files?wait=true",
+        files=[
+            ("files", ("handbook.docx", make_docx(), "application/octet-stream")),
+            ("files", ("review.pptx", make_pptx(), "application/octet-stream")),
+            ("files", ("revenue.xlsx", make_xlsx(6), "application/octet-stream")),
+        ],
+    )
+    assert reply.status_code == 200, reply.text
+    assert {o["source"]: o["status"] for o in reply.json()["outcomes"]} == {
+        "handbook.docx": "added",
+        "review.pptx": "added",
+        "revenue.xlsx": "added",
+    }
+    hits = open_api.post("/collections/office/search", json={"query": "crane lift price", "k": 1}).json()["hits"]
+    assert hits[0]["source"] == "review.pptx" and hits[0]["section"] == "Slide 2: Prices"
 
 
 def test_upload_search_ask_and_stream_through_the_api(open_api):

@@ -100,6 +100,17 @@ def make_handbook(home: Path) -> Path:
     return path
 
 
+def test_a_folder_ingest_lists_the_files_it_does_not_read(cli_home, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "guide.md").write_text("# Harbor guide\n\nThe fuel dock sells diesel from 6 am.\n")
+    (folder / "settings.json").write_text('{"theme": "dark"}')
+    result = run(cli_home, "ingest", str(folder), "-c", "folder")
+    assert f"added      {folder / 'guide.md'}" in result.stdout
+    assert f"skipped    {folder / 'settings.json'}: not a kind of file Docent reads (a .json file;" in result.stdout
+    assert "1 of 2 ingested into 'folder', 1 skipped (not a kind of file Docent reads)" in result.stdout
+
+
 def test_failed_files_are_named_and_the_exit_status_says_so(cli_home, tmp_path, handbook_pdf):
     fake = tmp_path / "fake.pdf"
     fake.write_text("not a pdf at all")

@@ -38,9 +38,11 @@ def ingest_files(docent, args, as_json: bool) -> int:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     else:
         failed = sum(not o.ok for o in outcomes)
+        skipped = sum(o.status == "skipped" for o in outcomes)
         print(
-            f"{len(outcomes) - failed} of {len(outcomes)} ingested into '{docent.settings.collection}'"
+            f"{len(outcomes) - failed - skipped} of {len(outcomes)} ingested into '{docent.settings.collection}'"
             + (f", {failed} failed" if failed else "")
+            + (f", {skipped} skipped (not a kind of file Docent reads)" if skipped else "")
         )
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -48,6 +50,8 @@ def ingest_files(docent, args, as_json: bool) -> int:
 def _describe(outcome) -> str:
     if not outcome.ok:
         return f"failed     {outcome.source}: {outcome.error}"
+    if outcome.status == "skipped":
+        return f"skipped    {outcome.source}: {outcome.error}"
     if outcome.status == "duplicate":
         return f"duplicate  {outcome.source}: same as {outcome.duplicate_of}, kept once"
     line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
