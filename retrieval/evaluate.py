@@ -144,6 +144,8 @@ def _metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]], b
         }
         if by_page:
             row.update({f"page_hit@{k}": float(bool(set(ranking[:k]) & set(grades))) for k in (1, 3, 5, 10)})
+            files = {unit.rsplit("#", 1)[0] for unit in grades}
+            row["file_hit@5"] = float(any(unit.rsplit("#", 1)[0] in files for unit in ranking[:5]))
         rows.append(row)
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} if rows else {}
 

@@ -37,7 +37,7 @@ def test_eval_of_page_questions_on_a_pdf(tmp_path, handbook_pdf):
     result = run(tmp_path / "home", "eval", str(path), "--json", "--plot", str(tmp_path / "plot.png"))
     figures = json.loads(result.stdout)
     assert set(figures) == RUNS
-    assert figures["hybrid-rrf"]["page_hit@1"] == 1.0
+    assert figures["hybrid-rrf"]["page_hit@1"] == 1.0 and figures["default"]["file_hit@5"] == 1.0
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
 
 
