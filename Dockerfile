@@ -4,8 +4,9 @@
 # command (see compose.yaml):  docker run ... IMAGE docent api --host 0.0.0.0 --port 8000
 FROM python:3.11-slim
 
+# libgl1 and libglib2.0-0: OpenCV, which the OCR engine (rapidocr-onnxruntime) reads images with.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential cmake \
+    && apt-get install -y --no-install-recommends build-essential cmake libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

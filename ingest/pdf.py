@@ -15,6 +15,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ingest.errors import CorruptPDFError, EncryptedPDFError, NoTextLayerError, NotAPDFError
 from ingest.models import Document, Page
+from ingest.ocr import MARK as OCR_MARK, OCR_DPI, ocr_available, ocr_problem, read_image
 from ingest.tables import looks_tabular, rebuild_with_rows
 from ingest.text import clean_page_text, ends_sentence
 
@@ -65,6 +66,8 @@ class PdfStream:
                 f"not a PDF file (its content looks like {_sniff(head)}); the file may be damaged, or saved under the wrong name",
             )
         self._file = opened
+        self._origin = data if isinstance(data, (bytes, bytearray)) else str(data)  # pdfium draws pages to OCR
+        self._drawn = None  # the pdfium document, opened for the first page without text
         try:
             self._reader = _open(opened, self.source)
             try:
@@ -102,9 +105,13 @@ class PdfStream:
 
     def close(self) -> None:
         self._file.close()
+        if self._drawn is not None:
+            self._drawn.close()
+            self._drawn = None
 
     def _pages(self) -> Iterator[Page]:
         textless: list[int] = []
+        read_by_ocr: list[int] = []
         pending: Page | None = None
         for number in range(1, self.page_count + 1):
             try:
@@ -112,14 +119,18 @@ class PdfStream:
             except Exception as exc:
                 self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
                 text = ""
+            section = None
             if _letters(text) < MIN_LETTERS_PER_PAGE:
-                textless.append(number)
-                continue
+                text, section = self._ocr(number), OCR_MARK
+                if _letters(text) < MIN_LETTERS_PER_PAGE:
+                    textless.append(number)
+                    continue
+                read_by_ocr.append(number)
             if number % FORGET_EVERY_PAGES == 0:
                 # pypdf keeps every object it has parsed (page contents included): forgetting them
                 # now and then keeps a long PDF's memory flat; fonts shared by pages are re-read.
                 self._reader.resolved_objects.clear()
-            page = Page(number=number, text=text)
+            page = Page(number=number, text=text, section=section)
             if pending is not None:
                 pending, page = _mend_page_break(pending, page)
                 if pending.text:
@@ -127,14 +138,35 @@ class PdfStream:
             pending = page
         if pending is not None and pending.text:
             yield pending
+        problem = ocr_problem()
         if len(textless) == self.page_count:
             raise NoTextLayerError(
                 self.source,
-                "the PDF has no text layer (it looks like a scan, an image-only export, or text drawn "
-                "as shapes); run OCR on it first, for example with ocrmypdf, then add it again",
+                "the PDF has no text layer, and OCR found no writing on its pages (blank, or drawn too faintly)"
+                if problem is None
+                else "the PDF has no text layer (it looks like a scan, an image-only export, or text drawn as "
+                f"shapes), and {problem}",
             )
+        if read_by_ocr:
+            self.warnings.append(f"pages without a text layer were read by OCR: {_ranges(read_by_ocr)}")
         if textless:
-            self.warnings.append(f"pages without a text layer were skipped: {_ranges(textless)}")
+            why = "OCR found no writing on them" if problem is None else problem
+            self.warnings.append(f"pages without text were skipped ({why}): {_ranges(textless)}")
+
+    def _ocr(self, number: int) -> str:
+        """The page drawn at OCR_DPI and read by OCR ("" when OCR is not installed or fails)."""
+        if not ocr_available():
+            return ""
+        try:
+            import pypdfium2
+
+            if self._drawn is None:
+                self._drawn = pypdfium2.PdfDocument(self._origin)
+            image = self._drawn[number - 1].render(scale=OCR_DPI / 72).to_pil()
+            return clean_page_text(read_image(image))
+        except Exception as exc:  # a page pdfium cannot draw is skipped like a blank one
+            self.warnings.append(f"page {number}: OCR failed ({type(exc).__name__}: {exc})")
+            return ""
 
 
 def _page_text(page) -> str:

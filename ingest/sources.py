@@ -107,6 +107,12 @@ def _office(name: str, data: bytes) -> Document:
     return load_office(name, data)
 
 
+def _image(name: str, data: bytes) -> Document:
+    from ingest.ocr import load_image  # the OCR engine only when an image comes
+
+    return load_image(name, data)
+
+
 FILE_TYPES = (
     FileType("PDF", (".pdf",), "application/pdf", lambda head: b"%PDF-" in head, load_pdf_file),
     FileType(
@@ -117,6 +123,13 @@ FILE_TYPES = (
         whole_file(_office),
     ),
     FileType("HTML", (".html", ".htm"), "text/html", looks_like_html, whole_file(load_html_file)),
+    FileType(
+        "image (OCR)",
+        (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
+        "image/*",
+        lambda head: head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")),
+        whole_file(_image),
+    ),
     FileType("CSV", (".csv", ".tsv"), "text/csv", looks_like_csv, whole_file(load_csv_file), weak=True),
     FileType(
         "Markdown, text",

@@ -99,7 +99,7 @@ def test_damaged_and_unknown_files_name_the_problem():
     )
     truncated = make_docx()[:3000]
     assert "damaged" in load_file("cut.docx", truncated, None, 10).reason
-    assert "not a kind of file Docent reads" in load_file("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", None, 10).reason
+    assert "not a kind of file Docent reads" in load_file("clip.mp3", b"ID3\x04\x00\x00\x00\x00\x00", None, 10).reason
     assert "holds no text" in load_file("empty.md", b"\n\n", None, 10).reason
 
 

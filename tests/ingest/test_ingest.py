@@ -127,22 +127,6 @@ def test_pdf_with_no_text_layer_is_reported():
 # ---- the awkward real PDFs in ../shared/data/pdfs ------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "ocrmypdf_linn.pdf",
-        "ocrmypdf_c02-22.pdf",
-        "ocrmypdf_skew.pdf",
-        "ocrmypdf_2400dpi.pdf",
-        "ocrmypdf_vector.pdf",
-        "ocrmypdf_truetype_font_nomapping.pdf",
-    ],
-)
-def test_real_scans_are_reported_as_having_no_text_layer(name):
-    with pytest.raises(NoTextLayerError):
-        load_pdf(shared_path("pdfs", name))
-
-
 def test_real_aes_encrypted_pdf_with_a_password_is_refused():
     with pytest.raises(EncryptedPDFError, match="password"):
         load_pdf(shared_path("pdfs", "pdfminer_aes-128.pdf"))
@@ -162,12 +146,6 @@ def test_real_invalid_file_is_reported_as_corrupt():
 def test_real_pdf_with_broken_xref_is_recovered():
     doc = load_pdf(shared_path("pdfs", "pdfminer_zen_of_python_corrupted.pdf"))
     assert "Beautiful is better than ugly" in doc.pages[0].text
-
-
-def test_real_mixed_scan_keeps_text_pages_and_names_the_skipped_ones():
-    doc = load_pdf(shared_path("pdfs", "ocrmypdf_multipage.pdf"))
-    assert [p.number for p in doc.pages] == [4]
-    assert any("1-3, 5-6" in w for w in doc.warnings)
 
 
 def test_real_two_column_paper_keeps_sentences_whole():

@@ -35,8 +35,8 @@ def highlighted_passage(hit: Hit) -> str:
 
 def where(hit: Hit) -> str:
     """Where a passage is, as Markdown: the page of a PDF, or the section and address of a web page."""
-    if hit.page is not None:
-        return f"{md(hit.title)}, page {hit.page}"
+    if hit.page is not None:  # a PDF page; its section, when it has one, says it was read by OCR
+        return f"{md(hit.title)}, page {hit.page}" + (f" ({md(hit.section)})" if hit.section else "")
     section = f" › {hit.section}" if hit.section and hit.section != hit.title else ""
     return md(f"{hit.title}{section} ({hit.source})")
 

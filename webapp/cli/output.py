@@ -7,8 +7,12 @@ from pathlib import Path
 
 
 def where(hit) -> str:
-    place = f"p. {hit.page}" if hit.page is not None else hit.source
-    return f"{hit.title} ({Path(hit.source).name}, {place})" if hit.page is not None else f"{hit.title} ({place})"
+    """"Title (file.pdf, p. 3)", "Title (scan.pdf, p. 2, read by OCR)", "Title (deck.pptx, Slide 7: Prices)"."""
+    if hit.page is not None:
+        parts = [Path(hit.source).name, f"p. {hit.page}"] + ([hit.section] if hit.section else [])
+    else:
+        parts = [hit.source] + ([hit.section] if hit.section and hit.section != hit.title else [])
+    return f"{hit.title} ({', '.join(parts)})"
 
 
 def shorten(text: str, limit: int) -> str:

@@ -1,0 +1,108 @@
+"""OCR: scanned PDFs, image-only pages inside text PDFs, and images are read, marked as read by
+OCR; the real scans of ../shared/data/pdfs are read within the character error rate bar."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pypdf import PdfReader, PdfWriter
+
+from ingest import NoTextLayerError, load_pdf
+from ingest.ocr import MARK, ocr_available
+from ingest.sources import load_file
+from support.cer import character_error_rate
+from support.pdfgen import HANDBOOK_PAGES, make_pdf
+from support.shared_data import shared_path
+
+pytestmark = pytest.mark.skipif(
+    not ocr_available(), reason="the OCR engine cannot be imported here (rapidocr-onnxruntime; OpenCV needs libGL)"
+)
+
+NOTICE = ["Harbor notice", "The fuel dock is closed on Sundays.", "Ask the harbor master for diesel."]
+
+
+def _scanned(lines: list[str], angle: float = 0) -> Image.Image:
+    """A page of typed lines as a scanner gives it: an image at 300 dpi, no text layer."""
+    page = Image.new("RGB", (2480, 1200), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=64)
+    for n, line in enumerate(lines):
+        draw.text((200, 200 + 120 * n), line, fill="black", font=font)
+    return page.rotate(angle, expand=True, fillcolor="white") if angle else page
+
+
+def _image_bytes(image: Image.Image, kind: str) -> bytes:
+    buffer = BytesIO()
+    image.save(buffer, format=kind, resolution=300)
+    return buffer.getvalue()
+
+
+def test_an_image_only_page_inside_a_text_pdf_is_read_by_ocr_and_marked():
+    writer = PdfWriter()
+    for data in (make_pdf(HANDBOOK_PAGES[:1]), _image_bytes(_scanned(NOTICE), "PDF")):
+        writer.append(PdfReader(BytesIO(data)))
+    buffer = BytesIO()
+    writer.write(buffer)
+    document = load_pdf(buffer.getvalue(), source="mixed.pdf")
+    assert [(p.number, p.section) for p in document.pages] == [(1, None), (2, MARK)]
+    assert "fuel dock is closed on Sundays" in document.pages[1].text
+    assert "pages without a text layer were read by OCR: 2" in document.warnings
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "TIFF"])
+def test_images_are_read_by_ocr(kind):
+    loaded = load_file(f"notice.{kind.lower()}", _image_bytes(_scanned(NOTICE, angle=2), kind), None, 10)
+    assert isinstance(loaded, tuple), loaded
+    document = loaded[0]
+    assert document.kind == "image" and document.pages[0].section == MARK
+    assert "Ask the harbor master for diesel." in document.pages[0].text
+
+
+def test_a_blank_scan_says_ocr_found_nothing_and_an_unreadable_image_is_named():
+    with pytest.raises(NoTextLayerError, match="no text layer, and OCR found no writing"):
+        load_pdf(_image_bytes(Image.new("RGB", (1240, 1754), "white"), "PDF"), source="blank.pdf")
+    assert "the image is damaged" in load_file("cut.png", _image_bytes(_scanned(NOTICE), "PNG")[:200], None, 10).reason
+
+
+@pytest.mark.parametrize(
+    "name, bar", [("ocrmypdf_linn.pdf", 0.05), ("ocrmypdf_skew.pdf", 0.10), ("ocrmypdf_rotated_skew.pdf", 0.10)]
+)
+def test_the_real_brochure_scan_is_read_within_the_error_rate_bar_and_the_right_way_up(name, bar):
+    transcription = shared_path("pdfs", "ocrmypdf_linn.txt").read_text()
+    document = load_pdf(shared_path("pdfs", name))
+    assert document.pages[0].section == MARK
+    assert document.pages[0].text.startswith("The LinnSequencer")
+    assert character_error_rate(document.pages[0].text, transcription) <= bar
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("ocrmypdf_c02-22.pdf", "tip-toeing along a path"),
+        ("ocrmypdf_vector.pdf", "Sample Vector PDF"),
+        ("ocrmypdf_epson.pdf", "Optical character recognition"),
+    ],
+)
+def test_real_scans_and_vector_text_are_read_by_ocr(name, words):
+    document = load_pdf(shared_path("pdfs", name))
+    assert words in document.pages[0].text and document.pages[0].section == MARK
+
+
+def test_a_real_mixed_scan_keeps_its_text_page_and_reads_the_others():
+    document = load_pdf(shared_path("pdfs", "ocrmypdf_multipage.pdf"))
+    assert [(p.number, p.section) for p in document.pages] == [
+        (1, MARK),
+        (2, MARK),
+        (3, MARK),
+        (4, None),
+        (5, MARK),
+        (6, MARK),
+    ]
+    assert "pages without a text layer were read by OCR: 1-3, 5-6" in document.warnings
+
+
+def test_a_font_without_a_unicode_map_that_draws_nothing_readable_is_reported():
+    with pytest.raises(NoTextLayerError, match="OCR found no writing"):
+        load_pdf(shared_path("pdfs", "ocrmypdf_truetype_font_nomapping.pdf"))
