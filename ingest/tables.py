@@ -15,8 +15,8 @@ import re
 from ingest.models import Page
 
 ROW_SEPARATOR = " | "
-# A page is read again in layout mode when this many of its plain-text lines carry two or more
-# figures; it is rebuilt from the layout text when this many rows parse.
+# A page is read again in layout mode when this many of its plain-text lines carry two figures
+# side by side; it is rebuilt from the layout text when this many rows parse.
 MIN_FIGURE_LINES = 3
 MIN_ROWS = 3
 
