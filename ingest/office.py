@@ -79,7 +79,9 @@ def _docx(file) -> tuple[str | None, list[Page]]:
             continue
         style = (item.style.name if item.style is not None else "") or ""
         level = _heading_level(style)
-        if level is not None:
+        if level == 0:  # the document's title: it names the document, not a section
+            first_heading = first_heading or text
+        elif level is not None:
             flush()
             first_heading = first_heading or text
             while headings and headings[-1][0] >= level:

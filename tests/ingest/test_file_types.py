@@ -27,17 +27,17 @@ def test_a_word_file_has_heading_sections_list_items_and_table_rows():
     document = _load("handbook.docx", make_docx())
     assert document.kind == "docx" and document.title == "Harbor Handbook"
     by_section = {p.section: p.text for p in document.pages}
-    assert by_section["Harbor Handbook › Mooring fees"].split("\n") == [
+    assert by_section["Mooring fees"].split("\n") == [
         "A mooring permit is paid monthly at the harbor office.",
         "",
         "• Bring the boat's registration papers.",
         "• Bring proof of insurance.",
     ]
-    assert by_section["Harbor Handbook › Mooring fees › Fees by year"].split("\n") == [
+    assert by_section["Mooring fees › Fees by year"].split("\n") == [
         "Mooring permit | 2022: 120 euros | 2021: 110 euros",
         "Winter storage | 2022: 300 euros | 2021: 280 euros",
     ]
-    assert "first Thursday" in by_section["Harbor Handbook › Safety"]
+    assert "first Thursday" in by_section["Safety"]
 
 
 def test_a_presentation_has_a_page_per_slide_with_its_notes_and_tables():
@@ -126,7 +126,7 @@ def test_a_folder_ingest_reads_every_type_and_lists_what_it_does_not_read(docent
     assert answer.text.startswith("Mooring permit | 2022: 120 euros [1]"), answer.text
     cited = answer.citations[0]
     assert cited.source.endswith("handbook.docx") and cited.page is None
-    assert cited.section == "Harbor Handbook › Mooring fees › Fees by year"
+    assert cited.section == "Mooring fees › Fees by year"
 
 
 def test_sources_given_one_by_one_are_read_by_content(docent, tmp_path):

@@ -6,13 +6,16 @@ import re
 
 import json
 import time
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 from streamlit.testing.v1 import AppTest
 
 import webapp
 from support.net import free_port
+from support.officegen import make_docx
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 
 APP = str(Path(webapp.__file__).with_name("app") / "main.py")
@@ -111,6 +114,27 @@ def test_upload_then_ask_shows_an_answer_with_its_citations(app):
     labels = [shown(e.label) for e in app.expander]
     assert labels[0] == f"[1] {HANDBOOK_TITLE}, page 3"
     assert "120 euros" in shown(app.expander[0].markdown[0].value)
+
+
+def test_office_files_and_scans_go_in_through_the_uploader_and_are_cited_where_they_are(app):
+    notice = Image.new("RGB", (2000, 500), "white")
+    ImageDraw.Draw(notice).text(
+        (100, 200), "The fuel dock is closed on Sundays.", fill="black", font=ImageFont.load_default(size=64)
+    )
+    scan = BytesIO()
+    notice.save(scan, format="PNG")
+    upload(app, [("handbook.docx", make_docx()), ("notice.png", scan.getvalue())])
+    assert any("handbook.docx: added" in shown(s.value) for s in app.success)
+    assert any("notice.png: added" in shown(s.value) for s in app.success)
+
+    app.chat_input[0].set_value("How much did a mooring permit cost in 2022?").run()
+    assistant = [m for m in app.chat_message if m.name == "assistant"][0]
+    assert "Mooring permit | 2022: 120 euros" in shown(assistant.markdown[0].value)
+    assert shown(app.expander[0].label) == "[1] Harbor Handbook › Mooring fees › Fees by year (handbook.docx)"
+
+    app.chat_input[0].set_value("When is the fuel dock closed?").run()
+    labels = [shown(e.label) for e in app.expander]
+    assert "notice › read by OCR (notice.png)" in " ".join(labels)
 
 
 def test_bad_upload_is_reported_and_the_good_one_goes_in(app):
