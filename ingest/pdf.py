@@ -138,7 +138,7 @@ class PdfStream:
             pending = page
         if pending is not None and pending.text:
             yield pending
-        problem = ocr_problem()
+        problem = ocr_problem() if textless else None  # importing the engine costs a second: only when asked
         if len(textless) == self.page_count:
             raise NoTextLayerError(
                 self.source,
