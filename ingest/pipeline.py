@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -138,27 +137,22 @@ class IngestPipeline:
         def load_file_of(source: Source) -> tuple:
             return source.name, source.data, str(source.path) if source.path else None, STREAM_FROM_PAGES
 
+        def load_now(source: Source) -> Loaded:
+            if source.refused is not None:  # nothing to read: _store_loaded says it was skipped
+                return IngestError(source.name, source.refused)
+            return self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source))
+
         if len(sources) < 2:
             for source in sources:
-                if source.refused is not None:
-                    yield source, IngestError(source.name, source.refused)
-                else:
-                    yield (
-                        source,
-                        self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source)),
-                    )
+                yield source, load_now(source)
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
         with file_workers(2) as pool:
             window: deque = deque()
 
-            def submit(source: Source) -> None:  # a URL is fetched when its turn comes
-                if source.refused is not None:
-                    refused: Future = Future()
-                    refused.set_result(IngestError(source.name, source.refused))
-                    window.append((source, refused))
-                    return
-                window.append((source, None if source.is_url else pool.submit(load_file, *load_file_of(source))))
+            def submit(source: Source) -> None:  # a URL is fetched, and a refused file answered, in its turn
+                ahead = source.refused is None and not source.is_url
+                window.append((source, pool.submit(load_file, *load_file_of(source)) if ahead else None))
 
             upcoming = iter(sources)
             for source in itertools.islice(upcoming, LOAD_AHEAD):
@@ -168,7 +162,7 @@ class IngestPipeline:
                 following = next(upcoming, None)
                 if following is not None:
                     submit(following)
-                yield source, self._load_url(source.name, cancel) if future is None else future.result()
+                yield source, load_now(source) if future is None else future.result()
 
     # ---- documents ---------------------------------------------------------------------------
 
