@@ -4,6 +4,7 @@ of ingesting one source."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,9 @@ class IngestOutcome:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def title_from_name(source: str) -> str:
+    """A document's title when it has none of its own: its file name's words
+    ("reports/ADOBE_2015_10K.pdf" -> "ADOBE 2015 10K")."""
+    return PurePosixPath(source.rsplit("/", 1)[-1]).stem.replace("_", " ")

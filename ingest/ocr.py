@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from io import BytesIO
-from pathlib import Path
 from statistics import median
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ingest.errors import IngestError
-from ingest.models import Document, Page
+from ingest.models import Document, Page, title_from_name
 from ingest.text import clean_page_text
 
 OCR_DPI = 300
@@ -135,7 +134,7 @@ def load_image(name: str, data: bytes) -> Document:
         raise IngestError(name, "OCR found no writing in the image")
     return Document(
         source=name,
-        title=Path(name.rsplit("/", 1)[-1]).stem.replace("_", " "),
+        title=title_from_name(name),
         kind="image",
         content_hash=hashlib.sha256(data).hexdigest(),
         pages=pages,

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from io import BytesIO
-from pathlib import Path
 
 from ingest.errors import IngestError
-from ingest.models import Document, Page
+from ingest.models import Document, Page, title_from_name
 from ingest.tables import sheet_pages, table_lines
 
 # The part each kind of Office file must hold.
@@ -45,7 +44,7 @@ def load_office(name: str, data: bytes) -> Document:
         raise IngestError(name, f"the {_NAMES[kind]} holds no text")
     return Document(
         source=name,
-        title=title or Path(name.rsplit("/", 1)[-1]).stem.replace("_", " "),
+        title=title or title_from_name(name),
         kind=kind,
         content_hash=hashlib.sha256(data).hexdigest(),
         pages=[Page(number=n, text=p.text, section=p.section) for n, p in enumerate(pages, start=1)],
@@ -79,14 +78,13 @@ def _docx(file) -> tuple[str | None, list[Page]]:
             continue
         style = (item.style.name if item.style is not None else "") or ""
         level = _heading_level(style)
-        if level == 0:  # the document's title: it names the document, not a section
+        if level is not None:
             first_heading = first_heading or text
-        elif level is not None:
-            flush()
-            first_heading = first_heading or text
-            while headings and headings[-1][0] >= level:
-                headings.pop()
-            headings.append((level, text))
+            if level:  # a section's heading; level 0 is the document's title, which names no section
+                flush()
+                while headings and headings[-1][0] >= level:
+                    headings.pop()
+                headings.append((level, text))
         elif "List" in style:
             # Consecutive items are one block, a line each, so they stay items.
             if blocks and blocks[-1].startswith("• "):

@@ -14,7 +14,7 @@ from pypdf import PasswordType
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ingest.errors import CorruptPDFError, EncryptedPDFError, NoTextLayerError, NotAPDFError
-from ingest.models import Document, Page
+from ingest.models import Document, Page, title_from_name
 from ingest.ocr import MARK as OCR_MARK, OCR_DPI, ocr_available, ocr_problem, read_image
 from ingest.tables import looks_tabular, rebuild_with_rows
 from ingest.text import clean_page_text, ends_sentence
@@ -234,7 +234,7 @@ def _title(reader: PdfReader, source: str) -> str:
         or title.lower() in {"untitled", "title", "document", "untitled document", stem.lower()}
         or title.lower().endswith((".txt", ".doc", ".docx", ".pdf"))
     ):
-        return stem.replace("_", " ")
+        return title_from_name(source)
     return title
 
 

@@ -11,10 +11,9 @@ import csv
 import hashlib
 import io
 import re
-from pathlib import Path
 
 from ingest.errors import IngestError
-from ingest.models import Document, Page
+from ingest.models import Document, Page, title_from_name
 from ingest.tables import sheet_pages
 from ingest.web.html import load_html, markdown_sections
 
@@ -79,7 +78,7 @@ def load_csv_file(name: str, data: bytes) -> Document:
         rows = list(csv.reader(io.StringIO(text), dialect))
     except csv.Error as exc:
         raise IngestError(name, f"the CSV file cannot be read ({exc})") from None
-    pages = sheet_pages(_stem(name), enumerate(rows, start=1))
+    pages = sheet_pages(title_from_name(name), enumerate(rows, start=1))
     if not pages:
         raise IngestError(name, "the CSV file holds no values")
     return _document(name, data, "csv", None, [(p.section, p.text) for p in pages])
@@ -97,13 +96,9 @@ def load_html_file(name: str, data: bytes) -> Document:
 def _document(name: str, data: bytes, kind: str, title: str | None, sections) -> Document:
     return Document(
         source=name,
-        title=(title or _stem(name)).strip(),
+        title=(title or title_from_name(name)).strip(),
         kind=kind,
         content_hash=hashlib.sha256(data).hexdigest(),
         pages=[Page(number=n, text=text, section=section) for n, (section, text) in enumerate(sections, start=1)],
         size_bytes=len(data),
     )
-
-
-def _stem(name: str) -> str:
-    return Path(name.rsplit("/", 1)[-1]).stem.replace("_", " ")
