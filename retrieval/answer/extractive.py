@@ -18,7 +18,7 @@ import numpy as np
 
 from ingest.text import sentence_spans
 from retrieval.answer.units import Unit, passage_units, trimmed_row
-from retrieval.keywords import keyword_terms, named_years
+from retrieval.keywords import YEAR, keyword_terms, named_years
 from retrieval.models import Hit
 
 # What a question asks for, by its wording.
@@ -34,19 +34,14 @@ _ASKS_STEPS = re.compile(
     r"\b(how (do|can|should|would) (i|we|you|one)|how to|steps?|command|configure|set up|install)\b", re.I
 )
 _NUMBER = re.compile(r"\d")
+_MONTH = r"jan(uary)?|feb(ruary)?|march|april|may|june|july|aug(ust)?|sep(tember)?|oct(ober)?|nov(ember)?|dec(ember)?"
 # Numbers that are no amount: a date's day and year, a page, note or section number.
 _NOT_AMOUNT = re.compile(
-    r"\b(jan(uary)?|feb(ruary)?|march|april|may|june|july|aug(ust)?|sep(tember)?|oct(ober)?|nov(ember)?|"
-    r"dec(ember)?)\.? \d{1,2}\b|\b\d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|"
-    r"\b(page|pages|note|notes|item|items|section|part|chapter|table|figure|exhibit)s? \d[\d.()a-z]*|"
-    r"(?<!\d)(19|20)\d\d(?!\d)",
+    rf"\b({_MONTH})\.? \d{{1,2}}\b|\b\d{{1,2}} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|"
+    r"\b(page|note|item|section|part|chapter|table|figure|exhibit)s? \d[\d.()a-z]*|" + YEAR.pattern,
     re.I,
 )
-_DATE = re.compile(
-    r"\b((19|20)\d\d|jan(uary)?|feb(ruary)?|march|april|may|june|july|aug(ust)?|sep(tember)?|oct(ober)?|"
-    r"nov(ember)?|dec(ember)?)\b",
-    re.I,
-)
+_DATE = re.compile(rf"\b((19|20)\d\d|{_MONTH})\b", re.I)
 _IDENTIFIER = re.compile(
     r"(?<![\w-])--?[A-Za-z][\w-]*"  # an option
     r"|\\[A-Za-z@]+"  # a TeX macro
@@ -199,9 +194,8 @@ def _holds(unit: Unit, asked: set[str]) -> bool:
 
 def _kind_match(unit: Unit, asked: set[str], years: set[str]) -> float:
     """+1 for a unit of the asked kind, -1 for a table row without the asked year's column."""
-    if unit.kind == "row" and years:
-        if not any(y in unit.text for y in years):
-            return -1.0
+    if unit.kind == "row" and years and not any(y in unit.text for y in years):
+        return -1.0
     if not asked:
         return 0.0
     return 1.0 if _holds(unit, asked) else 0.0

@@ -557,9 +557,19 @@ class Collection:
 
     def sources_using(self, word: str, limit: int = 200) -> list[str]:
         """The source of each of the (at most limit) passages that use the word most."""
-        ranked = self.keyword_search(keyword_terms(word), limit)
-        rows = self.chunk_rows([chunk_id for chunk_id, _ in ranked])
-        return [rows[chunk_id]["source"] for chunk_id, _ in ranked if chunk_id in rows]
+        ids = [chunk_id for chunk_id, _ in self.keyword_search(keyword_terms(word), limit)]
+        if not ids:
+            return []
+        rows = (
+            self._reader()
+            .execute(  # the sources alone: the passages' texts are not needed
+                "SELECT documents.source FROM chunks JOIN documents ON documents.id = chunks.doc_id"
+                f" WHERE chunks.id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
 
     def chunk_ids_for_sources(self, sources: Sequence[str]) -> list[int]:
         """The chunk ids of the given documents (file names or URLs as stored); unknown ones add none."""
