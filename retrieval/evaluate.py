@@ -6,6 +6,9 @@ Two kinds of sets:
 - Questions about files (a .jsonl of {"question", "source", "page"}; sources are PDF paths,
   relative to the file): the PDFs are ingested, and a hit counts when it comes from the right
   page of the right file.
+- Questions about a collection (a .jsonl of {"question", "collection", "evidence": [{"source",
+  "page"}]}, as the app's feedback export writes them): nothing is ingested; the questions are
+  asked of that collection, and a hit counts when it comes from an evidence page (or web page).
 
 Metrics: nDCG@10 (linear gains, as trec_eval), Recall@10 and @100, MRR (within 100), and for
 page sets page hit@1/3/5/10.
@@ -47,6 +50,7 @@ class EvalSet:
     by_page: bool = False
     skipped: list[str] = field(default_factory=list)  # documents that could not be ingested
     answers: dict[str, str] = field(default_factory=dict)  # query id -> gold answer, where the set gives one
+    collection: str | None = None  # questions about a collection already ingested
 
 
 def load_eval_set(path: str | Path) -> EvalSet:
@@ -98,8 +102,11 @@ def _load_beir(folder: Path) -> EvalSet:
 
 
 def _load_page_questions(path: Path) -> EvalSet:
+    rows = _read_jsonl(path)
+    if rows and all("evidence" in row for row in rows):
+        return _load_collection_questions(path, rows)
     queries, qrels, files, answers = {}, {}, [], {}
-    for n, row in enumerate(_read_jsonl(path), start=1):
+    for n, row in enumerate(rows, start=1):
         try:
             question, source, page = row["question"], row["source"], int(row["page"])
         except (KeyError, TypeError, ValueError):
@@ -113,6 +120,27 @@ def _load_page_questions(path: Path) -> EvalSet:
         if row.get("answer") not in (None, ""):
             answers[str(n)] = str(row["answer"])
     return EvalSet(path.stem, queries, qrels, files=files, by_page=True, answers=answers)
+
+
+def _load_collection_questions(path: Path, rows: list[dict]) -> EvalSet:
+    queries, qrels, answers, collections = {}, {}, {}, set()
+    for n, row in enumerate(rows, start=1):
+        try:
+            question, evidence = str(row["question"]), row["evidence"]
+            qrels[str(n)] = {f"{e['source']}#{e.get('page')}": 1 for e in evidence}
+            collections.add(str(row["collection"]))
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"{path}:{n}: each line needs question, collection and evidence (a list of source and page)"
+            ) from None
+        if not qrels[str(n)]:
+            raise ValueError(f"{path}:{n}: the evidence list is empty")
+        queries[str(n)] = question
+        if row.get("answer") not in (None, ""):
+            answers[str(n)] = str(row["answer"])
+    if len(collections) > 1:
+        raise ValueError(f"{path}: its questions are about several collections ({', '.join(sorted(collections))})")
+    return EvalSet(path.stem, queries, qrels, by_page=True, answers=answers, collection=collections.pop())
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -157,14 +185,18 @@ def evaluate(
     docent, eval_set: EvalSet, *, collection: str, progress: Callable[[str, int, int], None] | None = None
 ) -> dict:
     """Ingests the set's documents (unchanged ones cost nothing), then scores every run."""
-    if eval_set.documents:
+    if eval_set.collection is not None:
+        if collection not in docent.collection_names():
+            raise ValueError(f"{eval_set.name} asks about collection '{collection}', which does not exist")
+        outcomes = []
+    elif eval_set.documents:
         outcomes = docent.ingest_documents(eval_set.documents, collection=collection, progress=progress)
     else:
         outcomes = docent.ingest(
             [Source.from_path(f) for f in eval_set.files], collection=collection, progress=progress
         )
     failed = [o for o in outcomes if not o.ok]
-    if len(failed) == len(outcomes):
+    if outcomes and len(failed) == len(outcomes):
         raise ValueError(f"no document of {eval_set.name} could be ingested: {failed[0].source}: {failed[0].error}")
     # A few unusable documents (Cranfield has two without text) only count as never found.
     eval_set.skipped = [f"{o.source}: {o.error}" for o in failed]

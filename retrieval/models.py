@@ -23,6 +23,12 @@ class Hit:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Hit":
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["highlights"] = [tuple(span) for span in data.get("highlights") or ()]
+        return cls(**fields)
+
 
 @dataclass
 class Answer:
@@ -44,6 +50,19 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "closest": [c.to_dict() for c in self.closest],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Answer":
+        """The answer to_dict wrote (a saved chat's turn)."""
+        return cls(
+            question=data["question"],
+            text=data["answer"],
+            citations=[Hit.from_dict(h) for h in data.get("citations") or ()],
+            answered=bool(data["answered"]),
+            closest=[Hit.from_dict(h) for h in data.get("closest") or ()],
+            error=data.get("error"),
+            rewritten=data.get("rewritten"),
+        )
 
 
 @dataclass

@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     oidc_default_role: Literal[("none",) + ROLES[:2]] = Field(
         "none", description="role of someone the identity provider signs in who is not a Docent user; none: refused"
     )
+    chat_retention_days: int | None = Field(
+        None, ge=1, description="saved chats unused this many days are deleted on start; unset: kept forever"
+    )
 
     @field_validator("home", mode="after")
     @classmethod

@@ -22,14 +22,13 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from retrieval.settings import ROLES, prepare_home
+from retrieval.settings import ROLES
+from webapp.homedb import HomeDatabase
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 _NEEDS = {READ: "reader", WRITE: "editor", ADMIN: "admin"}
@@ -126,32 +125,17 @@ class AccessControl:
 
     def __init__(self, settings):
         self.settings = settings
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._db = HomeDatabase(Path(settings.home) / DB_NAME, _SCHEMA)
 
     @property
     def enabled(self) -> bool:
         return self.settings.auth != "none"
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            home = Path(self.settings.home)
-            prepare_home(home)
-            db = sqlite3.connect(home / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        return self._db
-
     def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn().execute(sql, tuple(args)).fetchall()
+        return self._db.query(sql, args)
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._db.close()
 
     # ---- users ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ searched, and never cited.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ingest.sources import Source
 from ingest.web.crawl import CrawlOptions
@@ -17,6 +17,7 @@ from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.service import COLLECTION_NAME, Docent
 from retrieval.store import CollectionError, RemovedDocument
 from webapp.access import ADMIN, READ, WRITE, AccessControl, AccessDenied, Principal, User
+from webapp.chats import Chat, ChatInfo, ChatStore, Feedback, SavedTurn
 from webapp.jobs import Job, JobManager
 from webapp.uploads import UploadSpool
 
@@ -25,9 +26,37 @@ class NotFound(LookupError):
     """No such collection, document or job, or none this user may see."""
 
 
+HISTORY_TURNS = 10  # earlier turns of a saved chat given to the question rewriter
+
+
+class SavingStream:
+    """An answer stream that saves its turn to the chat once the whole answer has been written
+    (a reader who leaves mid-answer saves nothing); then `.turn` holds the saved turn."""
+
+    def __init__(self, stream: AnswerStream, question: str, save):
+        self._stream, self._question, self._save = stream, question, save
+        self.rewritten = stream.rewritten
+        self.turn: SavedTurn | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._stream
+        answer = self._stream.answer
+        answer.question, answer.rewritten = self._question, self._stream.rewritten
+        self.turn = self._save(answer)
+
+
 class UserSession:
-    def __init__(self, docent: Docent, access: AccessControl, jobs: JobManager, principal: Principal):
+    def __init__(
+        self,
+        docent: Docent,
+        access: AccessControl,
+        jobs: JobManager,
+        principal: Principal,
+        chats: ChatStore | None = None,
+    ):
+        """chats: the server's one ChatStore (a session made per request must not open its own)."""
         self.docent, self.access, self.jobs, self.principal = docent, access, jobs, principal
+        self.chat_store = chats or ChatStore(docent.settings.home)
 
     # ---- checks -----------------------------------------------------------------------------
 
@@ -44,10 +73,12 @@ class UserSession:
         self.require(action)
         # The same answer for "exists, not yours" as for "does not exist": no probing of names.
         # Only admins create collections: naming an unknown one creates nothing.
-        exists = name == self.docent.settings.collection or name in self.docent.collection_names()
-        if not exists or not self.access.may_see(self.principal, name):
+        if not self._exists(name) or not self.access.may_see(self.principal, name):
             raise NotFound(f"no collection '{name}'")
         return name
+
+    def _exists(self, name: str) -> bool:
+        return name == self.docent.settings.collection or name in self.docent.collection_names()
 
     # ---- collections ------------------------------------------------------------------------
 
@@ -95,6 +126,7 @@ class UserSession:
             raise AccessDenied("you cannot remove yourself")
         if not self.access.delete_user(name):
             raise NotFound(f"no user {name!r}")
+        self.chat_store.delete_owned_by(name)
 
     def create_api_key(self, user: str, label: str = "") -> tuple[str, str]:
         """(key id, key) for a user; admins make keys for anyone."""
@@ -200,3 +232,123 @@ class UserSession:
         if job.running:
             job.cancel.set()
         return job
+
+    # ---- saved chats ------------------------------------------------------------------------
+
+    def chats(self, collection: str | None = None, limit: int = 100) -> list[ChatInfo]:
+        """This user's chats over a collection, the most recently used first."""
+        return self.chat_store.list(self.principal.name, self._open(collection), limit)
+
+    def all_chats(self, owner: str | None = None, limit: int = 100) -> list[ChatInfo]:
+        """Every chat of a user, whatever its collection (their own; an admin may name anyone)."""
+        if owner not in (None, self.principal.name):
+            self.require(ADMIN)
+        return self.chat_store.list(owner or self.principal.name, None, limit)
+
+    def create_chat(self, collection: str | None = None, title: str = "") -> ChatInfo:
+        return self.chat_store.create(self.principal.name, self._open(collection), title)
+
+    def _readable_chat(self, chat_id: str) -> ChatInfo:
+        """The chat when it is this user's, or shared over a collection they may read."""
+        info = self.chat_store.info(chat_id)
+        if info is not None and info.owner == self.principal.name:
+            return info
+        if (
+            info is not None
+            and info.shared
+            and self.principal.can(READ)
+            and self._exists(info.collection)
+            and self.access.may_see(self.principal, info.collection)
+        ):
+            return info
+        raise NotFound(f"no chat {chat_id!r}")
+
+    def _own_chat(self, chat_id: str, *, or_admin: bool = False) -> ChatInfo:
+        info = self._readable_chat(chat_id) if not (or_admin and self.principal.can(ADMIN)) else None
+        info = info or self.chat_store.info(chat_id)
+        if info is None:
+            raise NotFound(f"no chat {chat_id!r}")
+        if info.owner != self.principal.name and not (or_admin and self.principal.can(ADMIN)):
+            raise AccessDenied(f"this chat is {info.owner}'s, shared with you to read only")
+        return info
+
+    def chat(self, chat_id: str) -> Chat:
+        """The chat with its turns as they were answered. Answers over a collection the reader
+        may no longer see are withheld; citations of documents since removed say they are gone."""
+        info = self._readable_chat(chat_id)
+        turns = self.chat_store.turns(chat_id)
+        chat = Chat(info, turns, read_only=info.owner != self.principal.name)
+        if not self._exists(info.collection):
+            gone = {h.source for t in turns for h in t.answer.citations + t.answer.closest}
+            chat.notice = (
+                f"Collection '{info.collection}' was deleted: answers are shown as given, their sources are gone."
+            )
+        elif not self.access.may_see(self.principal, info.collection):
+            for turn in turns:
+                turn.withheld = True
+            chat.notice = f"You no longer have access to collection '{info.collection}': its answers are hidden."
+            return chat
+        else:
+            store = self.docent.collection(info.collection)
+            cited = {h.source for t in turns for h in t.answer.citations + t.answer.closest}
+            gone = {source for source in cited if store.find_document(source) is None}
+            if gone:
+                chat.notice = "Some documents this chat cites were removed since: their citations say so."
+        for turn in turns:
+            turn.gone = gone
+        return chat
+
+    def rename_chat(self, chat_id: str, title: str) -> ChatInfo:
+        if not title.strip():
+            raise ValueError("the chat's title is empty: type a title")
+        self.chat_store.rename(self._own_chat(chat_id).id, title)
+        return self.chat_store.info(chat_id)
+
+    def share_chat(self, chat_id: str, shared: bool = True) -> ChatInfo:
+        """Shared, the chat opens read-only for anyone with access to its collection."""
+        self.chat_store.set_shared(self._own_chat(chat_id).id, shared)
+        return self.chat_store.info(chat_id)
+
+    def delete_chat(self, chat_id: str) -> None:
+        """The owner deletes their chat; an admin may delete anyone's."""
+        self.chat_store.delete(self._own_chat(chat_id, or_admin=True).id)
+
+    def ask_in_chat(
+        self, chat_id: str, question: str, *, sources: Sequence[str] | None = None, docent: Docent | None = None
+    ) -> SavingStream:
+        """Asks in the user's chat (its earlier turns as context); the turn is saved when the
+        returned stream has been read to its end."""
+        info = self._own_chat(chat_id)
+        answering = docent or self.docent
+        history = [
+            (t.answer.rewritten or t.answer.question, t.answer.text)
+            for t in self.chat_store.turns(chat_id)[-HISTORY_TURNS:]
+        ]
+        stream = self.ask_stream(
+            question, collection=info.collection, history=history, sources=sources, docent=answering
+        )
+        backend = answering.backend.description
+        return SavingStream(stream, question, lambda answer: self.chat_store.add_turn(chat_id, answer, backend))
+
+    # ---- feedback ---------------------------------------------------------------------------
+
+    def give_feedback(self, answer_id: str, rating: str, comment: str = "") -> Feedback:
+        """A thumbs up or down on an answer of a chat this user may read (one per user and answer)."""
+        found = self.chat_store.turn(answer_id)
+        if found is None:
+            raise NotFound(f"no answer {answer_id!r}")
+        info, turn = found
+        try:
+            self._readable_chat(info.id)
+            self._open(info.collection)
+        except (NotFound, CollectionError):
+            raise NotFound(f"no answer {answer_id!r}") from None
+        return self.chat_store.give_feedback(turn, info.collection, self.principal.name, rating, comment)
+
+    def my_feedback(self, answer_ids: Sequence[str]) -> dict[str, Feedback]:
+        return self.chat_store.feedback_on(answer_ids, self.principal.name)
+
+    def feedback(self, collection: str | None = None, limit: int = 100) -> list[Feedback]:
+        """Recent feedback, newest first (admins)."""
+        self.require(ADMIN)
+        return self.chat_store.feedback(limit, collection)

@@ -24,6 +24,7 @@ from webapp.api.errors import add_error_handlers
 from webapp.api.guard import RequestGuard
 from webapp.api.routes import ROUTERS
 from webapp.api.schemas import ERRORS
+from webapp.chats import open_chats
 from webapp.jobs import JobManager
 from webapp.uploads import sweep_uploads
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     sweep_uploads(settings.home)  # what a killed process left
     app.state.settings, app.state.docent = settings, docent
     app.state.access, app.state.jobs = AccessControl(settings), jobs or JobManager(settings.home)
+    app.state.chats = open_chats(settings)
     add_error_handlers(app)
     app.add_middleware(RequestGuard, settings=settings, access=app.state.access)
     for router in ROUTERS:

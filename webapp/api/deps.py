@@ -16,7 +16,7 @@ def _session(request: Request) -> UserSession:
     sign-in is off)."""
     state = request.app.state
     principal = getattr(request.state, "principal", None) or principal_for(state.access, request.headers)
-    return UserSession(state.docent, state.access, state.jobs, principal)
+    return UserSession(state.docent, state.access, state.jobs, principal, state.chats)
 
 
 def _settings(request: Request) -> Settings:

@@ -3,6 +3,7 @@ own dataclasses; the rest is defined here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Path as PathParam
@@ -17,6 +18,8 @@ USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$"
 CollectionName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 UserName = Annotated[str, PathParam(pattern=USER_PATTERN)]
 JobId = Annotated[str, PathParam(max_length=64)]
+ChatId = Annotated[str, PathParam(max_length=64)]
+AnswerId = Annotated[str, PathParam(max_length=64)]
 KeyId = Annotated[str, PathParam(max_length=64)]
 
 
@@ -50,6 +53,81 @@ class AnswerOut(BaseModel):
     error: str | None
     citations: list[Hit]
     closest: list[Hit]
+
+
+class ChatIn(BaseModel):
+    collection: str = Field(pattern=NAME_PATTERN)
+    title: str = Field("", max_length=200, description="empty: named after the first question")
+
+
+class ChatChange(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=200, pattern=r"\S")
+    shared: bool | None = Field(None, description="shared: read-only for anyone with access to its collection")
+
+
+class ChatOut(BaseModel):
+    id: str
+    owner: str
+    collection: str
+    title: str
+    shared: bool
+    created_at: str
+    updated_at: str
+    turns: int
+
+
+@dataclass
+class SavedHit(Hit):
+    gone: bool = False  # the document is no longer in the collection
+
+
+class SavedAnswer(AnswerOut):
+    citations: list[SavedHit]
+    closest: list[SavedHit]
+
+
+class TurnOut(BaseModel):
+    id: str = Field(description="the answer's id, for feedback")
+    position: int
+    question: str
+    answer: SavedAnswer | None = Field(description="null when the reader lost access to the collection")
+    backend: str
+    asked_at: str
+
+
+class ChatWithTurns(ChatOut):
+    read_only: bool
+    notice: str | None
+    turn_list: list[TurnOut]
+
+
+class ChatAskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="not blank")
+    sources: list[str] | None = Field(None, max_length=1000)
+
+
+class FeedbackIn(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str = Field("", max_length=4000)
+
+
+class CitedPage(BaseModel):
+    ref: int | None
+    source: str
+    page: int | None
+
+
+class FeedbackOut(BaseModel):
+    answer_id: str
+    user: str
+    rating: Literal["up", "down"]
+    comment: str
+    collection: str
+    question: str
+    answer: str
+    citations: list[CitedPage]
+    backend: str
+    given_at: str
 
 
 class CollectionIn(BaseModel):

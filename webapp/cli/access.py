@@ -19,6 +19,7 @@ def _read_password(from_stdin: bool) -> str:
 
 def manage_access(args, settings, as_json: bool) -> int:
     from webapp.access import AccessControl, AccessDenied, hash_password
+    from webapp.chats import ChatStore
 
     access = AccessControl(settings)
     try:
@@ -46,6 +47,7 @@ def manage_access(args, settings, as_json: bool) -> int:
             if not access.delete_user(args.name):
                 print(f"docent: no user {args.name!r}", file=sys.stderr)
                 return 1
+            ChatStore(access.settings.home).delete_owned_by(args.name)  # their chats go with them
             print(f"removed {args.name}")
         elif args.command == "keys" and args.action == "create":
             key_id, key = access.create_api_key(args.user, args.label)

@@ -75,7 +75,7 @@ def evaluate_set(docent, args, as_json: bool) -> int:
     except ValueError as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 1
-    collection = getattr(args, "collection", None) or f"eval-{eval_set.name}"
+    collection = getattr(args, "collection", None) or eval_set.collection or f"eval-{eval_set.name}"
     bar = ProgressBar()
     bar.label = f"ingesting {eval_set.name}"
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def where(hit) -> str:
-    """"Title (file.pdf, p. 3)", "Title (scan.pdf, p. 2, read by OCR)", "Title (deck.pptx, Slide 7: Prices)"."""
+    """ "Title (file.pdf, p. 3)", "Title (scan.pdf, p. 2, read by OCR)", "Title (deck.pptx, Slide 7: Prices)"."""
     if hit.page is not None:
         parts = [Path(hit.source).name, f"p. {hit.page}"] + ([hit.section] if hit.section else [])
     else:
