@@ -435,3 +435,123 @@ def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_p
     rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
     assert "board" not in rita.sidebar.selectbox(key="collection").options
     assert not [e for e in rita.sidebar.expander if shown(e.label).startswith("Manage")]  # not for readers
+
+
+# ---- saved chats, sharing and feedback ------------------------------------------------------------
+
+
+def reopen(tmp_path, monkeypatch, query: dict[str, str], **env: str) -> AppTest:
+    """The same address opened again in a new browser session (a reload, or another browser)."""
+    monkeypatch.setenv("DOCENT_HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    wait_until_prepared(at)
+    return at
+
+
+def answers_of(at: AppTest) -> list[str]:
+    return [shown(m.markdown[0].value) for m in at.chat_message if m.name == "assistant" and m.markdown]
+
+
+def test_a_reload_brings_the_chat_back_with_its_citations_and_the_list_keeps_it(tmp_path, monkeypatch, app):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    app.chat_input[0].set_value("When is the fire drill held?").run()
+    assert not app.exception, app.exception
+    chat_id = app.query_params["chat"]
+    assert [shown(b.label) for b in app.sidebar.button if b.key.startswith("open-chat-")] == [
+        "How much does a mooring permit cost?"
+    ]
+
+    again = reopen(tmp_path, monkeypatch, {"chat": chat_id})
+    assert [shown(m.markdown[0].value) for m in again.chat_message if m.name == "user"] == [
+        "How much does a mooring permit cost?",
+        "When is the fire drill held?",
+    ]
+    assert "120 euros per month" in answers_of(again)[0] and "fire drill" in answers_of(again)[1].lower()
+    assert shown(again.expander[0].label) == f"[1] {HANDBOOK_TITLE}, page 3"
+    assert "120 euros" in shown(again.expander[0].markdown[0].value)
+    copy = next(e for e in again.expander if e.label == "Copy answer as Markdown")
+    assert f"[1] {HANDBOOK_TITLE}, page 3 (handbook.pdf)" in copy.code[0].value
+    # A follow-up in the reopened chat has the earlier turns as context.
+    again.chat_input[0].set_value("And where do all staff gather?").run()
+    assert any(shown(c.value).startswith("Searched for: When is the fire drill held?") for c in again.caption)
+
+    # A new chat starts empty; the old one stays in the list and opens again with a click.
+    again.button(key="new-chat").click().run()
+    assert "chat" not in again.query_params and not again.chat_message
+    again.button(key=f"open-chat-{chat_id}").click().run()
+    assert len(answers_of(again)) == 3
+    again.text_input(key=f"chat-title-{chat_id}").set_value("Harbour rules").run()
+    again.button(key="rename-chat").click().run()
+    assert [shown(b.label) for b in again.sidebar.button if b.key.startswith("open-chat-")] == ["Harbour rules"]
+    again.button(key="delete-chat").click().run()
+    assert not [b for b in again.sidebar.button if b.key.startswith("open-chat-")] and not again.chat_message
+
+
+def test_a_chat_whose_document_was_removed_still_opens_and_says_so(app, tmp_path, monkeypatch):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    chat_id = app.query_params["chat"]
+    remove = next(b for b in app.sidebar.button if b.key and b.key.startswith("remove-"))
+    remove.click().run()
+    next(b for b in app.sidebar.button if b.key and b.key.startswith("confirm-remove")).click().run()
+    assert not app.exception, app.exception
+    again = reopen(tmp_path, monkeypatch, {"chat": chat_id})
+    assert any("were removed since" in shown(i.value) for i in again.info)
+    assert shown(again.expander[0].label).endswith("(no longer in the collection)")
+    assert "120 euros per month" in answers_of(again)[0]
+
+
+def test_feedback_on_an_answer_is_saved_and_listed_for_the_admin(app, tmp_path, monkeypatch):
+    upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    app.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    app.feedback[0].set_value(1).run()  # thumbs up
+    turn_key = next(t.key for t in app.text_input if t.key and t.key.startswith("comment-"))
+    app.text_input(key=turn_key).set_value("Right, and quick")
+    app.button(key=turn_key.replace("comment-", "send-comment-")).click().run()
+    assert not app.exception, app.exception
+
+    again = reopen(tmp_path, monkeypatch, {"chat": app.query_params["chat"]})
+    assert again.feedback[0].value == 1 and again.text_input(key=turn_key).value == "Right, and quick"
+    rows = next(d for d in again.sidebar.dataframe if "rating" in d.value.columns).value
+    assert list(rows["question"]) == ["How much does a mooring permit cost?"]
+    assert list(rows["comment"]) == ["Right, and quick"] and list(rows["rating"]) == ["👍"]
+    export = next(b for b in again.get("download_button") if b.proto.label.startswith("Export 'default'"))
+    assert export.proto.label.endswith("(1)")
+
+
+def test_a_chat_is_private_and_a_shared_one_opens_read_only_for_those_with_access(tmp_path, monkeypatch, team_home):
+    _, env = team_home
+    rita = sign_in(tmp_path, monkeypatch, env, "rita", "rita-pw")
+    rita.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    chat_id = rita.query_params["chat"]
+    fiona = sign_in(tmp_path, monkeypatch, env, "fiona", "fiona-pw")
+    fiona.selectbox(key="collection").set_value("payroll").run()
+    fiona.chat_input[0].set_value("What is the payroll budget?").run()
+    payroll_chat = fiona.query_params["chat"]
+
+    # Not shared: ed reaches neither by address.
+    ed = reopen(tmp_path, monkeypatch, {"chat": chat_id}, **env)
+    for name, value in (("sign-in-name", "ed"), ("sign-in-password", "ed-pw")):
+        ed.text_input(key=name).set_value(value)
+    next(b for b in ed.button if b.label == "Sign in").click().run()
+    assert any("not yours to open" in w.value for w in ed.sidebar.warning) and not answers_of(ed)
+
+    rita.toggle(key=f"chat-shared-{chat_id}").set_value(True).run()
+    assert f"?chat={chat_id}" in next(c.value for c in rita.sidebar.code)
+    fiona.toggle(key=f"chat-shared-{payroll_chat}").set_value(True).run()
+    for chat, reader_sees in ((chat_id, True), (payroll_chat, False)):  # rita's, and one over payroll
+        ed = reopen(tmp_path, monkeypatch, {"chat": chat}, **env)
+        for name, value in (("sign-in-name", "ed"), ("sign-in-password", "ed-pw")):
+            ed.text_input(key=name).set_value(value)
+        next(b for b in ed.button if b.label == "Sign in").click().run()
+        if reader_sees:
+            assert "120 euros per month" in answers_of(ed)[0]
+            assert any("rita shared this chat with you" in shown(c.value) for c in ed.caption)
+            assert not ed.chat_input  # read only
+        else:
+            assert not answers_of(ed) and "4.2 million" not in json.dumps([m.value for m in ed.markdown])

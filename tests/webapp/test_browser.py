@@ -101,7 +101,7 @@ def _upload_and_ask(page, pdf: Path):
     box.fill("How much does a mooring permit cost?")
     box.press("Enter")
     page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
-    citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3")
+    citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3", exact=True)  # the label, not the copy block
     citation.wait_for(timeout=30_000)
     return citation
 
@@ -143,7 +143,7 @@ def test_no_request_leaves_for_a_host_named_only_in_a_document(docent, tmp_path)
         box.fill("How much does a mooring permit cost?")
         box.press("Enter")
         page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
-        page.get_by_text(f"[1] {INJECTED_TITLE}, page 2").click()
+        page.get_by_text(f"[1] {INJECTED_TITLE}, page 2", exact=True).click()
         page.get_by_text("![map](http://tracker.example/map.png)").first.wait_for(timeout=10_000)
         page.wait_for_timeout(2000)  # time for any image request to leave
     assert requests and not [r for r in requests if "tracker.example" in r]
@@ -204,6 +204,54 @@ def test_sign_in_upload_ask_and_sign_out(tmp_path):
         page.get_by_role("button", name="Sign out").click()
         page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
         assert page.get_by_placeholder("Ask a question about your documents").count() == 0
+
+
+def _sign_in(page, name: str, password: str) -> None:
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for(timeout=120_000)
+
+
+def test_a_chat_survives_a_reload_stays_private_and_opens_read_only_once_shared(tmp_path):
+    from webapp.access import hash_password
+
+    users = {
+        "ed": {"role": "editor", "password_hash": hash_password("ed pass phrase")},
+        "rita": {"role": "reader", "password_hash": hash_password("rita pass phrase")},
+    }
+    pdf = tmp_path / "handbook.pdf"
+    pdf.write_bytes(make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))
+    with _serving(tmp_path, DOCENT_AUTH="password", DOCENT_USERS=json.dumps(users)) as url, _browser_at(url) as page:
+        _sign_in(page, "ed", "ed pass phrase")
+        _upload_and_ask(page, pdf)
+        box = page.get_by_placeholder("Ask a question about your documents")
+        box.fill("When is the fire drill held?")
+        box.press("Enter")
+        page.get_by_text("Copy answer as Markdown").nth(1).wait_for(timeout=60_000)  # the second turn, saved
+        chat_url = page.url
+        assert "?chat=" in chat_url
+
+        page.reload()  # the session (and sign-in) is gone; the address still names the chat
+        _sign_in(page, "ed", "ed pass phrase")
+        page.get_by_text("120 euros per month").first.wait_for(timeout=30_000)
+        page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3", exact=True).first.wait_for(timeout=30_000)
+        page.get_by_text("When is the fire drill held?").first.wait_for(timeout=30_000)
+
+        other = page.context.browser.new_page()
+        other.goto(chat_url)
+        _sign_in(other, "rita", "rita pass phrase")
+        other.get_by_text("not yours to open").wait_for(timeout=30_000)
+        assert other.get_by_text("120 euros per month").count() == 0
+
+        page.get_by_text("This chat", exact=True).click()
+        page.get_by_text("Share with everyone who may read").click()
+        page.get_by_text("Link to this chat").wait_for(timeout=30_000)
+        other.goto(chat_url)
+        _sign_in(other, "rita", "rita pass phrase")
+        other.get_by_text("ed shared this chat with you").wait_for(timeout=30_000)
+        other.get_by_text("120 euros per month").first.wait_for(timeout=30_000)
+        assert other.get_by_placeholder("Ask a question about your documents").count() == 0
 
 
 def test_sign_in_through_the_companys_identity_provider(tmp_path):

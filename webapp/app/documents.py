@@ -35,9 +35,6 @@ def sidebar(user: UserSession, collection: str) -> None:
             st.session_state["confirm-remove"] = (collection, doc.source)
         if editor and st.session_state.get("confirm-remove") == (collection, doc.source):
             confirm_removal(user, collection, doc.source)
-    if st.session_state.get("history") and st.sidebar.button("New conversation", key="new-conversation"):
-        st.session_state["history"] = []
-        st.rerun()
 
 
 def confirm_removal(user: UserSession, collection: str, source: str) -> None:

@@ -2,9 +2,10 @@
 pages, see and remove documents, chat with cited answers.
 
 The app only draws, one module per part of the page: signin, documents (the sidebar), manage
-(admins), chat, with render for passages and pages. Heavy objects come from st.cache_resource
+(admins), chats (the sidebar's list), chat, with render for passages and pages. Heavy objects come from st.cache_resource
 (resources: one Docent, so one engine per collection, for every browser session of the server),
-each user's conversation lives in st.session_state, and everything a user does goes through a
+each user's chats are saved in the data home (webapp.chats; the open one is named in the page's
+address, so a reload brings it back), and everything a user does goes through a
 webapp.session.UserSession, which checks their role and collection access exactly as the HTTP
 API does. Ingests and crawls run as background jobs of the server, so they go on when the tab is
 closed, and their progress shows again when it is reopened.
@@ -17,10 +18,11 @@ import streamlit as st
 from retrieval.settings import SettingsError, load_settings
 from webapp.access import ADMIN
 from webapp.app.chat import chat
+from webapp.app.chats import chat_list, requested_chat
 from webapp.app.documents import sidebar, source_filter
 from webapp.app.manage import manage
 from webapp.app.preparing import wait_for_model
-from webapp.app.resources import answer_settings, get_access, get_jobs, get_preparation
+from webapp.app.resources import answer_settings, get_access, get_chats, get_jobs, get_preparation
 from webapp.app.signin import account, signed_in
 from webapp.session import UserSession
 
@@ -41,7 +43,7 @@ def main() -> None:
     docent = preparation.docent
     if docent is None:
         wait_for_model(preparation)
-    user = UserSession(docent, access, get_jobs(str(settings.home)), principal)
+    user = UserSession(docent, access, get_jobs(str(settings.home)), principal, get_chats(str(settings.home)))
     names = user.collections()
     if not names:
         st.title("📚 Docent")
@@ -50,19 +52,19 @@ def main() -> None:
         st.stop()
     if st.session_state.get("select-collection") in names:
         st.session_state["collection"] = st.session_state.pop("select-collection")
+    opened = requested_chat(user, names)
     if st.session_state.get("collection") not in names:
         st.session_state["collection"] = settings.collection if settings.collection in names else names[0]
     collection = st.sidebar.selectbox("Collection", names, key="collection")
-    if st.session_state.get("history_of") != collection:  # a conversation belongs to one collection
-        st.session_state["history"], st.session_state["history_of"] = [], collection
     st.title("📚 Docent")
     st.caption("Answers come only from your documents, and every statement cites its page.")
     account(principal)
+    chat_list(user, collection, opened)
     sidebar(user, collection)
     if principal.can(ADMIN):
         manage(user, collection)
     sources = source_filter(user, collection)
-    chat(user, answer_settings(docent), collection, sources)
+    chat(user, answer_settings(docent), collection, opened, sources)
 
 
 # Streamlit runs this file as __main__; the file workers of an ingest are spawned processes that

@@ -1,11 +1,14 @@
-"""Admins: collections, who may see each, users and their API keys."""
+"""Admins: collections, who may see each, users and their API keys, and feedback on answers."""
 
 from __future__ import annotations
+
+import json
 
 import streamlit as st
 
 from retrieval.store import CollectionError
 from webapp.access import ROLES, AccessDenied
+from webapp.chats import eval_set_lines
 from webapp.session import NotFound, UserSession
 
 
@@ -17,6 +20,8 @@ def manage(user: UserSession, collection: str) -> None:
         _collections(user, collection, signin)
         if signin:
             _users(user)
+    with st.sidebar.expander("Feedback on answers"):
+        _feedback(user, collection)
 
 
 def _collections(user: UserSession, collection: str, signin: bool) -> None:
@@ -85,6 +90,42 @@ def _users(user: UserSession) -> None:
             st.caption(f"Key {key_id}: copy it now, it is not shown again.")
         except (ValueError, AccessDenied) as exc:
             st.error(str(exc))
+
+
+FEEDBACK_SHOWN = 200
+
+
+def _feedback(user: UserSession, collection: str) -> None:
+    recent = user.feedback(limit=FEEDBACK_SHOWN)
+    if not recent:
+        st.caption("No feedback yet: readers give it with the thumbs under each answer.")
+        return
+    st.dataframe(
+        [
+            {
+                "given": f.given_at[:16].replace("T", " "),
+                "user": f.user,
+                "rating": "👍" if f.rating == "up" else "👎",
+                "question": f.answer.question,
+                "comment": f.comment,
+                "collection": f.collection,
+                "backend": f.backend,
+            }
+            for f in recent
+        ],
+        hide_index=True,
+        key="feedback-table",
+    )
+    approved = eval_set_lines(user.feedback(collection, limit=100_000))
+    st.download_button(
+        f"Export '{collection}' thumbs-up answers ({len(approved)})",
+        data="".join(json.dumps(line) + "\n" for line in approved),
+        file_name=f"feedback-{collection}.jsonl",
+        mime="application/x-ndjson",
+        key="export-feedback",
+        disabled=not approved,
+        help="A question set for `docent eval`: each approved answer's question, text and cited pages.",
+    )
 
 
 def _people(text: str) -> tuple[list[str], list[str]]:

@@ -6,7 +6,7 @@ import re
 from io import BytesIO
 from pathlib import Path
 
-from retrieval.models import Hit
+from retrieval.models import Answer, Hit
 
 # Characters Streamlit's Markdown would read as formatting (or as its own [directives]).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
@@ -39,6 +39,15 @@ def where(hit: Hit) -> str:
         return f"{md(hit.title)}, page {hit.page}" + (f" ({md(hit.section)})" if hit.section else "")
     section = f" › {hit.section}" if hit.section and hit.section != hit.title else ""
     return md(f"{hit.title}{section} ({hit.source})")
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer as Markdown to paste elsewhere: its text, then each citation's source."""
+    lines = [answer.text.strip(), ""]
+    for hit in answer.citations:
+        place = f"{hit.title}, page {hit.page}" if hit.page is not None else hit.title
+        lines.append(f"[{hit.ref}] {place} ({hit.source})" if hit.source != hit.title else f"[{hit.ref}] {place}")
+    return "\n".join(lines).strip() + "\n"
 
 
 def page_image(path: Path, page: int, *, scale: float = 1.5) -> bytes:

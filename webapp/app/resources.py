@@ -1,6 +1,6 @@
 """The objects every browser session of the server shares (st.cache_resource): one Docent, so
-one engine per collection, the access control, the job manager, and the answer settings
-chosen in the sidebar."""
+one engine per collection, the access control, the saved chats, the job manager, and the answer
+settings chosen in the sidebar."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from retrieval.settings import load_settings
 from webapp.app.preparing import ModelPreparation
 from webapp.access import AccessControl
 from webapp.app.render import md
+from webapp.chats import ChatStore, open_chats
 from webapp.jobs import JobManager
 
 
@@ -26,6 +27,12 @@ def get_preparation(home: str) -> ModelPreparation:
 @st.cache_resource
 def get_access(home: str) -> AccessControl:
     return AccessControl(load_settings(home=home))
+
+
+@st.cache_resource
+def get_chats(home: str) -> ChatStore:
+    """The saved chats, with the retention setting applied as the server starts."""
+    return open_chats(load_settings(home=home))
 
 
 @st.cache_resource
