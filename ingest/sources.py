@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ingest.errors import IngestError
+from ingest.mail import looks_like_email
 from ingest.models import Document
 from ingest.pdf import PdfStream
 from ingest.textfiles import (
@@ -107,6 +108,20 @@ def _office(name: str, data: bytes) -> Document:
     return load_office(name, data)
 
 
+def _email(name: str, data: bytes) -> Document:
+    from ingest.mail import load_email
+
+    return load_email(name, data, _attachment)
+
+
+def _attachment(name: str, data: bytes) -> Document | str:
+    """An e-mail's attachment read by the loader of its type, or why it cannot be."""
+    found = load_file(name, data, None, stream_from_pages=1 << 30)
+    if isinstance(found, IngestError):
+        return found.reason
+    return found[0]
+
+
 def _image(name: str, data: bytes) -> Document:
     from ingest.ocr import load_image  # the OCR engine only when an image comes
 
@@ -130,6 +145,7 @@ FILE_TYPES = (
         lambda head: head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")),
         whole_file(_image),
     ),
+    FileType("e-mail", (".eml",), "message/rfc822", looks_like_email, whole_file(_email)),
     FileType("CSV", (".csv", ".tsv"), "text/csv", looks_like_csv, whole_file(load_csv_file), weak=True),
     FileType(
         "Markdown, text",

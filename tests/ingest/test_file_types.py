@@ -136,8 +136,62 @@ def test_sources_given_one_by_one_are_read_by_content(docent, tmp_path):
     assert outcome.status == "added" and outcome.title == "Board minutes"
 
 
-@pytest.mark.parametrize("name", ["handbook.docx", "review.pptx", "revenue.xlsx"])
+@pytest.mark.parametrize("name", ["handbook.docx", "review.pptx", "revenue.xlsx", "fees.eml"])
 def test_office_files_are_offered_by_the_uploader(name):
     from ingest.sources import SUFFIXES
 
     assert Path(name).suffix in SUFFIXES
+
+
+def _email(attachments: list[tuple[str, bytes, str]], *, html: bool = False) -> bytes:
+    """A message as a mail client writes it (the standard library's own MIME writer)."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "Harbour Office <office@harbour.example>"
+    message["To"] = "crew@harbour.example"
+    message["Date"] = "Mon, 02 Mar 2026 09:15:00 +0100"
+    message["Subject"] = "Mooring fees for 2026"
+    text = "Hello all,\n\nthe board set the mooring fee for 2026 at 130 euros per month.\nDetails attached."
+    message.set_content(text)
+    if html:
+        message.add_alternative(f"<html><body><p>{text.replace(chr(10), '<br>')}</p></body></html>", subtype="html")
+    for name, data, kind in attachments:
+        maintype, subtype = kind.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return message.as_bytes()
+
+
+def test_an_email_is_its_message_then_each_attachment_it_can_read():
+    forwarded = _email([])
+    data = _email(
+        [
+            ("handbook.pdf", make_pdf(HANDBOOK_PAGES), "application/pdf"),
+            ("fees.docx", make_docx(), "application/octet-stream"),
+            ("song.mp3", b"ID3\x04\x00\x00\x00\x00\x00", "audio/mpeg"),
+            ("earlier.eml", forwarded, "application/octet-stream"),
+        ],
+        html=True,
+    )
+    document = _load("fees.eml", data)
+    assert document.kind == "email" and document.title == "Mooring fees for 2026"
+    message = document.pages[0]
+    assert message.section == "message" and message.text.startswith("From: Harbour Office <office@harbour.example>")
+    assert "mooring fee for 2026 at 130 euros per month" in message.text and "<br>" not in message.text
+    sections = [p.section for p in document.pages[1:]]
+    assert sections[:4] == [f"attachment handbook.pdf, page {n}" for n in range(1, 5)]
+    assert "attachment fees.docx › Mooring fees › Fees by year" in sections
+    assert "attachment earlier.eml › message" in sections  # the forwarded message, read as one
+    assert [w for w in document.warnings if "song.mp3" in w and "not a kind of file Docent reads" in w]
+    assert _load("fees.bin", data).kind == "email"  # told by content
+
+
+def test_a_cited_email_attachment_says_where_it_is(docent):
+    data = _email([("handbook.pdf", make_pdf(HANDBOOK_PAGES), "application/pdf")])
+    outcome = docent.ingest([Source("fees.eml", data=data)], collection="mail")[0]
+    assert outcome.status == "added", outcome
+    answer = docent.ask("How much does a mooring permit for a private boat cost?", collection="mail")
+    assert answer.citations and answer.citations[0].source == "fees.eml"
+    assert answer.citations[0].section.startswith(("attachment handbook.pdf, page", "message"))
+    assert "not an e-mail" not in (outcome.error or "")
+    assert "holds no text" in load_file("empty.eml", b"From: a@b.example\nSubject: x\n\n", None, 10).reason
