@@ -35,19 +35,23 @@ def chat(user: UserSession, answering: Docent, collection: str, opened: Chat | N
         return
     if not question:
         return
-    if opened is None:
-        chat_id = user.create_chat(collection).id
-        open_chat(chat_id)
-    else:
-        chat_id = opened.info.id
+    created = opened is None
+    chat_id = user.create_chat(collection).id if created else opened.info.id
     with st.chat_message("user"):
         st.markdown(md(question))
     with st.chat_message("assistant"):
-        with st.spinner("Searching…"):
-            stream = user.ask_in_chat(chat_id, question, sources=sources, docent=answering)
-        if stream.rewritten:
-            st.caption(f"Searched for: {md(stream.rewritten)}")
-        st.write_stream(md(piece) for piece in stream)  # escaped a character at a time, so a split marker too
+        try:
+            with st.spinner("Searching…"):
+                stream = user.ask_in_chat(chat_id, question, sources=sources, docent=answering)
+            if stream.rewritten:
+                st.caption(f"Searched for: {md(stream.rewritten)}")
+            st.write_stream(md(piece) for piece in stream)  # escaped a character at a time, so a split marker too
+        except Exception:
+            if created:  # no chat without a turn is left behind
+                user.delete_chat(chat_id)
+            raise
+    if created:
+        open_chat(chat_id)
     st.rerun()  # the saved turn, drawn with its sources and feedback as a reload draws it
 
 
