@@ -300,8 +300,9 @@ class Docent:
     ) -> AnswerStream:
         """Rewrites a follow-up into a standalone question, retrieves, and streams the answer.
 
-        Iterate over the result for the text; afterwards `.answer` holds the Answer, and
-        `.hits` and `.rewritten` say what was searched and found.
+        Iterate over the result for the text; afterwards `.answer` holds the Answer (its
+        question as asked, its `.rewritten` the one searched for, when it differs), and `.hits`
+        and `.rewritten` say what was searched and found.
         """
         _require_text(question, "question")
         backend = self.backend
@@ -310,6 +311,7 @@ class Docent:
         stream = self._answerer(backend).stream(searched, hits)
         stream.hits = hits
         stream.rewritten = searched if searched != question else None
+        stream.pieces = _naming_the_question(stream, stream.pieces, question)
         return stream
 
     def ask(
@@ -323,9 +325,14 @@ class Docent:
         stream = self.ask_stream(question, history=history, collection=collection, sources=sources)
         for _ in stream:
             pass
-        stream.answer.question = question
-        stream.answer.rewritten = stream.rewritten
         return stream.answer
+
+
+def _naming_the_question(stream: AnswerStream, pieces, question: str):
+    """The answer's pieces; once they are all out, the Answer names the question as asked (the
+    answerer was given the standalone one) and the one searched for."""
+    yield from pieces
+    stream.answer.question, stream.answer.rewritten = question, stream.rewritten
 
 
 def _require_text(text: str, what: str) -> None:

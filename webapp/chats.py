@@ -328,21 +328,29 @@ class ChatStore:
             )
         return [self._feedback(r) for r in rows]
 
+    # An approved answer: a thumbs-up on an answer that cites something (a question with evidence).
+    _APPROVED = "WHERE collection = ? AND rating = 1 AND json_array_length(answer, '$.citations') > 0"
 
-def eval_set_lines(feedback: Iterable[Feedback]) -> list[dict]:
-    """Thumbs-up answers as a question set `docent eval` reads: the question, the approved answer
-    (citation marks dropped) as its gold answer, and the pages it cited as its evidence."""
+    def approved(self, collection: str, limit: int) -> list[Feedback]:
+        """The collection's approved answers, the most recent first."""
+        rows = self._query(f"{self._FEEDBACK} {self._APPROVED} ORDER BY given_at DESC LIMIT ?", (collection, limit))
+        return [self._feedback(r) for r in rows]
+
+    def approved_count(self, collection: str) -> int:
+        return self._query(f"SELECT count(*) FROM feedback {self._APPROVED}", (collection,))[0][0]
+
+
+def eval_set_jsonl(approved: Iterable[Feedback]) -> str:
+    """Approved answers as a question set `docent eval` reads, one JSON line each: the question,
+    the answer (citation marks dropped) as its gold answer, and the pages it cited as evidence."""
     lines = []
-    for item in feedback:
-        cited = [{"source": h.source, "page": h.page} for h in item.answer.citations]
-        if item.rating != "up" or not cited:
-            continue
-        lines.append(
-            {
-                "question": item.answer.question,
-                "collection": item.collection,
-                "evidence": list({(e["source"], e["page"]): e for e in cited}.values()),
-                "answer": re.sub(r"\s*\[\d+\]", "", item.answer.text).strip(),
-            }
-        )
-    return lines
+    for item in approved:
+        cited = {(h.source, h.page): {"source": h.source, "page": h.page} for h in item.answer.citations}
+        line = {
+            "question": item.answer.question,
+            "collection": item.collection,
+            "evidence": list(cited.values()),
+            "answer": re.sub(r"\s*\[\d+\]", "", item.answer.text).strip(),
+        }
+        lines.append(json.dumps(line) + "\n")
+    return "".join(lines)

@@ -33,16 +33,14 @@ class SavingStream:
     """An answer stream that saves its turn to the chat once the whole answer has been written
     (a reader who leaves mid-answer saves nothing); then `.turn` holds the saved turn."""
 
-    def __init__(self, stream: AnswerStream, question: str, save):
-        self._stream, self._question, self._save = stream, question, save
+    def __init__(self, stream: AnswerStream, save):
+        self._stream, self._save = stream, save
         self.rewritten = stream.rewritten
         self.turn: SavedTurn | None = None
 
     def __iter__(self) -> Iterator[str]:
         yield from self._stream
-        answer = self._stream.answer
-        answer.question, answer.rewritten = self._question, self._stream.rewritten
-        self.turn = self._save(answer)
+        self.turn = self._save(self._stream.answer)
 
 
 class UserSession:
@@ -239,11 +237,12 @@ class UserSession:
         """This user's chats over a collection, the most recently used first."""
         return self.chat_store.list(self.principal.name, self._open(collection), limit)
 
-    def all_chats(self, owner: str | None = None, limit: int = 100) -> list[ChatInfo]:
-        """Every chat of a user, whatever its collection (their own; an admin may name anyone)."""
+    def all_chats(self, owner: str | None = None, collection: str | None = None, limit: int = 100) -> list[ChatInfo]:
+        """A user's chats, over any collection or one, even one since deleted (their own; an
+        admin may name anyone)."""
         if owner not in (None, self.principal.name):
             self.require(ADMIN)
-        return self.chat_store.list(owner or self.principal.name, None, limit)
+        return self.chat_store.list(owner or self.principal.name, collection, limit)
 
     def create_chat(self, collection: str | None = None, title: str = "") -> ChatInfo:
         return self.chat_store.create(self.principal.name, self._open(collection), title)
@@ -264,13 +263,13 @@ class UserSession:
         raise NotFound(f"no chat {chat_id!r}")
 
     def _own_chat(self, chat_id: str, *, or_admin: bool = False) -> ChatInfo:
-        info = self._readable_chat(chat_id) if not (or_admin and self.principal.can(ADMIN)) else None
-        info = info or self.chat_store.info(chat_id)
-        if info is None:
-            raise NotFound(f"no chat {chat_id!r}")
-        if info.owner != self.principal.name and not (or_admin and self.principal.can(ADMIN)):
-            raise AccessDenied(f"this chat is {info.owner}'s, shared with you to read only")
-        return info
+        """The chat when this user may change it: their own (or_admin: an admin, anyone's).
+        A chat shared with them gets AccessDenied; any other, NotFound."""
+        info = self.chat_store.info(chat_id)
+        if info is not None and (info.owner == self.principal.name or (or_admin and self.principal.can(ADMIN))):
+            return info
+        shared = self._readable_chat(chat_id)
+        raise AccessDenied(f"this chat is {shared.owner}'s, shared with you to read only")
 
     def chat(self, chat_id: str) -> Chat:
         """The chat with its turns as they were answered. Answers over a collection the reader
@@ -278,8 +277,9 @@ class UserSession:
         info = self._readable_chat(chat_id)
         turns = self.chat_store.turns(chat_id)
         chat = Chat(info, turns, read_only=info.owner != self.principal.name)
+        cited = {h.source for t in turns for h in t.answer.citations + t.answer.closest}
         if not self._exists(info.collection):
-            gone = {h.source for t in turns for h in t.answer.citations + t.answer.closest}
+            gone = cited
             chat.notice = (
                 f"Collection '{info.collection}' was deleted: answers are shown as given, their sources are gone."
             )
@@ -290,7 +290,6 @@ class UserSession:
             return chat
         else:
             store = self.docent.collection(info.collection)
-            cited = {h.source for t in turns for h in t.answer.citations + t.answer.closest}
             gone = {source for source in cited if store.find_document(source) is None}
             if gone:
                 chat.notice = "Some documents this chat cites were removed since: their citations say so."
@@ -328,7 +327,7 @@ class UserSession:
             question, collection=info.collection, history=history, sources=sources, docent=answering
         )
         backend = answering.backend.description
-        return SavingStream(stream, question, lambda answer: self.chat_store.add_turn(chat_id, answer, backend))
+        return SavingStream(stream, lambda answer: self.chat_store.add_turn(chat_id, answer, backend))
 
     # ---- feedback ---------------------------------------------------------------------------
 
@@ -352,3 +351,12 @@ class UserSession:
         """Recent feedback, newest first (admins)."""
         self.require(ADMIN)
         return self.chat_store.feedback(limit, collection)
+
+    def approved_answers(self, collection: str, limit: int = 100_000) -> list[Feedback]:
+        """The collection's thumbs-up answers that cite something, newest first (admins)."""
+        self.require(ADMIN)
+        return self.chat_store.approved(collection, limit)
+
+    def approved_count(self, collection: str) -> int:
+        self.require(ADMIN)
+        return self.chat_store.approved_count(collection)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from retrieval.store import CollectionError
 from webapp.access import ROLES, AccessDenied
-from webapp.chats import eval_set_lines
+from webapp.chats import eval_set_jsonl
 from webapp.session import NotFound, UserSession
 
 
@@ -116,10 +114,10 @@ def _feedback(user: UserSession, collection: str) -> None:
         hide_index=True,
         key="feedback-table",
     )
-    approved = eval_set_lines(user.feedback(collection, limit=100_000))
+    approved = user.approved_count(collection)
     st.download_button(
-        f"Export '{collection}' thumbs-up answers ({len(approved)})",
-        data="".join(json.dumps(line) + "\n" for line in approved),
+        f"Export '{collection}' thumbs-up answers ({approved})",
+        data=lambda: eval_set_jsonl(user.approved_answers(collection)),  # made when clicked, not on every run
         file_name=f"feedback-{collection}.jsonl",
         mime="application/x-ndjson",
         key="export-feedback",

@@ -36,15 +36,13 @@ def ask_stream(collection: CollectionName, body: AskIn, user: User) -> Streaming
     (data: the same object /ask returns)."""
     history = [(t.question, t.answer) for t in body.history]
     stream = user.ask_stream(body.question, collection=collection, history=history, sources=body.sources)
-    return StreamingResponse(_events(stream, body.question), media_type="text/event-stream")
+    return StreamingResponse(_events(stream), media_type="text/event-stream")
 
 
-def _events(stream, question: str) -> Iterator[str]:
+def _events(stream) -> Iterator[str]:
     def event(name: str, data: dict) -> str:
         return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
     for piece in stream:
         yield event("token", {"text": piece})
-    answer = stream.answer
-    answer.question, answer.rewritten = question, stream.rewritten
-    yield event("answer", answer.to_dict())
+    yield event("answer", stream.answer.to_dict())

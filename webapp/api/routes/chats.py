@@ -23,7 +23,7 @@ from webapp.api.schemas import (
     FeedbackOut,
     TurnOut,
 )
-from webapp.chats import eval_set_lines
+from webapp.chats import eval_set_jsonl
 from webapp.session import SavingStream
 
 router = APIRouter(tags=["chats"])
@@ -38,9 +38,9 @@ def chats(
 ) -> list[dict]:
     """The caller's chats, the most recently used first."""
     if collection is not None and owner is None:
-        found = user.chats(collection, limit)
+        found = user.chats(collection, limit)  # a collection this user may read
     else:
-        found = [c for c in user.all_chats(owner, limit) if collection in (None, c.collection)]
+        found = user.all_chats(owner, collection, limit)
     return [c.to_dict() for c in found]
 
 
@@ -128,10 +128,8 @@ def export_feedback(
 ) -> Response:
     """A collection's thumbs-up answers as a question set for `docent eval` (admins): each line
     holds the question, the approved answer and the pages it cited."""
-    lines = eval_set_lines(user.feedback(collection, limit))
-    body = "".join(json.dumps(line) + "\n" for line in lines)
     return Response(
-        body,
+        eval_set_jsonl(user.approved_answers(collection, limit)),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="feedback-{collection}.jsonl"'},
     )
