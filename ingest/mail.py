@@ -46,8 +46,8 @@ def load_email(name: str, data: bytes, read_attachment: ReadAttachment) -> Docum
         raise IngestError(name, "the e-mail has no headers")
     subject = str(message.get("Subject", "") or "").strip()
     header = "\n".join(f"{field}: {message[field]}" for field in SHOWN_HEADERS if message.get(field))
-    body = _body_text(message)
-    pages = [Page(1, f"{header}\n\n{clean_page_text(body)}".strip(), "message")]
+    body = _body_text(name, message)
+    pages = [Page(1, f"{header}\n\n{body}".strip(), "message")]
     warnings = []
     for part in message.iter_attachments():
         filename = part.get_filename() or f"attachment {len(pages)}"
@@ -77,14 +77,14 @@ def load_email(name: str, data: bytes, read_attachment: ReadAttachment) -> Docum
     )
 
 
-def _body_text(message: EmailMessage) -> str:
+def _body_text(name: str, message: EmailMessage) -> str:
+    """The message's text, cleaned: its plain part, or its HTML part read as a web page is."""
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    text = part.get_content()
     if part.get_content_subtype() == "html":
-        return "\n\n".join(page.text for page in load_html(text, "message").pages)
-    return text
+        return "\n\n".join(page.text for page in load_html(part.get_content(), name).pages)
+    return clean_page_text(part.get_content())
 
 
 def _attachment_bytes(part: EmailMessage) -> bytes:
