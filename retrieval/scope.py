@@ -30,13 +30,11 @@ MAX_RUN = 3  # words run together to match a name word: "american water works"
 _WORD = re.compile(r"[a-z]+|\d+")
 
 
-def named_sources(
-    question: str, documents: Iterable[tuple[str, str]], holders: Callable[[str], list[str]]
-) -> list[str]:
-    """The sources (as stored) of the files the question names. documents: (source, kind) of
-    the collection's documents; holders(word): the sources of the passages that use the word
-    most (a few hundred at most)."""
-    names = {source: _name_words(source) for source, kind in documents if kind != "web" and "://" not in source}
+def named_sources(question: str, files: Iterable[str], holders: Callable[[str], list[str]]) -> list[str]:
+    """The sources (as stored) of the files the question names. files: the sources of the
+    collection's files (Collection.file_sources: no web pages); holders(word): the sources of
+    the passages that use the word most (a few hundred at most)."""
+    names = {source: _name_words(source) for source in files}
     files_with: dict[str, set[str]] = {}
     for source, words in names.items():
         for word in words:

@@ -264,7 +264,7 @@ class Docent:
             )
 
         if sources is None and self.settings.scope_by_name:
-            named = named_sources(query, ((d.source, d.kind) for d in store.documents()), store.sources_using)
+            named = named_sources(query, store.file_sources(), store.sources_using)
             if named:
                 hits = run(named)
                 if any(h.similarity is None or h.similarity >= self.settings.min_relevance for h in hits):

@@ -217,6 +217,16 @@ class Collection:
         rows = self._reader().execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY added_at, id").fetchall()
         return [_document_info(r) for r in rows]
 
+    def file_sources(self) -> list[str]:
+        """The sources of the documents that are files (not web pages, nor files fetched by
+        address): what a question may name by file name (retrieval/scope.py), read on each search."""
+        rows = (
+            self._reader()
+            .execute("SELECT source FROM documents WHERE kind != 'web' AND instr(source, '://') = 0")
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
     def chunk_count(self) -> int:
         return self._reader().execute("SELECT count(*) FROM chunks").fetchone()[0]
 
