@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ingest.errors import IngestError
-from ingest.mail import looks_like_email
+from ingest.mail import load_email, looks_like_email
 from ingest.models import Document
 from ingest.pdf import PdfStream
 from ingest.textfiles import (
@@ -109,8 +109,6 @@ def _office(name: str, data: bytes) -> Document:
 
 
 def _email(name: str, data: bytes) -> Document:
-    from ingest.mail import load_email
-
     return load_email(name, data, _attachment)
 
 
