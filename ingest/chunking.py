@@ -36,7 +36,7 @@ def chunk_document(
 ) -> list[Chunk]:
     chunks: list[Chunk] = []
     for page in document.pages:
-        context = document.title if not page.section else f"{document.title} — {page.section}"
+        context = " — ".join(part for part in (document.title, document.about, page.section) if part)
         budget = max_tokens - SPECIAL_TOKENS - count_tokens(context)
         if budget < 32:
             raise ValueError(f"max_tokens={max_tokens} leaves no room for text after the header {context!r}")

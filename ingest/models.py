@@ -23,12 +23,15 @@ class Document:
     pages: list[Page]
     size_bytes: int = 0
     warnings: list[str] = field(default_factory=list)  # problems that did not stop ingestion
+    # What the document is, where its own text says so (a filing's company, form and period):
+    # every passage's context names it, as it names the title.
+    about: str | None = None
 
 
 @dataclass(frozen=True)
 class Chunk:
     text: str  # the passage as written, shown to the user
-    context: str  # title and section path, indexed with the passage but not shown as part of it
+    context: str  # title, what the document is, section: indexed with the passage, not shown as part of it
     page: int | None
     section: str | None
     ordinal: int  # position within the document

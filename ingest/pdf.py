@@ -14,15 +14,17 @@ from pypdf import PasswordType
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ingest.errors import CorruptPDFError, EncryptedPDFError, NoTextLayerError, NotAPDFError
+from ingest.filings import filing_context
 from ingest.models import Document, Page, title_from_name
 from ingest.ocr import MARK as OCR_MARK, OCR_DPI, ocr_available, ocr_problem, read_image
-from ingest.tables import looks_tabular, rebuild_with_rows
+from ingest.tables import looks_tabular, rebuild_with_rows, table_heading
 from ingest.text import clean_page_text, ends_sentence
 
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
 # page number): it is skipped and reported.
 MIN_LETTERS_PER_PAGE = 20
 FORGET_EVERY_PAGES = 64
+COVER_LETTERS = 300  # a first page with fewer is a bare title ("FORM 10-K"): the cover follows
 
 _WORD_PREFIXES = re.compile(r"^(microsoft (word|powerpoint|excel) - )", re.IGNORECASE)
 
@@ -77,6 +79,7 @@ class PdfStream:
             if not self.page_count:
                 raise CorruptPDFError(self.source, "the PDF has no pages")
             self.title = _title(self._reader, self.source)
+            self.about = _about(self._reader)
         except BaseException:
             self.close()
             raise
@@ -93,6 +96,7 @@ class PdfStream:
             pages=pages,
             size_bytes=self.size_bytes,
             warnings=self.warnings,
+            about=self.about,
         )
 
     def pages(self) -> Iterator[Page]:
@@ -119,7 +123,7 @@ class PdfStream:
             except Exception as exc:
                 self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
                 text = ""
-            section = None
+            section = table_heading(text)  # every passage of a statement says which statement
             if _letters(text) < MIN_LETTERS_PER_PAGE:
                 text, section = self._ocr(number), OCR_MARK
                 if _letters(text) < MIN_LETTERS_PER_PAGE:
@@ -236,6 +240,19 @@ def _title(reader: PdfReader, source: str) -> str:
     ):
         return title_from_name(source)
     return title
+
+
+def _about(reader: PdfReader) -> str | None:
+    """What the PDF is, from its cover: page 1, and page 2 when page 1 is a bare title."""
+    cover = ""
+    for page in reader.pages[:2]:
+        try:
+            cover += clean_page_text(page.extract_text() or "") + "\n"
+        except Exception:  # a page pypdf cannot read is reported when the pages are read
+            break
+        if _letters(cover) >= COVER_LETTERS:
+            break
+    return filing_context(cover)
 
 
 def _letters(text: str) -> int:

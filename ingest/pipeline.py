@@ -220,7 +220,14 @@ class IngestPipeline:
             if held is not None:
                 return held
             document = Document(
-                stream.source, stream.title, "pdf", stream.content_hash, [], stream.size_bytes, stream.warnings
+                stream.source,
+                stream.title,
+                "pdf",
+                stream.content_hash,
+                [],
+                stream.size_bytes,
+                stream.warnings,
+                about=stream.about,
             )
             return self._stage_parts(
                 source, document, _parts(stream.pages(), PAGES_PER_PART), stream.page_count, progress

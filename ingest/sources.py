@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ingest.errors import IngestError
+from ingest.filings import filing_context
 from ingest.mail import load_email, looks_like_email
 from ingest.models import Document
 from ingest.pdf import PdfStream
@@ -93,7 +94,10 @@ def whole_file(read: Callable[[str, bytes], Document]) -> Callable[[str, bytes |
     def load(name: str, data: bytes | None, path: str | None, stream_from_pages: int) -> Loaded:
         try:
             data = data if data is not None else read_file(name, path)
-            return read(name, data), data
+            document = read(name, data)
+            if document.about is None and document.pages:
+                document.about = filing_context("\n".join(page.text for page in document.pages[:2]))
+            return document, data
         except IngestError as exc:
             return exc
         except Exception as exc:

@@ -77,6 +77,47 @@ def rebuild_with_rows(layout_text: str) -> str | None:
     return "\n".join(lines)
 
 
+# A statement's name ("CONSOLIDATED STATEMENTS OF CASH FLOWS", "Consolidated Balance Sheet
+# (continued)") or a caption ("Table 3: Results"), and its unit ("(in millions, except per share
+# data)"), as printed above the table.
+_STATEMENT = re.compile(
+    r"(?:(?:condensed|consolidated|combined)\s+)*"
+    r"(?:balance\s+sheets?|statements?\s+of\s+(?:consolidated\s+)?(?:comprehensive\s+)?"
+    r"(?:income|operations|earnings|cash\s+flows?|financial\s+(?:position|condition)|loss"
+    r"|(?:changes\s+in\s+)?(?:(?:share|stock)holders[’']?\s+|shareowners[’']?\s+)?equity)"
+    r"(?:\s*\((?:loss|deficit)\))?(?:\s+and\s+comprehensive\s+(?:income|loss))?)"
+    r"(?:\s*\(continued\))?",
+    re.IGNORECASE,
+)
+_CAPTION = re.compile(r"^table\s+\d+(?:\.\d+)*\s*[:.]\s*\S.{0,80}", re.IGNORECASE | re.MULTILINE)
+HEADING_CHARS = 400  # a statement's name heads its page; further down it is a mention
+_UNIT = re.compile(
+    r"\(?\b(?:dollars\s+|amounts\s+)?in\s+(?:millions|thousands|billions)\b[^)\n\d]{0,40}\)?", re.IGNORECASE
+)
+
+
+def table_heading(text: str) -> str | None:
+    """The heading printed above a page's first table row, as it names the table: a financial
+    statement's name (at the top of the page) with its unit, or a numbered caption. None for a
+    page without rows, or when nothing above them names the table."""
+    if ROW_SEPARATOR not in text:
+        return None
+    above = text.split(ROW_SEPARATOR, 1)[0].rsplit("\n", 1)[0]
+    statement = _STATEMENT.search(above[:HEADING_CHARS])
+    if statement is not None and _is_titled(statement.group()):
+        unit = _UNIT.search(above)
+        heading = " ".join(statement.group().split())
+        return f"{heading} ({' '.join(unit.group().strip('() ').split())})" if unit else heading
+    caption = _CAPTION.search(above)
+    return " ".join(caption.group().split()) if caption else None
+
+
+def _is_titled(name: str) -> bool:
+    """Printed as a heading (every long word capitalised), not said in a sentence ("the
+    consolidated statements of income include ...")."""
+    return all(word[0].isupper() for word in re.findall(r"[A-Za-z]{4,}", name))
+
+
 def is_row(line: str) -> bool:
     return ROW_SEPARATOR in line
 
