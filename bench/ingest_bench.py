@@ -24,6 +24,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from report import BusyCores, cpu_name
+
 HERE = Path(__file__).resolve().parent
 RUNS = {"before": "torch", "after-float": "openvino", "after": "auto"}  # run -> embedding backend
 
@@ -88,12 +90,14 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
 
     docent._embedder = Timed()
     sources = expand_paths([str(folder)])
+    busy = BusyCores().start()
     started = time.perf_counter()
     if mode == "before":
         outcomes = [docent.ingest([s])[0] for s in sources]  # one file after another
     else:
         outcomes = docent.ingest(sources)
     seconds = time.perf_counter() - started
+    busy_cores = busy.stop()
     docent.close()
     pages = sum(o.pages for o in outcomes if o.ok)
     return {
@@ -106,6 +110,7 @@ def run_one(mode: str, folder: Path, home: Path) -> dict:
         "seconds": seconds,
         "pages_per_s": pages / seconds,
         "embed_share": timing["embed"] / seconds,
+        "busy_cores": busy_cores,
         "peak_rss_mib": (
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         )
@@ -141,15 +146,16 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest.json").write_text(json.dumps(rows, indent=2))
     lines = [
-        f"# Ingest of {rows[0]['files']} PDFs, {pages} pages, same machine, one run",
+        f"# Ingest of {rows[0]['files']} PDFs, {pages} pages, {cpu_name()}, one run",
         "",
-        "| pipeline | pages | chunks | time (s) | pages/s | embedding share | peak memory (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| pipeline | pages | chunks | time (s) | pages/s | embedding share | busy cores | peak memory (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        busy = f"{r['busy_cores']:.2f}" if r["busy_cores"] is not None else "n/a"
         lines.append(
             f"| {r['mode']} ({r['backend']}) | {r['pages']} | {r['chunks']} | {r['seconds']:.1f} | {r['pages_per_s']:.2f} |"
-            f" {r['embed_share']:.0%} | {r['peak_rss_mib']:.0f} |"
+            f" {r['embed_share']:.0%} | {busy} | {r['peak_rss_mib']:.0f} |"
         )
     lines.append(
         "\nSpeed-up over before: "

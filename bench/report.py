@@ -4,17 +4,55 @@ with the CPU they were measured on."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
+# The features that decide which kernels run: the engine's SIMD level, OpenVINO's int8 and bf16.
+FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
 def cpu_name() -> str:
+    """The CPU's model, its core count and the features that decide its speed:
+    "AMD EPYC, 2 cores (avx2 fma avx512f avx512_vnni avx512_bf16)"."""
+    model, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "unknown CPU"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores ({' '.join(f for f in FEATURES if f in flags) or 'no AVX2'})"
+
+
+class BusyCores:
+    """How many cores the whole machine kept busy between start() and stop(), from /proc/stat
+    (run a bench on an otherwise idle machine): 2.0 is both of two cores all the time."""
+
+    def start(self) -> "BusyCores":
+        self._first = _cpu_jiffies()
+        return self
+
+    def stop(self) -> float | None:
+        last = _cpu_jiffies()
+        if self._first is None or last is None:
+            return None
+        busy, total = last[0] - self._first[0], last[1] - self._first[1]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return cores * busy / total if total else None
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot; idle and iowait are not busy."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]) - idle, sum(fields[:8])
 
 
 def write_report(out: Path, stem: str, figures: dict, title: str, header: list[str], rows: list[list]) -> str:
