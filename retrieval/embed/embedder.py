@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from retrieval.embed import quantize
+from retrieval.embed.cpu import CpuPrecision, cpu_precision
 from retrieval.embed.openvino import OpenVinoModel, export, export_folder
 
 # The packaged model is on disk; never reach for a hub.
@@ -94,6 +95,7 @@ class Embedder:
         self.tokenizer = self.model.tokenizer
         self._openvino = None
         self.backend = "torch"
+        self.precision, self.precision_reason = "f32", f"PyTorch on {device}"
         if backend.startswith("openvino") or (
             backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))
         ):
@@ -130,17 +132,23 @@ class Embedder:
         return True
 
     def _use_openvino(self, folder: Path, backend: str) -> None:
-        """The int8 model when asked for or by default (made once, kept only if its vectors hold),
-        else the float one."""
+        """This CPU's int8 copy when asked for or by default (made once, kept only if its vectors
+        hold), else the float model in the CPU's best float precision. `precision` says which
+        runs, and `precision_reason` why."""
+        cpu = cpu_precision()
+        xml, report_name = quantize.int8_files(cpu)
+        float_why = cpu.describe()
         if backend in ("auto", "openvino-int8"):
-            report = quantize.read_report(folder)
-            if report and report["accepted"] and not (folder / quantize.INT8_XML).exists():
+            report = quantize.read_report(folder, cpu)
+            if report and report["accepted"] and not (folder / xml).exists():
                 report = None  # its model is gone: make it again
             if report is None:
-                report = self._quantize(folder, required=backend == "openvino-int8")
+                report = self._quantize(folder, cpu, required=backend == "openvino-int8")
             if report and report["accepted"]:
                 try:
-                    self._openvino, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
+                    self._openvino, self.backend = OpenVinoModel(folder / xml), "openvino-int8"
+                    self.precision = "int8" if cpu.vnni else "int8 (7-bit weights)"
+                    self.precision_reason = f"{float_why}; its int8 copy passed its check: {quantize.verdict(report)}"
                     return
                 except RuntimeError as exc:
                     log.warning(
@@ -148,13 +156,21 @@ class Embedder:
                         " delete %s to make it again",
                         folder,
                         _last_line(exc),
-                        folder / quantize.REPORT,
+                        folder / report_name,
                     )
-            elif backend == "openvino-int8":
-                log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
+                    float_why += "; its int8 copy is damaged"
+            elif report:
+                float_why += f"; its int8 copy failed its check: {quantize.verdict(report)}"
+                if backend == "openvino-int8":
+                    log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
+            else:
+                float_why += "; no int8 copy could be made"
+        elif backend == "openvino":
+            float_why += "; the float model was asked for"
         self._openvino, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
+        self.precision, self.precision_reason = self._openvino.precision, float_why
 
-    def _quantize(self, folder: Path, *, required: bool) -> dict | None:
+    def _quantize(self, folder: Path, cpu: CpuPrecision, *, required: bool) -> dict | None:
         try:
             import nncf  # noqa: F401
         except ImportError:
@@ -163,7 +179,7 @@ class Embedder:
             return None
         self._on_stage("int8")
         try:
-            return quantize.quantize(folder, self._tokenize)
+            return quantize.quantize(folder, self._tokenize, cpu)
         except Exception:  # noqa: BLE001 - a failed attempt costs speed, never the service; retried next start
             log.exception("making the int8 embedding model failed; using the float model")
             return None

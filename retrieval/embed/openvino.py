@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from retrieval.embed.cpu import cpu_precision
+
 
 def export_folder(name: str, cache_dir) -> Path:
     import openvino as ov
@@ -80,7 +82,11 @@ class OpenVinoModel:
         import openvino as ov
 
         source = str(model) if isinstance(model, (str, Path)) else model
-        self.compiled = ov.Core().compile_model(source, "CPU", {"PERFORMANCE_HINT": "LATENCY", **(properties or {})})
+        # The precision is set, not left to OpenVINO: it would pick bf16 from the CPU's flags even
+        # where oneDNN's kernels are capped below it (ONEDNN_MAX_CPU_ISA), and then fail.
+        defaults = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": cpu_precision().float_precision}
+        self.compiled = ov.Core().compile_model(source, "CPU", {**defaults, **(properties or {})})
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16", "f32"
         self._requests = threading.local()  # an infer request serves one thread at a time
         self.inputs = {port.get_any_name() for port in self.compiled.inputs}
         self.output = self.compiled.outputs[0]  # last_hidden_state

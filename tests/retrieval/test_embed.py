@@ -15,10 +15,15 @@ from support.shared_data import shared_path
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 from retrieval.embed import quantize
 from retrieval.embed import Embedder, export_folder
+from retrieval.embed.cpu import cpu_precision
 from retrieval.service import Docent, Source
 from retrieval.settings import load_settings
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed")
+
+CPU = cpu_precision()  # this CPU's int8 copy: VNNI's, or the 7-bit one
+INT8_XML, INT8_REPORT = quantize.int8_files(CPU)
+INT8_BIN = INT8_XML.replace(".xml", ".bin")
 
 
 def _texts() -> list[str]:
@@ -84,9 +89,9 @@ def test_the_int8_gate_decides_once_and_its_decision_is_used(embedders, int8):
     once, kept in the report, and followed."""
     reference, _, cache = embedders
     folder = export_folder(int8.name, cache)
-    report = quantize.read_report(folder)
-    assert report is not None and report["accepted"] == (report["mean_cosine"] >= quantize.MIN_MEAN_COSINE)
-    assert (folder / quantize.INT8_XML).exists() == report["accepted"]
+    report = quantize.read_report(folder, CPU)
+    assert report is not None and report["accepted"] == _passes(report)
+    assert (folder / INT8_XML).exists() == report["accepted"]
     assert int8.model is None  # started from the export: torch not loaded
     texts = _texts()
     if report["accepted"]:
@@ -94,9 +99,9 @@ def test_the_int8_gate_decides_once_and_its_decision_is_used(embedders, int8):
         _assert_close_to_torch(reference.embed(texts), int8.embed(texts), min_cosine=0.98, same_nearest=0.9)
     else:
         assert int8.backend == "openvino"
-    decided = (folder / quantize.REPORT).stat().st_mtime_ns
+    decided = (folder / INT8_REPORT).stat().st_mtime_ns
     again = Embedder(cache_dir=cache)
-    assert again.backend == int8.backend and (folder / quantize.REPORT).stat().st_mtime_ns == decided
+    assert again.backend == int8.backend and (folder / INT8_REPORT).stat().st_mtime_ns == decided
     np.testing.assert_allclose(again.embed(["harbor fees"]), int8.embed(["harbor fees"]), atol=1e-6)
 
 
@@ -110,12 +115,18 @@ def _float_export_only(embedders, tmp_path):
     return target
 
 
+def _passes(report: dict) -> bool:
+    return report["mean_cosine"] >= report["min_mean_cosine"] and report["speedup_over_float"] >= report["min_speedup"]
+
+
 def _quick_gate(monkeypatch, min_mean_cosine: float) -> None:
-    """Quantization on a few calibration texts, with the gate at min_mean_cosine."""
+    """Quantization on a few calibration texts, with the gate at min_mean_cosine and any speed
+    (a few texts time too briefly to tell)."""
     texts = quantize.calibration_texts()
     monkeypatch.setattr(quantize, "calibration_texts", lambda: texts[:24])
     monkeypatch.setattr(quantize, "CALIBRATION_COUNT", 16)
     monkeypatch.setattr(quantize, "MIN_MEAN_COSINE", min_mean_cosine)
+    monkeypatch.setattr(quantize, "MIN_SPEEDUP", 0.0)
 
 
 def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, monkeypatch):
@@ -123,9 +134,9 @@ def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, mon
     _quick_gate(monkeypatch, 1.01)  # no int8 model can pass this
     embedder = Embedder(cache_dir=tmp_path)
     assert embedder.backend == "openvino"
-    report = quantize.read_report(folder)
+    report = quantize.read_report(folder, CPU)
     assert report["accepted"] is False and report["held_out_texts"] == 8
-    assert not (folder / quantize.INT8_XML).exists()
+    assert not (folder / INT8_XML).exists()
     monkeypatch.setattr(quantize, "quantize", lambda *a: pytest.fail("the check is not redone on every start"))
     assert Embedder(cache_dir=tmp_path).backend == "openvino"
     assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
@@ -137,8 +148,8 @@ def test_quantizing_twice_makes_the_same_weights_and_the_report_names_the_cpu(em
     reports = []
     for run in ("first", "second"):
         folder = _float_export_only(embedders, tmp_path / run)
-        reports.append(quantize.quantize(folder, embedders[1]._tokenize))
-        saved = hashlib.sha256((folder / "model-int8.bin").read_bytes()).hexdigest()
+        reports.append(quantize.quantize(folder, embedders[1]._tokenize, CPU))
+        saved = hashlib.sha256((folder / INT8_BIN).read_bytes()).hexdigest()
         assert saved == reports[-1]["weights_sha256"]
     first, second = reports
     assert first["weights_sha256"] == second["weights_sha256"]
@@ -153,7 +164,7 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
     target = _float_export_only(embedders, tmp_path)
     _quick_gate(monkeypatch, -1.0)  # an int8 copy on any CPU, to damage
     assert Embedder(cache_dir=tmp_path).backend == "openvino-int8"
-    with open(target / "model-int8.bin", "r+b") as f:
+    with open(target / INT8_BIN, "r+b") as f:
         f.truncate(1000)
     with caplog.at_level("WARNING", logger="retrieval.embed"):
         embedder = Embedder(cache_dir=tmp_path)
@@ -161,7 +172,7 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
     assert "int8 embedding model" in caplog.text and "damaged" in caplog.text and "Incorrect weights" in caplog.text
     np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
 
-    for name in ("model-int8.xml", "model-int8.bin", quantize.REPORT):
+    for name in (INT8_XML, INT8_BIN, INT8_REPORT):
         (target / name).unlink()
     with open(target / "model.bin", "r+b") as f:
         f.truncate(1000)
@@ -180,7 +191,7 @@ def test_without_nncf_auto_uses_float_and_int8_says_what_is_missing(embedders, t
     assert Embedder(cache_dir=tmp_path).backend == "openvino"
     with pytest.raises(ValueError, match="needs NNCF: pip install nncf"):
         Embedder(backend="openvino-int8", cache_dir=tmp_path)
-    assert quantize.read_report(folder) is None  # nothing decided: made once NNCF is there
+    assert quantize.read_report(folder, CPU) is None  # nothing decided: made once NNCF is there
 
 
 def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
@@ -234,10 +245,67 @@ def test_identical_chunks_are_embedded_once(docent, tmp_path):
 
 
 def test_the_default_on_a_cpu_is_the_int8_copy_when_it_passed_its_gate(docent):
-    report = quantize.read_report(export_folder(docent.embedder.name, docent.settings.model_cache))
+    report = quantize.read_report(export_folder(docent.embedder.name, docent.settings.model_cache), CPU)
     assert docent.embedder.backend == ("openvino-int8" if report and report["accepted"] else "openvino")
 
 
 def test_an_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown embedding backend"):
         Embedder(backend="tpu")
+
+
+_CAPPED_CHILD = """
+import json, sys
+from retrieval.embed import Embedder
+embedder = Embedder(cache_dir=sys.argv[1])
+texts = json.loads(sys.stdin.read())
+print(json.dumps({"backend": embedder.backend, "precision": embedder.precision,
+                  "reason": embedder.precision_reason, "vectors": embedder.embed(texts).tolist()}))
+"""
+
+
+def test_on_a_cpu_without_vnni_and_bf16_the_int8_copy_is_7_bit_and_the_float_model_f32(embedders, tmp_path):
+    """oneDNN capped at AVX2 runs the kernels an AVX2-only server runs (this CPU's own int8
+    copy scored 0.9946 there, as on a real AVX2-only EPYC): Docent makes the 7-bit copy for
+    it, the gate decides, and whatever answers matches torch and says what it is and why."""
+    import os
+    import subprocess
+
+    folder = _float_export_only(embedders, tmp_path)
+    texts = _texts()[:40]
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    run = subprocess.run(
+        [sys.executable, "-c", _CAPPED_CHILD, str(tmp_path)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    child = json.loads(run.stdout.strip().splitlines()[-1])
+    report = json.loads((folder / quantize.REPORT_7BIT).read_text())
+    assert report["isa_cap"] == "AVX2" and report["cpu_vnni"] is False and report["cpu_bf16"] is False
+    assert report["overflow_fix"] == "every layer (7-bit weights)"
+    assert report["accepted"] == _passes(report)
+    assert "no VNNI" in child["reason"] and "no bf16" in child["reason"] and "capped at AVX2" in child["reason"]
+    assert f"mean cosine {report['mean_cosine']}" in child["reason"]
+    if report["accepted"]:
+        assert (child["backend"], child["precision"]) == ("openvino-int8", "int8 (7-bit weights)")
+        assert (folder / quantize.INT8_7BIT_XML).exists() and not (folder / quantize.INT8_XML).exists()
+    else:
+        assert (child["backend"], child["precision"]) == ("openvino", "f32")
+    reference = embedders[0].embed(texts)
+    cosine = (reference * np.array(child["vectors"], dtype=np.float32)).sum(axis=1)
+    assert cosine.mean() >= 0.99 and cosine.min() >= 0.97, (cosine.mean(), cosine.min())
+
+
+def test_the_embedder_says_which_precision_runs_and_why(embedders, int8):
+    _, fast, _ = embedders
+    assert fast.precision == CPU.float_precision and "the float model was asked for" in fast.precision_reason
+    report = quantize.read_report(export_folder(int8.name, embedders[2]), CPU)
+    if report["accepted"]:
+        assert int8.precision.startswith("int8") and "passed its check" in int8.precision_reason
+    else:
+        assert int8.precision == CPU.float_precision and "failed its check" in int8.precision_reason
+    assert ("no VNNI" not in int8.precision_reason) == CPU.vnni

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.embed.quantize import MIN_MEAN_COSINE
+from retrieval.embed.cpu import cpu_precision
+from retrieval.embed.quantize import MIN_MEAN_COSINE, int8_files, verdict
 from retrieval.index import gpu
 
 from support.cli import DOCENT, run
@@ -169,16 +170,20 @@ def test_prepare_decides_on_the_int8_model_on_a_first_start_and_json_stays_clean
     report = info["int8"]
     assert Path(info["folder"]).parent == cache
     assert report["min_mean_cosine"] == MIN_MEAN_COSINE
-    assert report["accepted"] == (report["mean_cosine"] >= MIN_MEAN_COSINE)
+    assert report["accepted"] == (
+        report["mean_cosine"] >= MIN_MEAN_COSINE and report["speedup_over_float"] >= report["min_speedup"]
+    )
     assert info["backend"] == ("openvino-int8" if report["accepted"] else "openvino")
-    assert (Path(info["folder"]) / "model-int8.xml").exists() == report["accepted"]
+    assert (Path(info["folder"]) / int8_files(cpu_precision())[0]).exists() == report["accepted"]
+    assert verdict(report) in info["precision_reason"]
     assert info["search"]["on"] in ("cpu", "gpu") and (info["search"]["on"] == "gpu") == (
         gpu.unavailable_reason() is None
     )
     again = run(tmp_path / "home", "prepare", env={"DOCENT_MODEL_CACHE": str(cache), "DOCENT_GPU_SEARCH": "false"})
     assert f": {info['backend']}, kept in" in again.stdout
-    verdict = "int8 copy used" if report["accepted"] else f"int8 copy not used (below {MIN_MEAN_COSINE})"
-    assert f"{verdict}: mean cosine {report['mean_cosine']}" in again.stdout
+    used = "int8 copy used" if report["accepted"] else "int8 copy not used"
+    assert f"{used}: {verdict(report)}, on {report['held_out_texts']} held-out texts" in again.stdout
+    assert f"embedding precision: {info['precision']} (this CPU has " in again.stdout
     assert "vector search: on the CPU (DOCENT_GPU_SEARCH is off)" in again.stdout
     assert "answers: extractive: the documents' own words (no model server answered at" in again.stdout
 

@@ -12,13 +12,19 @@ from retrieval.settings import prepare_home
 
 def prepare(docent, args, as_json: bool) -> int:
     from retrieval.embed import export_folder, quantize
+    from retrieval.embed.cpu import cpu_precision
     from retrieval.index import gpu
 
     embedder = docent.embedder
-    info = {"model": embedder.name, "backend": embedder.backend}
+    info = {
+        "model": embedder.name,
+        "backend": embedder.backend,
+        "precision": embedder.precision,
+        "precision_reason": embedder.precision_reason,
+    }
     if embedder.backend.startswith("openvino"):
         folder = export_folder(embedder.name, docent.settings.model_cache)
-        info.update(folder=str(folder), int8=quantize.read_report(folder))
+        info.update(folder=str(folder), int8=quantize.read_report(folder, cpu_precision()))
     why_not_gpu = "DOCENT_GPU_SEARCH is off" if not docent.settings.gpu_search else gpu.unavailable_reason()
     info["search"] = {"on": "cpu" if why_not_gpu else "gpu", "why_not_gpu": why_not_gpu, "gpus": gpu.devices()}
     info["answers"] = docent.backend.description
@@ -26,11 +32,11 @@ def prepare(docent, args, as_json: bool) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['model']}: {info['backend']}" + (f", kept in {info['folder']}" if "folder" in info else ""))
+    print(f"embedding precision: {info['precision']} ({info['precision_reason']})")
     if info.get("int8"):
         report = info["int8"]
-        verdict = "used" if report["accepted"] else f"not used (below {report['min_mean_cosine']})"
         print(
-            f"int8 copy {verdict}: mean cosine {report['mean_cosine']} to the float model"
+            f"int8 copy {'used' if report['accepted'] else 'not used'}: {quantize.verdict(report)},"
             f" on {report['held_out_texts']} held-out texts"
         )
     print(f"answers: {info['answers']}")
