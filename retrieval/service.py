@@ -68,6 +68,13 @@ class Docent:
             )
         return self._embedder
 
+    @property
+    def embedding_precision(self) -> str | None:
+        """Which precision embeds and why ("int8 (this CPU has VNNI ...)"), once the model is
+        loaded; None before (asking must not load it)."""
+        embedder = self._embedder
+        return None if embedder is None else f"{embedder.precision} ({embedder.precision_reason})"
+
     def variant(self, **overrides) -> "Docent":
         """The same data and embedding model with other settings (backend, search mode, fusion).
 

@@ -237,6 +237,9 @@ def test_the_backend_and_fusion_can_be_chosen_in_the_app(tmp_path, monkeypatch):
         " start one, e.g. `ollama serve`, and it is used within 30 s)"
     ]
     app.selectbox(key="fusion").set_value("convex").run()
+    # The model is loaded by now: which precision embeds, and why, is said too.
+    embedding = [shown(c.value) for c in app.sidebar.caption if c.value.startswith("Embedding:")]
+    assert len(embedding) == 1 and " (this CPU has " in embedding[0], embedding
     app.slider(key="alpha").set_value(0.8).run()
     app.selectbox(key="llm").set_value("openai").run()
     assert not app.exception, app.exception

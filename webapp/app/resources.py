@@ -71,4 +71,6 @@ def answer_settings(docent: Docent) -> Docent:
     if (llm, mode, fusion, alpha) != (settings.llm, settings.search_mode, settings.fusion, settings.fusion_alpha):
         chosen = get_variant(str(settings.home), llm, mode, fusion, alpha)
     st.sidebar.caption(f"Answers: {md(chosen.backend.description)}")
+    if docent.embedding_precision:
+        st.sidebar.caption(f"Embedding: {md(docent.embedding_precision)}")
     return chosen
