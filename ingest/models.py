@@ -23,6 +23,9 @@ class Document:
     pages: list[Page]
     size_bytes: int = 0
     warnings: list[str] = field(default_factory=list)  # problems that did not stop ingestion
+    # Pages with no text that OCR could not read, because no OCR engine is installed: the
+    # document is partial, and its outcome says so.
+    missing_pages: list[int] = field(default_factory=list)
     # What the document is, where its own text says so (a filing's company, form and period):
     # every passage's context names it, as it names the title.
     about: str | None = None
@@ -58,10 +61,15 @@ class IngestOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
+    missing_pages: list[int] = field(default_factory=list)  # stored without these (no OCR to read them)
 
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+    @property
+    def partial(self) -> bool:
+        return self.ok and bool(self.missing_pages)
 
     def to_dict(self) -> dict:
         return asdict(self)

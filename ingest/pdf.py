@@ -84,6 +84,7 @@ class PdfStream:
             self.close()
             raise
         self.warnings: list[str] = []  # complete once pages() is exhausted
+        self.missing_pages: list[int] = []  # likewise
 
     def document(self) -> Document:
         """Every page at once, as a Document (for a PDF small enough to hold)."""
@@ -96,6 +97,7 @@ class PdfStream:
             pages=pages,
             size_bytes=self.size_bytes,
             warnings=self.warnings,
+            missing_pages=self.missing_pages,
             about=self.about,
         )
 
@@ -152,10 +154,12 @@ class PdfStream:
                 f"shapes), and {problem}",
             )
         if read_by_ocr:
-            self.warnings.append(f"pages without a text layer were read by OCR: {_ranges(read_by_ocr)}")
+            self.warnings.append(f"pages without a text layer were read by OCR: {page_ranges(read_by_ocr)}")
         if textless:
             why = "OCR found no writing on them" if problem is None else problem
-            self.warnings.append(f"pages without text were skipped ({why}): {_ranges(textless)}")
+            self.warnings.append(f"pages without text were skipped ({why}): {page_ranges(textless)}")
+            if problem is not None:  # pages that hold text Docent could not read, not blank ones
+                self.missing_pages.extend(textless)
 
     def _ocr(self, number: int) -> str:
         """The page drawn at OCR_DPI and read by OCR ("" when OCR is not installed or fails)."""
@@ -259,7 +263,8 @@ def _letters(text: str) -> int:
     return sum(ch.isalpha() for ch in text)
 
 
-def _ranges(numbers: list[int]) -> str:
+def page_ranges(numbers: list[int]) -> str:
+    """Page numbers as ranges: [3, 4, 5, 9] -> "3-5, 9"."""
     parts, start = [], numbers[0]
     for prev, cur in zip(numbers, numbers[1:] + [None]):
         if cur != prev + 1 if cur is not None else True:

@@ -208,6 +208,7 @@ class IngestPipeline:
                     len(document.pages),
                     document.title,
                     warnings=document.warnings,
+                    missing_pages=document.missing_pages,
                 )
         return [outcomes[i] for i in range(len(documents))]
 
@@ -227,6 +228,7 @@ class IngestPipeline:
                 [],
                 stream.size_bytes,
                 stream.warnings,
+                missing_pages=stream.missing_pages,
                 about=stream.about,
             )
             return self._stage_parts(
@@ -255,7 +257,13 @@ class IngestPipeline:
             status = store.commit_staged(token, document, pages=page_count, chunks=chunk_count, original=original)
             committed = True
             return IngestOutcome(
-                source.name, status, chunk_count, page_count, document.title, warnings=document.warnings
+                source.name,
+                status,
+                chunk_count,
+                page_count,
+                document.title,
+                warnings=document.warnings,
+                missing_pages=document.missing_pages,
             )
         finally:
             if not committed:

@@ -84,7 +84,14 @@ class OpenVinoModel:
         source = str(model) if isinstance(model, (str, Path)) else model
         # The precision is set, not left to OpenVINO: it would pick bf16 from the CPU's flags even
         # where oneDNN's kernels are capped below it (ONEDNN_MAX_CPU_ISA), and then fail.
-        defaults = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": cpu_precision().float_precision}
+        # Hyper-threads too: in latency mode OpenVINO runs on one thread per physical core, and a
+        # small VM's two vCPUs are often one core's two threads (an AVX2 machine of this project
+        # embedded on one of its two vCPUs while the other sat idle).
+        defaults = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": cpu_precision().float_precision,
+            "ENABLE_HYPER_THREADING": True,
+        }
         self.compiled = ov.Core().compile_model(source, "CPU", {**defaults, **(properties or {})})
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16", "f32"
         self._requests = threading.local()  # an infer request serves one thread at a time

@@ -160,3 +160,23 @@ def test_real_fifty_page_manual_chunks_with_pages():
     chunks = chunk_document(doc)
     assert len(doc.pages) == 50
     assert {c.page for c in chunks} == set(range(1, 51))
+
+
+def test_without_ocr_a_pdf_with_pages_lacking_text_is_stored_as_partial(docent, monkeypatch):
+    """Pages without a text layer that no OCR engine can read: the document is stored with the
+    pages it has, its outcome names the pages it lacks, and the CLI's exit code says so (3)."""
+    import sys
+
+    from webapp.cli.documents import _describe, ingest_exit_code
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # `import` fails: no OCR engine
+    data = make_pdf([HANDBOOK_PAGES[0], [" "], HANDBOOK_PAGES[1], [" "], [" "]], title=HANDBOOK_TITLE)
+    document = load_pdf(data, source="half-scanned.pdf")
+    assert document.missing_pages == [2, 4, 5] and [p.number for p in document.pages] == [1, 3]
+    outcome = docent.ingest_documents([document], collection="partial")[0]
+    assert outcome.status == "added" and outcome.partial and outcome.missing_pages == [2, 4, 5]
+    assert outcome.to_dict()["missing_pages"] == [2, 4, 5]
+    assert "partial: pages 2, 4-5 not read" in _describe(outcome)
+    assert ingest_exit_code([outcome]) == 3
+    whole = docent.ingest_documents([load_pdf(make_pdf(HANDBOOK_PAGES), source="whole.pdf")], collection="partial")
+    assert not whole[0].partial and ingest_exit_code(whole) == 0

@@ -39,12 +39,22 @@ def ingest_files(docent, args, as_json: bool) -> int:
     else:
         failed = sum(not o.ok for o in outcomes)
         skipped = sum(o.status == "skipped" for o in outcomes)
+        partial = sum(o.partial for o in outcomes)
         print(
             f"{len(outcomes) - failed - skipped} of {len(outcomes)} ingested into '{docent.settings.collection}'"
+            + (f", {partial} partial (pages without text, no OCR to read them)" if partial else "")
             + (f", {failed} failed" if failed else "")
             + (f", {skipped} skipped (not a kind of file Docent reads)" if skipped else "")
         )
-    return 0 if all(o.ok for o in outcomes) else 1
+    return ingest_exit_code(outcomes)
+
+
+def ingest_exit_code(outcomes) -> int:
+    """0: every file stored whole; 1: some failed; 3: all stored, some without pages that
+    need OCR (the exit code a script checks, not only the warning a person reads)."""
+    if not all(o.ok for o in outcomes):
+        return 1
+    return 3 if any(o.partial for o in outcomes) else 0
 
 
 def _describe(outcome) -> str:
@@ -55,6 +65,10 @@ def _describe(outcome) -> str:
     if outcome.status == "duplicate":
         return f"duplicate  {outcome.source}: same as {outcome.duplicate_of}, kept once"
     line = f"{outcome.status:<10} {outcome.source} ({outcome.pages} pages, {outcome.chunks} chunks)"
+    if outcome.partial:
+        from ingest.pdf import page_ranges
+
+        line += f", partial: pages {page_ranges(outcome.missing_pages)} not read"
     return line + "".join(f"\n           warning: {w}" for w in outcome.warnings)
 
 
