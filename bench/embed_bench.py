@@ -88,10 +88,11 @@ def main() -> None:
     embedders = {name: Embedder(backend=name, cache_dir=cache) for name in BACKENDS}
     if args.without_bf16:
         from retrieval.embed import OpenVinoModel, export_folder
-        from retrieval.embed.quantize import INT8_XML
+        from retrieval.embed.cpu import cpu_precision
+        from retrieval.embed.quantize import int8_files
 
         folder = export_folder(embedders["openvino"].name, cache)
-        for name, xml in (("openvino", "model.xml"), ("openvino-int8", INT8_XML)):
+        for name, xml in (("openvino", "model.xml"), ("openvino-int8", int8_files(cpu_precision())[0])):
             embedders[name]._openvino = OpenVinoModel(folder / xml, {"INFERENCE_PRECISION_HINT": "f32"})
     assert all(name == e.backend for name, e in embedders.items()), {n: e.backend for n, e in embedders.items()}
     texts, ids = corpus(args.shared, embedders[REFERENCE])

@@ -30,6 +30,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from report import cpu_name
+
 MB = 1 << 20
 BODY_MB = 300
 CLIENTS = 3
@@ -218,13 +220,6 @@ def crawl_attack(tmp: Path) -> dict:
         site.shutdown()
 
 
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + f", {os.cpu_count()} cores"
-    return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -234,7 +229,7 @@ def main() -> None:
         print(json.dumps(memory, indent=2), flush=True)
         crawl = crawl_attack(Path(scratch))
         print(json.dumps(crawl, indent=2), flush=True)
-    summary = {"cpu": cpu(), "memory": memory, "crawl": crawl}
+    summary = {"cpu": cpu_name(), "memory": memory, "crawl": crawl}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "hardening.json").write_text(json.dumps(summary, indent=2))
     c, l = crawl["cancelled"], crawl["left_to_run"]

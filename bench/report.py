@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from retrieval.embed.cpu import cpu_flags
+
 
 # The features that decide which kernels run: the engine's SIMD level, OpenVINO's int8 and bf16.
 FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
@@ -15,17 +17,21 @@ FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", 
 def cpu_name() -> str:
     """The CPU's model, its core count and the features that decide its speed:
     "AMD EPYC, 2 cores (avx2 fma avx512f avx512_vnni avx512_bf16)"."""
-    model, flags = "unknown CPU", set()
+    model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
+            if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores ({' '.join(f for f in FEATURES if f in flags) or 'no AVX2'})"
+    flags = cpu_flags()
+    return f"{model}, {_cores()} cores ({' '.join(f for f in FEATURES if f in flags) or 'no AVX2'})"
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 class BusyCores:
@@ -41,8 +47,7 @@ class BusyCores:
         if self._first is None or last is None:
             return None
         busy, total = last[0] - self._first[0], last[1] - self._first[1]
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return cores * busy / total if total else None
+        return _cores() * busy / total if total else None
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:

@@ -52,7 +52,7 @@ class CpuPrecision:
 
 
 def cpu_precision() -> CpuPrecision:
-    flags = _flags()
+    flags = cpu_flags()
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() or None
     allowed = (lambda isa: True) if cap not in _ISA_ORDER else (lambda isa: _rank(isa) <= _rank(cap))
     return CpuPrecision(
@@ -66,7 +66,8 @@ def _rank(isa: str) -> int:
     return _ISA_ORDER.index(isa)
 
 
-def _flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
