@@ -79,7 +79,8 @@ class PdfStream:
             if not self.page_count:
                 raise CorruptPDFError(self.source, "the PDF has no pages")
             self.title = _title(self._reader, self.source)
-            self.about = _about(self._reader)
+            self._cover_texts: dict[int, str] = {}  # plain text of the cover's pages, read once
+            self.about = self._about()
         except BaseException:
             self.close()
             raise
@@ -121,7 +122,7 @@ class PdfStream:
         pending: Page | None = None
         for number in range(1, self.page_count + 1):
             try:
-                text = clean_page_text(_page_text(self._reader.pages[number - 1]))
+                text = clean_page_text(_page_text(self._reader.pages[number - 1], self._cover_texts.pop(number, None)))
             except Exception as exc:
                 self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
                 text = ""
@@ -161,6 +162,20 @@ class PdfStream:
             if problem is not None:  # pages that hold text Docent could not read, not blank ones
                 self.missing_pages.extend(textless)
 
+    def _about(self) -> str | None:
+        """What the PDF is, from its cover: page 1, and page 2 when page 1 is a bare title. The
+        plain text read here is kept for when the pages are read."""
+        cover = ""
+        for number, page in enumerate(self._reader.pages[:2], start=1):
+            try:
+                self._cover_texts[number] = page.extract_text() or ""
+            except Exception:  # a page pypdf cannot read is reported when the pages are read
+                break
+            cover += clean_page_text(self._cover_texts[number]) + "\n"
+            if _letters(cover) >= COVER_LETTERS:
+                break
+        return filing_context(cover)
+
     def _ocr(self, number: int) -> str:
         """The page drawn at OCR_DPI and read by OCR ("" when OCR is not installed or fails)."""
         if not ocr_available():
@@ -177,10 +192,11 @@ class PdfStream:
             return ""
 
 
-def _page_text(page) -> str:
-    """A page's text in reading order; a page with tables is read again in layout mode so that
-    each table row stays one line (ingest/tables.py)."""
-    text = page.extract_text() or ""
+def _page_text(page, plain: str | None = None) -> str:
+    """A page's text in reading order (`plain`: its plain extraction, when already made); a page
+    with tables is read again in layout mode so that each table row stays one line
+    (ingest/tables.py)."""
+    text = plain if plain is not None else page.extract_text() or ""
     if looks_tabular(text):
         rebuilt = rebuild_with_rows(page.extract_text(extraction_mode="layout") or "")
         if rebuilt is not None:
@@ -244,19 +260,6 @@ def _title(reader: PdfReader, source: str) -> str:
     ):
         return title_from_name(source)
     return title
-
-
-def _about(reader: PdfReader) -> str | None:
-    """What the PDF is, from its cover: page 1, and page 2 when page 1 is a bare title."""
-    cover = ""
-    for page in reader.pages[:2]:
-        try:
-            cover += clean_page_text(page.extract_text() or "") + "\n"
-        except Exception:  # a page pypdf cannot read is reported when the pages are read
-            break
-        if _letters(cover) >= COVER_LETTERS:
-            break
-    return filing_context(cover)
 
 
 def _letters(text: str) -> int:
