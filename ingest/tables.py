@@ -56,10 +56,13 @@ def rebuild_with_rows(layout_text: str) -> str | None:
     None when fewer than MIN_ROWS rows parse (the page is better read as plain text)."""
     lines: list[str] = []
     header: list[str] = []
+    stacked: list[str] = []  # column years printed one per line ("December 31," "2018" "2017")
     rows = 0
     for raw in layout_text.splitlines():
         cells = _cells(raw)
-        years = _header_years(cells)
+        if cells:  # blank lines may stand between the stacked years
+            stacked = stacked + cells if len(cells) == 1 and _YEAR.fullmatch(cells[0]) else []
+        years = _header_years(cells) or (list(stacked) if len(stacked) >= 2 else None)
         if years:
             header = years
             lines.append(" ".join(cells))

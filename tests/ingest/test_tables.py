@@ -84,3 +84,24 @@ def test_a_filings_cash_flow_statement_keeps_its_rows():
         line.startswith("Proceeds from issuances of employee stock plans") and line.endswith("| 2018: 16")
         for line in lines
     )
+
+
+def test_column_years_printed_one_per_line_still_head_the_rows():
+    # MGM Resorts' balance sheets print "December 31," then each year on a line of its own.
+    page = [
+        "Consolidated Balance Sheets (In thousands)",
+        [(400, "December 31,")],
+        [(400, "2018")],
+        [(480, "2017")],
+        [(72, "Cash and cash equivalents"), (400, "$1,526,762"), (480, "$1,499,995")],
+        [(72, "Accounts payable"), (400, "302,578"), (480, "255,028")],
+        [(72, "Total current liabilities"), (400, "4,210,213"), (480, "3,930,190")],
+    ]
+    lines = load_pdf(make_pdf([page]), source="balance.pdf").pages[0].text.split("\n")
+    assert "Accounts payable | 2018: 302,578 | 2017: 255,028" in lines
+
+
+def test_a_real_balance_sheet_with_its_years_on_lines_of_their_own_keeps_them_on_every_row():
+    pdf = shared_path("financebench-dev", "pdfs", "MGMRESORTS_2018_10K.pdf")
+    page = next(p for p in load_pdf(pdf).pages if p.number == 57)
+    assert "Accounts payable | 2018: $302,578 | 2017: $255,028" in page.text.split("\n")
