@@ -148,19 +148,28 @@ def search(
     )
     ids = [i for i, _ in ranked]
     similarity = collection.similarities(query_vector, ids) if query_vector is not None else {}
-    return [
-        Hit(
-            source=rows[i]["source"],
-            title=rows[i]["title"],
-            page=rows[i]["page"],
-            chunk_id=i,
-            score=score,
-            text=rows[i]["text"],
-            section=rows[i]["section"],
-            similarity=similarity.get(i),
-        )
-        for i, score in ranked
-    ]
+    return [_hit(i, rows[i], score, similarity.get(i)) for i, score in ranked]
+
+
+def passages_with_lines(collection, source: str, beginnings: Sequence[str], limit: int = 30) -> list[Hit]:
+    """The document's passages, in its order, with a line beginning with one of `beginnings`
+    (a table row found by its label, which ranked search finds poorly among similar rows)."""
+    ids = collection.chunks_with_lines(source, beginnings, limit)
+    rows = collection.chunk_rows(ids)
+    return [_hit(i, rows[i], 0.0) for i in ids if i in rows]
+
+
+def _hit(chunk_id: int, row: dict, score: float, similarity: float | None = None) -> Hit:
+    return Hit(
+        source=row["source"],
+        title=row["title"],
+        page=row["page"],
+        chunk_id=chunk_id,
+        score=score,
+        text=row["text"],
+        section=row["section"],
+        similarity=similarity,
+    )
 
 
 def collapse_near_duplicates(

@@ -25,12 +25,15 @@ from retrieval.answer import (
     BackendError,
     Turn,
     UnavailableBackend,
+    figure_passages,
     make_backend,
+    parse_calculation,
     standalone_question,
 )
 from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.scope import named_sources
+from retrieval.search import passages_with_lines
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError, RemovedDocument
@@ -315,11 +318,26 @@ class Docent:
         backend = self.backend
         searched = standalone_question(question, history, backend)
         hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection, sources=sources)
-        stream = self._answerer(backend).stream(searched, hits)
+        stream = self._answerer(backend).stream(searched, hits, leading=self._figure_rows(searched, hits, collection))
         stream.hits = hits
         stream.rewritten = searched if searched != question else None
         stream.pieces = _naming_the_question(stream, stream.pieces, question)
         return stream
+
+    def _figure_rows(self, question: str, hits: Sequence[Hit], collection: str | None) -> list[Hit]:
+        """For a question that asks for a figure to be worked out (retrieval/answer/formulas.py),
+        the passages holding the table rows of its figures, looked up by their row labels in
+        the documents the hits come from."""
+        calculation = parse_calculation(question)
+        if calculation is None or not hits:
+            return []
+
+        store = self.collection(collection)
+
+        def rows(labels: Sequence[str], source: str) -> list[Hit]:
+            return passages_with_lines(store, source, labels)
+
+        return figure_passages(calculation, hits, rows)
 
     def ask(
         self,

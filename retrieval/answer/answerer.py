@@ -41,9 +41,12 @@ class Answerer:
     def relevant(self, hits: Sequence[Hit]) -> list[Hit]:
         return [h for h in hits if h.similarity is not None and h.similarity >= self.min_relevance][: self.max_passages]
 
-    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
+    def stream(self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = ()) -> AnswerStream:
+        """leading: passages the question needs whatever their rank (the rows a calculation's
+        figures are in), put before the relevant hits."""
         result = AnswerStream(iter(()))
-        passages = self.relevant(hits)
+        given = {h.chunk_id for h in leading}
+        passages = list(leading) + [h for h in self.relevant(hits) if h.chunk_id not in given]
 
         def run() -> Iterator[str]:
             if not passages:
@@ -89,8 +92,8 @@ class Answerer:
         result.pieces = run()
         return result
 
-    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
-        stream = self.stream(question, hits)
+    def answer(self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = ()) -> Answer:
+        stream = self.stream(question, hits, leading=leading)
         for _ in stream:
             pass
         return stream.answer

@@ -17,6 +17,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ingest.text import sentence_spans
+from retrieval.answer.figures import render, work_out
+from retrieval.answer.formulas import parse_calculation
 from retrieval.answer.units import Unit, passage_units, trimmed_row
 from retrieval.keywords import YEAR, keyword_terms, named_years
 from retrieval.models import Hit
@@ -81,6 +83,12 @@ class ExtractiveBackend:
         return cls(embedder)
 
     def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
+        calculation = parse_calculation(question)
+        worked = work_out(calculation, passages) if calculation is not None else None
+        if worked is not None:
+            # A figure to work out: the result, its working, and the row of every figure cited.
+            yield render(worked, [f.passage + 1 for f in worked.figures])
+            return
         candidates = self._candidates(passages)
         if not candidates:
             return

@@ -595,6 +595,24 @@ class Collection:
         )
         return [r[0] for r in rows]
 
+    def chunks_with_lines(self, source: str, beginnings: Sequence[str], limit: int = 30) -> list[int]:
+        """Ids of the document's chunks (in document order) with a line that begins with one of
+        `beginnings`, letter case aside: a table row looked up by its label."""
+        if not beginnings:
+            return []
+        patterns = [p for b in beginnings for p in (f"{_like(b)}%", f"%\n{_like(b)}%")]
+        matches = " OR ".join("c.text LIKE ? ESCAPE '!'" for _ in patterns)
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE d.source = ? AND ({matches}) ORDER BY c.ordinal LIMIT ?",
+                [source, *patterns, limit],
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
     def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
         """Cosine similarity between the query and each chunk (embeddings are unit length)."""
         return self.indexes.similarities(query, chunk_ids)
@@ -653,6 +671,11 @@ def _chunk_rows(
             token_ids.tobytes(),
             text_hash(chunk.index_text),
         )
+
+
+def _like(text: str) -> str:
+    """text as a literal in a LIKE pattern escaped with "!"."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def process_alive(pid: int) -> bool:

@@ -55,7 +55,7 @@ def test_a_question_naming_a_company_and_a_year_is_searched_in_that_filing(docen
     hits = docent.search("How much did Globex pay in dividends in FY2022?", collection="filings")
     assert _sources(hits) == {"GLOBEX_2022_10K.pdf"}
     answer = docent.ask("How much did Globex pay in dividends in 2022?", collection="filings")
-    assert answer.text.startswith("Dividends paid | 2022: (207) [1]"), answer.text
+    assert "Dividends paid | 2022: (207) [1]" in answer.text, answer.text
 
 
 def test_a_company_named_without_a_year_keeps_all_its_filings(docent, filings):
