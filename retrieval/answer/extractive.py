@@ -35,7 +35,12 @@ _ASKS_DATE = re.compile(r"\b(when|what (year|date|day|month|time)|since when|how
 _ASKS_STEPS = re.compile(
     r"\b(how (do|can|should|would) (i|we|you|one)|how to|steps?|command|configure|set up|install)\b", re.I
 )
-_NUMBER = re.compile(r"\d")
+# A figure, in digits or in words as legal and plain prose writes it ("within ninety days").
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
+    r"|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|dozen|half)\b",
+    re.I,
+)
 _MONTH = r"jan(uary)?|feb(ruary)?|march|april|may|june|july|aug(ust)?|sep(tember)?|oct(ober)?|nov(ember)?|dec(ember)?"
 # Numbers that are no amount: a date's day and year, a page, note or section number.
 _NOT_AMOUNT = re.compile(

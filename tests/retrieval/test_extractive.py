@@ -108,3 +108,25 @@ def test_units_keep_rows_and_listing_lines_whole_and_drop_markdown_escapes():
         ("row", "Net income | 2020: $709 | 2019: $621 | 2018: $565"),
         ("sentence", "xsltproc reads [options]."),
     ]
+
+
+def test_a_figure_written_in_words_answers_how_many(answerer):
+    # The DMCA summary (U.S. Copyright Office, page 17) writes its time limit in words; an
+    # arbitration clause of a 10-K exhibit writes its own in digits, about another matter.
+    dmca = (
+        "The obligations attach only if the distributor knew or had reason to know that the motion picture was"
+        " produced subject to a collective bargaining agreement, or in the event of a court order confirming an"
+        " arbitration award under the collective bargaining agreement that the producer cannot satisfy within"
+        " ninety days."
+    )
+    clause = (
+        "If the parties cannot satisfactorily resolve the dispute within thirty (30) days, the matter will be"
+        " submitted to arbitration."
+    )
+    answer = answerer.answer(
+        "Within how many days must a producer be unable to satisfy an arbitration award for the transferee's"
+        " obligations to attach?",
+        [_hit(clause, "exhibit.pdf", 139), _hit(dmca, "dmca.pdf", 17)],
+    )
+    assert answer.text.startswith("The obligations attach only if"), answer.text
+    assert answer.citations[0].source == "dmca.pdf"
