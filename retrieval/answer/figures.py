@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from ingest.tables import ROW_SEPARATOR
 from retrieval.answer.financial_terms import STATEMENT_HEADINGS, LineItem
 from retrieval.answer.formulas import Calculation, Figure, Number, Operation, words
-from ingest.tables import ROW_SEPARATOR
 from retrieval.answer.units import passage_units, row_cells
 from retrieval.keywords import YEAR, named_years
 from retrieval.models import Hit
