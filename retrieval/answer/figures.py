@@ -14,17 +14,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 from ingest.tables import ROW_SEPARATOR
-from retrieval.answer.financial_terms import STATEMENT_HEADINGS, LineItem
-from retrieval.answer.formulas import Calculation, Figure, Number, Operation, words
+from retrieval.answer.financial_terms import STATEMENT_HEADINGS, UNITS, LineItem
+from retrieval.answer.formulas import Calculation, Figure, Number, formula_text, words
 from retrieval.answer.units import passage_units, row_cells
 from retrieval.keywords import YEAR, named_years
 from retrieval.models import Hit
 
 _UNIT = re.compile(r"\bin (thousands|millions|billions)\b", re.I)
-_UNITS = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
 _FOOTNOTE = re.compile(r"\s*(\((?:[a-z]|\d{1,2}|notes? [\d, and]+)\)|\*+)\s*$")
 _FIGURE = r"\$?\s?\(?\s?\d[\d,]*(?:\.\d+)?\s?\)?"
 _LOOSE_ROW = re.compile(
@@ -120,8 +120,7 @@ def _sources(calculation: Calculation, hits: Sequence[Hit]) -> list[str]:
 
 def _row_beginnings(item: LineItem) -> list[str]:
     """How the item's row may begin, as printed: its labels, with "and" also as "&"."""
-    labels = [label for label in item.labels]
-    return list(dict.fromkeys(labels + [label.replace(" and ", " & ") for label in labels]))
+    return list(dict.fromkeys(item.labels + tuple(label.replace(" and ", " & ") for label in item.labels)))
 
 
 @dataclass(frozen=True)
@@ -185,11 +184,12 @@ def render(worked: WorkedFigure, refs: Sequence[int]) -> str:
     return "\n\n".join(lines)
 
 
+@lru_cache(maxsize=512)  # each figure of a calculation reads the same passages: parsed once
 def table_rows(text: str) -> list[tuple[str, list[tuple[str | None, str]]]]:
     """The passage's table rows as (label, [(column header, figure)]). Rows printed without
     headers get the column years the page prints above them ("December 31, 2018 2017"); a line
     the table reader left as text ("Total current assets 5,121.3 4,186.5") is read as a row
-    with the headers of the rows around it."""
+    with the headers of the rows around it. The result is shared (cached): read it, never change it."""
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     rows = [row_cells(u.text) for u in passage_units(text) if u.kind == "row"]
     headed = [tuple(h for h, _ in cells) for _, cells in rows if all(h is not None for h, _ in cells)]
@@ -242,26 +242,18 @@ def _evaluate(node, values: dict) -> float:
 def _working(calculation: Calculation, found: dict, common: bool) -> str:
     """The formula with each figure as printed (or, across units, in millions)."""
 
-    def show(node) -> str:
-        if isinstance(node, Figure):
-            figure = found[node]
-            return f"{figure.value * figure.unit / 1e6:,.1f}" if common else figure.printed
-        if isinstance(node, Number):
-            return f"{node.value:g}"
-        left, right = show(node.left), show(node.right)
-        if isinstance(node.left, Operation) and (node.left.op in "+-" and node.op in "*/^" or node.op == "^"):
-            left = f"({left})"
-        if isinstance(node.right, Operation) and (node.op in "*/^" or node.right.op in "+-" and node.op == "-"):
-            right = f"({right})"
-        return f"{left} {node.op} {right}"
+    def figure_text(figure: Figure) -> str:
+        hit = found[figure]
+        return f"{hit.value * hit.unit / 1e6:,.1f}" if common else hit.printed
 
     units = {f.unit for f in found.values()}
-    suffix = (
-        " (in millions)"
-        if common
-        else (f" (in {_unit_name(next(iter(units)))})" if len(units) == 1 and None not in units else "")
-    )
-    return show(calculation.expression) + suffix
+    if common:
+        suffix = " (in millions)"
+    elif len(units) == 1 and None not in units:
+        suffix = f" (in {_unit_name(next(iter(units)))})"
+    else:
+        suffix = ""
+    return formula_text(calculation.expression, figure_text) + suffix
 
 
 def _stated(calculation: Calculation, value: float, *, absolute: bool, unit: float | None) -> str:
@@ -281,7 +273,7 @@ def _stated(calculation: Calculation, value: float, *, absolute: bool, unit: flo
 
 
 def _unit_name(unit: float) -> str:
-    return {1e3: "thousands", 1e6: "millions", 1e9: "billions"}[unit]
+    return next(name for name, value in UNITS.items() if value == unit)
 
 
 def _page_unit(passage: Hit) -> float | None:
@@ -289,7 +281,7 @@ def _page_unit(passage: Hit) -> float | None:
     for text in (passage.section or "", passage.text[:400]):
         match = _UNIT.search(text)
         if match:
-            return _UNITS[match.group(1).lower()]
+            return UNITS[match.group(1).lower()]
     return None
 
 
@@ -305,8 +297,7 @@ def _statement_match(section: str | None, item: LineItem) -> int:
 
 
 def _normal_label(label: str) -> str:
-    label = label.lower().replace("&", "and").replace("’", "'")
-    label = _FOOTNOTE.sub("", label.lower())
+    label = _FOOTNOTE.sub("", label.lower().replace("&", "and").replace("’", "'"))
     return " ".join(label.split()).strip(" :$.")
 
 

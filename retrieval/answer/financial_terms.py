@@ -16,6 +16,9 @@ BALANCE_SHEET = "balance sheet"
 INCOME_STATEMENT = "income statement"
 CASH_FLOWS = "cash flows"
 
+# What a printed 1 is worth in a table "in thousands", and what an answer "in USD millions" is in.
+UNITS = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
+
 # How a page's heading (ingest/tables.py) names each statement.
 STATEMENT_HEADINGS = {
     BALANCE_SHEET: ("balance sheet", "financial position", "financial condition"),

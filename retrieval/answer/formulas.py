@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from ingest.text import sentence_spans
-from retrieval.answer.financial_terms import LINE_ITEMS, METRICS, LineItem
+from retrieval.answer.financial_terms import LINE_ITEMS, METRICS, UNITS, LineItem
 from retrieval.keywords import named_years
 
 
@@ -122,7 +123,6 @@ _OPERATORS = {
 _TOKEN = re.compile(r"\(|\)|\s[-+*/]\s|\b(?:divided by|multiplied by|less|minus|plus|times)\b", re.I)
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _WORD_NUMBERS = {"zero": 0, "no": 0, "one": 1, "two": 2, "three": 3, "four": 4}
-_SCALES = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
 _QUALIFIERS = re.compile(
     r"\b(unadjusted|reported|gaap|the|from the (?:cash flow|income) statement|from the statement of cash flows|"
     r"year[- ]end|total annual|annual|amount|amount of)\b",
@@ -164,7 +164,7 @@ def parse_calculation(question: str) -> Calculation | None:
         year=years[-1],
         percent=percent or bool(_PERCENT_ASKED.search(question)),
         decimals=_decimals(decimals.group(1)) if decimals else None,
-        scale=_SCALES[scale.group(1).lower()] if scale else None,
+        scale=UNITS[scale.group(1).lower()] if scale else None,
         sign=sign.group("sign").lower() if sign else None,
     )
 
@@ -195,14 +195,10 @@ def _asked(asking: str, parser: "_Parser") -> tuple[str, Expression, bool]:
         for year in range(start + 1, end + 1):
             total = Operation("+", total, _bind(value, year))
         return f"{end - start + 1}-year average {name}", Operation("/", total, Number(end - start + 1)), percent
-    if match := _OF_REVENUE.search(asking):
-        revenue = Figure(_ITEMS_BY_NAME["revenue"])
-        phrase = match.group(1)
-        return f"{parser.name(phrase)} as a % of revenue", Operation("/", parser.phrase(phrase), revenue), True
-    if match := _MARGIN.search(asking):
-        revenue = Figure(_ITEMS_BY_NAME["revenue"])
-        phrase = match.group(1)
-        return f"{parser.name(phrase)} % margin", Operation("/", parser.phrase(phrase), revenue), True
+    for pattern, said in ((_OF_REVENUE, "as a % of revenue"), (_MARGIN, "% margin")):
+        if match := pattern.search(asking):
+            phrase, revenue = match.group(1), Figure(_ITEMS_BY_NAME["revenue"])
+            return f"{parser.name(phrase)} {said}", Operation("/", parser.phrase(phrase), revenue), True
     expression = parser.expression(asking, asked=True)
     if isinstance(expression, Figure):
         return expression.item.name, expression, False
@@ -295,18 +291,15 @@ class _Parser:
         text = text.strip(" .?:")
         if _NUMBER.match(text):
             return Number(float(text))
-        if match := _AVERAGE_BETWEEN.match(text):
-            value = self._operand(match.group(1))
-            first, second = int(match.group(2)), int(match.group(3))
-            return Operation("/", Operation("+", _bind(value, first), _bind(value, second)), Number(2))
-        if match := _CHANGE_BETWEEN.match(text):
-            value = self._operand(match.group(1))
-            return Operation("-", _bind(value, int(match.group(3))), _bind(value, int(match.group(2))))
-        if text.lower().startswith("average "):
-            # "average total assets" with no years: this year's and the year before's.
-            return _Average(self._operand(text[len("average ") :]))
-        if text.lower().startswith("change in "):
-            return _Change(self._operand(text[len("change in ") :]))
+        for pattern, prefix, combine in (
+            (_AVERAGE_BETWEEN, "average ", _average),
+            (_CHANGE_BETWEEN, "change in ", _change),
+        ):
+            if match := pattern.match(text):
+                return combine(self._operand(match.group(1)), int(match.group(2)), int(match.group(3)))
+            if text.lower().startswith(prefix):
+                # "average total assets" with no years: the year before's and the asked year's.
+                return _OverTwoYears(combine, self._operand(text[len(prefix) :]))
         years = sorted(int(y) for y in named_years(text))
         found = self._longest_name(text)
         if found is None:
@@ -341,27 +334,27 @@ class _Parser:
 
 
 @dataclass(frozen=True)
-class _Average:
-    """An average over the asked year and the year before, until the year is known."""
+class _OverTwoYears:
+    """An average or a change over the year before and the asked year, until the year is known."""
 
+    combine: Callable[[Expression, int, int], Expression]  # _average or _change
     value: Expression
 
 
-@dataclass(frozen=True)
-class _Change:
-    """The change from the year before to the asked year, until the year is known."""
+def _average(value: Expression, first: int, second: int) -> Expression:
+    return Operation("/", Operation("+", _bind(value, first), _bind(value, second)), Number(2))
 
-    value: Expression
+
+def _change(value: Expression, before: int, after: int) -> Expression:
+    return Operation("-", _bind(value, after), _bind(value, before))
 
 
 def _bind(node, year: int):
     """The expression with every figure that names no year set to `year`."""
     if isinstance(node, Figure):
         return node if node.year is not None else replace(node, year=year)
-    if isinstance(node, _Average):
-        return Operation("/", Operation("+", _bind(node.value, year - 1), _bind(node.value, year)), Number(2))
-    if isinstance(node, _Change):
-        return Operation("-", _bind(node.value, year), _bind(node.value, year - 1))
+    if isinstance(node, _OverTwoYears):
+        return node.combine(node.value, year - 1, year)
     if isinstance(node, Operation):
         return Operation(node.op, _bind(node.left, year), _bind(node.right, year))
     return node
@@ -383,15 +376,22 @@ _ITEMS_BY_ASKED = {_normal(asked): item for item in LINE_ITEMS for asked in (ite
 def words(node: Expression, year: int | None = None) -> str:
     """The formula in words: "cash from operations / total current liabilities"; a figure of
     another year than `year` says its year ("total assets FY2016")."""
+    return formula_text(node, lambda f: f.item.name if f.year in (None, year) else f"{f.item.name} FY{f.year}")
+
+
+def formula_text(node: Expression, figure_text: Callable[[Figure], str]) -> str:
+    """The formula written out, each figure as figure_text gives it, parenthesised only where
+    the order of operations needs it."""
     if isinstance(node, Figure):
-        return node.item.name if node.year in (None, year) else f"{node.item.name} FY{node.year}"
+        return figure_text(node)
     if isinstance(node, Number):
         return f"{node.value:g}"
-    return f"{_grouped(node.left, node.op, year)} {node.op} {_grouped(node.right, node.op, year, right=True)}"
+    left = _grouped(node.left, node.op, figure_text)
+    return f"{left} {node.op} {_grouped(node.right, node.op, figure_text, right=True)}"
 
 
-def _grouped(node: Expression, parent: str, year: int | None, right: bool = False) -> str:
-    text = words(node, year)
+def _grouped(node: Expression, parent: str, figure_text, right: bool = False) -> str:
+    text = formula_text(node, figure_text)
     if isinstance(node, Operation) and _needs_parentheses(node.op, parent, right):
         return f"({text})"
     return text
