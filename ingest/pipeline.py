@@ -201,15 +201,7 @@ class IngestPipeline:
                 prepared.append(PreparedDocument(document, chunks, vectors[offset:end], terms[offset:end], original))
                 offset = end
             for (i, document, chunks), status in zip(todo, self.collection.write_documents(prepared)):
-                outcomes[i] = IngestOutcome(
-                    document.source,
-                    status,
-                    len(chunks),
-                    len(document.pages),
-                    document.title,
-                    warnings=document.warnings,
-                    missing_pages=document.missing_pages,
-                )
+                outcomes[i] = stored_outcome(document, status, len(chunks))
         return [outcomes[i] for i in range(len(documents))]
 
     def _store_streamed(self, source: Source, progress: IngestProgress) -> IngestOutcome:
@@ -241,7 +233,7 @@ class IngestPipeline:
         self, source: Source, document: Document, parts: Iterable[list[Page]], page_total: int, progress: IngestProgress
     ) -> IngestOutcome:
         store = self.collection
-        token = store.begin_staging()
+        token = store.begin_staging(document.source)
         committed, chunk_count, page_count = False, 0, 0
         try:
             for part in parts:
@@ -256,41 +248,16 @@ class IngestPipeline:
             original = source.path if source.data is None else source.data
             status = store.commit_staged(token, document, pages=page_count, chunks=chunk_count, original=original)
             committed = True
-            return IngestOutcome(
-                source.name,
-                status,
-                chunk_count,
-                page_count,
-                document.title,
-                warnings=document.warnings,
-                missing_pages=document.missing_pages,
-            )
+            return replace(stored_outcome(document, status, chunk_count, page_count), source=source.name)
         finally:
             if not committed:
                 store.abandon_staged(token)
 
     def _already_held(self, source: str, content_hash: str) -> IngestOutcome | None:
-        """Unchanged (this source, the same content), or a duplicate: a new source whose content
-        another document holds is not stored again (search would return every hit twice). A
-        source already held that changes to another's content is stored: it is an update."""
-        existing = self.collection.find_document(source)
-        if existing is not None:
-            if existing.content_hash != content_hash:
-                return None
-            return IngestOutcome(source, "unchanged", existing.chunks, existing.pages, existing.title)
-        same = self.collection.find_by_content(content_hash)
-        if same is None:
-            return None
-        return IngestOutcome(source, "duplicate", same.chunks, same.pages, same.title, duplicate_of=same.source)
+        return already_held(self.collection, source, content_hash)
 
     def _chunk(self, document: Document, pages: Sequence[Page]) -> list[Chunk]:
-        part = document if pages is document.pages else replace(document, pages=list(pages))
-        return chunk_document(
-            part,
-            count_tokens=self.embedder.count_tokens,
-            max_tokens=self.embedder.max_tokens,
-            overlap_tokens=self.overlap_tokens,
-        )
+        return chunk_pages(document, pages, self.embedder, self.overlap_tokens)
 
     def _prepare(self, chunks: Sequence[Chunk], progress: IngestProgress | None) -> tuple[np.ndarray, list[list[str]]]:
         """The chunks' embeddings and keyword terms, both of the indexed text (context included)."""
@@ -339,6 +306,44 @@ class IngestPipeline:
             )
         finally:
             fetcher.close()
+
+
+# ---- the stages both executors run: this module's and Ray Data's (ingest/distributed.py) ----------
+
+
+def already_held(collection, source: str, content_hash: str) -> IngestOutcome | None:
+    """Unchanged (this source, the same content), or a duplicate: a new source whose content
+    another document holds is not stored again (search would return every hit twice). A
+    source already held that changes to another's content is stored: it is an update."""
+    existing = collection.find_document(source)
+    if existing is not None:
+        if existing.content_hash != content_hash:
+            return None
+        return IngestOutcome(source, "unchanged", existing.chunks, existing.pages, existing.title)
+    same = collection.find_by_content(content_hash)
+    if same is None:
+        return None
+    return IngestOutcome(source, "duplicate", same.chunks, same.pages, same.title, duplicate_of=same.source)
+
+
+def chunk_pages(document: Document, pages: Sequence[Page], embedder, overlap_tokens: int) -> list[Chunk]:
+    """The chunks of a document's pages (all of them, or a part), in the embedder's own tokens."""
+    part = document if pages is document.pages else replace(document, pages=list(pages))
+    return chunk_document(
+        part, count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens, overlap_tokens=overlap_tokens
+    )
+
+
+def stored_outcome(document: Document, status: str, chunks: int, pages: int | None = None) -> IngestOutcome:
+    return IngestOutcome(
+        document.source,
+        status,
+        chunks,
+        len(document.pages) if pages is None else pages,
+        document.title,
+        warnings=document.warnings,
+        missing_pages=document.missing_pages,
+    )
 
 
 class CollectionSink:

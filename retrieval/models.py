@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
+class Results(list):
+    """A ranked list (best first) that may lack what some shards of a sharded collection hold:
+    missing_shards names the shards that did not answer in time; empty when the list is whole
+    (always, for a collection on one machine)."""
+
+    def __init__(self, items=(), missing_shards=()):
+        super().__init__(items)
+        self.missing_shards = tuple(sorted(set(missing_shards)))
+
+
 @dataclass
 class Hit:
     """One retrieved passage with its provenance (the contract in DESIGN.md)."""
@@ -39,6 +49,8 @@ class Answer:
     closest: list[Hit] = field(default_factory=list)  # shown when nothing answered
     error: str | None = None  # why the backend failed, when it did
     rewritten: str | None = None  # the standalone question searched for, when it differs
+    # Shards of a sharded collection that did not answer in time: the answer is from the rest.
+    missing_shards: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -49,6 +61,7 @@ class Answer:
             "error": self.error,
             "citations": [c.to_dict() for c in self.citations],
             "closest": [c.to_dict() for c in self.closest],
+            "missing_shards": list(self.missing_shards),
         }
 
     @classmethod
@@ -62,6 +75,7 @@ class Answer:
             closest=[Hit.from_dict(h) for h in data.get("closest") or ()],
             error=data.get("error"),
             rewritten=data.get("rewritten"),
+            missing_shards=tuple(data.get("missing_shards") or ()),
         )
 
 

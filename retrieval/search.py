@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from retrieval.keywords import keyword_terms
-from retrieval.models import Hit
+from retrieval.models import Hit, Results
 from retrieval.store import Collection
 
 MODES = ("hybrid", "vector", "keyword")
@@ -102,7 +102,7 @@ def search(
     rrf_k: int = 60,
     alpha: float = 0.5,
     sources: Sequence[str] | None = None,
-) -> list[Hit]:
+) -> Results:
     """The k best passages for a query. query_vector is needed by the vector and hybrid modes;
     when given, each hit also carries its cosine similarity to the query. Hybrid search fuses
     the vector and keyword lists (FUSIONS: RRF keeping decisive leaders, RRF, or convex).
@@ -123,16 +123,19 @@ def search(
     if sources is not None:
         allowed = collection.chunk_ids_for_sources(list(sources))
         if not allowed:
-            return []
+            return Results()
     wanted = 2 * k  # room for the near-duplicates that are collapsed
     if mode == "vector":
         ranked = collection.vector_search(query_vector, wanted, allowed=allowed)
+        missing = _missing_shards(ranked)
     elif mode == "keyword":
         ranked = collection.keyword_search(keyword_terms(query), wanted, allowed=allowed)
+        missing = _missing_shards(ranked)
     else:
         depth = max(wanted, HYBRID_CANDIDATES)
         by_vector = collection.vector_search(query_vector, depth, allowed=allowed)
         by_keyword = collection.keyword_search(keyword_terms(query), depth, allowed=allowed)
+        missing = _missing_shards(by_vector) | _missing_shards(by_keyword)
         lists = [[i for i, _ in by_vector], [i for i, _ in by_keyword]]
         if fusion == "rrf":
             ranked = reciprocal_rank_fusion(lists, k=rrf_k)
@@ -148,7 +151,12 @@ def search(
     )
     ids = [i for i, _ in ranked]
     similarity = collection.similarities(query_vector, ids) if query_vector is not None else {}
-    return [_hit(i, rows[i], score, similarity.get(i)) for i, score in ranked]
+    return Results([_hit(i, rows[i], score, similarity.get(i)) for i, score in ranked], missing)
+
+
+def _missing_shards(ranked) -> set[int]:
+    """The shards of a sharded collection that did not answer (retrieval.distributed)."""
+    return set(getattr(ranked, "missing_shards", ()))
 
 
 def passages_with_lines(collection, source: str, beginnings: Sequence[str], limit: int = 30) -> list[Hit]:

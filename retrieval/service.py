@@ -9,6 +9,7 @@ import re
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -30,6 +31,7 @@ from retrieval.answer import (
     parse_calculation,
     standalone_question,
 )
+from retrieval.distributed import LAYOUT_FILE as SHARD_LAYOUT_FILE
 from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.scope import named_sources
@@ -100,9 +102,56 @@ class Docent:
         return Path(self.settings.home) / "collections"
 
     def collection_names(self) -> list[str]:
+        """Collections on this machine and, sharded, on the Ray cluster (their shards.json here)."""
         if not self.collections_dir.is_dir():
             return []
-        return sorted(p.name for p in self.collections_dir.iterdir() if (p / "docent.sqlite3").exists())
+        return sorted(
+            p.name
+            for p in self.collections_dir.iterdir()
+            if (p / "docent.sqlite3").exists() or (p / SHARD_LAYOUT_FILE).exists()
+        )
+
+    @property
+    def on_ray(self) -> bool:
+        return self.settings.ray_address is not None
+
+    def _ray(self):
+        """retrieval.distributed.cluster, connected to the cluster (imported only when used)."""
+        from retrieval.distributed import cluster
+
+        cluster.connect(self.settings.ray_address, self.settings.home)
+        return cluster
+
+    def _open(self, name: str):
+        folder = self.collections_dir / name
+        model_name, dim = self.model_identity()
+        if (folder / SHARD_LAYOUT_FILE).exists() and not self.on_ray:
+            raise CollectionError(
+                f"collection '{name}' is sharded on a Ray cluster: run with --ray ADDRESS (or DOCENT_RAY_ADDRESS)"
+            )
+        if not self.on_ray:
+            return Collection(folder, model_name=model_name, dim=dim, gpu_search=self.settings.gpu_search)
+        s = self.settings
+        cluster = self._ray()
+        placement = cluster.ShardPlacement(s.ray_shard_cpus, s.ray_shard_resource, s.gpu_search)
+        return cluster.open_sharded(
+            folder,
+            model_name=model_name,
+            dim=dim,
+            shards=s.ray_shards,
+            timeout=s.ray_shard_timeout,
+            placement=placement,
+        )
+
+    def cluster_status(self) -> dict:
+        """The Ray cluster's nodes, and each shard of every sharded collection: size and health."""
+        if not self.on_ray:
+            raise CollectionError("Docent is not running on a Ray cluster: give --ray ADDRESS (or DOCENT_RAY_ADDRESS)")
+        cluster = self._ray()
+        sharded = {
+            n: self.collection(n) for n in self.collection_names() if cluster.is_sharded(self.collections_dir / n)
+        }
+        return cluster.cluster_status(sharded, self.settings.ray_shard_timeout)
 
     def model_identity(self) -> tuple[str, int]:
         """(name, dimension) of the embedding model, from its folder: opening a collection, listing
@@ -120,12 +169,9 @@ class Docent:
                 f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-'"
                 " (at most 64, not starting with a symbol)"
             )
-        model_name, dim = self.model_identity()
         with self._lock:
             if name not in self._collections:
-                self._collections[name] = Collection(
-                    self.collections_dir / name, model_name=model_name, dim=dim, gpu_search=self.settings.gpu_search
-                )
+                self._collections[name] = self._open(name)
             return self._collections[name]
 
     def delete_collection(self, name: str) -> bool:
@@ -137,7 +183,9 @@ class Docent:
         if store is not None:
             store.close()
         folder = self.collections_dir / name
-        if not (folder / "docent.sqlite3").exists():
+        if (folder / SHARD_LAYOUT_FILE).exists():
+            self._ray().stop_shards(folder)  # on the cluster: its shard actors end before their files go
+        elif not (folder / "docent.sqlite3").exists():
             return False
         shutil.rmtree(folder)
         return True
@@ -171,8 +219,35 @@ class Docent:
         on_outcome: Callable[[IngestOutcome], None] | None = None,
     ) -> list[IngestOutcome]:
         """Ingests each source on its own: one that fails is reported and the rest go in
-        (see ingest.pipeline)."""
-        return self.pipeline(collection).ingest(sources, progress=progress, cancel=cancel, on_outcome=on_outcome)
+        (see ingest.pipeline). On a Ray cluster files go through Ray Data (ingest/distributed.py)
+        and web pages through this process; the outcomes come back in the order of sources."""
+        sources = list(sources)
+        if not self.on_ray:
+            return self.pipeline(collection).ingest(sources, progress=progress, cancel=cancel, on_outcome=on_outcome)
+        from ingest.distributed import ingest_on_ray
+
+        files = [i for i, s in enumerate(sources) if not s.is_url]
+        urls = [i for i, s in enumerate(sources) if s.is_url]
+        s = self.settings
+        new_embedder = partial(
+            Embedder, s.embedding_model, device=s.device, backend=s.embedding_backend, cache_dir=s.model_cache
+        )
+        on_cluster = ingest_on_ray(
+            [sources[i] for i in files],
+            self.collection(collection),
+            new_embedder=new_embedder,
+            overlap_tokens=s.chunk_overlap_tokens,
+            embed_actors=s.ray_embed_actors,
+            on_outcome=on_outcome,
+            cancel=cancel,
+        )
+        outcomes = {files[position]: outcome for position, outcome in on_cluster.items()}
+        if urls and not (cancel is not None and cancel.is_set()):
+            fetched = self.pipeline(collection).ingest(
+                [sources[i] for i in urls], progress=progress, cancel=cancel, on_outcome=on_outcome
+            )
+            outcomes.update(zip(urls, fetched))
+        return [outcomes[i] for i in sorted(outcomes)]
 
     def ingest_documents(
         self, documents: Sequence[Document], *, collection: str | None = None, progress: IngestProgress | None = None
@@ -358,6 +433,7 @@ def _naming_the_question(stream: AnswerStream, pieces, question: str):
     answerer was given the standalone one) and the one searched for."""
     yield from pieces
     stream.answer.question, stream.answer.rewritten = question, stream.rewritten
+    stream.answer.missing_shards = getattr(stream.hits, "missing_shards", ())
 
 
 def _require_text(text: str, what: str) -> None:

@@ -166,6 +166,20 @@ class Settings(BaseSettings):
     oidc_default_role: Literal[("none",) + ROLES[:2]] = Field(
         "none", description="role of someone the identity provider signs in who is not a Docent user; none: refused"
     )
+    ray_address: str | None = Field(
+        None,
+        description="run on this Ray cluster (auto, host:port, ray://host:port): sharded collections, ingest on"
+        " Ray Data; unset: this machine alone, no Ray needed",
+    )
+    ray_shards: int = Field(2, ge=1, le=1024, description="shards of a collection made on a Ray cluster")
+    ray_shard_cpus: float = Field(1.0, gt=0, description="cores each shard actor reserves (its search threads)")
+    ray_shard_resource: str | None = Field(
+        None, description="a custom Ray resource a node must offer to hold shards (nodes with the shards' disks)"
+    )
+    ray_shard_timeout: float = Field(
+        10.0, gt=0, description="seconds a search waits for a shard; a later one leaves a partial answer, marked"
+    )
+    ray_embed_actors: int = Field(2, ge=1, le=1024, description="embedding actors of an ingest on Ray Data")
     chat_retention_days: int | None = Field(
         None, ge=1, description="saved chats unused this many days are deleted on start; unset: kept forever"
     )

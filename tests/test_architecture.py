@@ -19,8 +19,8 @@ COMPILED = {"retrieval.index._engine", "retrieval.index._engine_cuda"}  # built 
 LAYERS = (
     ("retrieval.index",),  # the engine's face: imports nothing else of Docent
     ("ingest", "prompts", "retrieval.models", "retrieval.keywords"),  # loaders, text, the data that flows
-    ("retrieval.embed", "retrieval.store"),
-    ("ingest.pipeline", "retrieval.search", "retrieval.scope"),
+    ("retrieval.embed", "retrieval.store", "retrieval.distributed"),
+    ("ingest.pipeline", "ingest.distributed", "retrieval.search", "retrieval.scope"),
     ("retrieval.answer",),
     ("retrieval.settings", "retrieval.evaluate", "retrieval.answer_eval", "retrieval.service"),
     ("webapp",),  # the app, the HTTP API and the CLI: the outermost layer

@@ -319,6 +319,34 @@ PYBIND11_MODULE(_engine, m) {
             }
             return to_numpy(std::move(result), queries.size(), k);
         }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        .def("search_with_statistics", [](const BM25Index& self, const std::vector<std::vector<std::uint32_t>>& queries,
+                                          const std::vector<std::vector<double>>& idfs, double avgdl, std::size_t k,
+                                          std::optional<IdArray> allowed, unsigned threads) {
+            std::optional<std::vector<std::int64_t>> allow;
+            if (allowed) allow = to_id_vector(*allowed);
+            SearchResult result;
+            {
+                py::gil_scoped_release release;
+                result = self.search_with_statistics(queries, idfs, avgdl, k, allow ? &*allow : nullptr,
+                                                     threads ? threads : default_threads());
+            }
+            return to_numpy(std::move(result), queries.size(), k);
+        }, py::arg("queries"), py::arg("idfs"), py::arg("avgdl"), py::arg("k"), py::arg("allowed") = py::none(),
+           py::arg("threads") = 0,
+           "search() scored with collection-wide statistics: each query token's idf and the average length")
+        .def("statistics", [](const BM25Index& self) {
+            std::vector<std::uint32_t> terms, dfs;
+            self.document_frequencies(terms, dfs);
+            py::array_t<std::uint32_t> term_array(terms.size()), df_array(dfs.size());
+            std::copy(terms.begin(), terms.end(), term_array.mutable_data());
+            std::copy(dfs.begin(), dfs.end(), df_array.mutable_data());
+            py::dict out;
+            out["documents"] = self.size();
+            out["total_length"] = self.total_length();
+            out["terms"] = term_array;
+            out["document_frequencies"] = df_array;
+            return out;
+        }, "documents, total_length, and the document frequency of each term the index holds")
         .def("scores", [](const BM25Index& self, const std::vector<std::uint32_t>& query, const IdArray& ids) {
             const auto list = to_id_vector(ids);
             const auto values = self.scores(query, list);

@@ -109,6 +109,39 @@ SearchResult BM25Index::search(const std::vector<std::vector<std::uint32_t>>& qu
                                const std::vector<std::int64_t>* allowed, unsigned threads) const {
     if (k == 0) throw ArgumentError("k must be at least 1");
     const Derived& d = derived();
+    return top_k(
+        queries, k, allowed, threads,
+        [&](std::size_t, std::uint32_t term, std::size_t, std::uint32_t times) { return idf(term, d) * times; },
+        [&](std::uint32_t slot) { return d.length_norm[slot]; });
+}
+
+SearchResult BM25Index::search_with_statistics(const std::vector<std::vector<std::uint32_t>>& queries,
+                                               const std::vector<std::vector<double>>& idfs, double avgdl,
+                                               std::size_t k, const std::vector<std::int64_t>* allowed,
+                                               unsigned threads) const {
+    if (k == 0) throw ArgumentError("k must be at least 1");
+    if (idfs.size() != queries.size())
+        throw ArgumentError("need one idf list per query: " + std::to_string(idfs.size()) + " for " +
+                            std::to_string(queries.size()) + " queries");
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+        if (idfs[q].size() != queries[q].size())
+            throw ArgumentError("query " + std::to_string(q) + " has " + std::to_string(queries[q].size()) +
+                                " tokens but " + std::to_string(idfs[q].size()) + " idfs");
+        for (double value : idfs[q])
+            if (!std::isfinite(value)) throw ArgumentError("idfs must be finite");
+    }
+    if (!(avgdl > 0) || !std::isfinite(avgdl)) throw ArgumentError("avgdl must be positive and finite");
+    const double k1 = params_.k1, b = params_.b;
+    return top_k(
+        queries, k, allowed, threads,
+        [&](std::size_t q, std::uint32_t, std::size_t position, std::uint32_t times) { return idfs[q][position] * times; },
+        [&](std::uint32_t slot) { return k1 * (1.0 - b + b * (docs_[slot].length / avgdl)); });
+}
+
+template <class Weight, class Norm>
+SearchResult BM25Index::top_k(const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
+                              const std::vector<std::int64_t>* allowed, unsigned threads, Weight weight,
+                              Norm norm) const {
     std::vector<char> allowed_slot;
     if (allowed) {
         allowed_slot.assign(docs_.size(), 0);
@@ -126,19 +159,28 @@ SearchResult BM25Index::search(const std::vector<std::vector<std::uint32_t>>& qu
         std::vector<char> seen(docs_.size(), 0);
         std::vector<std::uint32_t> touched;
         for (std::size_t q = begin; q < end; ++q) {
+            // A repeated query token counts once per repeat: weights of its positions are summed.
+            std::unordered_map<std::uint32_t, double> term_weight;
             std::unordered_map<std::uint32_t, std::uint32_t> multiplicity;
             for (std::uint32_t t : queries[q]) ++multiplicity[t];
+            std::vector<std::uint32_t> order;  // each distinct term once, in query order
+            for (std::size_t i = 0; i < queries[q].size(); ++i) {
+                const std::uint32_t t = queries[q][i];
+                if (term_weight.count(t)) continue;
+                term_weight[t] = weight(q, t, i, multiplicity[t]);
+                order.push_back(t);
+            }
             const double k1_plus_1 = params_.k1 + 1.0;
-            for (const auto& [term, times] : multiplicity) {
+            for (std::uint32_t term : order) {
                 if (term >= postings_.size() || postings_[term].empty()) continue;
-                const double weight = idf(term, d) * times;
+                const double w = term_weight[term];
                 for (const Posting& p : postings_[term]) {
                     if (!seen[p.slot]) {
                         seen[p.slot] = 1;
                         touched.push_back(p.slot);
                     }
                     const double tf = p.tf;
-                    scores[p.slot] += weight * (tf * k1_plus_1) / (tf + d.length_norm[p.slot]);
+                    scores[p.slot] += w * (tf * k1_plus_1) / (tf + norm(p.slot));
                 }
             }
             TopK heap(k);
@@ -156,6 +198,16 @@ SearchResult BM25Index::search(const std::vector<std::vector<std::uint32_t>>& qu
         }
     });
     return result;
+}
+
+void BM25Index::document_frequencies(std::vector<std::uint32_t>& terms, std::vector<std::uint32_t>& dfs) const {
+    terms.clear();
+    dfs.clear();
+    for (std::size_t t = 0; t < postings_.size(); ++t) {
+        if (postings_[t].empty()) continue;
+        terms.push_back(static_cast<std::uint32_t>(t));
+        dfs.push_back(static_cast<std::uint32_t>(postings_[t].size()));
+    }
 }
 
 std::vector<double> BM25Index::scores(const std::vector<std::uint32_t>& query, const std::vector<std::int64_t>& ids) const {

@@ -42,6 +42,18 @@ public:
     SearchResult search(const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
                         const std::vector<std::int64_t>* allowed, unsigned threads) const;
 
+    // The same search scored with collection-wide statistics that the caller gives: each query
+    // token's idf (idfs[q][i] for queries[q][i]) and the average document length. A shard of a
+    // larger collection scores with these so that its scores are the whole collection's.
+    SearchResult search_with_statistics(const std::vector<std::vector<std::uint32_t>>& queries,
+                                        const std::vector<std::vector<double>>& idfs, double avgdl, std::size_t k,
+                                        const std::vector<std::int64_t>* allowed, unsigned threads) const;
+
+    // What a collection-wide score needs from this index: its document count, total length,
+    // and each term's document frequency (terms with df > 0, ascending).
+    std::uint64_t total_length() const { return total_length_; }
+    void document_frequencies(std::vector<std::uint32_t>& terms, std::vector<std::uint32_t>& dfs) const;
+
     // Scores of the given documents (0 for documents without query tokens): the oracle view.
     std::vector<double> scores(const std::vector<std::uint32_t>& query, const std::vector<std::int64_t>& ids) const;
 
@@ -76,6 +88,11 @@ private:
     };
 
     double idf(std::uint32_t term, const Derived& derived) const;
+    // Top k per query; weight(q, term, times) is a query term's idf times its repeats, norm(slot)
+    // the slot's k1 * (1 - b + b * len / avgdl).
+    template <class Weight, class Norm>
+    SearchResult top_k(const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
+                       const std::vector<std::int64_t>* allowed, unsigned threads, Weight weight, Norm norm) const;
     const Derived& derived() const;
 
     BM25Params params_;

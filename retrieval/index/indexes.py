@@ -278,6 +278,30 @@ class BM25Index:
         allowed = None if filter is None else as_ids(filter, "filter")
         return self._native.search(token_lists, check_k(k), allowed, int(threads))
 
+    def search_with_statistics(
+        self,
+        queries: Sequence[Sequence[int]],
+        idfs: Sequence[Sequence[float]],
+        avgdl: float,
+        k: int = 10,
+        *,
+        filter=None,
+        threads: int = 0,
+    ):
+        """search() scored with statistics of a larger collection this index is a part of (a
+        shard): idfs[q][i] is the idf of queries[q][i], avgdl the collection's mean length."""
+        token_lists = [_as_tokens(q).tolist() for q in queries]
+        idf_lists = [[float(x) for x in row] for row in idfs]
+        allowed = None if filter is None else as_ids(filter, "filter")
+        return self._native.search_with_statistics(
+            token_lists, idf_lists, float(avgdl), check_k(k), allowed, int(threads)
+        )
+
+    def statistics(self) -> dict:
+        """{"documents", "total_length", "terms", "document_frequencies"}: what scoring a
+        collection made of several indexes needs from each (terms and their dfs as arrays)."""
+        return self._native.statistics()
+
     def scores(self, query: Sequence[int], ids) -> np.ndarray:
         """BM25 scores of the given documents for one query (0 where no token matches)."""
         return self._native.scores(_as_tokens(query).tolist(), as_ids(ids))

@@ -80,6 +80,15 @@ class PreparedDocument:
             raise ValueError(f"{self.document.source}: embeddings must be (n, {dim}), got {self.embeddings.shape}")
 
 
+@dataclass(frozen=True)
+class KeywordScoring:
+    """BM25 statistics of a whole sharded collection, given to each shard's keyword search:
+    each query term's idf there and its average chunk length (in terms)."""
+
+    idf: dict[str, float]
+    avgdl: float
+
+
 class CollectionError(Exception):
     """A collection cannot be opened or used as asked; the message says why."""
 
@@ -314,7 +323,9 @@ class Collection:
     # (each part its own short write) and become the document in one transaction at the end, so
     # readers and a crash see it whole or not at all, as for any other document.
 
-    def begin_staging(self) -> str:
+    def begin_staging(self, source: str | None = None) -> str:
+        """A token for the parts of a document; source names it (a sharded collection stages
+        the parts in the document's shard, so it needs the name before the first part)."""
         token = uuid.uuid4().hex
         with self._write():
             self._db.execute(
@@ -559,11 +570,40 @@ class Collection:
         return self.indexes.vector_search(query, k, allowed)
 
     def keyword_search(
-        self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
+        self,
+        terms: Sequence[str],
+        k: int,
+        *,
+        allowed: Sequence[int] | None = None,
+        scoring: "KeywordScoring | None" = None,
     ) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the k best keyword matches, best first."""
+        """(chunk id, BM25 score) of the k best keyword matches, best first. scoring: the
+        statistics of a larger collection this one is a shard of (retrieval.distributed), so its
+        scores are that collection's; None: this collection's own."""
         ids_by_term = self._lookup_terms(self._reader(), terms)
-        return self.indexes.keyword_search([ids_by_term[t] for t in terms if t in ids_by_term], k, allowed)
+        held = [t for t in terms if t in ids_by_term]
+        tokens = [ids_by_term[t] for t in held]
+        if scoring is None:
+            return self.indexes.keyword_search(tokens, k, allowed)
+        # A term no chunk of the whole collection holds any more (its chunks removed) scores nothing.
+        held = [t for t in held if t in scoring.idf]
+        tokens = [ids_by_term[t] for t in held]
+        return self.indexes.keyword_search(tokens, k, allowed, ([scoring.idf[t] for t in held], scoring.avgdl))
+
+    def keyword_statistics(self) -> tuple[int, int, int, dict[str, int]]:
+        """(the change the keyword index reflects, its chunks, their total length in terms, each
+        term's document frequency): what collection-wide BM25 over shards adds up."""
+        checkpoint, stats = self.indexes.keyword_statistics()
+        names = self._term_names(stats["terms"].tolist())
+        frequencies = {names[t]: int(df) for t, df in zip(stats["terms"].tolist(), stats["document_frequencies"])}
+        return checkpoint, int(stats["documents"]), int(stats["total_length"]), frequencies
+
+    def _term_names(self, term_ids: list[int]) -> dict[int, str]:
+        db, names = self._reader(), {}
+        for start in range(0, len(term_ids), 500):
+            part = term_ids[start : start + 500]
+            names.update(db.execute(f"SELECT id, term FROM terms WHERE id IN ({','.join('?' * len(part))})", part))
+        return names
 
     def sources_using(self, word: str, limit: int = 200) -> list[str]:
         """The source of each of the (at most limit) passages that use the word most."""

@@ -275,14 +275,32 @@ class DerivedIndexes:
                 scores, ids = self.vectors.search(query[None, :], k, filter=allowed, **knobs)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
 
-    def keyword_search(self, tokens: Sequence[int], k: int, allowed: Sequence[int] | None) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the k best matches of the query's term ids, best first."""
+    def keyword_search(
+        self,
+        tokens: Sequence[int],
+        k: int,
+        allowed: Sequence[int] | None,
+        scoring: tuple[Sequence[float], float] | None = None,
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the k best matches of the query's term ids, best first.
+        scoring: (each token's idf, the average length) of a larger collection this one is a
+        shard of, to score as that collection would; None: this collection's own."""
         self.catch_up(save=False)
         with self._lock.read():
             if not tokens or len(self.keywords) == 0:
                 return []
-            scores, ids = self.keywords.search([tokens], k, filter=allowed)
+            if scoring is None:
+                scores, ids = self.keywords.search([tokens], k, filter=allowed)
+            else:
+                idfs, avgdl = scoring
+                scores, ids = self.keywords.search_with_statistics([tokens], [idfs], avgdl, k, filter=allowed)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def keyword_statistics(self) -> tuple[int, dict]:
+        """(the change the keyword index reflects, its statistics: BM25Index.statistics())."""
+        self.catch_up(save=False)
+        with self._lock.read():
+            return self.keywords.checkpoint, self.keywords.statistics()
 
     def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
         """Cosine similarity between the query and each chunk (embeddings are unit length)."""

@@ -133,3 +133,74 @@ def test_bad_tokens_are_refused():
         index.add(1, [-1, 2])
     with pytest.raises(ValueError, match="at least 1"):
         index.search([[1]], k=0)
+
+
+def _statistics_of(parts: list[BM25Index]):
+    """Collection-wide N, avgdl, df per term and mean idf, summed from the parts' statistics."""
+    documents = sum(p.statistics()["documents"] for p in parts)
+    length = sum(p.statistics()["total_length"] for p in parts)
+    dfs: dict[int, int] = {}
+    for part in parts:
+        stats = part.statistics()
+        for term, df in zip(stats["terms"].tolist(), stats["document_frequencies"].tolist()):
+            dfs[term] = dfs.get(term, 0) + df
+    values = np.array(list(dfs.values()), dtype=np.float64)
+    mean_idf = float(np.mean(np.log(documents - values + 0.5) - np.log(values + 0.5)))
+    return documents, length / documents, dfs, mean_idf
+
+
+def _idf(term, documents, dfs, mean_idf):
+    df = dfs[term]
+    value = float(np.log(documents - df + 0.5) - np.log(df + 0.5))
+    return value if value >= 0 else 0.25 * mean_idf
+
+
+def test_parts_scored_with_collection_statistics_rank_as_one_index(corpus):
+    """A collection split into parts (a sharded collection's shards): each part searched with
+    the whole collection's idfs and mean length, the merged lists equal one index's search."""
+    docs, queries, vocab = corpus
+    whole = _index(docs, vocab)
+    parts = [BM25Index(), BM25Index(), BM25Index()]
+    for i, d in enumerate(docs):
+        parts[i % 3].add(i, _ids(d, vocab))
+    documents, avgdl, dfs, mean_idf = _statistics_of(parts)
+    assert documents == len(whole)
+    for tokens in queries:
+        query = [t for t in _ids(tokens, vocab) if t in dfs]  # a term no document holds scores nothing
+        if not query:
+            continue
+        idfs = [_idf(t, documents, dfs, mean_idf) for t in query]
+        merged = []
+        for part in parts:
+            scores, ids = part.search_with_statistics([query], [idfs], avgdl, 10)
+            merged += [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        merged = sorted(merged, key=lambda hit: (-hit[0], hit[1]))[:10]
+        scores, ids = whole.search([query], 10)
+        expected = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        assert [s for s, _ in merged] == pytest.approx([s for s, _ in expected], abs=TOLERANCE)
+        # Equal scores may come in either order; every score names the same documents.
+        assert _by_score(merged) == _by_score(expected)
+
+
+def _by_score(hits):
+    groups: dict[float, set] = {}
+    for score, id_ in hits:
+        groups.setdefault(round(score, 4), set()).add(id_)
+    last = min(groups)  # the lowest score's group may be cut by k differently: compare the rest
+    return {score: ids for score, ids in groups.items() if score != last}
+
+
+def test_collection_statistics_are_checked():
+    index = BM25Index()
+    index.add(1, [1, 2, 2])
+    stats = index.statistics()
+    assert (stats["documents"], stats["total_length"]) == (1, 3)
+    assert stats["terms"].tolist() == [1, 2] and stats["document_frequencies"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match="1 tokens but 2 idfs"):
+        index.search_with_statistics([[1]], [[0.5, 0.5]], 3.0, 5)
+    with pytest.raises(ValueError, match="one idf list per query"):
+        index.search_with_statistics([[1], [2]], [[0.5]], 3.0, 5)
+    with pytest.raises(ValueError, match="avgdl must be positive"):
+        index.search_with_statistics([[1]], [[0.5]], 0.0, 5)
+    with pytest.raises(ValueError, match="finite"):
+        index.search_with_statistics([[1]], [[float("nan")]], 3.0, 5)

@@ -16,7 +16,7 @@ from webapp.cli.documents import (
     restore_document,
 )
 from webapp.cli.parser import build_parser
-from webapp.cli.service import prepare, serve_app
+from webapp.cli.service import cluster_status, prepare, serve_app
 
 READING = {"list", "remove", "restore", "search", "ask"}  # commands that need the collection to exist
 COMMANDS = {
@@ -30,6 +30,7 @@ COMMANDS = {
     "collections": collections,
     "eval": evaluate_set,
     "prepare": prepare,
+    "cluster": cluster_status,
 }
 
 
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False)
     try:
-        settings = load_settings(home=getattr(args, "home", None), collection=getattr(args, "collection", None))
+        settings = load_settings(
+            home=getattr(args, "home", None),
+            collection=getattr(args, "collection", None),
+            ray_address=getattr(args, "ray", None),
+        )
     except SettingsError as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ def search(docent, args, as_json: bool) -> int:
         )
         return 2
     hits = docent.search(args.query, k=args.k, mode=args.mode, sources=args.source)
+    _warn_partial(getattr(hits, "missing_shards", ()))
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
@@ -50,6 +51,7 @@ def ask(docent, args, as_json: bool) -> int:
         sys.stdout.flush()
     print()
     answer = stream.answer
+    _warn_partial(answer.missing_shards)
     if answer.citations:
         print()
         for hit in answer.citations:
@@ -60,6 +62,15 @@ def ask(docent, args, as_json: bool) -> int:
         for hit in answer.closest:
             print(f"  - {where(hit)}: {shorten(hit.text, 160)}")
     return 0
+
+
+def _warn_partial(missing_shards) -> None:
+    if missing_shards:
+        print(
+            f"docent: partial results: shard(s) {', '.join(map(str, missing_shards))} did not answer in time"
+            " (see `docent cluster status`)",
+            file=sys.stderr,
+        )
 
 
 def _unknown_sources(docent, sources) -> list[str]:

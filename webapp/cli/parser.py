@@ -15,6 +15,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--home", default=argparse.SUPPRESS, help="data home (default: DOCENT_HOME or ~/.local/share/docent)"
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument(
+        "--ray",
+        default=argparse.SUPPRESS,
+        metavar="ADDRESS",
+        help="run on this Ray cluster (auto, host:port): sharded collections, ingest on Ray Data"
+        " (default: DOCENT_RAY_ADDRESS; unset: this machine alone)",
+    )
     with_collection = argparse.ArgumentParser(add_help=False, parents=[common])
     with_collection.add_argument(
         "-c", "--collection", default=argparse.SUPPRESS, help="collection (default: DOCENT_COLLECTION or 'default')"
@@ -107,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the embedding model ready now (export, int8 copy) rather than on first use;"
         " says where search runs (CPU or GPU)",
     )
+    p = commands.add_parser(
+        "cluster", parents=[common], help="the Ray cluster: its nodes, and each shard's size and health"
+    )
+    p.add_argument("action", nargs="?", choices=("status",), default="status")
     p = commands.add_parser("eval", parents=[with_collection], help="measure retrieval quality on a labelled set")
     p.add_argument(
         "path", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl of {question, source, page}"

@@ -51,9 +51,28 @@ def prepare(docent, args, as_json: bool) -> int:
     return 0
 
 
+def cluster_status(docent, args, as_json: bool) -> int:
+    status = docent.cluster_status()
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"{len(status['nodes'])} node(s):")
+    for node in status["nodes"]:
+        state = "alive" if node["alive"] else "dead"
+        print(f"  {node['node']}  {node['address']}  {state}, {node['cpus']:g} CPU, {node['gpus']:g} GPU")
+    if not status["shards"]:
+        print("no sharded collections")
+    for shard in status["shards"]:
+        size = f"{shard['documents']} documents, {shard['chunks']} chunks" if "chunks" in shard else "size unknown"
+        print(f"  {shard['collection']} shard {shard['shard']}: {size}, {shard['health']}")
+    return 1 if any(s["health"] != "ok" for s in status["shards"]) else 0
+
+
 def serve_app(args, settings) -> int:
     app = Path(__file__).parents[1] / "app" / "main.py"  # webapp/app/main.py
     os.environ["DOCENT_HOME"] = str(settings.home)
+    if settings.ray_address:  # `docent --ray ADDRESS serve`: the app runs on the cluster too
+        os.environ["DOCENT_RAY_ADDRESS"] = settings.ray_address
     prepare_home(settings.home)
     # `python -m` puts the working directory first on sys.path; started from a source checkout,
     # that would shadow the installed package (and its compiled engine) with the bare sources.
