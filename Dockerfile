@@ -14,7 +14,9 @@ RUN python -m pip install --no-cache-dir --upgrade pip \
     && python -m pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
 COPY . .
-RUN python -m pip install --no-cache-dir . && rm -rf build
+# --build-arg EXTRAS=distributed: an image that joins a Ray cluster (`docent --ray ADDRESS`, docs/scale.md).
+ARG EXTRAS=""
+RUN python -m pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf build
 
 # The embedding model's OpenVINO export and its checked int8 copy are made once, here, rather
 # than on every new container's first start (`make run` makes them on first use instead).

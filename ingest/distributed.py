@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import queue
 import threading
 from typing import Callable, Sequence
 
@@ -31,13 +32,14 @@ from ingest.models import IngestOutcome
 from ingest.pipeline import already_held, chunk_pages, stored_outcome
 from ingest.sources import LargePdf, Source, load_file, read_file
 from retrieval.keywords import keyword_terms
-from retrieval.store import PreparedDocument
+from retrieval.store import CollectionError, PreparedDocument
 
 log = logging.getLogger(__name__)
 
 WHOLE = 1 << 30  # pages: a task reads a file whole (the streamed path is for one machine's memory)
 DOCUMENTS_PER_BATCH = 4  # documents an embedding actor takes at a time
 EXTRACTION_RETRIES = 3  # a task lost with its node runs again elsewhere
+STALL_SECONDS = 600.0  # no document out of the cluster for this long: the ingest stops and says so
 
 
 def _extract(row: dict) -> dict:
@@ -115,7 +117,7 @@ def ingest_on_ray(
             continue
         rows.append({"position": position, "name": source.name, "data": data})
     if rows:
-        _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, report, cancel)
+        _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel)
     return outcomes
 
 
@@ -129,12 +131,12 @@ def embedding_pool(embed_actors: int) -> tuple[int, bool]:
     return max(1, min(embed_actors, free - 1)), False
 
 
-def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, report, cancel) -> None:
+def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     actors, on_gpus = embedding_pool(embed_actors)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=min(len(rows), 64))
-        .map(_extract, max_retries=EXTRACTION_RETRIES)
+        .map(_extract, max_retries=EXTRACTION_RETRIES)  # a task lost with its node runs again
         .map_batches(
             _Preparer,
             fn_constructor_args=(new_embedder, overlap_tokens),
@@ -146,20 +148,65 @@ def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, 
         )
     )
     left = {row["position"] for row in rows}
+
+    def give_up(positions, exc: Exception) -> None:
+        reason = f"not stored: {exc}; ingest again to finish (stored files are skipped)"
+        for position in sorted(positions):
+            report(position, IngestOutcome(sources[position].name, "failed", error=reason))
+
     try:
-        for batch in dataset.iter_batches(batch_size=DOCUMENTS_PER_BATCH, batch_format="numpy"):
+        for batch in _watched(dataset.iter_batches(batch_size=DOCUMENTS_PER_BATCH, batch_format="numpy")):
             if cancel is not None and cancel.is_set():
                 return
-            _store(batch, collection, report)
-            left -= {int(p) for p in batch["position"]}
+            positions = {int(p) for p in batch["position"]}
+            try:
+                _store(batch, collection, report)
+            except CollectionError as exc:  # a shard down past its restart: this batch is left, the rest go on
+                log.warning("ingest on Ray could not store a batch: %s", exc)
+                give_up(positions - outcomes.keys(), exc)
+            left -= positions
+    except Stalled as exc:
+        log.warning("ingest on Ray stopped: %s", exc)
+        give_up(left, exc)
     except Exception as exc:  # the cluster lost work it could not redo: say what is left, keep what is stored
         log.warning("ingest on Ray stopped: %s", exc)
-        reason = (
-            f"not stored: the Ray cluster lost this file's work ({type(exc).__name__});"
-            " ingest again to finish (stored files are skipped)"
-        )
-        for position in sorted(left):
-            report(position, IngestOutcome(sources[position].name, "failed", error=reason))
+        give_up(left, RuntimeError(f"the Ray cluster lost this file's work ({type(exc).__name__})"))
+
+
+class Stalled(RuntimeError):
+    pass
+
+
+def _watched(batches, stall_after: float | None = None):
+    """The batches as they come; Stalled when none comes for STALL_SECONDS. Ray Data waits for
+    ever for resources that are not there (a node lost, its cores held by other actors), so an
+    ingest says so instead of hanging."""
+    stall_after = STALL_SECONDS if stall_after is None else stall_after
+    arrived: queue.Queue = queue.Queue(maxsize=2)
+    done = object()
+
+    def pull() -> None:
+        try:
+            for batch in batches:
+                arrived.put(batch)
+            arrived.put(done)
+        except BaseException as exc:  # raised where the batches are consumed
+            arrived.put(exc)
+
+    threading.Thread(target=pull, daemon=True, name="ray-data-batches").start()
+    while True:
+        try:
+            item = arrived.get(timeout=stall_after)
+        except queue.Empty:
+            raise Stalled(
+                f"no document came out of the cluster for {stall_after:g} s (too few free CPUs? see"
+                " `docent cluster status`)"
+            ) from None
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _store(batch: dict, collection, report) -> None:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "docent"
 SHARD_RESTARTS = -1  # a shard actor is restarted however often it dies
+CONNECT_TIMEOUT = 5.0  # seconds to reach the cluster's address at all
 START_TIMEOUT = 120.0  # seconds for a shard actor to start (placed, its collection opened)
 CALL_RETRIES = 2  # a call in flight when its shard died is sent again to the restarted one
 
@@ -53,6 +55,7 @@ def connect(address: str, home: Path) -> None:
     of the installed Docent. So the driver joins from the data home."""
     if ray.is_initialized():
         return
+    _check_reachable(address)
     before = os.getcwd()
     os.chdir(home)
     try:
@@ -61,6 +64,18 @@ def connect(address: str, home: Path) -> None:
         raise CollectionError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
     finally:
         os.chdir(before)
+
+
+def _check_reachable(address: str) -> None:
+    """Ray waits minutes for a cluster that is not there; a host:port that refuses a connection
+    is said at once."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise CollectionError(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None
 
 
 def is_sharded(folder: Path) -> bool:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SHARD_BITS = 40  # a shard's own chunk ids stay below 2**40
 WRITE_TIMEOUT = 600.0  # seconds a shard may take to commit a batch of documents
+RESTART_WAIT = 120.0  # seconds a call that needs every shard waits (a dead shard actor restarting)
 BM25_EPSILON = 0.25  # as BM25Index's default: a negative idf becomes epsilon * the mean idf
 
 
@@ -97,7 +98,10 @@ class ShardedCollection:
         return self._wait(refs, timeout, whole=whole)
 
     def _wait(self, refs: dict, timeout: float | None, *, whole: bool) -> tuple[dict, list[int]]:
-        timeout = self.timeout if timeout is None else timeout
+        """Searches wait `self.timeout` and go on without a late shard; a call that needs every
+        shard's answer waits long enough for Ray to restart a shard actor that died."""
+        if timeout is None:
+            timeout = max(self.timeout, RESTART_WAIT) if whole else self.timeout
         ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
         ready = set(ready)
         answers, missing = {}, []
