@@ -169,10 +169,12 @@ def scatter_part(n: int, queries: int) -> dict:
     }
 
 
+def resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def shard_cost_part(home: Path) -> dict | None:
     """Bytes and search time per chunk of a real collection (the projection's inputs)."""
-    import resource
-
     from retrieval.search import search
     from retrieval.service import Docent
     from retrieval.settings import load_settings
@@ -182,25 +184,26 @@ def shard_cost_part(home: Path) -> dict | None:
         return None
     docent = Docent(load_settings(home=str(home), model_cache=str(HERE.parent / "build" / "bench-models")))
     docent.load_model()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = resident_bytes()
     store = docent.collection(names[0])
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    after = resident_bytes()
     chunks = store.chunk_count()
     folder = home / "collections" / names[0]
     files = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
     questions = ["total revenue", "net cash provided by operating activities", "dividends paid per share"] * 20
     vectors = [docent.embedder.embed_query(q) for q in questions]
-    times = []
-    for q, v in zip(questions, vectors):
-        started = time.perf_counter()
-        search(store, q, query_vector=v, k=K, mode="hybrid")
-        times.append(time.perf_counter() - started)
+    times = {mode: [] for mode in ("hybrid", "vector", "keyword")}
+    for mode in times:
+        for q, v in zip(questions, vectors):
+            started = time.perf_counter()
+            search(store, q, query_vector=v, k=K, mode=mode)
+            times[mode].append(time.perf_counter() - started)
     return {
         "collection": names[0],
         "chunks": chunks,
         "resident_bytes_per_chunk": (after - before) / chunks,
         "file_bytes_per_chunk": {name: size / chunks for name, size in files.items()},
-        "hybrid": percentiles(times),
+        **{mode: percentiles(samples) for mode, samples in times.items()},
         "index": type(store.indexes.vectors).__name__,
     }
 
@@ -212,8 +215,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--collection-home", type=Path, default=HERE.parent / "build" / "bench-home-ctx2")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--only-shard-cost", action="store_true", help="part 4 alone (no cluster)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "tests"))
+    if args.only_shard_cost:
+        print(json.dumps(shard_cost_part(args.collection_home), indent=2))
+        return
 
     from ray.cluster_utils import Cluster
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import pickle
 import queue
 import threading
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 WHOLE = 1 << 30  # pages: a task reads a file whole (the streamed path is for one machine's memory)
 DOCUMENTS_PER_BATCH = 4  # documents an embedding actor takes at a time
 EXTRACTION_RETRIES = 3  # a task lost with its node runs again elsewhere
+# Parsing a file is light beside embedding it: half a core each, so extraction fits beside the
+# embedding actors on a small cluster.
+EXTRACTION_CPUS = 0.5
 STALL_SECONDS = 600.0  # no document out of the cluster for this long: the ingest stops and says so
 
 
@@ -123,12 +127,12 @@ def ingest_on_ray(
 
 def embedding_pool(embed_actors: int) -> tuple[int, bool]:
     """(embedding actors, whether each takes a GPU): as many as asked, on GPUs when the
-    cluster has one for each, else as many CPUs as are free less one, which the extraction
-    tasks need (actors holding every free core would leave the pipeline waiting forever)."""
+    cluster has one for each, else at most the free CPUs less what one extraction task takes
+    (actors holding every free core would leave the pipeline waiting for ever)."""
     if ray.cluster_resources().get("GPU", 0) >= embed_actors:
         return embed_actors, True
-    free = int(ray.available_resources().get("CPU", 0))
-    return max(1, min(embed_actors, free - 1)), False
+    free = ray.available_resources().get("CPU", 0)
+    return max(1, min(embed_actors, math.floor(free - EXTRACTION_CPUS))), False
 
 
 def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel) -> None:
@@ -136,7 +140,7 @@ def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, 
     actors, on_gpus = embedding_pool(embed_actors)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=min(len(rows), 64))
-        .map(_extract, max_retries=EXTRACTION_RETRIES)  # a task lost with its node runs again
+        .map(_extract, num_cpus=EXTRACTION_CPUS, max_retries=EXTRACTION_RETRIES)  # lost with its node: runs again
         .map_batches(
             _Preparer,
             fn_constructor_args=(new_embedder, overlap_tokens),

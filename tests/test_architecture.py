@@ -126,3 +126,13 @@ def test_the_checks_see_an_upward_import_and_a_circle(tmp_path, monkeypatch):
     known = {"retrieval.store", "webapp.app", "webapp"}
     assert _imports(tmp_path / "retrieval" / "store.py", known) == {"webapp.app"}
     assert _layer("retrieval.store") < _layer("webapp.app")
+
+
+def test_single_machine_docent_does_not_import_ray(tmp_path):
+    """Ray is an optional extra: the app, the API and the CLI load without it."""
+    import subprocess
+    import sys
+
+    code = "import sys, retrieval.service, webapp.api, webapp.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout.strip() == "False"

@@ -126,3 +126,39 @@ def test_a_killed_shard_actor_is_restarted_from_its_files(collections):
     _same_hits(after, before)
     assert _shard_pid(sharded, 0) != pid
     assert sharded.chunk_count() == single.chunk_count()
+
+
+def test_keyword_ranking_on_cranfield_equals_one_collection(docent, ray_cluster, tmp_path):
+    """BM25 over three shards scores with collection-wide statistics: all 225 Cranfield queries
+    rank the 1,400 abstracts as one collection does."""
+    import json
+
+    import numpy as np
+
+    from ingest.models import Chunk, Document, Page
+    from retrieval.keywords import keyword_terms
+    from retrieval.store import Collection, PreparedDocument
+    from support.shared_data import shared_path
+
+    corpus = [json.loads(line) for line in shared_path("cranfield", "corpus.jsonl").read_text().splitlines()]
+    queries = [json.loads(line)["text"] for line in shared_path("cranfield", "queries.jsonl").read_text().splitlines()]
+    dim = docent.model_identity()[1]
+    unit = np.zeros((1, dim), np.float32)
+    unit[0, 0] = 1.0  # keyword search only: the vectors play no part
+    prepared = []
+    for entry in corpus:
+        text = f"{entry['title']}\n{entry['text']}"
+        chunk = Chunk(text, "", None, None, 0, 0, len(text))
+        document = Document(f"cranfield-{entry['_id']}", entry["title"], "text", f"h{entry['_id']}", [Page(1, text)])
+        prepared.append(PreparedDocument(document, [chunk], unit, [keyword_terms(text)]))
+    model_name = docent.model_identity()[0]
+    single = Collection(tmp_path / "single", model_name=model_name, dim=dim)
+    single.write_documents(prepared)
+    on_ray = docent.variant(ray_address=ray_cluster.address, **{**RAY_SETTINGS, "ray_shards": 3})
+    sharded = on_ray.collection("cranfield-sharded")
+    sharded.write_documents(prepared)
+    for query in queries:
+        expected = search(single, query, query_vector=None, k=10, mode="keyword")
+        found = search(sharded, query, query_vector=None, k=10, mode="keyword")
+        _same_hits(found, expected)
+    single.close()
