@@ -133,8 +133,7 @@ def search(
         missing = _missing_shards(ranked)
     else:
         depth = max(wanted, HYBRID_CANDIDATES)
-        by_vector = collection.vector_search(query_vector, depth, allowed=allowed)
-        by_keyword = collection.keyword_search(keyword_terms(query), depth, allowed=allowed)
+        by_vector, by_keyword = collection.hybrid_lists(query_vector, keyword_terms(query), depth, allowed=allowed)
         missing = _missing_shards(by_vector) | _missing_shards(by_keyword)
         lists = [[i for i, _ in by_vector], [i for i, _ in by_keyword]]
         if fusion == "rrf":

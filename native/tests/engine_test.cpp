@@ -118,6 +118,38 @@ static void test_bm25_remove_equals_rebuild() {
     for (std::size_t i = 0; i < a.distances.size(); ++i) CHECK(std::fabs(a.distances[i] - b.distances[i]) < 1e-5f);
 }
 
+// An index searched with its own statistics given from outside (what a shard of a larger
+// collection receives) ranks and scores as its own search does; bad statistics are refused.
+static void test_bm25_search_with_statistics() {
+    std::mt19937 rng(5);
+    const BM25Index index = small_bm25(rng, 80);
+    std::vector<std::uint32_t> terms, dfs;
+    index.document_frequencies(terms, dfs);
+    const double n = static_cast<double>(index.size());
+    const double avgdl = static_cast<double>(index.total_length()) / n;
+    std::vector<double> idf_of(64, 0.0);
+    double idf_sum = 0;
+    for (std::size_t i = 0; i < terms.size(); ++i) {
+        idf_of[terms[i]] = std::log(n - dfs[i] + 0.5) - std::log(dfs[i] + 0.5);
+        idf_sum += idf_of[terms[i]];
+    }
+    const double mean_idf = idf_sum / static_cast<double>(terms.size());
+    const std::vector<std::uint32_t> query{1, 2, 3, 3, 40};
+    std::vector<double> idfs;
+    for (std::uint32_t t : query) idfs.push_back(idf_of[t] < 0 ? 0.25 * mean_idf : idf_of[t]);
+    const auto own = index.search({query}, 10, nullptr, 1);
+    const auto given = index.search_with_statistics({query}, {idfs}, avgdl, 10, nullptr, 1);
+    CHECK(own.ids == given.ids);
+    for (std::size_t i = 0; i < own.distances.size(); ++i)
+        CHECK(std::fabs(own.distances[i] - given.distances[i]) < 1e-5f);
+    bool refused = false;
+    try { index.search_with_statistics({query}, {{1.0}}, avgdl, 10, nullptr, 1); } catch (const ArgumentError&) { refused = true; }
+    CHECK(refused);
+    refused = false;
+    try { index.search_with_statistics({query}, {idfs}, 0.0, 10, nullptr, 1); } catch (const ArgumentError&) { refused = true; }
+    CHECK(refused);
+}
+
 template <typename Load>
 static void fuzz_loader(const std::vector<unsigned char>& blob, Load load) {
     // Every truncation must be refused.
@@ -280,6 +312,7 @@ int main() {
     test_flat_matches_naive();
     test_flat_rejects_bad_input();
     test_bm25_remove_equals_rebuild();
+    test_bm25_search_with_statistics();
     test_serialization();
     test_hnsw_matches_naive_and_survives_fuzzing();
     test_ivf_and_kmeans();

@@ -260,6 +260,16 @@ class ShardedCollection:
         answers, missing = self._wait(refs, None, whole=False)
         return Results(self._merge(answers, k), missing)
 
+    def hybrid_lists(
+        self, query: np.ndarray, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
+    ) -> tuple[Results, Results]:
+        """Both lists of a hybrid search, the shards searching for both at once (one wait, not two)."""
+        per_shard = self._allowed_by_shard(allowed)
+        refs = {s: self.shards[s].call.remote("vector_search", query, k, allowed=a) for s, a in per_shard.items()}
+        by_keyword = self.keyword_search(terms, k, allowed=allowed)
+        answers, missing = self._wait(refs, None, whole=False)
+        return Results(self._merge(answers, k), missing), by_keyword
+
     def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> Results:
         """(global chunk id, BM25 score) of the k best keyword matches, scored as one collection
         of all the shards' chunks would score them."""

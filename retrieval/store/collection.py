@@ -590,6 +590,13 @@ class Collection:
         tokens = [ids_by_term[t] for t in held]
         return self.indexes.keyword_search(tokens, k, allowed, ([scoring.idf[t] for t in held], scoring.avgdl))
 
+    def hybrid_lists(
+        self, query: np.ndarray, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """The vector and the keyword list of a hybrid search (a sharded collection asks its
+        shards for both at once)."""
+        return self.vector_search(query, k, allowed=allowed), self.keyword_search(terms, k, allowed=allowed)
+
     def keyword_statistics(self) -> tuple[int, int, int, dict[str, int]]:
         """(the change the keyword index reflects, its chunks, their total length in terms, each
         term's document frequency): what collection-wide BM25 over shards adds up."""
