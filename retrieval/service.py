@@ -184,7 +184,12 @@ class Docent:
             store.close()
         folder = self.collections_dir / name
         if (folder / SHARD_LAYOUT_FILE).exists():
-            self._ray().stop_shards(folder)  # on the cluster: its shard actors end before their files go
+            if not self.on_ray:
+                raise CollectionError(
+                    f"collection '{name}' is sharded on a Ray cluster: delete it with --ray ADDRESS"
+                    " (its shard actors run there)"
+                )
+            self._ray().stop_shards(folder)  # its shard actors end before their files go
         elif not (folder / "docent.sqlite3").exists():
             return False
         shutil.rmtree(folder)

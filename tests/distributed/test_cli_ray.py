@@ -44,3 +44,12 @@ def test_the_cli_ingests_searches_answers_and_reports_the_cluster(ray_cluster, t
     assert alone.returncode == 1 and "sharded on a Ray cluster" in alone.stderr and "--ray" in alone.stderr
     wrong = run(home, "--ray", "127.0.0.1:1", "list", check=False, env=env)
     assert wrong.returncode != 0 and "cannot reach the Ray cluster" in wrong.stderr
+
+    listed = run(home, "collections").stdout  # without the cluster: named, with what to do
+    assert "default" in listed and "--ray" in listed
+    kept = run(home, "collections", "delete", "default", "--yes", check=False)  # its shards run on the cluster
+    assert kept.returncode != 0 and "--ray" in kept.stderr and (home / "collections" / "default").is_dir()
+    run(home, *on_ray, "collections", "delete", "default", "--yes", env=env)
+    status = json.loads(run(home, *on_ray, "cluster", "status", "--json", env=env).stdout)
+    assert not [s for s in status["shards"] if s["collection"] == "default"]
+    assert not (home / "collections" / "default").exists()

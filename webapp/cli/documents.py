@@ -201,15 +201,25 @@ def collections(docent, args, as_json: bool) -> int:
 
 
 def list_collections(docent, as_json: bool) -> int:
-    names = docent.collection_names()
-    rows = [
-        {"name": n, "documents": len(docent.documents(collection=n)), "chunks": docent.collection(n).chunk_count()}
-        for n in names
-    ]
+    from retrieval.store import CollectionError
+
+    rows = []
+    for name in docent.collection_names():
+        try:
+            rows.append(
+                {
+                    "name": name,
+                    "documents": len(docent.documents(collection=name)),
+                    "chunks": docent.collection(name).chunk_count(),
+                }
+            )
+        except CollectionError as exc:  # one that cannot be opened here (sharded, without --ray) is named, not fatal
+            rows.append({"name": name, "error": str(exc)})
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
         print("no collections yet")
     for row in rows if not as_json else []:
-        print(f"{row['name']}  {row['documents']} documents, {row['chunks']} chunks")
+        described = f"{row['documents']} documents, {row['chunks']} chunks" if "error" not in row else row["error"]
+        print(f"{row['name']}  {described}")
     return 0
