@@ -187,30 +187,43 @@ def _watched(batches, stall_after: float | None = None):
     ingest says so instead of hanging."""
     stall_after = STALL_SECONDS if stall_after is None else stall_after
     arrived: queue.Queue = queue.Queue(maxsize=2)
-    done = object()
+    done, stop = object(), threading.Event()
+
+    def hand_over(item) -> None:
+        while not stop.is_set():  # the consumer may have stopped (cancelled, stalled): then let go
+            try:
+                arrived.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                continue
 
     def pull() -> None:
         try:
             for batch in batches:
-                arrived.put(batch)
-            arrived.put(done)
+                hand_over(batch)
+                if stop.is_set():
+                    return
+            hand_over(done)
         except BaseException as exc:  # raised where the batches are consumed
-            arrived.put(exc)
+            hand_over(exc)
 
     threading.Thread(target=pull, daemon=True, name="ray-data-batches").start()
-    while True:
-        try:
-            item = arrived.get(timeout=stall_after)
-        except queue.Empty:
-            raise Stalled(
-                f"no document came out of the cluster for {stall_after:g} s (too few free CPUs? see"
-                " `docent cluster status`)"
-            ) from None
-        if item is done:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while True:
+            try:
+                item = arrived.get(timeout=stall_after)
+            except queue.Empty:
+                raise Stalled(
+                    f"no document came out of the cluster for {stall_after:g} s (too few free CPUs? see"
+                    " `docent cluster status`)"
+                ) from None
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _store(batch: dict, collection, report) -> None:

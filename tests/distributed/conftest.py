@@ -15,17 +15,16 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[distributed]' (make test does)")
 
 CPUS_PER_NODE = 2  # logical: what Ray may place on a node, not cores of its own
+OBJECT_STORE_BYTES = 256 << 20  # per node; Ray's default (30% of the memory) is far more than tests need
 
 
 @pytest.fixture(scope="package")
 def ray_cluster():
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": CPUS_PER_NODE, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    cluster.add_node(num_cpus=CPUS_PER_NODE, node_ip_address="127.0.0.1")
+    node = {"num_cpus": CPUS_PER_NODE, "node_ip_address": "127.0.0.1", "object_store_memory": OBJECT_STORE_BYTES}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
     cluster.wait_for_nodes()
     yield cluster
     ray.shutdown()  # this process's connection (made by Docent), then every node the suite started

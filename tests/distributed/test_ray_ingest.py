@@ -47,7 +47,7 @@ def test_ray_data_ingest_gives_the_local_pipelines_outcomes(docent, ray_cluster,
 def test_a_worker_node_lost_mid_ingest_loses_nothing_committed(docent, ray_cluster, tmp_path):
     folder = _write_files(tmp_path / "files", 25)
     on_ray = docent.variant(ray_address=ray_cluster.address, **RAY_SETTINGS)
-    extra = ray_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    extra = ray_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", object_store_memory=256 << 20)
     ray_cluster.wait_for_nodes()
     outcomes, killed = [], threading.Event()
 
@@ -87,3 +87,31 @@ def test_an_ingest_the_cluster_stops_feeding_says_so_instead_of_hanging():
     with pytest.raises(Stalled, match="no document came out of the cluster for 0.5 s"):
         next(batches)
     assert time.monotonic() - started < 5
+
+
+def test_a_site_is_crawled_into_a_sharded_collection_and_recrawled_without_work(docent, ray_cluster, tmp_path):
+    from retrieval.service import Docent
+    from retrieval.settings import load_settings
+    from support.website import MODULES, Site, SiteServer
+
+    server = SiteServer(Site())
+    try:
+        on_ray = Docent(
+            load_settings(
+                home=str(tmp_path / "home"),
+                allowed_hosts="127.0.0.1",
+                fetch_timeout=1,
+                ray_address=ray_cluster.address,
+                **RAY_SETTINGS,
+            )
+        )
+        on_ray._embedder = docent.embedder
+        first = on_ray.crawl(server.base, collection="site")
+        stored = {d.source for d in on_ray.documents(collection="site")}
+        assert stored == {f"{server.base}/library/{m}.html" for m in MODULES} and first.added == len(MODULES)
+        again = on_ray.crawl(server.base, collection="site")  # the crawl state lives in the shards
+        assert again.added == 0 and again.unchanged == len(MODULES)
+        hits = on_ray.search("heap queue push", k=3, collection="site")
+        assert hits and hits[0].source.endswith("heapq.html") and hits.missing_shards == ()
+    finally:
+        server.close()
