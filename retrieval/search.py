@@ -144,13 +144,11 @@ def search(
             ranked = convex_fusion(by_vector, by_keyword, alpha=alpha)
         ranked = ranked[:wanted]
 
-    rows = collection.chunk_rows([i for i, _ in ranked])
+    rows = collection.chunk_rows([i for i, _ in ranked], query_vector)
     ranked = collapse_near_duplicates(
         [(i, s) for i, s in ranked if i in rows], {i: r["text"] for i, r in rows.items()}, k
     )
-    ids = [i for i, _ in ranked]
-    similarity = collection.similarities(query_vector, ids) if query_vector is not None else {}
-    return Results([_hit(i, rows[i], score, similarity.get(i)) for i, score in ranked], missing)
+    return Results([_hit(i, rows[i], score, rows[i].get("similarity")) for i, score in ranked], missing)
 
 
 def _missing_shards(ranked) -> set[int]:

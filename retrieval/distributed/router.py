@@ -339,16 +339,12 @@ class ShardedCollection:
         shard = self._home(source)
         return [self._global(shard, i) for i in self._call(shard, "chunks_with_lines", source, beginnings, limit)]
 
-    def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
+    def chunk_rows(self, chunk_ids: Sequence[int], query: np.ndarray | None = None) -> dict[int, dict]:
+        """Text and provenance by global id (and similarity to query, when given); a shard that
+        does not answer leaves its rows out (search then drops those hits, as it does a chunk
+        removed since the lookup)."""
         parts = self._by_shard(chunk_ids)
-        answers, _ = self._fan_out("similarities", {s: (query, ids) for s, ids in parts.items()}, whole=False)
-        return {self._global(s, i): value for s, found in answers.items() for i, value in found.items()}
-
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict]:
-        """Text and provenance by global id; a shard that does not answer leaves its rows out
-        (search then drops those hits, as it does a chunk removed since the lookup)."""
-        parts = self._by_shard(chunk_ids)
-        answers, _ = self._fan_out("chunk_rows", {s: (ids,) for s, ids in parts.items()}, whole=False)
+        answers, _ = self._fan_out("chunk_rows", {s: (ids, query) for s, ids in parts.items()}, whole=False)
         return {self._global(s, i): row for s, rows in answers.items() for i, row in rows.items()}
 
     # ---- the rest ------------------------------------------------------------------------------

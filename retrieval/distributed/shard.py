@@ -38,7 +38,6 @@ DELEGATED = frozenset(
         "vector_search",
         "chunk_ids_for_sources",
         "chunks_with_lines",
-        "similarities",
         "chunk_rows",
         "flush",
     }

@@ -660,12 +660,10 @@ class Collection:
         )
         return [r[0] for r in rows]
 
-    def similarities(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
-        """Cosine similarity between the query and each chunk (embeddings are unit length)."""
-        return self.indexes.similarities(query, chunk_ids)
-
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict]:
-        """Text and provenance of chunks, by id."""
+    def chunk_rows(self, chunk_ids: Sequence[int], query: np.ndarray | None = None) -> dict[int, dict]:
+        """Text and provenance of chunks, by id; with a query, also each chunk's cosine
+        similarity to it (embeddings are unit length), fetched in the same call because a
+        sharded collection pays a round trip per call."""
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
@@ -679,7 +677,11 @@ class Collection:
             )
             .fetchall()
         )
-        return {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
+        found = {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
+        if query is not None:
+            for chunk_id, similarity in self.indexes.similarities(query, list(found)).items():
+                found[chunk_id]["similarity"] = similarity
+        return found
 
     def flush(self) -> None:
         """Writes the index files now if they are behind the database."""
