@@ -64,14 +64,16 @@ class Docent:
 
     def _embedder_unlocked(self, on_stage=None):
         if self._embedder is None:
-            self._embedder = Embedder(
-                self.settings.embedding_model,
-                device=self.settings.device,
-                backend=self.settings.embedding_backend,
-                cache_dir=self.settings.model_cache,
-                on_stage=on_stage,
-            )
+            self._embedder = self._embedder_factory()(on_stage=on_stage)
         return self._embedder
+
+    def _embedder_factory(self) -> partial:
+        """Makes the settings' Embedder when called: in this process, and in a Ray ingest's
+        embedding actors (it is sent to them)."""
+        s = self.settings
+        return partial(
+            Embedder, s.embedding_model, device=s.device, backend=s.embedding_backend, cache_dir=s.model_cache
+        )
 
     @property
     def embedding_precision(self) -> str | None:
@@ -234,13 +236,10 @@ class Docent:
         files = [i for i, s in enumerate(sources) if not s.is_url]
         urls = [i for i, s in enumerate(sources) if s.is_url]
         s = self.settings
-        new_embedder = partial(
-            Embedder, s.embedding_model, device=s.device, backend=s.embedding_backend, cache_dir=s.model_cache
-        )
         on_cluster = ingest_on_ray(
             [sources[i] for i in files],
             self.collection(collection),
-            new_embedder=new_embedder,
+            new_embedder=self._embedder_factory(),
             overlap_tokens=s.chunk_overlap_tokens,
             embed_actors=s.ray_embed_actors,
             on_outcome=on_outcome,

@@ -113,7 +113,7 @@ def open_sharded(
         partial.write_text(json.dumps({"shards": shards}))
         partial.replace(folder / LAYOUT_FILE)
     count = shard_count(folder)
-    handles = [_shard_actor(folder, i, model_name, dim, placement) for i in range(count)]
+    handles = _shard_actors(folder, count, model_name, dim, placement)
     return ShardedCollection(folder.name, folder, handles, model_name=model_name, dim=dim, timeout=timeout)
 
 
@@ -122,7 +122,20 @@ def actor_name(folder: Path, shard: int) -> str:
     return f"docent-shard/{digest}/{shard}"
 
 
-def _shard_actor(folder: Path, shard: int, model_name: str, dim: int, placement: ShardPlacement):
+def _shard_actors(folder: Path, count: int, model_name: str, dim: int, placement: ShardPlacement) -> list:
+    """The shard actors, found or started; all are asked at once whether they hold their files,
+    so shards opening their collections (an index rebuilt, say) open side by side."""
+    started = [_start_shard(folder, i, model_name, dim, placement) for i in range(count)]
+    held = ray.get([actor.holds_its_files.remote() for actor in started], timeout=START_TIMEOUT)
+    # A running actor whose files were deleted (the collection deleted and made again outside
+    # Docent) is replaced by one that opens the folder as it is now.
+    for i in [i for i, ok in enumerate(held) if not ok]:
+        ray.kill(started[i], no_restart=True)
+        started[i] = _start_shard(folder, i, model_name, dim, placement)
+    return started
+
+
+def _start_shard(folder: Path, shard: int, model_name: str, dim: int, placement: ShardPlacement):
     options = {
         "name": actor_name(folder, shard),
         "namespace": NAMESPACE,
@@ -135,14 +148,11 @@ def _shard_actor(folder: Path, shard: int, model_name: str, dim: int, placement:
     }
     if placement.resource:
         options["resources"] = {placement.resource: 0.001}
-    args = (str(folder / f"shard-{shard}"), model_name, dim, placement.gpu_search)
-    actor = ray.remote(Shard).options(**options).remote(*args)
-    if not ray.get(actor.holds_its_files.remote(), timeout=START_TIMEOUT):
-        # A running actor whose files were deleted (the collection deleted and made again
-        # outside Docent): it is replaced by one that opens the folder as it is now.
-        ray.kill(actor, no_restart=True)
-        actor = ray.remote(Shard).options(**options).remote(*args)
-    return actor
+    return (
+        ray.remote(Shard)
+        .options(**options)
+        .remote(str(folder / f"shard-{shard}"), model_name, dim, placement.gpu_search)
+    )
 
 
 def stop_shards(folder: Path) -> int:

@@ -32,6 +32,7 @@ import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from retrieval.keywords import keyword_terms
 from retrieval.models import DocumentInfo, Results
 from retrieval.store import CollectionError, PreparedDocument
 from retrieval.store.collection import KeywordScoring
@@ -84,9 +85,10 @@ class ShardedCollection:
 
     # ---- calling shards ------------------------------------------------------------------------
 
-    def _call(self, shard: int, method: str, *args, timeout: float | None = None):
+    def _call(self, shard: int, method: str, *args, timeout: float | None = None, **kwargs):
         """One shard's answer; raises ShardUnavailable when it does not come in time."""
-        return self._wait({shard: self.shards[shard].call.remote(method, *args)}, timeout, whole=True)[0][shard]
+        ref = self.shards[shard].call.remote(method, *args, **kwargs)
+        return self._wait({shard: ref}, timeout, whole=True)[0][shard]
 
     def _fan_out(
         self, method: str, args_by_shard: dict[int, tuple] | None = None, *, whole: bool, timeout: float | None = None
@@ -199,10 +201,16 @@ class ShardedCollection:
         shard, local = self._staged(token)
         if isinstance(original, Path):  # the shard's machine may not see this one's disk
             original = original.read_bytes()
-        ref = self.shards[shard].call.remote(
-            "commit_staged", local, document, pages=pages, chunks=chunks, original=original
+        return self._call(
+            shard,
+            "commit_staged",
+            local,
+            document,
+            pages=pages,
+            chunks=chunks,
+            original=original,
+            timeout=WRITE_TIMEOUT,
         )
-        return self._wait({shard: ref}, WRITE_TIMEOUT, whole=True)[0][shard]
 
     def abandon_staged(self, token: str) -> None:
         shard, local = self._staged(token)
@@ -223,8 +231,7 @@ class ShardedCollection:
         return {url: fields for pages in answers.values() for url, fields in pages.items()}
 
     def remember_web_page(self, crawl_root: str, url: str, **fields) -> None:
-        ref = self.shards[self._home(url)].call.remote("remember_web_page", crawl_root, url, **fields)
-        self._wait({0: ref}, None, whole=True)
+        self._call(self._home(url), "remember_web_page", crawl_root, url, **fields)
 
     def embeddings_for(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         hashes = list(set(hashes))
@@ -255,20 +262,23 @@ class ShardedCollection:
 
     def vector_search(self, query: np.ndarray, k: int, *, allowed: Sequence[int] | None = None) -> Results:
         """(global chunk id, cosine similarity) of the k nearest chunks over every shard."""
-        per_shard = self._allowed_by_shard(allowed)
-        refs = {s: self.shards[s].call.remote("vector_search", query, k, allowed=a) for s, a in per_shard.items()}
-        answers, missing = self._wait(refs, None, whole=False)
-        return Results(self._merge(answers, k), missing)
+        return self._vector_results(self._ask_vector_search(query, k, allowed), k)
 
     def hybrid_lists(
         self, query: np.ndarray, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None
     ) -> tuple[Results, Results]:
         """Both lists of a hybrid search, the shards searching for both at once (one wait, not two)."""
-        per_shard = self._allowed_by_shard(allowed)
-        refs = {s: self.shards[s].call.remote("vector_search", query, k, allowed=a) for s, a in per_shard.items()}
+        asked = self._ask_vector_search(query, k, allowed)
         by_keyword = self.keyword_search(terms, k, allowed=allowed)
-        answers, missing = self._wait(refs, None, whole=False)
-        return Results(self._merge(answers, k), missing), by_keyword
+        return self._vector_results(asked, k), by_keyword
+
+    def _ask_vector_search(self, query: np.ndarray, k: int, allowed: Sequence[int] | None) -> dict:
+        per_shard = self._allowed_by_shard(allowed)
+        return {s: self.shards[s].call.remote("vector_search", query, k, allowed=a) for s, a in per_shard.items()}
+
+    def _vector_results(self, asked: dict, k: int) -> Results:
+        answers, missing = self._wait(asked, None, whole=False)
+        return Results(self._merge(answers, k), missing)
 
     def keyword_search(self, terms: Sequence[str], k: int, *, allowed: Sequence[int] | None = None) -> Results:
         """(global chunk id, BM25 score) of the k best keyword matches, scored as one collection
@@ -323,8 +333,6 @@ class ShardedCollection:
         return merged[:k]
 
     def sources_using(self, word: str, limit: int = 200) -> list[str]:
-        from retrieval.keywords import keyword_terms
-
         ids = [i for i, _ in self.keyword_search(keyword_terms(word), limit)]
         return [row["source"] for row in self.chunk_rows(ids).values()]
 

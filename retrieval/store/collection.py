@@ -581,13 +581,11 @@ class Collection:
         statistics of a larger collection this one is a shard of (retrieval.distributed), so its
         scores are that collection's; None: this collection's own."""
         ids_by_term = self._lookup_terms(self._reader(), terms)
-        held = [t for t in terms if t in ids_by_term]
+        # With scoring, a term no chunk of the whole collection holds any more scores nothing.
+        held = [t for t in terms if t in ids_by_term and (scoring is None or t in scoring.idf)]
         tokens = [ids_by_term[t] for t in held]
         if scoring is None:
             return self.indexes.keyword_search(tokens, k, allowed)
-        # A term no chunk of the whole collection holds any more (its chunks removed) scores nothing.
-        held = [t for t in held if t in scoring.idf]
-        tokens = [ids_by_term[t] for t in held]
         return self.indexes.keyword_search(tokens, k, allowed, ([scoring.idf[t] for t in held], scoring.avgdl))
 
     def hybrid_lists(
