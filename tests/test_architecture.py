@@ -9,6 +9,10 @@ no two modules may import each other, however long the way round.
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +57,21 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def _graph() -> dict[str, set[str]]:
+    """The import graph, read in a fresh interpreter: CPython 3.11's AST builder keeps its
+    recursion count per interpreter, and a background thread of an earlier test (Ray's, after
+    tests/distributed) building ASTs at the same moment makes ast.parse fail with
+    "AST constructor recursion depth mismatch" (seen once in CI)."""
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_architecture as t;"
+        " print(json.dumps({k: sorted(v) for k, v in t._read_graph().items()}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {module: set(targets) for module, targets in json.loads(out.stdout).items()}
+
+
+def _read_graph() -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules) | COMPILED
     return {name: _imports(path, known) - {name} for name, path in modules.items()} | {name: set() for name in COMPILED}
@@ -130,9 +148,6 @@ def test_the_checks_see_an_upward_import_and_a_circle(tmp_path, monkeypatch):
 
 def test_single_machine_docent_does_not_import_ray(tmp_path):
     """Ray is an optional extra: the app, the API and the CLI load without it."""
-    import subprocess
-    import sys
-
     code = "import sys, retrieval.service, webapp.api, webapp.cli; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert out.stdout.strip() == "False"
