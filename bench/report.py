@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from retrieval.embed.cpu import cpu_flags
+from retrieval.embed.cpu import cpu_flags, cpu_model_name
 
 
 # The features that decide which kernels run: the engine's SIMD level, OpenVINO's int8 and bf16.
@@ -17,15 +17,10 @@ FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", 
 def cpu_name() -> str:
     """The CPU's model, its core count and the features that decide its speed:
     "AMD EPYC, 2 cores (avx2 fma avx512f avx512_vnni avx512_bf16)"."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model_name() or "unknown CPU"
     flags = cpu_flags()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    model += f", OpenVINO capped at {cap} (ONEDNN_MAX_CPU_ISA)" if cap else ""
     return f"{model}, {_cores()} cores ({' '.join(f for f in FEATURES if f in flags) or 'no AVX2'})"
 
 

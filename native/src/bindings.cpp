@@ -20,6 +20,8 @@
 namespace py = pybind11;
 using namespace docent;
 
+void bind_encoder(py::module_& m);  // bindings_encoder.cpp
+
 namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
@@ -168,6 +170,7 @@ PYBIND11_MODULE(_engine, m) {
         const std::string_view view(data);
         return xxh64(view.data(), view.size());
     }, py::arg("data"));
+    bind_encoder(m);
 
     py::class_<FlatIndex> flat(m, "FlatIndex");
     flat.def(py::init([](std::size_t dim, const std::string& metric) { return FlatIndex(dim, parse_metric(metric)); }),

@@ -66,12 +66,21 @@ def _rank(isa: str) -> int:
     return _ISA_ORDER.index(isa)
 
 
+def cpu_model_name() -> str:
+    """The CPU's model as /proc/cpuinfo names it ("" where it cannot be read)."""
+    return _cpuinfo_field("model name")
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
+    return set(_cpuinfo_field("flags").split())
+
+
+def _cpuinfo_field(name: str) -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""

@@ -1,14 +1,17 @@
 """Sentence embeddings with the packaged all-MiniLM-L6-v2: offline, normalized, batched.
 
-Three backends compute the same vectors:
-- `openvino-int8` (the default on a CPU): the model's transformer is exported once from the
-  packaged PyTorch weights to OpenVINO IR, then quantized to int8 (quantize.py beside this file),
-  both cached under the model cache; run directly (tokenizer, the graph, mean pooling,
-  normalization), with no optimum in between. The int8 model is used only when its vectors keep
-  a mean cosine of at least 0.995 to the float model's; else the default is `openvino`.
+Four backends compute the same vectors:
+- `openvino-int8` (the default on a CPU with VNNI): the model's transformer is exported once
+  from the packaged PyTorch weights to OpenVINO IR, then quantized to int8 (quantize.py beside
+  this file), both cached under the model cache; run directly (tokenizer, the graph, mean
+  pooling, normalization), with no optimum in between.
+- `native-int8` (the default on a CPU without VNNI, AVX2-only servers): Docent's own int8
+  encoder in the engine (native.py beside this file), whose products cannot saturate there.
 - `openvino`: the same export in float (bf16 on CPUs that have it): a cosine of 0.9999 to torch.
 - `torch`: sentence-transformers as it is; used on a GPU and as the reference.
-tests/test_embed.py and bench/embed_bench.py check the vectors against torch's.
+An int8 model is used only when it passes its gate on this CPU (a mean cosine of at least 0.995
+to the float model's vectors, and faster than it); else the default is `openvino`.
+tests/retrieval/test_embed.py and bench/embed_bench.py check the vectors against torch's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from retrieval.embed import quantize
+from retrieval.embed import native, quantize
 from retrieval.embed.cpu import CpuPrecision, cpu_precision
 from retrieval.embed.openvino import OpenVinoModel, export, export_folder
 
@@ -39,10 +42,11 @@ STAGES = {
     "load": "loading the embedding model",
     "export": "converting the embedding model to OpenVINO (once per machine)",
     "int8": "making the int8 copy of the embedding model and checking its vectors (once per machine)",
+    "native": "checking Docent's int8 encoder's vectors on this CPU (once per machine)",
 }
 
 PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "openvino", "openvino-int8")
+BACKENDS = ("auto", "torch", "openvino", "openvino-int8", "native-int8")
 QUERY_CACHE_SIZE = 1024
 
 
@@ -77,6 +81,7 @@ class Embedder:
         self._tokenizing = threading.Lock()
         self._encoding = threading.Lock()
         self._on_stage = on_stage or (lambda name: None)
+        self.int8_report: dict | None = None  # the gate's report on this CPU's int8 model, once decided
         self._on_stage("load")
         if self._open_exported(Path(model_path), backend, device, cache_dir):
             return
@@ -93,17 +98,17 @@ class Embedder:
         self.dim = int(get_dim())
         self.max_tokens = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
-        self._openvino = None
+        self._cpu_model = None
         self.backend = "torch"
         self.precision, self.precision_reason = "f32", f"PyTorch on {device}"
-        if backend.startswith("openvino") or (
+        if backend in ("openvino", "openvino-int8", "native-int8") or (
             backend == "auto" and device == "cpu" and _openvino_available() and _mean_pooling_spec(Path(model_path))
         ):
             folder = export_folder(self.name, cache_dir)
             if not (folder / "model.xml").exists():
                 self._on_stage("export")
                 export(self.model, folder)
-            self._use_openvino(folder, backend)
+            self._choose_cpu_model(folder, backend, Path(model_path))
 
     def _open_exported(self, model_path: Path, backend: str, device: str | None, cache_dir) -> bool:
         """Starts from an earlier OpenVINO export without loading torch or the PyTorch model:
@@ -122,7 +127,7 @@ class Embedder:
         self.dim, self.max_tokens = spec
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         try:
-            self._use_openvino(folder, backend)
+            self._choose_cpu_model(folder, backend, model_path)
         except RuntimeError as exc:  # OpenVINO's error for an unreadable model
             log.warning(
                 "the exported embedding model in %s is damaged (%s): exporting it again", folder, _last_line(exc)
@@ -131,44 +136,83 @@ class Embedder:
             return False
         return True
 
-    def _use_openvino(self, folder: Path, backend: str) -> None:
-        """This CPU's int8 copy when asked for or by default (made once, kept only if its vectors
-        hold), else the float model in the CPU's best float precision. `precision` says which
-        runs, and `precision_reason` why."""
+    def _choose_cpu_model(self, folder: Path, backend: str, model_path: Path) -> None:
+        """This CPU's int8 model when asked for or by default (OpenVINO's copy with VNNI, Docent's
+        encoder without; kept only if its vectors hold), else the float model in the CPU's best
+        float precision. `precision` says which runs, and `precision_reason` why."""
         cpu = cpu_precision()
-        xml, report_name = quantize.int8_files(cpu)
         float_why = cpu.describe()
-        if backend in ("auto", "openvino-int8"):
-            report = quantize.read_report(folder, cpu)
-            if report and report["accepted"] and not (folder / xml).exists():
-                report = None  # its model is gone: make it again
-            if report is None:
-                report = self._quantize(folder, cpu, required=backend == "openvino-int8")
-            if report and report["accepted"]:
-                try:
-                    self._openvino, self.backend = OpenVinoModel(folder / xml), "openvino-int8"
-                    self.precision = "int8" if cpu.vnni else "int8 (7-bit weights)"
-                    self.precision_reason = f"{float_why}; its int8 copy passed its check: {quantize.verdict(report)}"
-                    return
-                except RuntimeError as exc:
-                    log.warning(
-                        "the int8 embedding model in %s is damaged (%s): using the float model;"
-                        " delete %s to make it again",
-                        folder,
-                        _last_line(exc),
-                        folder / report_name,
-                    )
-                    float_why += "; its int8 copy is damaged"
-            elif report:
-                float_why += f"; its int8 copy failed its check: {quantize.verdict(report)}"
-                if backend == "openvino-int8":
-                    log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
-            else:
-                float_why += "; no int8 copy could be made"
-        elif backend == "openvino":
+        if backend == "native-int8" or (backend == "auto" and not cpu.vnni):
+            outcome = self._use_native(folder, model_path, cpu, required=backend == "native-int8")
+            if outcome is None:
+                return
+            float_why += outcome
+        elif backend in ("auto", "openvino-int8"):
+            outcome = self._use_openvino_int8(folder, cpu, required=backend == "openvino-int8")
+            if outcome is None:
+                return
+            float_why += outcome
+        else:
             float_why += "; the float model was asked for"
-        self._openvino, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
-        self.precision, self.precision_reason = self._openvino.precision, float_why
+        self._cpu_model, self.backend = OpenVinoModel(folder / "model.xml"), "openvino"
+        self.precision, self.precision_reason = self._cpu_model.precision, float_why
+
+    def _use_native(self, folder: Path, model_path: Path, cpu: CpuPrecision, *, required: bool) -> str | None:
+        """Docent's int8 encoder, when it can run here and passes its gate (measured once per
+        CPU); else why not, to add to the float model's reason."""
+        why_not = native.unsupported_reason(model_path)
+        if why_not:
+            if required:
+                raise ValueError(f"the native-int8 embedding backend cannot run: {why_not}")
+            return f"; Docent's int8 encoder cannot run: {why_not}"
+        try:
+            model = native.NativeInt8Model(model_path)
+        except Exception as exc:  # noqa: BLE001 - unreadable weights cost speed, never the service
+            if required:
+                raise ValueError(f"the native-int8 embedding backend cannot load {model_path}: {exc}") from exc
+            log.warning("Docent's int8 encoder cannot load %s (%s): using the float model", model_path, exc)
+            return f"; Docent's int8 encoder cannot load the model: {exc}"
+        report = native.read_report(folder, cpu)
+        if report is None:
+            self._on_stage("native")
+            report = native.check(folder, model, self._tokenize, cpu)
+        self.int8_report = report
+        if not report["accepted"]:
+            if required:
+                log.warning("Docent's int8 encoder did not pass its check (%s): using the float model", report)
+            return f"; Docent's int8 encoder failed its check: {quantize.verdict(report)}"
+        self._cpu_model, self.backend = model, "native-int8"
+        self.precision = model.precision
+        self.precision_reason = f"{cpu.describe()}; Docent's int8 encoder passed its check: {quantize.verdict(report)}"
+        return None
+
+    def _use_openvino_int8(self, folder: Path, cpu: CpuPrecision, *, required: bool) -> str | None:
+        """OpenVINO's int8 copy (made once, kept only if its vectors hold); else why not."""
+        report = quantize.read_report(folder)
+        if report and report["accepted"] and not (folder / quantize.INT8_XML).exists():
+            report = None  # its model is gone: make it again
+        if report is None:
+            report = self._quantize(folder, cpu, required=required)
+        self.int8_report = report
+        if not report:
+            return "; no int8 copy could be made"
+        if not report["accepted"]:
+            if required:
+                log.warning("the int8 embedding model did not pass its check (%s): using the float model", report)
+            return f"; its int8 copy failed its check: {quantize.verdict(report)}"
+        try:
+            self._cpu_model, self.backend = OpenVinoModel(folder / quantize.INT8_XML), "openvino-int8"
+        except RuntimeError as exc:
+            log.warning(
+                "the int8 embedding model in %s is damaged (%s): using the float model; delete %s to make it again",
+                folder,
+                _last_line(exc),
+                folder / quantize.REPORT,
+            )
+            return "; its int8 copy is damaged"
+        self.precision = "int8"
+        self.precision_reason = f"{cpu.describe()}; its int8 copy passed its check: {quantize.verdict(report)}"
+        return None
 
     def _quantize(self, folder: Path, cpu: CpuPrecision, *, required: bool) -> dict | None:
         try:
@@ -204,8 +248,8 @@ class Embedder:
         return out
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        if self._openvino is not None:
-            return self._openvino.embed(texts, self._tokenize, self.batch_size)
+        if self._cpu_model is not None:
+            return self._cpu_model.embed(texts, self._tokenize, self.batch_size)
         with self._encoding:
             return self.model.encode(
                 texts,

@@ -38,8 +38,13 @@ __all__ = [
     "simd_level",
     "supported_simd_levels",
     "set_simd_level",
+    "Int8Encoder",
+    "encoder_supported",
 ]
 
 simd_level = _engine.simd_level
 supported_simd_levels = _engine.supported_simd_levels
 set_simd_level = _engine.set_simd_level
+# The int8 sentence encoder for CPUs without VNNI (native/src/encoder.h); retrieval/embed/native.py uses it.
+Int8Encoder = _engine.Int8Encoder
+encoder_supported = _engine.encoder_supported

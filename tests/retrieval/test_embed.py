@@ -1,4 +1,6 @@
-"""The embedding backends: OpenVINO (float and int8) against sentence-transformers on torch, and no wasted work."""
+"""The embedding backends: OpenVINO (float and int8) and the choice of this CPU's int8 model, against
+sentence-transformers on torch, and no wasted work. Docent's own int8 encoder has its own tests
+(test_native_encoder.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from support.shared_data import shared_path
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
-from retrieval.embed import quantize
+from retrieval.embed import native, quantize
 from retrieval.embed import Embedder, export_folder
 from retrieval.embed.cpu import cpu_precision
 from retrieval.service import Docent, Source
@@ -21,9 +23,15 @@ from retrieval.settings import load_settings
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed")
 
-CPU = cpu_precision()  # this CPU's int8 copy: VNNI's, or the 7-bit one
-INT8_XML, INT8_REPORT = quantize.int8_files(CPU)
-INT8_BIN = INT8_XML.replace(".xml", ".bin")
+CPU = cpu_precision()
+INT8_XML, INT8_BIN = quantize.INT8_XML, quantize.INT8_BIN
+# This CPU's int8 model: OpenVINO's copy with VNNI, Docent's encoder without.
+INT8_BACKEND = "openvino-int8" if CPU.vnni else "native-int8"
+INT8_REPORT = quantize.REPORT if CPU.vnni else native.REPORT
+
+
+def _int8_report(folder):
+    return quantize.read_report(folder) if CPU.vnni else native.read_report(folder, CPU)
 
 
 def _texts() -> list[str]:
@@ -84,18 +92,18 @@ def int8(embedders):
 
 
 def test_the_int8_gate_decides_once_and_its_decision_is_used(embedders, int8):
-    """On a CPU with VNNI the int8 copy passes its gate; on one without (AVX2 only) its products
-    may lose too much and the float export answers. Either way the decision is the gate's, made
-    once, kept in the report, and followed."""
+    """This CPU's int8 model (OpenVINO's copy with VNNI, Docent's encoder without) is used when
+    it passes its gate, else the float export answers. Either way the decision is the gate's,
+    made once, kept in the report, and followed."""
     reference, _, cache = embedders
     folder = export_folder(int8.name, cache)
-    report = quantize.read_report(folder, CPU)
-    assert report is not None and report["accepted"] == _passes(report)
-    assert (folder / INT8_XML).exists() == report["accepted"]
+    report = _int8_report(folder)
+    assert report is not None and report["accepted"] == _passes(report) and int8.int8_report == report
+    assert (folder / INT8_XML).exists() == (report["accepted"] and CPU.vnni)
     assert int8.model is None  # started from the export: torch not loaded
     texts = _texts()
     if report["accepted"]:
-        assert int8.backend == "openvino-int8"
+        assert int8.backend == INT8_BACKEND
         _assert_close_to_torch(reference.embed(texts), int8.embed(texts), min_cosine=0.98, same_nearest=0.9)
     else:
         assert int8.backend == "openvino"
@@ -132,14 +140,18 @@ def _quick_gate(monkeypatch, min_mean_cosine: float) -> None:
 def test_an_int8_model_that_fails_its_check_is_not_used(embedders, tmp_path, monkeypatch):
     folder = _float_export_only(embedders, tmp_path)
     _quick_gate(monkeypatch, 1.01)  # no int8 model can pass this
-    embedder = Embedder(cache_dir=tmp_path)
+    embedder = Embedder(backend="openvino-int8", cache_dir=tmp_path)
     assert embedder.backend == "openvino"
-    report = quantize.read_report(folder, CPU)
+    report = quantize.read_report(folder)
     assert report["accepted"] is False and report["held_out_texts"] == 8
     assert not (folder / INT8_XML).exists()
     monkeypatch.setattr(quantize, "quantize", lambda *a: pytest.fail("the check is not redone on every start"))
-    assert Embedder(cache_dir=tmp_path).backend == "openvino"
-    assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # asked for, said why in the log
+    assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino"  # said why in the log
+    monkeypatch.setattr(native, "check", lambda *a: pytest.fail("not measured again"))
+    native_report = {**report, "cpu": native.cpu_model_name(), "cpu_vnni": CPU.vnni, "cpu_bf16": CPU.bf16}
+    (folder / native.REPORT).write_text(json.dumps({**native_report, "isa_cap": CPU.capped_at}))
+    failed = Embedder(backend="native-int8", cache_dir=tmp_path)  # Docent's encoder, failed likewise
+    assert failed.backend == "openvino" and "Docent's int8 encoder failed its check" in failed.precision_reason
 
 
 def test_quantizing_twice_makes_the_same_weights_and_the_report_names_the_cpu(embedders, tmp_path, monkeypatch):
@@ -163,16 +175,16 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
     _, fast, _ = embedders
     target = _float_export_only(embedders, tmp_path)
     _quick_gate(monkeypatch, -1.0)  # an int8 copy on any CPU, to damage
-    assert Embedder(cache_dir=tmp_path).backend == "openvino-int8"
+    assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino-int8"
     with open(target / INT8_BIN, "r+b") as f:
         f.truncate(1000)
     with caplog.at_level("WARNING", logger="retrieval.embed"):
-        embedder = Embedder(cache_dir=tmp_path)
+        embedder = Embedder(backend="openvino-int8", cache_dir=tmp_path)
     assert embedder.backend == "openvino"
     assert "int8 embedding model" in caplog.text and "damaged" in caplog.text and "Incorrect weights" in caplog.text
     np.testing.assert_allclose(embedder.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-5)
 
-    for name in (INT8_XML, INT8_BIN, INT8_REPORT):
+    for name in (INT8_XML, INT8_BIN, quantize.REPORT):
         (target / name).unlink()
     with open(target / "model.bin", "r+b") as f:
         f.truncate(1000)
@@ -186,12 +198,24 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
 
 
 def test_without_nncf_auto_uses_float_and_int8_says_what_is_missing(embedders, tmp_path, monkeypatch):
+    """NNCF makes OpenVINO's int8 copy (CPUs with VNNI); Docent's encoder needs nothing of it."""
     folder = _float_export_only(embedders, tmp_path)
     monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
+    monkeypatch.setattr(native, "check", lambda folder, model, tokenize, cpu: {**_failed_gate(), "cpu": "x"})
     assert Embedder(cache_dir=tmp_path).backend == "openvino"
     with pytest.raises(ValueError, match="needs NNCF: pip install nncf"):
         Embedder(backend="openvino-int8", cache_dir=tmp_path)
-    assert quantize.read_report(folder, CPU) is None  # nothing decided: made once NNCF is there
+    assert quantize.read_report(folder) is None  # nothing decided: made once NNCF is there
+
+
+def _failed_gate() -> dict:
+    return {
+        "accepted": False,
+        "mean_cosine": 0.9,
+        "min_mean_cosine": 0.995,
+        "speedup_over_float": 1.0,
+        "min_speedup": 1.1,
+    }
 
 
 def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
@@ -244,9 +268,9 @@ def test_identical_chunks_are_embedded_once(docent, tmp_path):
     assert hits[0].source == "a-with-appendix.pdf"
 
 
-def test_the_default_on_a_cpu_is_the_int8_copy_when_it_passed_its_gate(docent):
-    report = quantize.read_report(export_folder(docent.embedder.name, docent.settings.model_cache), CPU)
-    assert docent.embedder.backend == ("openvino-int8" if report and report["accepted"] else "openvino")
+def test_the_default_on_a_cpu_is_its_int8_model_when_it_passed_its_gate(docent):
+    report = _int8_report(export_folder(docent.embedder.name, docent.settings.model_cache))
+    assert docent.embedder.backend == (INT8_BACKEND if report and report["accepted"] else "openvino")
 
 
 def test_an_unknown_backend_is_refused():
@@ -264,10 +288,11 @@ print(json.dumps({"backend": embedder.backend, "precision": embedder.precision,
 """
 
 
-def test_on_a_cpu_without_vnni_and_bf16_the_int8_copy_is_7_bit_and_the_float_model_f32(embedders, tmp_path):
-    """oneDNN capped at AVX2 runs the kernels an AVX2-only server runs (this CPU's own int8
-    copy scored 0.9946 there, as on a real AVX2-only EPYC): Docent makes the 7-bit copy for
-    it, the gate decides, and whatever answers matches torch and says what it is and why."""
+def test_on_a_cpu_without_vnni_and_bf16_docents_encoder_answers_and_the_float_model_is_f32(embedders, tmp_path):
+    """oneDNN capped at AVX2 runs the kernels an AVX2-only server runs (OpenVINO's int8 copy
+    scored 0.9946 there, as on a real AVX2-only EPYC): Docent chooses its own int8 encoder for
+    it, makes no OpenVINO int8 copy, the gate decides, and whatever answers matches torch and
+    says what it is and why."""
     import os
     import subprocess
 
@@ -280,19 +305,19 @@ def test_on_a_cpu_without_vnni_and_bf16_the_int8_copy_is_7_bit_and_the_float_mod
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,  # the installed package, with its compiled engine, not the source tree's
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     child = json.loads(run.stdout.strip().splitlines()[-1])
-    report = json.loads((folder / quantize.REPORT_7BIT).read_text())
+    report = json.loads((folder / native.REPORT).read_text())
     assert report["isa_cap"] == "AVX2" and report["cpu_vnni"] is False and report["cpu_bf16"] is False
-    assert report["overflow_fix"] == "every layer (7-bit weights)"
-    assert report["accepted"] == _passes(report)
+    assert report["accepted"] == _passes(report) and report["float_precision"] == "f32"
+    assert not (folder / INT8_XML).exists() and not (folder / quantize.REPORT).exists()
     assert "no VNNI" in child["reason"] and "no bf16" in child["reason"] and "capped at AVX2" in child["reason"]
     assert f"mean cosine {report['mean_cosine']}" in child["reason"]
     if report["accepted"]:
-        assert (child["backend"], child["precision"]) == ("openvino-int8", "int8 (7-bit weights)")
-        assert (folder / quantize.INT8_7BIT_XML).exists() and not (folder / quantize.INT8_XML).exists()
+        assert (child["backend"], child["precision"]) == ("native-int8", native.PRECISION)
     else:
         assert (child["backend"], child["precision"]) == ("openvino", "f32")
     reference = embedders[0].embed(texts)
@@ -303,7 +328,7 @@ def test_on_a_cpu_without_vnni_and_bf16_the_int8_copy_is_7_bit_and_the_float_mod
 def test_the_embedder_says_which_precision_runs_and_why(embedders, int8):
     _, fast, _ = embedders
     assert fast.precision == CPU.float_precision and "the float model was asked for" in fast.precision_reason
-    report = quantize.read_report(export_folder(int8.name, embedders[2]), CPU)
+    report = _int8_report(export_folder(int8.name, embedders[2]))
     if report["accepted"]:
         assert int8.precision.startswith("int8") and "passed its check" in int8.precision_reason
     else:

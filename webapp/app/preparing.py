@@ -22,6 +22,7 @@ USUALLY = {
     "load": "a few seconds",
     "export": "about half a minute",
     "int8": "about a minute on an idle 2-core machine, up to 5 minutes on a busy one",
+    "native": "about 15 seconds",
 }
 
 

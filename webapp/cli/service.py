@@ -12,7 +12,6 @@ from retrieval.settings import prepare_home
 
 def prepare(docent, args, as_json: bool) -> int:
     from retrieval.embed import export_folder, quantize
-    from retrieval.embed.cpu import cpu_precision
     from retrieval.index import gpu
 
     embedder = docent.embedder
@@ -22,9 +21,9 @@ def prepare(docent, args, as_json: bool) -> int:
         "precision": embedder.precision,
         "precision_reason": embedder.precision_reason,
     }
-    if embedder.backend.startswith("openvino"):
+    if embedder.backend != "torch":
         folder = export_folder(embedder.name, docent.settings.model_cache)
-        info.update(folder=str(folder), int8=quantize.read_report(folder, cpu_precision()))
+        info.update(folder=str(folder), int8=embedder.int8_report)
     why_not_gpu = "DOCENT_GPU_SEARCH is off" if not docent.settings.gpu_search else gpu.unavailable_reason()
     info["search"] = {"on": "cpu" if why_not_gpu else "gpu", "why_not_gpu": why_not_gpu, "gpus": gpu.devices()}
     info["answers"] = docent.backend.description
@@ -36,7 +35,7 @@ def prepare(docent, args, as_json: bool) -> int:
     if info.get("int8"):
         report = info["int8"]
         print(
-            f"int8 copy {'used' if report['accepted'] else 'not used'}: {quantize.verdict(report)},"
+            f"int8 model {'used' if report['accepted'] else 'not used'}: {quantize.verdict(report)},"
             f" on {report['held_out_texts']} held-out texts"
         )
     print(f"answers: {info['answers']}")
