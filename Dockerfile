@@ -18,8 +18,9 @@ COPY . .
 ARG EXTRAS=""
 RUN python -m pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf build
 
-# The embedding model's OpenVINO export and its checked int8 copy are made once, here, rather
-# than on every new container's first start (`make run` makes them on first use instead).
+# The embedding model's OpenVINO export and this CPU's int8 model (and its check) are made once,
+# here, rather than on every new container's first start (`make run` makes them on first use
+# instead). A container on a CPU of another kind checks its own int8 model when it starts.
 ENV DOCENT_MODEL_CACHE=/opt/docent/models
 RUN docent --home /tmp/prepare prepare && rm -rf /tmp/prepare
 

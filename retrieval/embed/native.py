@@ -117,8 +117,13 @@ def check(folder: Path, model: NativeInt8Model, tokenize: Tokenize, cpu: CpuPrec
         seconds=round(time.perf_counter() - started, 1),
     )
     staging = folder / f".{REPORT}.{os.getpid()}"
-    staging.write_text(json.dumps(report, indent=2))
-    os.replace(staging, folder / REPORT)
+    try:
+        staging.write_text(json.dumps(report, indent=2))
+        os.replace(staging, folder / REPORT)
+    except OSError as exc:  # a model cache made by another user (a Docker image's build) may be read-only
+        log.warning(
+            "cannot keep the int8 encoder's report in %s (%s): it is measured again on the next start", folder, exc
+        )
     if report["accepted"]:
         log.info("Docent's int8 encoder passed its check: %s", quantize.verdict(report))
     else:
