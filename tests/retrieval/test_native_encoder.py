@@ -12,7 +12,7 @@ import pytest
 
 from support.pdfgen import HANDBOOK_PAGES
 from support.shared_data import shared_path
-from retrieval.embed import Embedder, native
+from retrieval.embed import Embedder, native, quantize
 from retrieval.embed.cpu import cpu_precision
 from retrieval.index import Int8Encoder, encoder_supported, set_simd_level, simd_level
 
@@ -26,13 +26,17 @@ def _model_path() -> Path:
 
 
 def _texts() -> list[str]:
+    """The packaged held-out texts (chunks of the Python documentation, always there), the
+    handbook's lines, Cranfield's abstracts where ../shared is, a text far over the model's 256
+    tokens (truncated as torch truncates) and two very short ones."""
+    texts = quantize.calibration_texts()[quantize.CALIBRATION_COUNT :]
+    texts += [line for page in HANDBOOK_PAGES for line in page]
     try:
         corpus = shared_path("cranfield", "corpus.jsonl")
-        texts = [json.loads(line)["text"] for line in corpus.read_text().splitlines()[:150]]
+        texts += [json.loads(line)["text"] for line in corpus.read_text().splitlines()[:150]]
     except pytest.skip.Exception:
-        texts = [line for page in HANDBOOK_PAGES for line in page]
-    long = " ".join(texts)[:6000]  # far over the model's 256 tokens: truncated as torch truncates
-    return texts + [long, "harbor", "Dividends paid | 2020: (389)"]
+        pass
+    return texts + [" ".join(texts)[:6000], "harbor", "Dividends paid | 2020: (389)"]
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +61,14 @@ def test_vectors_match_torch(model, torch_embedder):
     cosine = (reference * vectors).sum(axis=1)
     assert cosine.mean() >= 0.995 and cosine.min() >= 0.98, (cosine.mean(), cosine.min())
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    sa, sb = reference @ reference.T, vectors @ vectors.T  # each text's nearest other text agrees
+    # Each text's nearest other text: the same one for nine in ten (the rest are near ties), and
+    # always among the encoder's nearest three.
+    sa, sb = reference @ reference.T, vectors @ vectors.T
     np.fill_diagonal(sa, -1)
     np.fill_diagonal(sb, -1)
-    assert (sa.argmax(1) == sb.argmax(1)).mean() >= 0.95
+    nearest, nearest_three = sa.argmax(1), np.argsort(-sb, axis=1)[:, :3]
+    assert (nearest == sb.argmax(1)).mean() >= 0.9
+    assert np.mean([n in row for n, row in zip(nearest, nearest_three)]) >= 0.98
 
 
 def test_a_text_gets_the_same_bits_alone_in_any_batch_and_on_any_threads(model, torch_embedder):
