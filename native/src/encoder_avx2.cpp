@@ -215,22 +215,22 @@ void float_block(const float* a, std::size_t lda, const float* b, std::size_t ld
     }
 }
 
-// c (rows x cols, cols a multiple of 16) = a (rows x depth) b (depth x cols).
+template <int R>
+void float_rows(const float* a, std::size_t lda, const float* b, std::size_t ldb, std::size_t rows, std::size_t depth, float* c,
+                std::size_t ldc) {
+    if constexpr (R > 0) {
+        if (rows == R) return float_block<R>(a, lda, b, ldb, depth, c, ldc);
+        float_rows<R - 1>(a, lda, b, ldb, rows, depth, c, ldc);
+    }
+}
+
+// c (rows x cols, cols a multiple of 16) = a (rows x depth) b (depth x cols), in tiles of 4 rows
+// x 16 (6 rows ran slower).
 void float_product(const float* a, std::size_t lda, const float* b, std::size_t ldb, std::size_t rows, std::size_t depth,
                    std::size_t cols, float* c, std::size_t ldc) {
-    for (std::size_t j = 0; j < cols; j += 16) {
-        std::size_t i = 0;
-        // 6 rows x 16: 12 accumulators, 2 vectors of b and a broadcast in the 16 registers.
-        for (; i + 4 <= rows; i += 4) float_block<4>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc);
-        switch (rows - i) {
-            case 5: float_block<5>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc); break;
-            case 4: float_block<4>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc); break;
-            case 3: float_block<3>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc); break;
-            case 2: float_block<2>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc); break;
-            case 1: float_block<1>(a + i * lda, lda, b + j, ldb, depth, c + i * ldc + j, ldc); break;
-            default: break;
-        }
-    }
+    for (std::size_t j = 0; j < cols; j += 16)
+        for (std::size_t i = 0; i < rows; i += ROWS)
+            float_rows<ROWS>(a + i * lda, lda, b + j, ldb, std::min<std::size_t>(ROWS, rows - i), depth, c + i * ldc + j, ldc);
 }
 
 // Softmax of row[0, length) in place; row[length, padded) is set to 0.

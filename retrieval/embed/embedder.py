@@ -165,14 +165,16 @@ class Embedder:
             if required:
                 raise ValueError(f"the native-int8 embedding backend cannot run: {why_not}")
             return f"; Docent's int8 encoder cannot run: {why_not}"
-        try:
-            model = native.NativeInt8Model(model_path)
-        except Exception as exc:  # noqa: BLE001 - unreadable weights cost speed, never the service
-            if required:
-                raise ValueError(f"the native-int8 embedding backend cannot load {model_path}: {exc}") from exc
-            log.warning("Docent's int8 encoder cannot load %s (%s): using the float model", model_path, exc)
-            return f"; Docent's int8 encoder cannot load the model: {exc}"
         report = native.read_report(folder, cpu)
+        model = None
+        if report is None or report["accepted"]:  # a rejection on record needs no weights loaded
+            try:
+                model = native.NativeInt8Model(model_path)
+            except Exception as exc:  # noqa: BLE001 - unreadable weights cost speed, never the service
+                if required:
+                    raise ValueError(f"the native-int8 embedding backend cannot load {model_path}: {exc}") from exc
+                log.warning("Docent's int8 encoder cannot load %s (%s): using the float model", model_path, exc)
+                return f"; Docent's int8 encoder cannot load the model: {exc}"
         if report is None:
             self._on_stage("native")
             report = native.check(folder, model, self._tokenize, cpu)
