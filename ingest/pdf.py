@@ -21,7 +21,8 @@ from ingest.tables import looks_tabular, rebuild_with_rows, table_heading
 from ingest.text import clean_page_text, ends_sentence
 
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
-# page number): it is skipped and reported.
+# page number, a last line): it is read by OCR if it draws anything else, else skipped, and
+# reported either way.
 MIN_LETTERS_PER_PAGE = 20
 FORGET_EVERY_PAGES = 64
 COVER_LETTERS = 300  # a first page with fewer is a bare title ("FORM 10-K"): the cover follows
@@ -118,6 +119,7 @@ class PdfStream:
 
     def _pages(self) -> Iterator[Page]:
         textless: list[int] = []
+        short: list[int] = []  # pages of a few words and nothing else
         read_by_ocr: list[int] = []
         pending: Page | None = None
         for number in range(1, self.page_count + 1):
@@ -128,6 +130,9 @@ class PdfStream:
                 text = ""
             section = table_heading(text)  # every passage of a statement says which statement
             if _letters(text) < MIN_LETTERS_PER_PAGE:
+                if self._nothing_more_to_read(number, text):
+                    short.append(number)
+                    continue
                 text, section = self._ocr(number), OCR_MARK
                 if _letters(text) < MIN_LETTERS_PER_PAGE:
                     textless.append(number)
@@ -146,6 +151,10 @@ class PdfStream:
         if pending is not None and pending.text:
             yield pending
         problem = ocr_problem() if textless else None  # importing the engine costs a second: only when asked
+        if short and len(short) + len(textless) == self.page_count:
+            raise NoTextLayerError(
+                self.source, f"the PDF has too little text to index (fewer than {MIN_LETTERS_PER_PAGE} letters a page)"
+            )
         if len(textless) == self.page_count:
             raise NoTextLayerError(
                 self.source,
@@ -161,6 +170,8 @@ class PdfStream:
             self.warnings.append(f"pages without text were skipped ({why}): {page_ranges(textless)}")
             if problem is not None:  # pages that hold text Docent could not read, not blank ones
                 self.missing_pages.extend(textless)
+        if short:
+            self.warnings.append(f"pages with too little text to index were skipped: {page_ranges(short)}")
 
     def _about(self) -> str | None:
         """What the PDF is, from its cover: page 1, and page 2 when page 1 is a bare title. The
@@ -176,16 +187,35 @@ class PdfStream:
                 break
         return filing_context(cover)
 
+    def _pdfium(self):
+        """The PDF opened by pdfium (once), which draws pages and lists what they hold."""
+        import pypdfium2
+
+        if self._drawn is None:
+            self._drawn = pypdfium2.PdfDocument(self._origin)
+        return self._drawn
+
+    def _nothing_more_to_read(self, number: int, text: str) -> bool:
+        """Whether a page of a few words holds nothing else that OCR could read (no image, vector
+        drawing or shading): such a page (a last line, a caption) costs no 300-dpi drawing and
+        OCR. A page whose text layer gave no words (a blank, a scan, marks from a font without a
+        Unicode map) goes to OCR."""
+        import pypdfium2.raw as pdfium_c
+
+        if _letters(text) == 0:
+            return False
+        try:
+            kinds = {o.type for o in self._pdfium()[number - 1].get_objects(max_depth=15)}
+        except Exception:  # noqa: BLE001 - a page pdfium cannot read goes to OCR, which reports it
+            return False
+        return kinds <= {pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_FORM}  # a form's contents are listed too
+
     def _ocr(self, number: int) -> str:
         """The page drawn at OCR_DPI and read by OCR ("" when OCR is not installed or fails)."""
         if not ocr_available():
             return ""
         try:
-            import pypdfium2
-
-            if self._drawn is None:
-                self._drawn = pypdfium2.PdfDocument(self._origin)
-            image = self._drawn[number - 1].render(scale=OCR_DPI / 72).to_pil()
+            image = self._pdfium()[number - 1].render(scale=OCR_DPI / 72).to_pil()
             return clean_page_text(read_image(image))
         except Exception as exc:  # a page pdfium cannot draw is skipped like a blank one
             self.warnings.append(f"page {number}: OCR failed ({type(exc).__name__}: {exc})")

@@ -60,6 +60,34 @@ def test_images_are_read_by_ocr(kind):
     assert "Ask the harbor master for diesel." in document.pages[0].text
 
 
+def _merged(*pdfs: bytes) -> bytes:
+    """One page: the first PDF's first page with the others' first pages drawn over it."""
+    writer = PdfWriter(clone_from=BytesIO(pdfs[0]))
+    for other in pdfs[1:]:
+        writer.pages[0].merge_page(PdfReader(BytesIO(other)).pages[0])
+    buffer = BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_a_page_of_a_few_words_and_nothing_else_is_skipped_without_ocr(monkeypatch):
+    import ingest.pdf
+
+    drawn = []
+    monkeypatch.setattr(ingest.pdf, "read_image", lambda image: drawn.append(image) or "")
+    document = load_pdf(make_pdf([HANDBOOK_PAGES[0], ["Appendix A"], ["See page 1."]]), source="short.pdf")
+    assert [p.number for p in document.pages] == [1] and not drawn  # nothing there for OCR to read
+    assert "pages with too little text to index were skipped: 2-3" in document.warnings
+    with pytest.raises(NoTextLayerError, match="too little text to index"):
+        load_pdf(make_pdf([["Appendix A"], ["Index"]]), source="two-words.pdf")
+
+
+def test_a_few_words_over_a_scan_are_not_taken_for_the_page():
+    captioned = _merged(_image_bytes(_scanned(NOTICE), "PDF"), make_pdf([["Figure 1"]]))
+    document = load_pdf(captioned, source="captioned.pdf")
+    assert document.pages[0].section == MARK and "fuel dock is closed on Sundays" in document.pages[0].text
+
+
 def test_a_blank_scan_says_ocr_found_nothing_and_an_unreadable_image_is_named():
     with pytest.raises(NoTextLayerError, match="no text layer, and OCR found no writing"):
         load_pdf(_image_bytes(Image.new("RGB", (1240, 1754), "white"), "PDF"), source="blank.pdf")
