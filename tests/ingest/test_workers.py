@@ -67,3 +67,12 @@ def test_workers_exit_when_the_ingesting_process_is_killed(tmp_path):
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_read_scans_by_ocr_on_one_thread_each():
+    from ingest import ocr
+    from ingest.workers import file_workers
+
+    with file_workers(1) as pool:  # two of them, and the embedding, share the cores
+        assert pool.submit(eval, "__import__('ingest.ocr').ocr._threads").result() == 1
+    assert ocr._threads == -1  # alone in a process, OCR takes every core
