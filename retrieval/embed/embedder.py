@@ -21,6 +21,7 @@ import os
 import shutil
 import threading
 from collections import OrderedDict
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -232,10 +233,27 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the [CLS]/[SEP] the model adds."""
+        if self._token_counter is not None:
+            return len(self._token_counter.encode(text, add_special_tokens=False).ids)
         # verbose=False: a long text is only being measured, not fed to the model, so the
         # tokenizer's "longer than the maximum sequence length" warning would be noise.
         with self._tokenizing:
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    @cached_property
+    def _token_counter(self):
+        """A copy of the fast tokenizer's Rust core, never truncating, for count_tokens: chunking
+        calls it for every sentence, and the wrapper's Python costs more than the counting. Its
+        own copy, never changed, so it needs no lock beside the embedding's tokenizer."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:  # a model with only a Python tokenizer
+            return None
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        return counter
 
     def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         """(len(texts), dim) float32, each row of length 1. Calls progress(done, total) as it goes."""

@@ -232,6 +232,17 @@ def test_the_export_is_cached_and_reused_without_loading_torch(embedders):
     np.testing.assert_allclose(again.embed(["harbor fees"]), fast.embed(["harbor fees"]), atol=1e-6)
 
 
+def test_token_counts_are_the_tokenizers_whatever_it_last_truncated(embedders):
+    torch_model, fast, _ = embedders
+    long_text = " ".join(_texts())  # thousands of word pieces: counted whole, never cut at 256
+    fast.embed([long_text])  # the embedding's tokenizer truncates: the counter must not
+    for embedder in (torch_model, fast):
+        for text in [long_text, "harbor fees and mooring", "Zürich's 3.5-m² berth — déjà vu", ""]:
+            expected = len(embedder.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+            assert embedder.count_tokens(text) == expected
+    assert fast.count_tokens(long_text) > fast.max_tokens
+
+
 def test_a_repeated_question_is_embedded_once(embedders):
     _, fast, _ = embedders
     first = fast.embed_query("What does a mooring permit cost?")
