@@ -233,8 +233,46 @@ void float_product(const float* a, std::size_t lda, const float* b, std::size_t 
             float_rows<ROWS>(a + i * lda, lda, b + j, ldb, std::min<std::size_t>(ROWS, rows - i), depth, c + i * ldc + j, ldc);
 }
 
-// Softmax of row[0, length) in place; row[length, padded) is set to 0.
-void softmax(float* row, std::size_t length, std::size_t padded) {
+// One head's queries, keys and values out of the fused projection (T rows of 3H, the head's
+// columns at `offset`, H and 2H + offset): queries and values as contiguous T x width blocks,
+// keys transposed (width x padded) and scaled by the temperature. Contiguous copies keep the
+// products in cache: rows 3H floats apart fall into a few of L1's sets and evict each other.
+void gather_head(const float* qkv, std::size_t T, std::size_t H, std::size_t offset, std::size_t width, float temperature,
+                 float* queries, float* keys, std::size_t padded, float* values) {
+    for (std::size_t t = 0; t < T; ++t) {
+        std::memcpy(queries + t * width, qkv + t * 3 * H + offset, width * sizeof(float));
+        std::memcpy(values + t * width, qkv + t * 3 * H + 2 * H + offset, width * sizeof(float));
+    }
+    const float* k = qkv + H + offset;
+    const __m256 scale = _mm256_set1_ps(temperature);
+    std::size_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+        for (std::size_t d = 0; d < width; d += 8) {  // an 8 x 8 block transposed in registers
+            __m256 r[8], u[8];
+            for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(_mm256_loadu_ps(k + (t + i) * 3 * H + d), scale);
+            for (int i = 0; i < 8; i += 2) {
+                u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                r[i] = _mm256_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                r[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            for (int i = 0; i < 4; ++i) {
+                _mm256_storeu_ps(keys + (d + i) * padded + t, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+                _mm256_storeu_ps(keys + (d + i + 4) * padded + t, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+            }
+        }
+    }
+    for (; t < T; ++t)
+        for (std::size_t d = 0; d < width; ++d) keys[d * padded + t] = k[t * 3 * H + d] * temperature;
+}
+
+// exp(row[j] - max) for j < length, in place, row[length, padded) set to 0; returns 1 / their
+// sum, by which the caller scales the row's product with the values (T multiplications, not T^2).
+float softmax_unscaled(float* row, std::size_t length, std::size_t padded) {
     const std::size_t whole = length / 8 * 8;
     __m256 most = _mm256_set1_ps(-INFINITY);
     for (std::size_t j = 0; j < whole; j += 8) most = _mm256_max_ps(most, _mm256_loadu_ps(row + j));
@@ -255,10 +293,8 @@ void softmax(float* row, std::size_t length, std::size_t padded) {
         _mm256_store_ps(tail, e);
         for (std::size_t j = whole; j < length; ++j) total += row[j] = tail[j - whole];
     }
-    const __m256 inv = _mm256_set1_ps(1.f / total);
-    for (std::size_t j = 0; j < whole; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-    for (std::size_t j = whole; j < length; ++j) row[j] *= 1.f / total;
     std::fill(row + length, row + padded, 0.f);
+    return 1.f / total;
 }
 
 }  // namespace
@@ -269,7 +305,7 @@ void encode_one(const EncoderModel& model, const int32_t* ids, std::size_t lengt
     const std::size_t padded = (T + 15) / 16 * 16;
     Scratch s;
     std::vector<float> x(T * H), qkv(T * 3 * H), context(T * H), y(T * std::max(H, I)), keys(width * padded, 0.f),
-        scores(T * padded);
+        queries(T * width), values(T * width), scores(T * padded), inverse_sums(T);
 
     for (std::size_t t = 0; t < T; ++t) {
         const float* word = model.word_embeddings.data() + static_cast<std::size_t>(ids[t]) * H;
@@ -282,14 +318,16 @@ void encode_one(const EncoderModel& model, const int32_t* ids, std::size_t lengt
     for (const EncoderLayer& layer : model.layers) {
         linear(x.data(), T, layer.qkv, qkv.data(), s);
         for (std::size_t head = 0; head < cfg.heads; ++head) {
-            const float* q = qkv.data() + head * width;
-            const float* k = qkv.data() + H + head * width;
-            const float* v = qkv.data() + 2 * H + head * width;
-            for (std::size_t t = 0; t < T; ++t)
-                for (std::size_t d = 0; d < width; ++d) keys[d * padded + t] = k[t * 3 * H + d] * temperature;
-            float_product(q, 3 * H, keys.data(), padded, T, width, padded, scores.data(), padded);
-            for (std::size_t t = 0; t < T; ++t) softmax(scores.data() + t * padded, T, padded);
-            float_product(scores.data(), padded, v, 3 * H, T, T, width, context.data() + head * width, H);
+            gather_head(qkv.data(), T, H, head * width, width, temperature, queries.data(), keys.data(), padded, values.data());
+            float_product(queries.data(), width, keys.data(), padded, T, width, padded, scores.data(), padded);
+            for (std::size_t t = 0; t < T; ++t) inverse_sums[t] = softmax_unscaled(scores.data() + t * padded, T, padded);
+            float* out = context.data() + head * width;
+            float_product(scores.data(), padded, values.data(), width, T, T, width, out, H);
+            for (std::size_t t = 0; t < T; ++t) {
+                const __m256 inverse = _mm256_set1_ps(inverse_sums[t]);
+                for (std::size_t d = 0; d < width; d += 8)
+                    _mm256_storeu_ps(out + t * H + d, _mm256_mul_ps(_mm256_loadu_ps(out + t * H + d), inverse));
+            }
         }
         linear(context.data(), T, layer.attention_out, y.data(), s);
         add_and_norm(x.data(), y.data(), T, H, layer.attention_norm, cfg.layer_norm_eps);
