@@ -7,8 +7,9 @@ documentation's own text (python3.11-doc's _sources, one PDF per page of the doc
 PDF page) until there are at least 1,000 pages. Three runs, each in a fresh process and data
 home: "before" is the pipeline as it was (torch embeddings, one file after another); "after" is
 today's (PDF extraction in worker processes ahead of the embedding), once with OpenVINO in float
-and once with the default backend (OpenVINO int8). The model is loaded (and its export made, in
-build/bench-models) before the clock starts.
+and once with the default backend (this CPU's int8 model: OpenVINO's with VNNI, Docent's encoder
+without). The model is loaded (and its export made, in build/bench-models) before the clock
+starts.
 Reports pages per second, the share of wall time spent embedding, and peak memory.
 """
 
