@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import pickle
 import queue
 import threading
@@ -36,6 +37,11 @@ from retrieval.keywords import keyword_terms
 from retrieval.store import CollectionError, PreparedDocument
 
 log = logging.getLogger(__name__)
+
+# Ray Data's usage telemetry: a thread in this process that asks a Prometheus on localhost:9090
+# for the cluster's counters every 10 s, for as long as the process lives, and logs each failure
+# with its traceback (a self-hosted cluster rarely runs one there). Off unless asked for.
+os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
 
 WHOLE = 1 << 30  # pages: a task reads a file whole (the streamed path is for one machine's memory)
 DOCUMENTS_PER_BATCH = 4  # documents an embedding actor takes at a time

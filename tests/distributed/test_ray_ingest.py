@@ -42,6 +42,9 @@ def test_ray_data_ingest_gives_the_local_pipelines_outcomes(docent, ray_cluster,
 
     again = on_ray.ingest(expand_paths([str(folder)]), collection="files-ray")  # resumable: nothing redone
     assert {o.status for o in again if o.ok} == {"unchanged"}
+    # No telemetry thread is left polling a Prometheus that is not there (its tracebacks, made
+    # beside other work, once broke CPython 3.11's AST builder in a later test).
+    assert "data-usage-metrics-poller" not in {t.name for t in threading.enumerate()}
 
 
 def test_a_worker_node_lost_mid_ingest_loses_nothing_committed(docent, ray_cluster, tmp_path):
