@@ -151,11 +151,11 @@ class PdfStream:
         if pending is not None and pending.text:
             yield pending
         problem = ocr_problem() if textless else None  # importing the engine costs a second: only when asked
-        if short and len(short) + len(textless) == self.page_count:
+        if len(short) == self.page_count:
             raise NoTextLayerError(
                 self.source, f"the PDF has too little text to index (fewer than {MIN_LETTERS_PER_PAGE} letters a page)"
             )
-        if len(textless) == self.page_count:
+        if len(textless) + len(short) == self.page_count:  # nothing kept: the unread pages say why
             raise NoTextLayerError(
                 self.source,
                 "the PDF has no text layer, and OCR found no writing on its pages (blank, or drawn too faintly)"

@@ -39,13 +39,19 @@ def _image_bytes(image: Image.Image, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_an_image_only_page_inside_a_text_pdf_is_read_by_ocr_and_marked():
+def _one_after_another(*pdfs: bytes) -> bytes:
+    """The pages of the PDFs in one PDF."""
     writer = PdfWriter()
-    for data in (make_pdf(HANDBOOK_PAGES[:1]), _image_bytes(_scanned(NOTICE), "PDF")):
+    for data in pdfs:
         writer.append(PdfReader(BytesIO(data)))
     buffer = BytesIO()
     writer.write(buffer)
-    document = load_pdf(buffer.getvalue(), source="mixed.pdf")
+    return buffer.getvalue()
+
+
+def test_an_image_only_page_inside_a_text_pdf_is_read_by_ocr_and_marked():
+    mixed = _one_after_another(make_pdf(HANDBOOK_PAGES[:1]), _image_bytes(_scanned(NOTICE), "PDF"))
+    document = load_pdf(mixed, source="mixed.pdf")
     assert [(p.number, p.section) for p in document.pages] == [(1, None), (2, MARK)]
     assert "fuel dock is closed on Sundays" in document.pages[1].text
     assert "pages without a text layer were read by OCR: 2" in document.warnings
@@ -80,6 +86,11 @@ def test_a_page_of_a_few_words_and_nothing_else_is_skipped_without_ocr(monkeypat
     assert "pages with too little text to index were skipped: 2-3" in document.warnings
     with pytest.raises(NoTextLayerError, match="too little text to index"):
         load_pdf(make_pdf([["Appendix A"], ["Index"]]), source="two-words.pdf")
+    blank_scan_and_a_word = _one_after_another(
+        _image_bytes(Image.new("RGB", (1240, 1754), "white"), "PDF"), make_pdf([["Index"]])
+    )
+    with pytest.raises(NoTextLayerError, match="no text layer, and OCR found no writing"):  # the scan says why
+        load_pdf(blank_scan_and_a_word, source="scan-and-index.pdf")
 
 
 def test_a_few_words_over_a_scan_are_not_taken_for_the_page():
