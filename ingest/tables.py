@@ -11,6 +11,8 @@ and only the lines that parse as table rows are taken from it as rows.
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 
 from ingest.models import Page
 
@@ -115,6 +117,11 @@ def table_heading(text: str) -> str | None:
     return " ".join(caption.group().split()) if caption else None
 
 
+def names_statement(heading: str) -> bool:
+    """Whether a heading names a financial statement ("Consolidated Balance Sheets")."""
+    return bool(heading) and _STATEMENT.search(heading) is not None
+
+
 def _is_titled(name: str) -> bool:
     """Printed as a heading (every long word capitalised), not said in a sentence ("the
     consolidated statements of income include ...")."""
@@ -159,63 +166,178 @@ def _row(cells: list[str], header: list[str]) -> str | None:
     return ROW_SEPARATOR.join([label] + figures)
 
 
-# ---- tables of Office files and spreadsheets ---------------------------------------------------
+# ---- tables of Office files, spreadsheets, HTML pages and Markdown ---------------------------
 
 ROWS_PER_PAGE = 50  # a spreadsheet's rows are cited in blocks: "Revenue, rows 2-51"
+HEADER_SCAN = 8  # a table's title and header rows are looked for among its first rows
+_SPACED_DIGITS = re.compile(r"\b\d(?: \d){3}\b")
+_MARKDOWN_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
+
+
+@dataclass(frozen=True)
+class TableHeader:
+    """How a table's body rows are read: the lines that title it (a caption or unit row above
+    the header, a heading spanning every column), each column's name (its header rows' cells
+    joined: "2019 Amount"), and whether the first column labels its row rather than holding a
+    value of its own ("Total sales" in a statement, not "name: Alice" in a list)."""
+
+    titles: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    labelled_rows: bool = True
+
+    def line(self, cells: list[str]) -> str:
+        """A body row as one line: "Total sales | 2019: $1,496.5 | 2018: $1,202.9"; a row with
+        only a label (a group heading inside the table, "Assets") is its label alone."""
+        named = []
+        for i, cell in enumerate(cells):
+            if not cell:
+                continue
+            title = self.columns[i] if i < len(self.columns) else ""
+            if i == 0 and self.labelled_rows:
+                named.append(cell)
+            else:
+                named.append(f"{title}: {cell}" if title and title != cell else cell)
+        return ROW_SEPARATOR.join(named)
+
+
+def read_header(rows: list[list[str]]) -> tuple[TableHeader, int]:
+    """The header of a table (rows of cell texts, none empty) and where its body starts.
+
+    Above the header may stand title rows, a single cell each ("In millions of CHF"). The
+    header is the next row unless that row already holds figures; a header may take several
+    rows (a year over "Amount" and "%"), the later ones with an empty first cell and no
+    figure. A header cell stands over the empty cells to its right (a merged cell's text is
+    in its first cell); a header level that is the same over every column titles the table."""
+    widest = max(_filled(row) for row in rows[:HEADER_SCAN])
+    titles: list[str] = []
+    at = 0
+    while at < len(rows) - 1 and at < HEADER_SCAN and _filled(rows[at]) <= 1 < widest:
+        titles.append(next(cell for cell in rows[at] if cell))
+        at += 1
+    if at >= len(rows) or _holds_figures(rows[at]):
+        return TableHeader(tuple(titles)), at
+    levels = [rows[at]]
+    at += 1
+    while at < len(rows) - 1 and at < HEADER_SCAN and not rows[at][0] and not _holds_figures(rows[at]):
+        levels.append(rows[at])
+        at += 1
+    width = max(len(row) for row in rows)
+    filled = [
+        _spread(level, width) if n < len(levels) - 1 else level + [""] * (width - len(level))
+        for n, level in enumerate(levels)
+    ]
+    for level, raw in zip(list(filled), levels):
+        values = {cell for cell in level[1:] if cell}
+        spans_all = len(values) == 1 and (all(level[1:]) or _filled(raw[1:]) == 1 < width - 1)
+        if len(filled) > 1 and spans_all:
+            titles.append(values.pop())  # "Years Ended September 30," or "(in millions)" over every column
+            filled.remove(level)
+    columns = [despace_digits(" ".join(dict.fromkeys(level[i] for level in filled if level[i]))) for i in range(width)]
+    periods = [c for c in columns[1:] if c]
+    labelled = not columns[0] or (bool(periods) and all(_YEAR.search(c) for c in periods))
+    if labelled and columns[0]:
+        titles.append(columns[0])  # "(In thousands)", "As of"
+    return TableHeader(tuple(titles), tuple(columns), labelled), at
+
+
+def despace_digits(text: str) -> str:
+    """A letter-spaced number written whole: "2 0 1 8" -> "2018" (headings set with spacing)."""
+    return _SPACED_DIGITS.sub(lambda m: m.group().replace(" ", ""), text)
 
 
 def table_lines(rows: list[list]) -> list[str]:
-    """A table's rows as lines, each cell named by its column header (the first row with text):
-    "Total net revenue | 2022: $5,123 | 2021: $4,876"; "name: Alice | age: 31"."""
+    """A table's rows as lines, each cell named by its column header: "Total net revenue |
+    2022: $5,123 | 2021: $4,876"; "name: Alice | age: 31". Title rows above the header come
+    first, as lines of their own."""
     rows = [[_cell_text(v) for v in row] for row in rows]
     rows = [row for row in rows if any(row)]
     if not rows:
         return []
-    header, body = rows[0], rows[1:]
-    if not body:
-        return [ROW_SEPARATOR.join(c for c in header if c)]
-    return [line for line in (_named_row(header, row) for row in body) if line]
+    if len(rows) == 1:
+        return [ROW_SEPARATOR.join(c for c in rows[0] if c)]
+    header, body = read_header(rows)
+    lines = list(header.titles) + [header.line(row) for row in rows[body:]]
+    return [line for line in lines if line]
+
+
+def markdown_table(block: str) -> list[str] | None:
+    """A Markdown table ("| Fixed Price | $ 1,452.4 | ...", as HTML pages are extracted) as
+    table_lines gives it; None when the block is not a table."""
+    lines = [line.strip() for line in block.strip().split("\n")]
+    if len(lines) < 2 or not all(line.startswith("|") for line in lines):
+        return None
+    rows = [_markdown_cells(line) for line in lines if not _MARKDOWN_RULE.match(line)]
+    return table_lines(rows)
+
+
+def _markdown_cells(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [" ".join(unicodedata.normalize("NFKC", cell).split()) for cell in cells]
 
 
 def sheet_pages(sheet: str, rows) -> list[Page]:
     """A sheet's rows ((row number, values), in order) as pages of ROWS_PER_PAGE rows whose
-    section names the sheet and the rows; the header row is repeated in every row's cells."""
+    section names the sheet and the rows; each row's cells are named by the header, and the
+    title rows above the header ("In millions of CHF") head every page."""
     pages: list[Page] = []
-    header: list[str] | None = None
+    header: TableHeader | None = None
+    first: list[tuple[int, list[str]]] = []  # the rows read before the header is known
     block: list[tuple[int, str]] = []
 
     def flush() -> None:
         if block:
             section = f"{sheet}, rows {block[0][0]}-{block[-1][0]}" if len(block) > 1 else f"{sheet}, row {block[0][0]}"
-            pages.append(Page(len(pages) + 1, "\n".join(line for _, line in block), section))
+            text = "\n".join([*header.titles, *(line for _, line in block)])
+            pages.append(Page(len(pages) + 1, text, section))
             block.clear()
+
+    def add(number: int, cells: list[str]) -> None:
+        line = header.line(cells)
+        if line:
+            block.append((number, line))
+        if len(block) == ROWS_PER_PAGE:
+            flush()
 
     for number, values in rows:
         cells = [_cell_text(v) for v in values]
         if not any(cells):
             continue
-        if header is None:
-            header = cells
+        if header is not None:
+            add(number, cells)
             continue
-        line = _named_row(header, cells)
-        if line:
-            block.append((number, line))
-        if len(block) == ROWS_PER_PAGE:
-            flush()
+        first.append((number, cells))
+        if len(first) == HEADER_SCAN:
+            header, body = read_header([c for _, c in first])
+            for n, c in first[body:]:
+                add(n, c)
+    if header is None and len(first) > 1:
+        header, body = read_header([c for _, c in first])
+        for n, c in first[body:]:
+            add(n, c)
     flush()
-    if header is not None and not pages:  # a sheet of one row: its header is its content
-        pages.append(Page(1, ROW_SEPARATOR.join(c for c in header if c), f"{sheet}, row 1"))
+    if len(first) == 1:  # a sheet of one row: its header is its content
+        pages.append(Page(1, ROW_SEPARATOR.join(c for c in first[0][1] if c), f"{sheet}, row {first[0][0]}"))
     return pages
 
 
-def _named_row(header: list[str], cells: list[str]) -> str:
-    named = []
-    for i, cell in enumerate(cells):
-        if not cell:
-            continue
-        title = header[i] if i < len(header) else ""
-        named.append(f"{title}: {cell}" if title and title != cell else cell)
-    return ROW_SEPARATOR.join(named)
+def _filled(row: list[str]) -> int:
+    return sum(1 for cell in row if cell)
+
+
+def _holds_figures(row: list[str]) -> bool:
+    """Whether a row's cells after the first hold a figure that is not a year: a body row."""
+    return any(_FIGURE.match(cell) and not _YEAR.fullmatch(cell) for cell in row[1:] if cell)
+
+
+def _spread(level: list[str], width: int) -> list[str]:
+    """A header row with each cell also over the empty cells to its right (and the first
+    cell's text over the empty ones before it), the label column aside."""
+    out = level + [""] * (width - len(level))
+    current = next((cell for cell in out[1:] if cell), "")
+    for i in range(1, width):
+        current = out[i] or current
+        out[i] = current
+    return out
 
 
 def _cell_text(value) -> str:

@@ -12,6 +12,7 @@ import re
 
 from ingest.errors import IngestError
 from ingest.models import Document, Page
+from ingest.tables import markdown_table
 from ingest.text import clean_page_text
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -103,8 +104,13 @@ def markdown_sections(markdown: str, outline: "_Outline | None" = None) -> list[
             flush()
             path = new_path
         # A paragraph's source lines were wrapped by the page's HTML: join them as a PDF's are
-        # (list items and listing lines stay lines); a code block is kept as written.
-        paragraphs.append(block if "```" in block else clean_page_text(block))
+        # (list items and listing lines stay lines); a code block is kept as written, and a
+        # table's rows become lines whose cells are named by their column headers.
+        table = markdown_table(block) if "```" not in block else None
+        if table is not None:
+            paragraphs.append("\n".join(table))
+        else:
+            paragraphs.append(block if "```" in block else clean_page_text(block))
     flush()
     return sections
 

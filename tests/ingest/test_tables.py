@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ingest import load_pdf
-from ingest.tables import looks_tabular
+from ingest.tables import looks_tabular, sheet_pages, table_lines
+from ingest.textfiles import load_html_file
 from ingest.text import clean_page_text, line_kind
 from support.pdfgen import make_pdf
 from support.shared_data import shared_path
@@ -105,3 +106,48 @@ def test_a_real_balance_sheet_with_its_years_on_lines_of_their_own_keeps_them_on
     pdf = shared_path("financebench-dev", "pdfs", "MGMRESORTS_2018_10K.pdf")
     page = next(p for p in load_pdf(pdf).pages if p.number == 57)
     assert "Accounts payable | 2018: $302,578 | 2017: $255,028" in page.text.split("\n")
+
+
+def test_a_web_page_table_keeps_its_column_names_title_rows_and_merged_headings():
+    # As an annual report's table is saved as HTML: a heading spanning the year columns, a
+    # unit over every column, a group row, and a second header row under the years.
+    html = (
+        "<html><head><title>Segments</title></head><body><p>Net sales by segment were as follows.</p><table>"
+        "<tr><th></th><th></th><th>Fiscal</th><th></th></tr>"
+        "<tr><td></td><td>2019</td><td>2018</td><td>2017</td></tr>"
+        "<tr><td></td><td></td><td>(in millions)</td><td></td></tr>"
+        "<tr><td>Transportation Solutions:</td><td></td><td></td><td></td></tr>"
+        "<tr><td>Automotive</td><td>$ 5,686</td><td>$ 6,092</td><td>$ 5,228</td></tr>"
+        "<tr><td>Sensors</td><td>914</td><td>918</td><td>814</td></tr>"
+        "</table><table>"
+        "<tr><th></th><th>2019</th><th></th><th>2018</th><th></th></tr>"
+        "<tr><td></td><td>Amount</td><td>%</td><td>Amount</td><td>%</td></tr>"
+        "<tr><td>Maintenance</td><td>254,924</td><td>91%</td><td>239,310</td><td>91%</td></tr>"
+        "</table></body></html>"
+    )
+    document = load_html_file("segments.html", html.encode())
+    lines = "\n".join(p.text for p in document.pages).split("\n")
+    assert ["Fiscal", "(in millions)", "Transportation Solutions:"] == lines[
+        lines.index("Fiscal") : lines.index("Fiscal") + 3
+    ]
+    assert "Automotive | 2019: $ 5,686 | 2018: $ 6,092 | 2017: $ 5,228" in lines
+    assert "Maintenance | 2019 Amount: 254,924 | 2019 %: 91% | 2018 Amount: 239,310 | 2018 %: 91%" in lines
+
+
+def test_a_title_row_above_a_sheet_s_header_heads_every_page_and_the_header_still_names_the_cells():
+    rows = [
+        ["In millions of CHF", None, None],
+        ["Zone", "Sales", "Growth"],
+        ["Europe", 1200, "3%"],
+        ["Asia", 900, "5%"],
+    ]
+    pages = sheet_pages("Zones", enumerate(rows, start=1))
+    assert pages[0].text.split("\n") == [
+        "In millions of CHF",
+        "Zone: Europe | Sales: 1200 | Growth: 3%",
+        "Zone: Asia | Sales: 900 | Growth: 5%",
+    ]
+    assert pages[0].section == "Zones, rows 3-4"
+    assert table_lines([["", "2022", "2021"], ["Mooring permit", "120", "110"]]) == [
+        "Mooring permit | 2022: 120 | 2021: 110"
+    ]
