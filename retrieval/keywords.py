@@ -25,13 +25,14 @@ STOP_WORDS = frozenset(
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def stemmer():
+    """The Snowball English stemmer (one per process; PyStemmer caches its stems)."""
     return Stemmer.Stemmer("english")
 
 
 def keyword_terms(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
-    return _stemmer().stemWords(words)
+    return stemmer().stemWords(words)
 
 
 def named_years(text: str) -> set[str]:

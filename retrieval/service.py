@@ -35,12 +35,12 @@ from retrieval.distributed import LAYOUT_FILE as SHARD_LAYOUT_FILE
 from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.scope import named_sources
-from retrieval.search import passages_with_lines
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError, RemovedDocument
 
 COLLECTION_NAME = re.compile(COLLECTION_NAME_PATTERN)
+FIGURE_SEARCH_DEPTH = 5  # passages searched for each figure a calculation needs
 
 __all__ = ["COLLECTION_NAME", "Docent", "Source"]
 
@@ -404,19 +404,17 @@ class Docent:
         return stream
 
     def _figure_rows(self, question: str, hits: Sequence[Hit], collection: str | None) -> list[Hit]:
-        """For a question that asks for a figure to be worked out (retrieval/answer/formulas.py),
-        the passages holding the table rows of its figures, looked up by their row labels in
+        """For a question that asks for a figure to be worked out (retrieval/answer/calculations.py),
+        the passages that may hold its figures: a search for each figure's phrase and year within
         the documents the hits come from."""
         calculation = parse_calculation(question)
         if calculation is None or not hits:
             return []
 
-        store = self.collection(collection)
+        def search(query: str, sources: list[str]) -> list[Hit]:
+            return self.search(query, k=FIGURE_SEARCH_DEPTH, collection=collection, sources=sources)
 
-        def rows(labels: Sequence[str], source: str) -> list[Hit]:
-            return passages_with_lines(store, source, labels)
-
-        return figure_passages(calculation, hits, rows)
+        return figure_passages(calculation, hits, search)
 
     def ask(
         self,

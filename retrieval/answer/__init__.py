@@ -6,8 +6,8 @@ from retrieval.answer.answerer import Answerer, AnswerStream
 from retrieval.answer.backends import BACKEND_NAMES, BACKENDS, make_backend
 from retrieval.answer.base import AnswerBackend, BackendError, UnavailableBackend
 from retrieval.answer.conversation import Turn, standalone_question
+from retrieval.answer.calculations import parse_calculation
 from retrieval.answer.figures import figure_passages
-from retrieval.answer.formulas import parse_calculation
 from retrieval.answer.passages import format_passages
 
 __all__ = [

@@ -17,8 +17,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ingest.text import sentence_spans
-from retrieval.answer.figures import render, work_out
-from retrieval.answer.formulas import parse_calculation
+from retrieval.answer.calculations import parse_calculation
+from retrieval.answer.figures import Unclear, Worked, render, render_unclear, work_out
 from retrieval.answer.units import Unit, passage_units, trimmed_row
 from retrieval.keywords import YEAR, keyword_terms, named_years
 from retrieval.models import Hit
@@ -89,10 +89,14 @@ class ExtractiveBackend:
 
     def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str]:
         calculation = parse_calculation(question)
-        worked = work_out(calculation, passages) if calculation is not None else None
-        if worked is not None:
+        outcome = work_out(calculation, passages, self._similarity) if calculation is not None else None
+        if isinstance(outcome, Worked):
             # A figure to work out: the result, its working, and the row of every figure cited.
-            yield render(worked, [f.passage + 1 for f in worked.figures])
+            yield render(outcome, [f.cells[0].passage + 1 for f in outcome.found])
+            return
+        if isinstance(outcome, Unclear):
+            # Never a guessed figure: what could not be told, and the rows that came closest.
+            yield render_unclear(outcome, [c.passage + 1 for c in outcome.cells])
             return
         candidates = self._candidates(passages)
         if not candidates:
@@ -145,6 +149,11 @@ class ExtractiveBackend:
                 yield "\n\n" if {previous.kind, unit.kind} & {"row", "code"} else " "
             yield f"{_quote(unit, years)} [{ref}]"
             previous = unit
+
+    def _similarity(self, phrase: str, texts: list[str]) -> list[float]:
+        """Cosine of a phrase to each text (a table row's label), for figures.py."""
+        vectors = self.embedder.embed(texts)
+        return list(vectors @ self.embedder.embed_query(phrase))
 
     def _candidates(self, passages: Sequence[Hit]) -> list[tuple[int, Unit]]:
         candidates: list[tuple[int, Unit]] = []

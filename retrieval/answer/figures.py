@@ -1,12 +1,15 @@
-"""Worked figures: a calculation (formulas.py) done with the figures the passages' table rows
-give, shown with its working and every figure cited.
+"""Worked figures: a calculation (calculations.py) done with the figures of the passages' tables,
+shown with its working and every figure's row cited, or, when a figure cannot be told for
+sure, what was found and what is missing, never a guess.
 
-Each figure is looked up as a table row whose label is the line item's ("Total current
-liabilities", or one of the names filings give it) and whose column is the asked year's, on a
-page that is the item's statement where the page says which ("Consolidated Balance Sheets
-(In thousands)"). Figures on pages that state their unit are compared in it, so a ratio of a
-figure in thousands and one in millions comes out right. Where a figure cannot be found the
-calculation is not done: nothing is guessed.
+Each figure the calculation needs is named by a phrase at a year. The cell it is read from is
+the one whose names (its row's label, its column's name, its table's title) hold every word
+of the phrase that the passages' tables use, in the column of that year; among several, the
+one whose label says nothing more than the phrase. The figure is taken only when one cell
+fits clearly better than any other that would give another value: two rows that fit alike,
+a year no column shows, or a phrase no row fits leave the result unstated. Figures of tables
+that state their units ("in thousands") are compared in those units, and a result is stated
+only when it is plausible for what was asked (a share of a total is no more than the total).
 """
 
 from __future__ import annotations
@@ -14,210 +17,331 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Sequence
 
-from ingest.tables import ROW_SEPARATOR
-from retrieval.answer.financial_terms import STATEMENT_HEADINGS, UNITS, LineItem
-from retrieval.answer.formulas import Calculation, Figure, Number, formula_text, words
-from retrieval.answer.units import passage_units, row_cells
-from retrieval.keywords import YEAR, named_years
+from retrieval.answer.calculations import LATEST, PREVIOUS, Calculation
+from retrieval.answer.cells import Cell, on_statement, passage_cells
+from retrieval.answer.formulas import Figure, Number, Operation, figures_of, formula_text, words
+from retrieval.answer.units import trimmed_row
+from retrieval.keywords import stemmer as _stemmer
 from retrieval.models import Hit
 
-_UNIT = re.compile(r"\bin (thousands|millions|billions)\b", re.I)
-_FOOTNOTE = re.compile(r"\s*(\((?:[a-z]|\d{1,2}|notes? [\d, and]+)\)|\*+)\s*$")
-_FIGURE = r"\$?\s?\(?\s?\d[\d,]*(?:\.\d+)?\s?\)?"
-_LOOSE_ROW = re.compile(
-    rf"^(?P<label>[A-Za-z][A-Za-z ,'’&()/-]*?[A-Za-z)])\s+(?P<figures>{_FIGURE}(?:\s+{_FIGURE})*)(?:\s|$)"
+_WORD = re.compile(r"\w+")
+_NAMES_NOTHING = frozenset(
+    "a an the of in on at for to from by with and or as is are was were be been its it their our this that these those".split()
 )
-_LOOSE_FIGURE = re.compile(_FIGURE)
-_NOT_THE_ITEM = ("noncontrolling", "non-controlling", "minority", "per share", "per common share", "discontinued")
-_CONTINUES_LABEL = re.compile(r"^(,| \(| -| –| attributable\b| net\b| of continuing\b)")
-_CELL_NUMBER = re.compile(r"^\(?-?\$?\s*\(?\s*(\d[\d,]*(?:\.\d+)?)\s*\)?\s*%?\)?$")
-GOOD_MATCH = (3, 2)  # a row labelled as the item, on its statement's page: no need to look further
-SOURCES_SEARCHED = 2  # documents tried, those of the best hits first
+# A phrase's words that only say a figure is as printed: they name no row.
+_AS_PRINTED = {"unadjust", "report", "gaap", "consolid", "statement", "incur", "record", "recogn", "compani"}
+CLEAR_LEAD = 0.2  # how much better than any rival giving another value a cell must fit
+LABEL_FIT_WEIGHT = 0.3
+COLUMN_FIT_WEIGHT = 0.2
+SIMILARITY_WEIGHT = 0.2
+SIMILAR_CANDIDATES = 12  # cells whose labels are embedded, the best on words first
+SCALE_NAMES = {1e3: "thousand", 1e6: "million", 1e9: "billion"}
+FIGURE_PASSAGES = 3  # passages searched for each figure
+SOURCES_SEARCHED = 2  # documents searched, those of the best hits first
+Similarity = Callable[[str, list[str]], list[float]]  # cosine of a phrase to each of some texts
 
 
 @dataclass(frozen=True)
-class FoundFigure:
+class Found:
     figure: Figure
-    value: float  # as printed, an outflow ("(1,722)") as the amount it is
-    printed: str  # the figure as the table prints it, without sign marks
-    unit: float | None  # what a printed 1 is worth, when the page says ("In thousands")
-    row: str  # the row quoted, only the asked year's column
-    passage: int  # index of the passage it is in
-    match: tuple[int, int]  # (label match 0-3, statement match 0-2)
-
-
-def find_figure(figure: Figure, passages: Sequence[Hit]) -> FoundFigure | None:
-    """The best row for the figure among the passages: the closest label, on the item's own
-    statement; then in the document of the earliest passage, the finest print (a statement's
-    thousands before a summary's millions) and the earliest page (a filing's own statements
-    come before those of its subsidiaries)."""
-    best, best_key = None, None
-    source_rank: dict[str, int] = {}
-    for index, passage in enumerate(passages):
-        statement = _statement_match(passage.section, figure.item)
-        unit = _page_unit(passage)
-        rank = source_rank.setdefault(passage.source, len(source_rank))
-        for label, cells in table_rows(passage.text):
-            score = _label_match(_normal_label(label), figure.item)
-            if not score:
-                continue
-            cell = _year_cell(cells, figure.year)
-            if cell is None:
-                continue
-            header, printed = cell
-            value = _cell_value(printed)
-            if value is None:
-                continue
-            key = (score, statement, -rank, -(unit or math.inf), -(passage.page or 0), -index)
-            if best_key is None or key > best_key:
-                best_key = key
-                best = FoundFigure(
-                    figure=figure,
-                    value=abs(value) if figure.item.outflow else value,
-                    printed=_CELL_NUMBER.match(printed.strip()).group(1),
-                    unit=unit,
-                    row=f"{label} | {header}: {printed}",
-                    passage=index,
-                    match=(score, statement),
-                )
-    return best
-
-
-def figure_passages(
-    calculation: Calculation, hits: Sequence[Hit], rows: Callable[[Sequence[str], str], list[Hit]]
-) -> list[Hit]:
-    """Passages that hold the calculation's figures, best first: for each figure, the best row
-    among the hits and the passages rows(labels, source) gives (one document's passages with a
-    line that begins with one of the labels), in the first document that has a good one."""
-    chosen: list[Hit] = []
-    for figure in calculation.figures():
-        best = None
-        for source in _sources(calculation, hits):
-            candidates = [h for h in [*chosen, *hits] if h.source == source]
-            known = {h.chunk_id for h in candidates}
-            candidates += [h for h in rows(_row_beginnings(figure.item), source) if h.chunk_id not in known]
-            found = find_figure(figure, candidates)
-            if found is not None and (best is None or found.match > best[0].match):
-                best = (found, candidates[found.passage])
-            if best is not None and best[0].match >= GOOD_MATCH:
-                break
-        if best is not None and all(best[1].chunk_id != c.chunk_id for c in chosen):
-            chosen.append(best[1])
-    return chosen
-
-
-def _sources(calculation: Calculation, hits: Sequence[Hit]) -> list[str]:
-    """The documents to look figures up in: those of the best hits, one whose name or title
-    holds the asked year first (the FY2020 report for a FY2018-FY2020 average)."""
-    sources = list(dict.fromkeys(h.source for h in hits[:5]))
-    titles = {h.source: f"{h.source} {h.title}" for h in hits}
-    sources.sort(key=lambda s: str(calculation.year) not in titles[s])
-    return sources[:SOURCES_SEARCHED]
-
-
-def _row_beginnings(item: LineItem) -> list[str]:
-    """How the item's row may begin, as printed: its labels, with "and" also as "&"."""
-    return list(dict.fromkeys(item.labels + tuple(label.replace(" and ", " & ") for label in item.labels)))
+    cells: tuple[Cell, ...]  # one, or every period of the row for an average over them
+    value: float  # as used: an outflow as the amount paid, in the common scale
 
 
 @dataclass(frozen=True)
-class WorkedFigure:
+class Worked:
     calculation: Calculation
-    result: str  # as stated: "0.66", "4.2%", "$3,215 million"
-    value: float  # as computed
+    result: str  # as stated: "25.19%", "-12.6", "$940 million"
+    value: float
     working: str  # the formula with the figures put in
-    figures: list[FoundFigure]
+    found: tuple[Found, ...]
 
 
-def work_out(calculation: Calculation, passages: Sequence[Hit]) -> WorkedFigure | None:
-    """The calculation done with the passages' figures; None when one cannot be found or the
-    arithmetic has no value (a division by zero)."""
-    found = {}
-    for figure in calculation.figures():
-        hit = find_figure(figure, passages)
-        if hit is None:
-            return None
-        found[figure] = hit
-    units = {f.unit for f in found.values()}
-    # Figures are compared in one unit: the pages' own when they say, else as printed.
-    common = None not in units and len(units) > 1
-    values = {figure: f.value * (f.unit if common else 1) for figure, f in found.items()}
-    try:
-        value = _evaluate(calculation.expression, values)
-    except (ZeroDivisionError, ValueError, OverflowError):
+@dataclass(frozen=True)
+class Unclear:
+    """A calculation whose figures could not all be told: why, and the rows that came closest."""
+
+    calculation: Calculation
+    problems: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+
+def work_out(
+    calculation: Calculation, passages: Sequence[Hit], similarity: Similarity | None = None
+) -> Worked | Unclear | None:
+    """The calculation done with the passages' figures; Unclear when a figure cannot be told
+    for sure or the result is implausible; None when no table row is about any of its figures
+    (the question is better answered from the passages' words)."""
+    cells = passage_cells(passages)
+    if not cells:
         return None
+    context = _context_terms(passages)
+    headings = set().union(*(_terms(f"{p.title} {p.section or ''}") for p in passages))
+    attempts = [calculation.expression, *calculation.alternatives]
+    unclear = None
+    for expression in attempts:
+        outcome = _work_out(calculation, expression, cells, context, headings, similarity)
+        if isinstance(outcome, Worked):
+            return outcome
+        unclear = unclear or outcome
+    # A figure only read, not worked out, is better quoted from the passages than refused.
+    return None if calculation.kind == "value" else unclear
+
+
+def _work_out(calculation, expression, cells, context, headings, similarity) -> Worked | Unclear | None:
+    found: dict[Figure, Found] = {}
+    problems: list[str] = []
+    closest: list[Cell] = []
+    any_row = False
+    over_periods = calculation.kind == "average" and isinstance(expression, Figure)
+    for figure in figures_of(expression):
+        match = _find(figure, cells, context, headings, similarity, every_period=over_periods)
+        any_row = any_row or bool(match.candidates)
+        closest += [c for c in match.candidates if c not in closest]
+        if match.problem:
+            problems.append(match.problem)
+        else:
+            found[figure] = match.found
+    if not any_row:
+        return None
+    if problems:
+        return Unclear(calculation, tuple(problems), tuple(closest[:4]))
+    used = [(f.figure, c) for f in found.values() for c in f.cells]
+    twice = [a for i, (a, c) in enumerate(used) for b, d in used[i + 1 :] if c is d and a.phrase != b.phrase]
+    if twice:
+        return Unclear(calculation, (f"two of its figures would be the same row ({twice[0].phrase!r})",), _cells(found))
+    values, common_scale, problem = _in_one_scale(found)
+    if problem:
+        return Unclear(calculation, (problem,), tuple(c for f in found.values() for c in f.cells))
+    figures = tuple(found[f] for f in figures_of(expression))
+    # The percentage change of a percentage (a rate, a margin) may mean its change in points
+    # or its relative change: both are stated, points first.
+    points = calculation.kind == "percent change" and all(c.percent for c in _cells(found))
+    if over_periods:
+        (only,) = found.values()
+        value = sum(values[id(c)] for c in only.cells) / len(only.cells)
+    else:
+        try:
+            value = _evaluate(expression, {f: values[id(found[f].cells[0])] for f in found})
+        except (ZeroDivisionError, ValueError, OverflowError):
+            return Unclear(calculation, ("the arithmetic has no value (a division by zero)",), _cells(found))
     if not math.isfinite(value):
-        return None
-    unit = None if common or len(units) != 1 else next(iter(units))
-    return WorkedFigure(
+        return Unclear(calculation, ("the arithmetic has no value",), _cells(found))
+    implausible = _implausible(calculation, found, value)
+    if implausible:
+        return Unclear(calculation, (implausible,), _cells(found))
+    if points:
+        change = _evaluate(expression.left, {f: values[id(found[f].cells[0])] for f in found})
+        result = f"{_plain_number(change, calculation.decimals)} percentage points ({_stated(calculation, value, found, None)})"
+    else:
+        result = _stated(calculation, value, found, common_scale)
+    return Worked(
         calculation=calculation,
-        result=_stated(calculation, value, absolute=common, unit=unit),
+        result=result,
         value=value,
-        working=_working(calculation, found, common),
-        figures=list(found.values()),
+        working=_working(expression, found, values, common_scale, over_periods),
+        found=figures,
     )
 
 
-def render(worked: WorkedFigure, refs: Sequence[int]) -> str:
-    """The answer: the result and its working, then each figure's row cited ([n] from refs,
-    one per figure, in the order of worked.figures)."""
-    calc = worked.calculation
-    lead = f"{calc.name[:1].upper()}{calc.name[1:]}, FY{calc.year}: **{worked.result}**"
-    if calc.sign is not None:  # asked whether it is positive (or negative): say so first
-        holds = (worked.value > 0) if calc.sign == "positive" else (worked.value < 0)
-        kind = "positive" if worked.value > 0 else "negative" if worked.value < 0 else "zero"
-        lead = f"{'Yes' if holds else 'No'}, it is {kind}. {lead}"
-    formula = words(calc.expression, calc.year)
-    if isinstance(calc.expression, Figure):
-        lines = [f"{lead}."]  # a figure read, not worked out
-    else:
-        lines = [f"{lead}, worked out from the figures below: {formula} = {worked.working}."]
-    seen = set()
-    for figure, ref in zip(worked.figures, refs):
-        if figure.row in seen:
+@dataclass(frozen=True)
+class _Match:
+    found: Found | None = None
+    problem: str | None = None
+    candidates: tuple[Cell, ...] = ()
+
+
+def _find(
+    figure: Figure, cells: list[Cell], context: set[str], headings: set[str], similarity, every_period: bool
+) -> _Match:
+    """The cell the figure is read from (see the module's note)."""
+    names = [figure.phrase, *figure.also]
+    scored = _scores(names, cells, context, headings, similarity)
+    if not scored:
+        return _Match(problem=f"no table row is about {figure.phrase!r}")
+    fitting = [s for s in scored if s.covered]
+    shown = tuple(dict.fromkeys(s.cell for s in sorted(scored, key=lambda s: -s.score)[:6]))
+    if not fitting:
+        return _Match(problem=f"no table row is labelled as {figure.phrase!r}", candidates=shown)
+    if every_period:
+        return _every_period(figure, fitting, shown)
+    in_period = _in_period(figure, fitting)
+    if not in_period:
+        period = _period_name(figure.year)
+        return _Match(problem=f"{figure.phrase!r} has no figure for {period}", candidates=shown)
+    in_period.sort(key=lambda s: -s.score)
+    best = in_period[0]
+    # The same figure printed in a statement and in a summary of it: the statement is cited,
+    # in its finest print (thousands before millions).
+    same = [s for s in in_period if _same_figure(s.cell, best.cell) and s.score >= best.score - CLEAR_LEAD]
+    best = max(same, key=lambda s: (on_statement(s.cell), -(s.cell.scale or 1), s.score))
+    rivals = [s for s in in_period if not _same_figure(s.cell, best.cell)]
+    if rivals:
+        rival = rivals[0]
+        top = max(s.score for s in same)
+        clearly = (any(s.exact for s in same) and not rival.exact) or top - rival.score >= CLEAR_LEAD
+        if not clearly:
+            labels = " or ".join(dict.fromkeys(f"{_cell_name(s.cell)!r}" for s in [best, *rivals[:2]]))
+            return _Match(
+                problem=f"{figure.phrase!r} could be {labels}", candidates=(best.cell, *(r.cell for r in rivals[:3]))
+            )
+    value = abs(best.cell.value) if figure.outflow else best.cell.value
+    return _Match(found=Found(figure, (best.cell,), value), candidates=shown)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    cell: Cell
+    score: float
+    covered: bool  # every word of the phrase that the tables use is in the cell's names
+    exact: bool  # covered, and its label holds no word the phrase does not
+
+
+def _scores(names: list[str], cells: list[Cell], context: set[str], headings: set[str], similarity) -> list[_Scored]:
+    """Each cell's fit to the best fitting of the figure's names."""
+    held = [(_terms(c.label), _terms(_without_years(c.column)), _terms(c.title)) for c in cells]
+    vocabulary = set().union(*(label | column | title for label, column, title in held))
+    distinct: dict[frozenset, int] = {}
+    for label, column, title in held:
+        key = frozenset(label | column | title)
+        distinct[key] = distinct.get(key, 0) + 1
+    documents = len(distinct)
+    holders: dict[str, int] = {}
+    for key in distinct:
+        for term in key:
+            holders[term] = holders.get(term, 0) + 1
+    best: dict[int, _Scored] = {}
+    for name in names:
+        wanted = _terms(name) - _AS_PRINTED
+        known = wanted & vocabulary
+        # A name no row uses but the passages do (the company's, "AVX's total sales") tells
+        # nothing; any other word no row uses means the figure asked for is not among them.
+        missing = wanted - vocabulary - (context & _proper_terms(name)) - headings
+        weight = {t: math.log(1 + documents / holders[t]) for t in known}
+        total = sum(weight.values()) + sum(math.log(1 + documents) for _ in missing)
+        if not total:
             continue
-        seen.add(figure.row)
-        lines.append(f"{figure.row} [{ref}]")
-    return "\n\n".join(lines)
+        for i, (cell, (label, column, title)) in enumerate(zip(cells, held)):
+            names_held = label | column | title
+            share = sum(w for t, w in weight.items() if t in names_held) / total
+            if share == 0:
+                continue
+            label_fit = len(label & wanted) / len(label) if label else 1.0
+            column_fit = len(column & wanted) / len(column) if column else 1.0
+            covered = share >= 0.999
+            score = share + LABEL_FIT_WEIGHT * label_fit + COLUMN_FIT_WEIGHT * column_fit
+            scored = _Scored(cell, score, covered, covered and label_fit == 1.0 and bool(label & wanted))
+            if i not in best or scored.score > best[i].score:
+                best[i] = scored
+    ranked = sorted(best.values(), key=lambda s: -s.score)
+    if similarity is not None and len(ranked) > 1:
+        ranked = _with_similarity(names[0], ranked, similarity)
+    return ranked
 
 
-@lru_cache(maxsize=512)  # each figure of a calculation reads the same passages: parsed once
-def table_rows(text: str) -> list[tuple[str, list[tuple[str | None, str]]]]:
-    """The passage's table rows as (label, [(column header, figure)]). Rows printed without
-    headers get the column years the page prints above them ("December 31, 2018 2017"); a line
-    the table reader left as text ("Total current assets 5,121.3 4,186.5") is read as a row
-    with the headers of the rows around it. The result is shared (cached): read it, never change it."""
-    lines = [line.strip() for line in text.split("\n") if line.strip()]
-    rows = [row_cells(u.text) for u in passage_units(text) if u.kind == "row"]
-    headed = [tuple(h for h, _ in cells) for _, cells in rows if all(h is not None for h, _ in cells)]
-    headers = max(set(headed), key=headed.count) if headed else ()
-    years = _column_years(lines)
+def _with_similarity(phrase: str, ranked: list[_Scored], similarity) -> list[_Scored]:
+    """Scores with the meaning of each label added: it orders cells the words leave alike."""
+    head = ranked[:SIMILAR_CANDIDATES]
+    texts = [_cell_name(s.cell) for s in head]
+    unique = list(dict.fromkeys(texts))
+    cosine = dict(zip(unique, similarity(phrase, unique)))
+    rescored = [
+        _Scored(s.cell, s.score + SIMILARITY_WEIGHT * float(cosine[t]), s.covered, s.exact) for s, t in zip(head, texts)
+    ]
+    return sorted(rescored, key=lambda s: -s.score) + ranked[SIMILAR_CANDIDATES:]
+
+
+def _in_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
+    """The fitting cells of the figure's year: a column of that year; for the latest period or
+    the one before it (a change with no year said), read off each cell's row."""
+    if figure.year is None:
+        # No year said: a row with one figure, or the one cell fitting it.
+        return [s for s in fitting if not s.cell.periods or _row_periods(s.cell, fitting) == {s.cell}]
+    if figure.year > 0:
+        return [s for s in fitting if s.cell.periods == {str(figure.year)}]
     out = []
-    for label, cells in rows:
-        if all(h is None for h, _ in cells) and len(cells) == len(years):
-            cells = list(zip(years, (figure for _, figure in cells)))
-        out.append((label, cells))
-    for line in lines:
-        match = _LOOSE_ROW.match(line) if ROW_SEPARATOR not in line and headers else None
-        if match:
-            figures = _LOOSE_FIGURE.findall(match.group("figures"))
-            if len(figures) >= len(headers):
-                out.append((match.group("label"), list(zip(headers, (f.strip() for f in figures)))))
+    for s in fitting:
+        periods = sorted(
+            {
+                int(next(iter(c.cell.periods)))
+                for c in fitting
+                if _same_row(c.cell, s.cell) and len(c.cell.periods) == 1
+            },
+            reverse=True,
+        )
+        wanted = -figure.year - 1  # LATEST -> the first, PREVIOUS -> the second
+        if len(periods) >= 2 and s.cell.periods == {str(periods[wanted])}:
+            out.append(s)
     return out
 
 
-def _column_years(lines: list[str]) -> list[str]:
-    """The years printed as column headings above a table's first row, in their order."""
-    years: list[str] = []
-    for line in lines:
-        if ROW_SEPARATOR in line:
-            break
-        if len(line) <= 40:
-            years += [y for y in YEAR.findall(line) if y not in years]
-    return years if len(years) >= 2 else []
+def _every_period(figure: Figure, fitting: list[_Scored], shown) -> _Match:
+    """An average over every period of the best fitting row."""
+    best = max(fitting, key=lambda s: s.score)
+    rivals = [s for s in fitting if not _same_row(s.cell, best.cell) and s.score > best.score - CLEAR_LEAD]
+    if rivals and not (best.exact and not any(r.exact for r in rivals)):
+        return _Match(
+            problem=f"{figure.phrase!r} could be {_cell_name(best.cell)!r} or {_cell_name(rivals[0].cell)!r}",
+            candidates=shown,
+        )
+    row = [s.cell for s in fitting if _same_row(s.cell, best.cell) and len(s.cell.periods) == 1]
+    row = list({next(iter(c.periods)): c for c in row}.values())
+    if len(row) < 2:
+        return _Match(problem=f"{figure.phrase!r} has no figures for several periods", candidates=shown)
+    return _Match(found=Found(figure, tuple(row), 0.0), candidates=shown)
+
+
+def _row_periods(cell: Cell, fitting: list[_Scored]) -> set[Cell]:
+    return {s.cell for s in fitting if _same_row(s.cell, cell)}
+
+
+def _same_row(a: Cell, b: Cell) -> bool:
+    return (a.passage, a.table, a.row) == (b.passage, b.table, b.row)
+
+
+def _same_figure(a: Cell, b: Cell) -> bool:
+    """Whether two cells give the same figure: the same value once in the same scale (a
+    statement's thousands and a summary's millions)."""
+    if a.percent != b.percent:
+        return False
+    if a.scale and b.scale and a.scale != b.scale:
+        return math.isclose(a.value * a.scale, b.value * b.scale, rel_tol=5e-3)
+    return math.isclose(a.value, b.value, rel_tol=1e-9)
+
+
+def _in_one_scale(found: dict[Figure, Found]) -> tuple[dict[int, float], float | None, str | None]:
+    """Each found cell's value (by id) in one scale: the tables' own where they state one and
+    all agree, else in units where they differ; (values, the common scale, a problem)."""
+    cells = [(f, c) for f in found.values() for c in f.cells]
+    scales = {c.scale for _, c in cells if not c.percent}
+    known = {s for s in scales if s}
+    values = {}
+    rescale = len(known) > 1
+    for f, c in cells:
+        value = abs(c.value) if f.figure.outflow else c.value
+        values[id(c)] = value * c.scale if rescale and c.scale else value
+    if rescale and None in scales:
+        return values, None, "the figures' tables are in different units, and one of them does not say which"
+    common = None if rescale else (next(iter(known)) if known else None)
+    return values, (1.0 if rescale else common), None
+
+
+def _implausible(calculation: Calculation, found: dict[Figure, Found], value: float) -> str | None:
+    cells = [c for f in found.values() for c in f.cells]
+    percents = {c.percent for c in cells}
+    if calculation.kind in ("share", "ratio") and True in percents and False in percents:
+        return "it would divide a percentage by an amount"
+    if calculation.kind in ("sum", "difference") and len(percents) > 1:
+        return "it would add a percentage to an amount"
+    if calculation.kind == "share":
+        whole = found[figures_of(calculation.expression)[-1]].cells[0]
+        if re.search(r"\btotal\b", whole.label, re.I) and abs(value) > 1.0001:
+            return f"the part would be larger than the total ({whole.label})"
+    if calculation.kind == "formula" and calculation.percent and abs(value) > 1 and "margin" in calculation.name:
+        return "a margin larger than the revenue it is a share of"
+    return None
 
 
 def _evaluate(node, values: dict) -> float:
@@ -239,98 +363,186 @@ def _evaluate(node, values: dict) -> float:
     return left**right
 
 
-def _working(calculation: Calculation, found: dict, common: bool) -> str:
-    """The formula with each figure as printed (or, across units, in millions)."""
+def _sum_of(parts):
+    total = parts[0]
+    for part in parts[1:]:
+        total = Operation("+", total, part)
+    return total
 
-    def figure_text(figure: Figure) -> str:
-        hit = found[figure]
-        return f"{hit.value * hit.unit / 1e6:,.1f}" if common else hit.printed
 
-    units = {f.unit for f in found.values()}
-    if common:
-        suffix = " (in millions)"
-    elif len(units) == 1 and None not in units:
-        suffix = f" (in {_unit_name(next(iter(units)))})"
+def _cells(found: dict[Figure, Found]) -> tuple[Cell, ...]:
+    return tuple(c for f in found.values() for c in f.cells)
+
+
+def _working(expression, found: dict[Figure, Found], values: dict, common_scale, over_periods: bool) -> str:
+    """The formula with each figure as printed (or, across scales, in millions)."""
+
+    def text(cell: Cell, figure: Figure) -> str:
+        if common_scale == 1.0:
+            return f"{values[id(cell)] / 1e6:,.1f}"
+        shown = cell.printed
+        negative = cell.value < 0 and not figure.outflow
+        return f"({shown})" if negative else shown
+
+    if over_periods:
+        (only,) = found.values()
+        parts = " + ".join(text(c, only.figure) for c in only.cells)
+        body = f"({parts}) / {len(only.cells)}"
     else:
-        suffix = ""
-    return formula_text(calculation.expression, figure_text) + suffix
+        body = formula_text(expression, lambda f: text(found[f].cells[0], f))
+    if common_scale == 1.0:
+        return f"{body} (in millions)"
+    if common_scale in SCALE_NAMES:
+        return f"{body} (in {SCALE_NAMES[common_scale]}s)"
+    return body
 
 
-def _stated(calculation: Calculation, value: float, *, absolute: bool, unit: float | None) -> str:
+def _as_printed(working: str) -> str:
+    """ "389 (in millions)" as "389, in millions"."""
+    return re.sub(r" \(in (\w+)\)$", r", in \1", working)
+
+
+def _stated(calculation: Calculation, value: float, found: dict[Figure, Found], common_scale) -> str:
     decimals = calculation.decimals
     if calculation.percent:
-        return f"{value * 100:.{1 if decimals is None else decimals}f}%"
-    if not calculation.is_amount:
-        return f"{value:.{2 if decimals is None else decimals}f}"
-    if calculation.scale and (absolute or unit):
-        scaled = value * (1 if absolute else unit) / calculation.scale
+        return f"{value * 100:,.{2 if decimals is None else decimals}f}%"
+    if not calculation.is_amount and calculation.kind != "average":
+        return f"{value:,.{2 if decimals is None else decimals}f}"
+    percent = all(c.percent for f in found.values() for c in f.cells)
+    if calculation.scale and common_scale:
+        scaled = value * common_scale / calculation.scale
         places = decimals if decimals is not None else (2 if abs(scaled) < 100 else 0)
         sign = "-" if scaled < 0 else ""
-        return f"{sign}${abs(scaled):,.{places}f} {_unit_name(calculation.scale)[:-1]}"
-    places = decimals if decimals is not None else (1 if value != round(value) else 0)
-    named = f" {_unit_name(unit)[:-1]}" if unit else " (in the table's units)"
-    return f"{value:,.{places}f}{named}"
+        return f"{sign}${abs(scaled):,.{places}f} {SCALE_NAMES[calculation.scale]}"
+    number = _plain_number(value, decimals)
+    if percent:
+        return f"{number}%"
+    if common_scale == 1.0:
+        return f"{_plain_number(value / 1e6, decimals)} million"
+    if common_scale in SCALE_NAMES:
+        return f"{number} {SCALE_NAMES[common_scale]}"
+    return number
 
 
-def _unit_name(unit: float) -> str:
-    return next(name for name, value in UNITS.items() if value == unit)
+def _plain_number(value: float, decimals: int | None) -> str:
+    """At most two decimals unless asked, without trailing zeros: 1,622 and 57,362.5."""
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
-def _page_unit(passage: Hit) -> float | None:
-    """What a printed 1 is worth on the passage's page, when its heading or text says."""
-    for text in (passage.section or "", passage.text[:400]):
-        match = _UNIT.search(text)
-        if match:
-            return UNITS[match.group(1).lower()]
-    return None
+def figure_passages(
+    calculation: Calculation, hits: Sequence[Hit], search: Callable[[str, list[str]], list[Hit]]
+) -> list[Hit]:
+    """Passages that may hold the calculation's figures, to put before the hits: for each
+    figure, the best passages of a search for its phrase and year within the documents of the
+    best hits (one whose name or title holds the asked year first)."""
+    sources = _sources(calculation, hits)
+    if not sources:
+        return []
+    chosen: dict[int, Hit] = {}
+    for figure in figures_of(calculation.expression):
+        year = f" {figure.year}" if figure.year and figure.year > 0 else ""
+        for hit in search(f"{figure.phrase}{year}", sources)[:FIGURE_PASSAGES]:
+            chosen.setdefault(hit.chunk_id, hit)
+    return list(chosen.values())
 
 
-def _statement_match(section: str | None, item: LineItem) -> int:
-    """2 on the item's own statement, 1 on a page that names no statement, 0 on another one."""
-    if not section:
-        return 1
-    heading = section.lower()
-    if any(words in heading for words in STATEMENT_HEADINGS[item.statement]):
-        return 2
-    named_other = any(any(w in heading for w in names) for names in STATEMENT_HEADINGS.values())
-    return 0 if named_other else 1
+def _sources(calculation: Calculation, hits: Sequence[Hit]) -> list[str]:
+    sources = list(dict.fromkeys(h.source for h in hits[:5]))
+    titles = {h.source: f"{h.source} {h.title}" for h in hits}
+    if calculation.years:
+        sources.sort(key=lambda s: str(calculation.years[-1]) not in titles[s])
+    return sources[:SOURCES_SEARCHED]
 
 
-def _normal_label(label: str) -> str:
-    label = _FOOTNOTE.sub("", label.lower().replace("&", "and").replace("’", "'"))
-    return " ".join(label.split()).strip(" :$.")
+def render(worked: Worked, refs: Sequence[int]) -> str:
+    """The answer: the result and its working, then each figure's row cited (refs: the
+    citation number of each found figure's first cell's passage, in worked.found's order)."""
+    calc = worked.calculation
+    lead = f"{calc.name[:1].upper()}{calc.name[1:]}{_periods(calc)}: **{worked.result}**"
+    if calc.sign is not None:  # asked whether it is positive (or negative): say so first
+        holds = (worked.value > 0) if calc.sign == "positive" else (worked.value < 0)
+        kind = "positive" if worked.value > 0 else "negative" if worked.value < 0 else "zero"
+        lead = f"{'Yes' if holds else 'No'}, it is {kind}. {lead}"
+    if calc.kind == "value":  # a figure read and restated in the asked scale, not worked out
+        lines = [f"{lead} (printed as {_as_printed(worked.working)})."]
+    else:
+        lines = [f"{lead}, worked out from the figures below: {worked.working} = {worked.result}."]
+    rows: dict[str, tuple[set[str], int]] = {}  # each row quoted once, with every column used
+    for found, ref in zip(worked.found, refs):
+        years, _ = rows.setdefault(found.cells[0].row, (set(), ref))
+        years.update(p for c in found.cells for p in c.periods)
+    lines += [f"{trimmed_row(row, years)} [{ref}]" for row, (years, ref) in rows.items()]
+    return "\n\n".join(lines)
 
 
-def _label_match(label: str, item: LineItem) -> int:
-    """3 for the item's own label, 2 for it with a qualifier ("Net income attributable to
-    X"), 0 for another row."""
-    if any(word in label for word in _NOT_THE_ITEM):
-        return 0
-    for wanted in _labels(item):
-        if label == wanted or (wanted.endswith(" to") and label.startswith(wanted + " ")):
-            return 3
-    for wanted in _labels(item):
-        if label.startswith(wanted) and _CONTINUES_LABEL.match(label[len(wanted) :]):
-            return 2
-    return 0
+def render_unclear(unclear: Unclear, refs: Sequence[int]) -> str:
+    """What could not be told, and the closest rows cited (refs: one per unclear.cells)."""
+    calc = unclear.calculation
+    lines = [
+        f"I could not work out {calc.name}{_periods(calc)} from these documents for certain: "
+        + "; ".join(unclear.problems)
+        + "."
+    ]
+    if unclear.cells:
+        lines.append("The closest rows:")
+        seen = set()
+        for cell, ref in zip(unclear.cells, refs):
+            if cell.row in seen:
+                continue
+            seen.add(cell.row)
+            lines.append(f"{cell.row} [{ref}]")
+    return "\n\n".join(lines)
 
 
-def _labels(item: LineItem) -> tuple[str, ...]:
-    return tuple(label.replace("&", "and") for label in item.labels + item.asked)
+def _periods(calc: Calculation) -> str:
+    if not calc.years:
+        return ""
+    if len(calc.years) == 1:
+        return f", {calc.years[0]}"
+    return f", {calc.years[0]} to {calc.years[-1]}"
 
 
-def _year_cell(cells: list[tuple[str | None, str]], year: int | None) -> tuple[str, str] | None:
-    """The (header, figure) of the year's column: a header naming that year and no other."""
-    for header, printed in cells:
-        if header is not None and named_years(header) == {str(year)}:
-            return header, printed
-    return None
+def _period_name(year: int | None) -> str:
+    if year == LATEST:
+        return "its latest period"
+    if year == PREVIOUS:
+        return "the period before its latest"
+    return str(year) if year else "one period"
 
 
-def _cell_value(printed: str) -> float | None:
-    text = printed.strip()
-    match = _CELL_NUMBER.match(text)
-    if not match:
-        return None
-    value = float(match.group(1).replace(",", ""))
-    return -value if text.startswith("(") or "(" in text[:3] or text.startswith("-") else value
+def _cell_name(cell: Cell) -> str:
+    column = _without_years(cell.column).strip()
+    return f"{cell.label} ({column})" if column else cell.label
+
+
+def _without_years(text: str) -> str:
+    return re.sub(r"\b(?:FY\s?)?(?:19|20)\d\d\b", " ", text)
+
+
+def _terms(text: str) -> set[str]:
+    """A name's words as compared: stemmed, without the words that name nothing. Unlike a
+    keyword search's stop words, "other", "before", "after", "over" and "under" tell rows
+    apart ("Other", "Income before taxes"), so they are kept."""
+    words = _WORD.findall(re.sub(r"['’]s\b", "", text.lower()))
+    return {t for t in _stemmer().stemWords([w for w in words if w not in _NAMES_NOTHING]) if not t.isdigit()}
+
+
+def _proper_terms(phrase: str) -> set[str]:
+    """The terms of a phrase's names: its capitalised words and words with capitals or digits
+    inside ("AVX", "iPhone"), not its first word."""
+    words = re.findall(r"[\w'’&.-]+", phrase)[1:]
+    return _terms(" ".join(w for w in words if w[:1].isupper() or re.search(r"\w[A-Z0-9]", w)))
+
+
+def _context_terms(passages: Sequence[Hit]) -> set[str]:
+    """The words the passages and their documents' titles use anywhere."""
+    words_used: set[str] = set()
+    for passage in passages:
+        words_used |= _terms(f"{passage.title} {passage.source} {passage.section or ''} {passage.text}")
+    return words_used
+
+
+__all__ = ["Found", "Unclear", "Worked", "figure_passages", "render", "render_unclear", "work_out", "words"]

@@ -1,13 +1,17 @@
-"""Figures a question asks to be worked out: the formula read from the question, each figure
-found as a table row of the asked year on its statement's page, the result shown with its
-working and every figure cited."""
+"""Figures a question asks to be worked out, by general means: the operation read from the
+question's English, each figure found as the table cell whose row label, column and title say
+what the question names, the result shown with its working and every row cited, and nothing
+stated when a figure cannot be told for sure."""
 
 from __future__ import annotations
 
 import pytest
 
-from retrieval.answer.figures import table_rows
-from retrieval.answer.formulas import parse_calculation, words
+from retrieval.answer.calculations import parse_calculation
+from retrieval.answer.cells import passage_cells
+from retrieval.answer.figures import Unclear, Worked, render, work_out
+from retrieval.answer.formulas import words
+from retrieval.models import Hit
 from retrieval.service import Source
 from support.pdfgen import make_pdf
 from support.shared_data import shared_path
@@ -16,72 +20,102 @@ from support.shared_data import shared_path
 def _formula(question: str) -> str:
     calculation = parse_calculation(question)
     assert calculation is not None, question
-    return words(calculation.expression, calculation.year)
+    return words(calculation.expression)
 
 
-def test_a_question_s_own_definition_becomes_the_formula():
-    question = (
+@pytest.mark.parametrize(
+    "question, kind, formula",
+    [
+        ("How much did the fuel revenue change from 2021 to 2022?", "change", "fuel revenue 2022 - fuel revenue 2021"),
+        (
+            "What was the percentage increase in berth fees between 2020 and 2022?",
+            "percent change",
+            "(berth fees 2022 - berth fees 2020) / berth fees 2020",
+        ),
+        (
+            "By what percentage did the crane hire grow from 2021 to 2022?",
+            "percent change",
+            "(crane hire 2022 - crane hire 2021) / crane hire 2021",
+        ),
+        (
+            "What is the average winter storage income from 2019 to 2021?",
+            "average",
+            "(winter storage income 2019 + winter storage income 2020 + winter storage income 2021) / 3",
+        ),
+        (
+            "What is the 2022 average number of moorings?",
+            "average",
+            "(number of moorings 2021 + number of moorings 2022) / 2",
+        ),
+        ("What is the total of pilotage and towage in 2022?", "sum", "pilotage 2022 + towage 2022"),
+        ("What was the combined dredging cost in 2021 and 2022?", "sum", "dredging cost 2021 + dredging cost 2022"),
+        (
+            "What is pilotage as a percentage of total harbor income in 2022?",
+            "share",
+            "pilotage 2022 / total harbor income 2022",
+        ),
+        (
+            "What percentage of total harbor income was pilotage in 2022?",
+            "share",
+            "pilotage 2022 / total harbor income 2022",
+        ),
+        (
+            "What is the proportion of towage in the total harbor income in 2021?",
+            "share",
+            "towage 2021 / total harbor income 2021",
+        ),
+        ("What is the ratio of pilotage to towage in 2022?", "ratio", "pilotage 2022 / towage 2022"),
+        (
+            "What is the difference between the summer and winter mooring fees in 2022?",
+            "difference",
+            "summer mooring fees 2022 - winter mooring fees 2022",
+        ),
+        (
+            "What is the 2-year berth revenue CAGR from 2020 to 2022?",
+            "growth rate",
+            "(berth revenue 2022 / berth revenue 2020) ^ 0.5 - 1",
+        ),
+        ("What is the current ratio in 2022?", "formula", "total current assets 2022 / total current liabilities 2022"),
+        (
+            "What was the change in the current ratio from 2021 to 2022?",
+            "change",
+            "total current assets 2022 / total current liabilities 2022 - total current assets 2021 / total current"
+            " liabilities 2021",
+        ),
+    ],
+)
+def test_the_operation_is_read_from_the_question_in_general_terms(question, kind, formula):
+    calculation = parse_calculation(question)
+    assert calculation is not None, question
+    assert (calculation.kind, words(calculation.expression)) == (kind, formula)
+
+
+def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_kept():
+    calculation = parse_calculation(
         "Here's the question: what is the FY2015 operating cash flow ratio for Harbor Tools? Operating cash flow"
         " ratio is defined as: cash from operations / total current liabilities. Round your answer to two"
         " decimal places."
     )
-    calculation = parse_calculation(question)
-    assert (calculation.name, calculation.year, calculation.decimals) == ("operating cash flow ratio", 2015, 2)
-    assert not calculation.percent and not calculation.is_amount
-    assert [(f.item.name, f.year) for f in calculation.figures()] == [
-        ("cash from operations", 2015),
-        ("total current liabilities", 2015),
-    ]
-    # A definition under another name of the metric wins over the usual one, with its averages
-    # and changes between two years.
+    assert (calculation.name, calculation.years, calculation.decimals) == ("operating cash flow ratio", (2015,), 2)
+    assert words(calculation.expression) == "cash from operations 2015 / total current liabilities 2015"
     assert (
         _formula(
             "What is the FY2020 days payable outstanding (DPO) for Corning? DPO is defined as: 365 * (average"
             " accounts payable between FY2019 and FY2020) / (FY2020 COGS + change in inventory between FY2019 and"
             " FY2020). Round your answer to two decimal places."
         )
-        == "365 * (accounts payable FY2019 + accounts payable) / 2 / (cost of goods sold + inventory - inventory FY2019)"
+        == "365 * (accounts payable 2019 + accounts payable 2020) / 2 / (COGS 2020 + inventory 2020 - inventory 2019)"
     )
+    # Without a definition, the glossary's (a textbook's) is used.
+    assert _formula("What is the FY2018 retention ratio for Harbor Tools?") == (
+        "(net income 2018 - dividends paid 2018) / net income 2018"
+    )
+    # A formula written out in the question, its remark in parentheses aside.
     calculation = parse_calculation(
-        "What is Lockheed Martin's FY2021 net working capital? Define net working capital as total current"
-        " assets less total current liabilities. Answer in USD millions."
+        "What is Harbor's FY2021 operating income + depreciation and amortization (EBITDA) in USD millions?"
     )
-    assert words(calculation.expression, 2021) == "total current assets - total current liabilities"
-    assert calculation.is_amount and calculation.scale == 1e6
-
-
-def test_named_metrics_and_the_ways_questions_ask_around_them():
-    # A metric named without its definition is computed by the usual one.
-    assert _formula("What is the FY2018 fixed asset turnover ratio for CVS Health?") == (
-        "revenue / ((net property, plant and equipment FY2017 + net property, plant and equipment) / 2)"
-    )
-    assert (
-        _formula(
-            "What is Adobe's year-over-year change in unadjusted operating income from FY2015 to FY2016 (in"
-            " units of percents and round to one decimal place)?"
-        )
-        == "(operating income - operating income FY2015) / operating income FY2015"
-    )
-    assert _formula("What is Lockheed Martin's 2 year total revenue CAGR from FY2020 to FY2022?") == (
-        "(revenue / revenue FY2020) ^ 0.5 - 1"
-    )
-    calculation = parse_calculation(
-        "What is the FY2018 - FY2020 3 year average of capex as a % of revenue for MGM Resorts? Answer in"
-        " units of percents and round to one decimal place."
-    )
-    assert calculation.percent and calculation.decimals == 1
-    assert words(calculation.expression, calculation.year) == (
-        "(capital expenditures FY2018 / revenue FY2018 + capital expenditures FY2019 / revenue FY2019"
-        " + capital expenditures / revenue) / 3"
-    )
-    # A formula stated in the asking sentence itself; its parenthesis is a remark, not a name.
-    assert (
-        _formula(
-            "What is American Water Works's FY2021 unadjusted operating income + depreciation and amortization"
-            " from the cash flow statement (unadjusted EBITDA) in USD millions?"
-        )
-        == "operating income + depreciation and amortization"
-    )
+    assert words(calculation.expression) == "operating income 2021 + depreciation and amortization 2021"
+    assert calculation.scale == 1e6
 
 
 @pytest.mark.parametrize(
@@ -89,22 +123,111 @@ def test_named_metrics_and_the_ways_questions_ask_around_them():
     [
         "What is the default width of \\heavyrulewidth in booktabs?",
         "How many titles is the DMCA divided into?",
-        "Has MGM Resorts paid dividends to common shareholders in FY2022?",  # yes or no: not a figure
-        "What is the operating cash flow ratio of Harbor Tools?",  # no year: no column to read
-        "How much did Verizon expect to pay for its retirees in 2024?",  # names no line item
+        "What was the reason for the increase in net cash used in investing activities?",
+        "What are the weighted-average exchange rates for the Yen and the Won in 2018, respectively?",
+        "What was the Provision for / (benefit from) income taxes in 2017?",  # a label with a slash
+        "What is the amount of total sales in 2019?",  # a figure to read, not to work out
     ],
 )
 def test_questions_that_ask_for_no_calculation_are_left_to_the_passages(question):
     assert parse_calculation(question) is None
 
 
-def test_rows_the_table_reader_left_as_text_or_without_headers_are_still_read():
-    # A row printed without column headers takes the years printed above the table; a row the
-    # table reader left as a line of text takes the headers of the rows around it.
-    headerless = "December 31,\n2018\n2017\nCash | $1,526 | $1,499\nAccounts payable | 302,578 | 255,028"
-    assert dict(table_rows(headerless))["Accounts payable"] == [("2018", "302,578"), ("2017", "255,028")]
-    loose = "Inventories | 2020: 1,426.3 | 2019: 1,559.3\nTotal current assets 5,121.3 4,186.5"
-    assert dict(table_rows(loose))["Total current assets"] == [("2020", "5,121.3"), ("2019", "4,186.5")]
+def _hit(text: str, section: str | None = None, page: int = 1, title: str = "Harbor annual report") -> Hit:
+    return Hit(source="harbor.html", title=title, page=page, chunk_id=page, score=1.0, text=text, section=section)
+
+
+HARBOR = _hit(
+    "Harbor income (in thousands)\n"
+    "Pilotage | 2022: 1,200 | 2021: 1,000\n"
+    "Towage | 2022: 800 | 2021: 850\n"
+    "Other | 2022: (40) | 2021: 25\n"
+    "Total harbor income | 2022: 1,960 | 2021: 1,875\n"
+    "Occupancy rate | 2022: 81.5% | 2021: 78.0%"
+)
+
+
+def _worked(question: str, passages=(HARBOR,)) -> Worked:
+    outcome = work_out(parse_calculation(question), list(passages))
+    assert isinstance(outcome, Worked), outcome
+    return outcome
+
+
+def test_cells_are_named_by_row_column_title_period_and_scale():
+    cells = {(c.label, c.column): c for c in passage_cells([HARBOR])}
+    other = cells[("Other", "2022")]
+    assert (other.value, other.printed, other.scale, other.periods) == (-40.0, "40", 1e3, frozenset({"2022"}))
+    assert cells[("Occupancy rate", "2021")].percent
+    assert cells[("Pilotage", "2022")].title == "Harbor income (in thousands)"
+    # Rows printed without column names take the years above the table; a line the PDF table
+    # reader left as text takes the column names of the rows around it; spaced digits are read.
+    headerless = passage_cells([_hit("December 31,\n2018\n2017\nAccounts payable | 302,578 | 255,028")])
+    assert [(c.column, c.value) for c in headerless] == [("2018", 302578.0), ("2017", 255028.0)]
+    loose = passage_cells([_hit("Inventories | 2020: 1,426.3 | 2019: 1,559.3\nTotal current assets 5,121.3 4,186.5")])
+    assert [(c.label, c.column) for c in loose][2:] == [
+        ("Total current assets", "2020"),
+        ("Total current assets", "2019"),
+    ]
+    spaced = passage_cells([_hit("Operating loss carryforward | 2019: 73,260 | 2 0 1 8: 57,768")])
+    assert spaced[1].periods == frozenset({"2018"})
+
+
+def test_a_change_an_average_and_a_share_are_worked_out_with_the_rows_cited():
+    change = _worked("What is the change in Other from 2021 to 2022?")
+    assert change.result == "-65 thousand" and change.working == "(40) - 25 (in thousands)"
+    assert render(change, [1, 1]).startswith("Change in Other, 2021 to 2022: **-65 thousand**, worked out")
+    assert "Other | 2022: (40) | 2021: 25 [1]" in render(change, [1, 1])
+    assert _worked("What was the average towage for 2021 and 2022?").result == "825 thousand"
+    assert _worked("What percentage of total harbor income was pilotage in 2022?").result == "61.22%"
+    # With no year named, a percentage change is between the row's latest two periods.
+    assert _worked("What is the percentage change in pilotage?").result == "20.00%"
+
+
+def test_the_percentage_change_of_a_percentage_is_stated_in_points_and_relative():
+    worked = _worked("What was the percentage change in the occupancy rate from 2021 to 2022?")
+    assert worked.result == "3.5 percentage points (4.49%)"
+
+
+def test_a_figure_that_cannot_be_told_for_sure_is_not_guessed():
+    # Two rows fit "income" alike and give different figures: nothing is stated, both are shown.
+    unclear = work_out(parse_calculation("What was the change in income from 2021 to 2022?"), [HARBOR])
+    assert isinstance(unclear, Unclear) and unclear.cells
+    # No 2019 column.
+    unclear = work_out(parse_calculation("What was the change in towage from 2019 to 2022?"), [HARBOR])
+    assert isinstance(unclear, Unclear) and "no figure for 2019" in unclear.problems[0]
+    # A word of the question that no row and no passage uses: the figure is not here.
+    unclear = work_out(parse_calculation("What was the change in towage fuel surcharges from 2021 to 2022?"), [HARBOR])
+    assert isinstance(unclear, Unclear)
+    # Nothing in the tables about the question at all: left to the passages' words.
+    assert work_out(parse_calculation("What was the change in staff headcount from 2021 to 2022?"), [HARBOR]) is None
+
+
+def test_an_implausible_result_is_not_stated():
+    odd = _hit("Harbor income\nPilotage | 2022: 1,200\nTotal harbor income | 2022: 960")
+    unclear = work_out(parse_calculation("What is pilotage as a percentage of total harbor income in 2022?"), [odd])
+    assert isinstance(unclear, Unclear) and "larger than the total" in unclear.problems[0]
+
+
+def test_figures_in_different_units_are_compared_in_one_and_a_figure_printed_twice_is_one_figure():
+    summary = _hit(
+        "Cash flows (in millions)\nNet cash provided by operating activities | 2015: $1,469.5 | 2014: $1,287.5",
+        section="Liquidity",
+        page=51,
+    )
+    balance = _hit(
+        "CONSOLIDATED BALANCE SHEETS (In thousands)\nTotal current liabilities | 2015: 2,213,556 | 2014: 2,494,435",
+        page=59,
+    )
+    statement = _hit(
+        "CONSOLIDATED STATEMENTS OF CASH FLOWS (In thousands)\n"
+        "Net cash provided by operating activities | 2015: 1,469,502 | 2014: 1,287,482",
+        page=63,
+    )
+    worked = _worked(
+        "What is the FY2015 operating cash flow ratio for Adobe? Round your answer to two decimal places.",
+        [summary, balance, statement],
+    )
+    assert worked.result == "0.66"
 
 
 def _statement(title: str, unit: str, rows: list[tuple[str, str, str]]) -> list:
@@ -158,10 +281,10 @@ def test_a_ratio_of_figures_from_two_statements_in_different_units_is_worked_out
         collection="figures",
     )
     # 1,250 million / 2,500,000 thousand: the units are the pages' own, so 0.50 and not 0.0005.
-    assert "Operating cash flow ratio, FY2022: **0.50**" in answer.text, answer.text
-    assert "Net cash provided by operating activities | 2022: 1,250 [1]" in answer.text
-    assert "Total current liabilities | 2022: 2,500,000 [2]" in answer.text
-    assert [c.page for c in answer.citations] == [3, 2]  # the cash flow statement, the balance sheet
+    assert "Operating cash flow ratio, 2022: **0.50**" in answer.text, answer.text
+    assert "Net cash provided by operating activities | 2022: 1,250 [" in answer.text
+    assert "Total current liabilities | 2022: 2,500,000 [" in answer.text
+    assert {c.page for c in answer.citations} == {2, 3}  # the balance sheet, the cash flow statement
     assert answer.answered
 
 
@@ -169,19 +292,26 @@ def test_an_amount_is_stated_in_the_asked_unit_and_an_outflow_counts_as_spent(do
     answer = docent.ask(
         "What is the FY2022 free cash flow for Harbor Tools? Answer in USD millions.", collection="figures"
     )
-    assert "Free cash flow, FY2022: **$940 million**" in answer.text, answer.text  # 1,250 - 310
+    assert "Free cash flow, 2022: **$940 million**" in answer.text, answer.text  # 1,250 - 310
     assert "Purchases of property and equipment | 2022: (310)" in answer.text
     answer = docent.ask("What is the FY2022 retention ratio for Harbor Tools?", collection="figures")
     assert "**0.75**" in answer.text, answer.text  # (820 - 205) / 820
 
 
-def test_a_figure_the_documents_do_not_give_is_not_guessed(docent, filing):
-    # No 2019 column anywhere: the answer is the passages' own words, with no worked figure.
+def test_a_figure_the_documents_do_not_give_is_not_guessed_and_the_answer_says_why(docent, filing):
     answer = docent.ask(
         "What is the FY2019 operating cash flow ratio for Harbor Tools? Round your answer to two decimal places.",
         collection="figures",
     )
     assert "**" not in answer.text and "worked out" not in answer.text, answer.text
+    assert "no figure for 2019" in answer.text
+
+
+def test_asked_whether_a_figure_is_positive_the_answer_says_yes_or_no_first(docent, filing):
+    answer = docent.ask("Does Harbor Tools have positive working capital based on FY2022 data?", collection="figures")
+    # 3,100,000 - 2,500,000 thousand
+    assert answer.text.startswith("Yes, it is positive. Working capital, 2022: **600,000 thousand**"), answer.text
+    assert [c.page for c in answer.citations] == [2]
 
 
 def test_a_real_filing_s_ratio_is_worked_out_from_its_statements(docent):
@@ -196,63 +326,3 @@ def test_a_real_filing_s_ratio_is_worked_out_from_its_statements(docent):
     # balance sheet (page 57).
     assert "**0.83**" in answer.text, answer.text
     assert {c.page for c in answer.citations} == {57, 61}
-
-
-def test_a_row_is_looked_up_by_its_label_in_one_document(docent, filing):
-    from retrieval.search import passages_with_lines
-
-    store = docent.collection("figures")
-    source = next(d.source for d in docent.documents(collection="figures"))
-    found = passages_with_lines(store, source, ["total current liabilities", "Capital spending"])
-    assert [h.page for h in found] == [2]  # letter case aside; labels no row has find nothing
-    assert "Total current liabilities | 2022: 2,500,000" in found[0].text
-    # A label is matched literally: "%" and "_" are not wildcards, and it must begin a line.
-    assert passages_with_lines(store, source, ["%", "_nventories", "current liabilities"]) == []
-    assert passages_with_lines(store, "no-such.pdf", ["Inventories"]) == []
-
-
-def test_a_figure_printed_in_a_summary_and_in_its_statement_is_taken_from_the_statement():
-    # Adobe's FY2015 10-K as ingest reads it: the MD&A summarises the cash flow statement in
-    # millions under the statement's name (page 51); the statements print thousands.
-    from retrieval.answer.figures import work_out
-    from retrieval.models import Hit
-
-    def page(number, section, text):
-        return Hit(
-            source="adobe.pdf",
-            title="ADBE 10K FY15",
-            page=number,
-            chunk_id=number,
-            score=1.0,
-            text=text,
-            section=section,
-        )
-
-    passages = [
-        page(
-            51,
-            "Consolidated Statements of Cash Flows (in millions)",
-            "Net cash provided by operating activities | 2015: $1,469.5 | 2014: $1,287.5",
-        ),
-        page(
-            59,
-            "CONSOLIDATED BALANCE SHEETS (In thousands, except par value)",
-            "Total current liabilities | 2015: 2,213,556 | 2014: 2,494,435",
-        ),
-        page(
-            63,
-            "CONSOLIDATED STATEMENTS OF CASH FLOWS (In thousands)",
-            "Net cash provided by operating activities | 2015: 1,469,502 | 2014: 1,287,482",
-        ),
-    ]
-    worked = work_out(parse_calculation("What is the FY2015 operating cash flow ratio for Adobe?"), passages)
-    assert worked.result == "0.66"
-    assert [passages[f.passage].page for f in worked.figures] == [63, 59]
-    assert worked.working == "1,469,502 / 2,213,556 (in thousands)"
-
-
-def test_asked_whether_a_figure_is_positive_the_answer_says_yes_or_no_first(docent, filing):
-    answer = docent.ask("Does Harbor Tools have positive working capital based on FY2022 data?", collection="figures")
-    # 3,100,000 - 2,500,000 thousand
-    assert answer.text.startswith("Yes, it is positive. Working capital, FY2022: **600,000 thousand**"), answer.text
-    assert [c.page for c in answer.citations] == [2]

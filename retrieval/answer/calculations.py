@@ -1,0 +1,629 @@
+"""What a question asks to be worked out, read in general terms: the operation (a change, a
+percentage change, an average, a sum, a difference, a ratio, a share, a growth rate, or a
+formula the question gives or a measure the glossary defines), the figures it needs (each a
+phrase naming a row or column of a table, at a year), and how the result is to be stated.
+
+    "What is the percentage change in net debt from 2018 to 2019?"
+        -> (net debt[2019] - net debt[2018]) / net debt[2018], in percent
+    "What is Grocery as a percentage of total net sales in 2018?"
+        -> Grocery[2018] / total net sales[2018], in percent
+    "What is the FY2015 operating cash flow ratio? ... is defined as: cash from operations /
+     total current liabilities."  -> the question's own formula, at 2015
+
+The phrases are the question's own words with the periods taken out; which row of which table
+each names is decided against the documents (figures.py), by the meaning of the row labels.
+A question that asks for none of these is no calculation: parse_calculation returns None and
+the answer is the passages' own words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ingest.text import sentence_spans
+from retrieval.answer.formulas import (
+    Expression,
+    Figure,
+    NotAFormula,
+    Number,
+    Operation,
+    bind,
+    figures_of,
+    parse_formula,
+    plain_name,
+    states_operators,
+    without_years,
+    words,
+)
+from retrieval.answer.glossary import measure_named
+from retrieval.keywords import named_years
+
+SCALES = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
+# The periods of a row read off the row itself: its latest and the one before it.
+LATEST, PREVIOUS = -1, -2
+KINDS = (
+    "change",
+    "percent change",
+    "growth rate",
+    "average",
+    "sum",
+    "difference",
+    "ratio",
+    "share",
+    "formula",
+    "value",
+)
+
+
+@dataclass(frozen=True)
+class Calculation:
+    kind: str  # one of KINDS
+    name: str  # what is worked out, in words ("percentage change in net debt")
+    expression: Expression
+    years: tuple[int, ...]  # the years asked about, in order
+    percent: bool  # stated as a percentage
+    decimals: int | None = None  # as asked ("round to two decimal places")
+    scale: float | None = None  # an amount asked in millions (1e6) or billions (1e9)
+    sign: str | None = None  # "positive" or "negative" when asked whether it is
+    alternatives: tuple[Expression, ...] = ()  # other readings, tried when the first finds no figures
+
+    def figures(self) -> list[Figure]:
+        return figures_of(self.expression)
+
+    @property
+    def is_amount(self) -> bool:
+        """An amount (a sum or difference of figures), not a ratio."""
+
+        def divides(node) -> bool:
+            return isinstance(node, Operation) and (node.op in "/^" or divides(node.left) or divides(node.right))
+
+        return not divides(self.expression) and not self.percent
+
+
+_DEFINITION = re.compile(
+    r"^(?:define\s+(?P<name1>.+?)\s+as:?\s+(?P<expr1>.+?)|(?P<name2>.+?)\s+(?:here\s+)?(?:is|are)\s+defined\s+as:?\s+"
+    r"(?P<expr2>.+?))\s*\.?$",
+    re.I | re.S,
+)
+_ASKING_START = re.compile(
+    r"\b(?:what|how much|how many|calculate|compute|find|determine|by what|by how much|what's)\b", re.I
+)
+_HEAD = re.compile(
+    r"^.*?\b(?:what(?:'s|\s+(?:is|was|were|are|would be|will be))?|how much(?:\s+(?:is|was|were|are|did|does|do|has|"
+    r"had))?|calculate|compute|find|determine|give)\b\s*(?:the\s+|a\s+|an\s+)?",
+    re.I,
+)
+_AUXILIARY = re.compile(r"^(?:did|does|do|has|have|had|was|were|is|are)\s+", re.I)
+_CHANGE_VERB = re.compile(
+    r"\s+(?:change|increase|decrease|grow|rise|fall|decline|drop|go up|go down)(?:d|s)?\b(?:\s+by)?", re.I
+)
+_SIGN_ASKED = re.compile(
+    r"^(?:does|did|do|is|was|were|has|had)\b.*?\b(?P<sign>positive|negative)\s+(?P<what>.+?)"
+    r"(?:\s+(?:in|for|based on|as of|at|during)\b.*)?\?$",
+    re.I,
+)
+_FORMAT_REMARK = re.compile(
+    r"\s*\((?=[^()]*\b(?:percent\w*|decimals?|round\w*|units?|millions|billions|thousands|usd|answer)\b)[^()]*\)", re.I
+)
+_PARENTHESES = re.compile(r"\s*\([^()]*\)")
+_STATEMENT_REMARK = re.compile(
+    r"\s*\b(?:from|in|on|using|per|based on|according to)\s+(?:the\s+)?(?:(?:consolidated\s+)?statements?\s+of\s+"
+    r"(?:cash\s+flows?|income|operations|financial\s+position)|cash\s+flow\s+statement|income\s+statement|"
+    r"balance\s+sheet|p&l(?:\s+statement)?)\b",
+    re.I,
+)
+_DECIMALS = re.compile(r"round\w*[^.?]*?\b(zero|no|one|two|three|four|\d) decimal", re.I)
+_PERCENT_ASKED = re.compile(
+    r"\bin (?:units of )?percents?\b|\bas a percent(?:age)?\b|\bin %|\(%\)|\bin percentage\b", re.I
+)
+_SCALE_ASKED = re.compile(r"\bin (?:usd |us\$ |\$ ?|dollars? )?(millions|billions|thousands)\b", re.I)
+_WORD_NUMBERS = {"zero": 0, "no": 0, "one": 1, "two": 2, "three": 3, "four": 4}
+
+# The operations, as English says them.
+_CHANGE_WORDS = (
+    r"(?:(?:absolute\s+)?(?:increase\s*/\s*\(?\s*decrease\s*\)?|decrease\s*/\s*\(?\s*increase\s*\)?|change|increase|"
+    r"decrease|growth|decline|rise|drop|fall|reduction|movement|variation|variance))"
+)
+_PERCENT_WORD = r"(?<!\w)(?:percent(?:age)?|%)"
+_PERCENT_CHANGE = re.compile(
+    rf"(?:\babsolute\s+)?{_PERCENT_WORD}\s*(?:point\s+)?{_CHANGE_WORDS}\b(?:\s+(?:in|of|for))?|\b(?:growth rate|rate of (?:growth|change|"
+    rf"increase|decrease))\b(?:\s+(?:in|of|for))?|\bby (?:what|how much) {_PERCENT_WORD}\b",
+    re.I,
+)
+_CAGR = re.compile(r"\b(?:cagr|compound(?:ed)? annual growth(?: rate)?)\b(?:\s+(?:in|of|for)\b)?", re.I)
+_CHANGE = re.compile(rf"\b(?:year[- ]over[- ]year\s+|yoy\s+|net\s+)?{_CHANGE_WORDS}(?!\w)(?:\s+(?:in|of|for)\b)?", re.I)
+_CHANGED = re.compile(
+    r"^(?P<x>.+?)\s+(?:change|increase|decrease|grow|rise|fall|decline|drop|go up|go down)(?:d|s)?\b(?:\s+by)?",
+    re.I,
+)
+# "average" as an operation, not in "weighted-average exchange rate", a row's own name.
+_AVERAGE = re.compile(r"(?<![\w-])(?<!weighted )(?:average|mean)\b(?:\s+(?:of|for|in)\b)?", re.I)
+_SUM = re.compile(r"\b(?:the\s+)?(?:sum|total|combined|aggregate)\b(?:\s+(?:of|for|in)\b)?", re.I)
+_DIFFERENCE = re.compile(
+    r"\bdifference (?:between|in|of)\s+(?P<a>.+?)\s+(?:and|versus|vs\.?|compared to)\s+(?P<b>.+)$", re.I
+)
+_MORE_THAN = re.compile(
+    r"^how much (?P<dir>more|higher|greater|larger|bigger|less|lower|smaller|fewer)\b\s*(?:is|was|are|were|did|does)?\s+"
+    r"(?P<a>.+?)\s+than\s+(?P<b>.+)$",
+    re.I,
+)
+_RATIO = (
+    re.compile(
+        r"\bratio (?:of|between)\s+(?P<a>.+?)\s+(?:to|over|against|and|versus|vs\.?|compared to)\s+(?P<b>.+)$", re.I
+    ),
+    re.compile(r"^(?P<a>.+?)[- ]to[- ](?P<b>.+?)[- ]ratio\b", re.I),
+    re.compile(r"^(?P<a>.+?)\s+(?:divided by|over)\s+(?P<b>.+)$", re.I),
+)
+_SHARE_NOUN = rf"(?:{_PERCENT_WORD}|proportion|share|fraction|portion)"
+_SHARE = (
+    # "B as a percentage of A"
+    re.compile(
+        rf"^(?P<b>.+?)\s+(?:expressed\s+|represented\s+)?as\s+(?:an?\s+)?(?:{_SHARE_NOUN}|ratio)\s+(?:of|to)\s+(?P<a>.+)$",
+        re.I,
+    ),
+    # "what percentage of A is B"
+    re.compile(
+        rf"\b{_SHARE_NOUN}\s+of\s+(?P<a>.+?)\s+(?:is|was|are|were|comes from|came from|is from|was from|consists of|"
+        rf"consisted of|is made up of|was made up of|is attributable to|was attributable to|is due to|was due to|"
+        rf"is represented by|was represented by)\s+(?P<b>.+)$",
+        re.I,
+    ),
+    # "what percentage of A does B account for / make up"
+    re.compile(
+        rf"\b{_SHARE_NOUN}\s+of\s+(?P<a>.+?)\s+(?:does|did|do)\s+(?P<b>.+?)\s+(?:account for|make up|represent|"
+        rf"constitute|comprise|contribute)\b.*$",
+        re.I,
+    ),
+    # "B accounts for what percentage of A"
+    re.compile(
+        rf"^(?P<b>.+?)\s+(?:accounts? for|accounted for|makes? up|made up|represents?|represented|comprises?|"
+        rf"comprised|constitutes?|constituted|contributes?|contributed)\s+(?:what|how much|the)\s+(?:of\s+)?"
+        rf"{_SHARE_NOUN}\s+(?:of|to)\s+(?P<a>.+)$",
+        re.I,
+    ),
+    # "the percentage of B in total A", "the proportion of B out of A"
+    re.compile(
+        rf"\b{_SHARE_NOUN}\s+of\s+(?P<b>.+?)\s+(?:in|out of|of|over|to|within|from|relative to|compared to|against|"
+        rf"among|in relation to)\s+(?P<a>(?:the\s+)?(?:company's\s+)?(?:total|overall|combined|aggregate|all)\b.+)$",
+        re.I,
+    ),
+    re.compile(
+        rf"\b{_SHARE_NOUN}\s+of\s+(?P<b>.+?)\s+(?:out of|over|relative to|compared to|against|in relation to|in)\s+"
+        rf"(?P<a>.+)$",
+        re.I,
+    ),
+)
+_ITEM_SEPARATOR = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.I)
+# "the 3 year average", "2-year revenue CAGR", "over the three-year period": the span the years
+# name, not what is asked for ("due in less than one year" is).
+_SPAN_OF_YEARS = re.compile(
+    r"(?<!than )(?<!within )(?<!in )(?<!after )(?<!over )\b(?:[1-9]|1[0-9]|one|two|three|four|five|ten)[- ]years?\b"
+    r"(?=\s+\w)",
+    re.I,
+)
+_RANGE = re.compile(
+    r"\b(?:from|between)\s+(?:FY\s?|fiscal(?: year)?\s)?((?:19|20)\d\d)\s+(?:to|and|through|-)\s+"
+    r"(?:FY\s?|fiscal(?: year)?\s)?((?:19|20)\d\d)\b|\b(?:FY\s?)?((?:19|20)\d\d)\s*[-–]\s*(?:FY\s?)?((?:19|20)\d\d)\b",
+    re.I,
+)
+
+
+def parse_calculation(question: str) -> Calculation | None:
+    """The calculation the question asks for, or None when it asks for none."""
+    sentences = [question[s:e].strip() for s, e in sentence_spans(question)]
+    definitions, others = {}, []
+    for sentence in sentences:
+        match = _DEFINITION.match(sentence)
+        if match and not sentence.rstrip().endswith("?"):
+            name = match.group("name1") or match.group("name2")
+            definitions[plain_name(_last_clause(name))] = match.group("expr1") or match.group("expr2")
+        else:
+            others.append(sentence)
+    asking = _asking(others)
+    if asking is None:
+        return None
+    decimals = _DECIMALS.search(question)
+    scale = _SCALE_ASKED.search(asking) or _SCALE_ASKED.search(question)
+    percent_asked = bool(_PERCENT_ASKED.search(question))
+    sign = _SIGN_ASKED.match(asking)
+    text = _STATEMENT_REMARK.sub("", _FORMAT_REMARK.sub("", sign.group("what") if sign else asking))
+    text = _SCALE_ASKED.sub("", re.sub(r"\?\s*$", "", text)).strip()
+    years = tuple(sorted({int(y) for y in named_years(asking if sign else text)}))
+    try:
+        calculation = _read(text, years, definitions, percent_asked, whole=sign is None)
+        if calculation is None and scale is not None:
+            calculation = _value(text, years)
+    except NotAFormula:
+        return None
+    if calculation is None:
+        return None
+    return Calculation(
+        kind=calculation.kind,
+        name=calculation.name,
+        expression=calculation.expression,
+        years=years,
+        percent=calculation.percent or (percent_asked and calculation.kind not in ("change", "sum", "difference")),
+        decimals=_decimals(decimals.group(1)) if decimals else None,
+        scale=SCALES[scale.group(1).lower()] if scale else None,
+        sign=sign.group("sign").lower() if sign else None,
+        alternatives=calculation.alternatives,
+    )
+
+
+def _asking(sentences: list[str]) -> str | None:
+    """The sentence that asks: the one ending with "?", else one that starts to ask."""
+    asking = [s for s in sentences if s.rstrip().endswith("?")]
+    if asking:
+        sentence = asking[-1]
+        # "Here's the question: what is ...?": the question after the colon.
+        return sentence.split(": ", 1)[1] if re.match(r"^[^:?]{0,60}question\s*:", sentence, re.I) else sentence
+    return next((s for s in sentences if _ASKING_START.search(s)), None)
+
+
+def _last_clause(name: str) -> str:
+    """ "Operating cash flow ratio" of "...? Operating cash flow ratio" (a definition's name)."""
+    return re.split(r"[?:]\s+", name)[-1]
+
+
+def _decimals(word: str) -> int:
+    return int(word) if word.isdigit() else _WORD_NUMBERS[word.lower()]
+
+
+@dataclass(frozen=True)
+class _Read:
+    kind: str
+    name: str
+    expression: Expression
+    percent: bool
+    alternatives: tuple[Expression, ...] = ()
+
+
+def _read(text: str, years: tuple[int, ...], definitions: dict, percent_asked: bool, whole: bool) -> _Read | None:
+    """The calculation text asks for, tried from the most specific wording to the least."""
+    body = _HEAD.sub("", text, count=1) if whole and not re.match(r"^by\b", text, re.I) else text
+    if whole and not _HEAD.match(text) and not re.match(r"^(?:how|by)\b", text, re.I):
+        return None
+    if re.search(r"\brespectively\b", body, re.I):
+        return None  # figures listed one by one, not one figure worked out
+    readers = (_defined, _growth_rate, _percent_change, _share, _ratio, _change, _average, _sum, _difference, _measure)
+    for reader in (*readers, _written):
+        found = reader(body, years, definitions, percent_asked)
+        if found is not None:
+            return found
+    return None
+
+
+_OWNER = re.compile(r"^(?:the\s+)?(?:company's|group's|firm's|entity's|its|our|their)\s+", re.I)
+_QUANTITY = re.compile(
+    r"^(?:the\s+)?(?:value|amount|figure|level|balance|percentage|proportion|share|ratio) (?:of|for)\s+(?:the\s+)?",
+    re.I,
+)
+
+
+def _phrase(text: str) -> str:
+    """The phrase naming a figure: the periods, "the value of" and "the company's" taken out."""
+    phrase = without_years(_SPAN_OF_YEARS.sub(" ", text))
+    for pattern in (_OWNER, _QUANTITY, _OWNER):
+        phrase = pattern.sub("", phrase).strip()
+    return phrase
+
+
+def _figure(text: str, year: int | None = None) -> Figure:
+    phrase = _phrase(_CHANGE_VERB.sub(" ", _AUXILIARY.sub("", text.strip())))
+    if not phrase:
+        raise NotAFormula(text)
+    return Figure.named(phrase, year)
+
+
+def _defined(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
+    """A name the question itself defines: its definition wins over anything else."""
+    phrase = plain_name(_phrase(body))
+    for name in sorted(definitions, key=len, reverse=True):
+        if name and (phrase == name or f" {name} " in f" {phrase} " or _acronym_of(name, phrase)):
+            expression = bind(parse_formula(definitions[name], definitions), years[-1] if years else None)
+            return _Read("formula", name, expression, percent_asked)
+    return None
+
+
+def _measure(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
+    """A measure of the glossary the question names ("the FY2018 fixed asset turnover ratio")."""
+    measure = _measure_in(plain_name(_phrase(body)))
+    if measure is None:
+        return None
+    expression = bind(parse_formula(measure.formula, definitions), years[-1] if years else None)
+    return _Read("formula", measure.names[0], expression, measure.percent or percent_asked)
+
+
+def _operand(text: str, definitions: dict) -> tuple[Expression, str]:
+    """What a change, an average or a growth rate is of: a name the question defines, a
+    measure of the glossary, else a figure; with its name."""
+    value = _figure(text)
+    name = plain_name(value.phrase)
+    if name in definitions:
+        return parse_formula(definitions[name], definitions), value.phrase
+    measure = _measure_in(name)
+    if measure is not None:
+        return parse_formula(measure.formula, definitions), measure.names[0]
+    return value, value.phrase
+
+
+# "How much did the company pay out in cash dividends": the figure is what the verb is about.
+_SPENT_ON = re.compile(
+    r"^(?:(?:did|does|do|has|have|had|will|would)\s+)?.+?\s+(?:pay|paid|spend|spent|earn|earned|generate|generated|"
+    r"receive|received|invest|invested|incur|incurred|raise|raised|borrow|borrowed|repay|repaid|return|returned)\b"
+    r"(?:\s+(?:out|back))?\s+(?:in|on|for|as|to|from)?\s*",
+    re.I,
+)
+
+
+def _value(text: str, years: tuple[int, ...]) -> _Read | None:
+    """One figure asked for in a scale of its own ("... in USD billions"): read and restated."""
+    if len(years) > 1:
+        return None
+    body = _SPENT_ON.sub("", _HEAD.sub("", text, count=1), count=1)
+    value = _figure(body, years[-1] if years else None)
+    return _Read("value", value.phrase, value, False)
+
+
+def _written(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
+    """A formula the asking sentence writes out ("operating income + depreciation and
+    amortization"), each of its parts a phrase naming a figure; remarks in parentheses aside."""
+    text = _PARENTHESES.sub("", body)
+    if not states_operators(text):
+        return None
+    try:
+        expression = bind(parse_formula(text, definitions), years[-1] if len(years) == 1 else None)
+    except NotAFormula:
+        return None
+    parts = figures_of(expression)
+    if len({f.phrase for f in parts}) < 2 or any(len(_terms_of(f.phrase)) == 0 for f in parts):
+        return None
+    return _Read("formula", words(expression), expression, percent_asked)
+
+
+def _terms_of(phrase: str) -> list[str]:
+    return re.findall(r"[a-z]{2,}", phrase.lower())
+
+
+def _acronym_of(name: str, phrase: str) -> bool:
+    """Whether the phrase names the defined name by its acronym in parentheses or alone
+    ("days payable outstanding (dpo)" for "dpo")."""
+    return len(name) <= 5 and f"({name})" in phrase
+
+
+def _measure_in(phrase: str):
+    """The glossary measure whose name the phrase holds as words, the longest name first."""
+    words = phrase.replace("(", " ").replace(")", " ").split()
+    spans = sorted(
+        ((i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 6) + 1)), key=lambda s: s[0] - s[1]
+    )
+    for start, end in spans:
+        measure = measure_named(" ".join(words[start:end]))
+        if measure is not None:
+            return measure
+    return None
+
+
+def _growth_rate(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _CAGR.search(body)
+    if match is None or len(years) < 2:
+        return None
+    value, name = _operand(_remove(body, match), definitions)
+    start, end = years[0], years[-1]
+    ratio = Operation("/", bind(value, end), bind(value, start))
+    rate = Operation("-", Operation("^", ratio, Number(1 / (end - start))), Number(1))
+    return _Read("growth rate", f"compound annual growth rate of {name}", rate, True)
+
+
+def _percent_change(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _PERCENT_CHANGE.search(body)
+    if match is None:
+        changed = _CHANGE.search(body) if percent_asked else None
+        if changed is None or re.search(rf"\b{_PERCENT_WORD}\s+of\b", body, re.I):
+            return None
+        match = changed
+    value, name = _operand(_remove(body, match), definitions)
+    return _Read("percent change", f"percentage change in {name}", _over_years(value, years, "/"), True)
+
+
+def _change(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _CHANGE.search(body)
+    if match is not None and not re.search(r"\b(?:reason|why|cause|driver|explain|what caused)\b", body, re.I):
+        value, name = _operand(_remove(body, match), definitions)
+        return _Read("change", f"change in {name}", _over_years(value, years, "-"), False)
+    changed = _CHANGED.match(body)
+    if changed is not None and _AUXILIARY.match(changed.group("x")):
+        value, name = _operand(_AUXILIARY.sub("", changed.group("x")), definitions)
+        return _Read("change", f"change in {name}", _over_years(value, years, "-"), False)
+    return None
+
+
+def _over_years(value: Expression, years: tuple[int, ...], op: str) -> Expression:
+    """The later year's figure less the earlier's (op "-"), or that over the earlier's (op "/").
+    One year named: it and the year before; none: the row's latest period and the one before
+    it (LATEST and PREVIOUS, which figures.py reads off the row)."""
+    if len(years) >= 2:
+        before, after = years[0], years[-1]
+    elif len(years) == 1:
+        before, after = years[0] - 1, years[0]
+    else:
+        before, after = PREVIOUS, LATEST
+    difference = Operation("-", bind(value, after), bind(value, before))
+    if op == "-":
+        return difference
+    return Operation("/", difference, bind(value, before))
+
+
+def _share(body: str, years, definitions, percent_asked) -> _Read | None:
+    for pattern in _SHARE:
+        match = pattern.search(body)
+        if match is None:
+            continue
+        read = _two_parts(match.group("b"), match.group("a"), years)
+        if read is None:
+            continue
+        (part, part_name), (whole, whole_name) = read
+        return _Read("share", f"{part_name} as a percentage of {whole_name}", Operation("/", part, whole), True)
+    return None
+
+
+def _shared_head(first: str, second: str) -> tuple[str, str]:
+    """ "the domestic and international discount rates": each is a discount rate."""
+    a, b = without_years(first).split(), without_years(second).split()
+    if len(a) == 1 and len(b) >= 2 and a[0].lower() not in ("total", "sum"):
+        return f"{first} {' '.join(b[1:])}", second
+    return first, second
+
+
+def _ratio(body: str, years, definitions, percent_asked) -> _Read | None:
+    for pattern in _RATIO:
+        match = pattern.search(body)
+        if match is None:
+            continue
+        read = _two_parts(match.group("a"), match.group("b"), years)
+        if read is None:
+            continue
+        (first, first_name), (second, second_name) = read
+        return _Read("ratio", f"ratio of {first_name} to {second_name}", Operation("/", first, second), percent_asked)
+    return None
+
+
+def _two_parts(first: str, second: str, years: tuple[int, ...]):
+    """Two operands, each at the years it names, else at the one year the question names; a
+    part that names two years is the change between them ("the change in X between 2018 and
+    2019 as a percentage of the 2018 X"). None when they are no two operands."""
+    parts = []
+    for text in (first, second):
+        own = sorted({int(y) for y in named_years(text)})
+        phrase = _phrase(text)
+        total = _SUM.match(phrase)
+        items = _items(_remove(phrase, total)) if total is not None else []
+        if len(items) >= 2 and len(own) <= 1:
+            year = own[0] if own else (years[-1] if len(years) == 1 else None)
+            figures = [Figure.named(i, year) for i in items]
+            parts.append((_sum_of(figures), "sum of " + _listed([f.phrase for f in figures])))
+            continue
+        change = _CHANGE.search(phrase)
+        if len(own) == 2 and change is not None:
+            value = _figure(_remove(phrase, change))
+            parts.append((_over_years(value, tuple(own), "-"), f"change in {value.phrase}"))
+            continue
+        if len(own) > 1 or not phrase:
+            return None
+        year = own[0] if own else (years[-1] if len(years) == 1 else None)
+        if year is None and len(years) > 1:
+            return None  # several years and none said for this part: not one figure
+        parts.append((Figure.named(phrase, year), phrase))
+    if plain_name(parts[0][1]) == plain_name(parts[1][1]) and parts[0][0] == parts[1][0]:
+        return None
+    return parts
+
+
+def _average(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _AVERAGE.search(body)
+    if match is None:
+        return None
+    rest = _remove(body, match)
+    over = _years_between(body, years)
+    if len(over) == 1:
+        over = [over[0] - 1, over[0]]  # "the 2019 average": of its opening and closing figures
+    if len(over) >= 2:
+        inner = _inner(rest, definitions, percent_asked)
+        total = _sum_over(inner.expression, over)
+        return _Read(
+            "average",
+            f"average {inner.name} over {_listed(over)}",
+            Operation("/", total, Number(len(over))),
+            inner.percent,
+        )
+    items = _items(rest)
+    year = years[-1] if years else None
+    whole = _figure(rest, year)
+    alternatives = ()
+    if len(items) >= 2:
+        split = _sum_of([Figure.named(i, year) for i in items])
+        alternatives = (Operation("/", split, Number(len(items))),)
+    # No periods named: over the periods the row shows (figures.py reads None as "every period").
+    return _Read("average", f"average {whole.phrase}", whole, percent_asked, alternatives)
+
+
+def _inner(text: str, definitions, percent_asked) -> _Read:
+    """What an average or a sum is taken of: a share or a measure, else a figure."""
+    text = without_years(_SPAN_OF_YEARS.sub(" ", text))
+    for reader in (_defined, _share, _ratio):
+        found = reader(text, (), definitions, percent_asked)
+        if found is not None:
+            return found
+    value = _figure(text)
+    return _Read("value", value.phrase, value, percent_asked)
+
+
+def _sum(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _SUM.search(body)
+    if match is None:
+        return None
+    rest = _remove(body, match)
+    over = _years_between(body, years)
+    items = _items(rest)
+    if len(over) >= 2 and len(items) < 2:
+        value = _figure(rest)
+        return _Read("sum", f"sum of {value.phrase} over {_listed(over)}", _sum_over(value, over), False)
+    if len(items) >= 2 and len(years) <= 1:
+        year = years[-1] if years else None
+        figures = [Figure.named(i, year) for i in items]
+        return _Read("sum", "sum of " + _listed([f.phrase for f in figures]), _sum_of(figures), False)
+    return None
+
+
+def _difference(body: str, years, definitions, percent_asked) -> _Read | None:
+    match = _DIFFERENCE.search(body) or _MORE_THAN.search(body)
+    if match is None:
+        return None
+    first, second = (_phrase(p) for p in _shared_head(match.group("a"), match.group("b")))
+    if first and not second and len(years) >= 2:
+        value = Figure.named(first)
+        return _Read("change", f"change in {value.phrase}", _over_years(value, years, "-"), False)
+    if not first or not second or len(years) > 1:
+        return None
+    year = years[-1] if years else None
+    expression = Operation("-", Figure.named(first, year), Figure.named(second, year))
+    return _Read("difference", f"difference between {first} and {second}", expression, percent_asked)
+
+
+def _remove(text: str, match: re.Match) -> str:
+    return f"{text[: match.start()]} {text[match.end() :]}".strip()
+
+
+def _items(text: str) -> list[str]:
+    """The phrases a list names ("A, B and C"), periods taken out; one phrase when it is none."""
+    parts = [_phrase(p) for p in _ITEM_SEPARATOR.split(without_years(text))]
+    parts = [p for p in parts if p]
+    return parts if len(parts) >= 2 else []
+
+
+def _years_between(text: str, years: tuple[int, ...]) -> list[int]:
+    """The years a span covers: "from 2017 to 2019" and "2017-2019" are the three years; a list
+    of years is those years."""
+    match = _RANGE.search(text)
+    if match is not None:
+        start, end = sorted(int(g) for g in (match.groups()[:2] if match.group(1) else match.groups()[2:]))
+        if end - start <= 10:
+            return sorted(set(range(start, end + 1)) | set(years))
+    return list(years)
+
+
+def _sum_over(value: Expression, years: list[int]) -> Expression:
+    return _sum_of([bind(value, y) for y in years])
+
+
+def _sum_of(parts: list[Expression]) -> Expression:
+    total = parts[0]
+    for part in parts[1:]:
+        total = Operation("+", total, part)
+    return total
+
+
+def _listed(things) -> str:
+    things = [str(t) for t in things]
+    return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"

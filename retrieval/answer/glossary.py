@@ -1,0 +1,149 @@
+"""A short glossary of financial analysis: the usual names of a few line items, and the textbook
+definitions of the ratios and measures built from them, each with where it comes from.
+
+It is used only for what a question names without defining: a definition the question gives
+always wins, and a row of the document labelled with the measure itself ("Free cash flow |
+2019: 4,411") is read as printed before any definition is applied. Line items are found in a
+document by the meaning of their row labels (figures.py), not by a list of labels: the names
+below are what textbooks and the two reporting standards call the same item, so that "sales"
+and "revenue", or "cost of sales" and "cost of goods sold", are known to be one thing.
+
+Sources:
+- [CFA] CFA Institute, "Financial Analysis Techniques", in T. R. Robinson, E. Henry, W. L.
+  Pirie, M. A. Broihahn, *International Financial Statement Analysis* (Wiley, 3rd ed., 2015),
+  the tables of activity, liquidity, solvency and profitability ratios.
+- [BMA] R. Brealey, S. Myers, F. Allen, *Principles of Corporate Finance* (McGraw-Hill, 13th ed.,
+  2020), ch. 28 "Financial Analysis".
+- [IAS1] IFRS Foundation, IAS 1 *Presentation of Financial Statements* (the names IFRS gives
+  the items US GAAP filings call otherwise: revenue and turnover, profit and net income).
+- [IAS7] IFRS Foundation, IAS 7 *Statement of Cash Flows* (its examples of investing cash
+  flows: payments to acquire property, plant and equipment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Item:
+    """A line item: its name in answers, and other names for the same thing."""
+
+    name: str
+    also: tuple[str, ...] = ()
+    outflow: bool = False  # a payment, printed negative in a cash flow statement; used as an amount
+
+
+ITEMS = (
+    Item("revenue", ("revenues", "sales", "net sales", "net revenue", "turnover", "total revenue")),  # [IAS1]
+    Item("cost of goods sold", ("cost of sales", "cost of revenue", "cogs")),  # [CFA]
+    Item("gross profit", ()),
+    Item("operating income", ("operating profit", "income from operations", "ebit")),  # [CFA]
+    Item("net income", ("net earnings", "net profit", "profit for the year")),  # [IAS1]
+    Item(
+        "cash from operations", ("cash flow from operations", "operating cash flow", "cash from operating activities")
+    ),
+    Item(
+        "capital expenditures",
+        (
+            "capex",
+            "purchases of property, plant and equipment",  # [IAS7]
+            "purchases of property and equipment",
+            "additions to property, plant and equipment",
+        ),
+        outflow=True,
+    ),
+    Item("depreciation and amortization", ("d&a",)),
+    Item("dividends paid", ("cash dividends", "dividends"), outflow=True),
+    Item("total current assets", ("current assets",)),
+    Item("total current liabilities", ("current liabilities",)),
+    Item("total assets", ()),
+    Item("inventory", ("inventories",)),
+    Item("accounts payable", ("trade payables",)),
+    Item("accounts receivable", ("trade receivables",)),
+    Item("net property, plant and equipment", ("property, plant and equipment", "fixed assets", "pp&e")),
+    Item("total equity", ("shareholders' equity", "stockholders' equity")),
+    Item("total debt", ()),
+    Item("interest expense", ()),
+)
+
+
+@dataclass(frozen=True)
+class Measure:
+    names: tuple[str, ...]  # what a question calls it; the first is the name in answers
+    formula: str  # in the words formulas.py reads: line items, + - * /, "average X", "change in X"
+    percent: bool  # stated as a percentage
+    source: str
+
+
+MEASURES = (
+    Measure(
+        ("current ratio", "working capital ratio"), "total current assets / total current liabilities", False, "CFA"
+    ),
+    Measure(
+        ("working capital", "net working capital"), "total current assets - total current liabilities", False, "BMA"
+    ),
+    Measure(("operating cash flow ratio",), "cash from operations / total current liabilities", False, "CFA"),
+    Measure(("gross margin", "gross profit margin"), "gross profit / revenue", True, "CFA"),
+    Measure(("operating margin", "operating profit margin"), "operating income / revenue", True, "CFA"),
+    Measure(("net profit margin", "net margin", "profit margin"), "net income / revenue", True, "CFA"),
+    Measure(("return on assets", "roa"), "net income / average total assets", True, "CFA"),
+    Measure(("return on equity", "roe"), "net income / average total equity", True, "CFA"),
+    Measure(
+        ("total asset turnover", "asset turnover", "asset turnover ratio"),
+        "revenue / average total assets",
+        False,
+        "CFA",
+    ),
+    Measure(
+        ("fixed asset turnover", "fixed asset turnover ratio"),
+        "revenue / average net property, plant and equipment",
+        False,
+        "CFA",
+    ),
+    Measure(("inventory turnover", "inventory turnover ratio"), "cost of goods sold / average inventory", False, "CFA"),
+    Measure(
+        ("days payable outstanding", "dpo", "number of days of payables"),
+        "365 * average accounts payable / (cost of goods sold + change in inventory)",
+        False,
+        "CFA",
+    ),
+    Measure(("debt to equity ratio", "debt-to-equity ratio"), "total debt / total equity", False, "CFA"),
+    Measure(("interest coverage ratio", "interest coverage"), "operating income / interest expense", False, "CFA"),
+    Measure(("dividend payout ratio", "payout ratio"), "dividends paid / net income", False, "BMA"),
+    Measure(("retention ratio", "plowback ratio"), "(net income - dividends paid) / net income", False, "BMA"),
+    Measure(("free cash flow", "fcf"), "cash from operations - capital expenditures", False, "CFA"),
+    Measure(("ebitda",), "operating income + depreciation and amortization", False, "CFA"),
+    Measure(("ebitda margin",), "(operating income + depreciation and amortization) / revenue", True, "CFA"),
+)
+
+SOURCES = {
+    "CFA": "CFA Institute, International Financial Statement Analysis, 'Financial Analysis Techniques'",
+    "BMA": "Brealey, Myers and Allen, Principles of Corporate Finance, ch. 28",
+}
+
+
+def item_named(phrase: str) -> Item | None:
+    """The line item a phrase names exactly (by any of its names), else None."""
+    said = _plain(phrase)
+    return next((item for item in ITEMS if said in {_plain(n) for n in (item.name, *item.also)}), None)
+
+
+def item_within(phrase: str) -> tuple[Item, str] | None:
+    """The line item whose name (any of them, the longest first) the phrase holds as words,
+    with the name as the phrase says it."""
+    said = f" {_plain(phrase)} "
+    names = sorted(((n, item) for item in ITEMS for n in (item.name, *item.also)), key=lambda x: -len(x[0]))
+    for name, item in names:
+        if f" {_plain(name)} " in said:
+            return item, name
+    return None
+
+
+def measure_named(phrase: str) -> Measure | None:
+    said = _plain(phrase)
+    return next((m for m in MEASURES if said in {_plain(n) for n in m.names}), None)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").replace("-", " ").split())
