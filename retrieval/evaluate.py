@@ -9,6 +9,10 @@ Two kinds of sets:
 - Questions about a collection (a .jsonl of {"question", "collection", "evidence": [{"source",
   "page"}]}, as the app's feedback export writes them): nothing is ingested; the questions are
   asked of that collection, and a hit counts when it comes from an evidence page (or web page).
+- Questions each about one file, with gold answers and no pages (a .jsonl of {"question",
+  "source", "answer"}, TAT-QA's form; "answer" a string, a number or a list of spans that must
+  all be stated, "answer_type" optional): the files are ingested and each question is asked
+  with the search limited to its file. Only answer metrics are scored.
 
 Metrics: nDCG@10 (linear gains, as trec_eval), Recall@10 and @100, MRR (within 100), and for
 page sets page hit@1/3/5/10.
@@ -49,8 +53,17 @@ class EvalSet:
     files: list[Path] = field(default_factory=list)  # page sets: PDFs to ingest
     by_page: bool = False
     skipped: list[str] = field(default_factory=list)  # documents that could not be ingested
-    answers: dict[str, str] = field(default_factory=dict)  # query id -> gold answer, where the set gives one
+    # query id -> the gold facts the answer must state (one, or each span of a multi-span answer)
+    answers: dict[str, list[str]] = field(default_factory=dict)
     collection: str | None = None  # questions about a collection already ingested
+    scopes: dict[str, str] = field(default_factory=dict)  # query id -> the one file it is asked of
+    kinds: dict[str, str] = field(default_factory=dict)  # query id -> its kind of answer ("arithmetic")
+    halves: dict[str, str] = field(default_factory=dict)  # query id -> "A" or "B", by its document
+
+    @property
+    def answers_only(self) -> bool:
+        """Questions each asked of one file, with no pages to score retrieval by."""
+        return bool(self.scopes) and not self.qrels
 
 
 def load_eval_set(path: str | Path) -> EvalSet:
@@ -105,6 +118,8 @@ def _load_page_questions(path: Path) -> EvalSet:
     rows = _read_jsonl(path)
     if rows and all("evidence" in row for row in rows):
         return _load_collection_questions(path, rows)
+    if rows and all("page" not in row and "answer" in row for row in rows):
+        return _load_file_questions(path, rows)
     queries, qrels, files, answers = {}, {}, [], {}
     for n, row in enumerate(rows, start=1):
         try:
@@ -118,8 +133,42 @@ def _load_page_questions(path: Path) -> EvalSet:
         pages = row.get("pages") or [page]  # every evidence page counts as found
         qrels[str(n)] = {f"{file}#{int(p)}": 1 for p in pages}
         if row.get("answer") not in (None, ""):
-            answers[str(n)] = str(row["answer"])
-    return EvalSet(path.stem, queries, qrels, files=files, by_page=True, answers=answers)
+            answers[str(n)] = gold_facts(row["answer"])
+    halves = {str(n): half_of(str(row["source"])) for n, row in enumerate(rows, start=1)}
+    return EvalSet(path.stem, queries, qrels, files=files, by_page=True, answers=answers, halves=halves)
+
+
+def _load_file_questions(path: Path, rows: list[dict]) -> EvalSet:
+    queries, files, answers, scopes, kinds, halves = {}, [], {}, {}, {}, {}
+    for n, row in enumerate(rows, start=1):
+        try:
+            question, source = str(row["question"]), str(row["source"])
+        except KeyError:
+            raise ValueError(f"{path}:{n}: each line needs question, source and answer") from None
+        file = (path.parent / source).resolve()
+        if file not in files:
+            files.append(file)
+        qid = str(row.get("id") or n)
+        queries[qid] = question
+        answers[qid] = gold_facts(row["answer"])
+        scopes[qid] = str(file)
+        kinds[qid] = str(row.get("answer_type") or "")
+        halves[qid] = half_of(source)
+    return EvalSet(path.stem, queries, {}, files=files, answers=answers, scopes=scopes, kinds=kinds, halves=halves)
+
+
+def gold_facts(answer) -> list[str]:
+    """A gold answer as the facts an answer must state: each span of a list, else the answer."""
+    if isinstance(answer, list):
+        return [str(a) for a in answer if str(a).strip()]
+    return [str(answer)]
+
+
+def half_of(name: str) -> str:
+    """ "A" or "B": the half of a set a question is in, by its document as the set names it
+    ("docs/report-000-3ffd9053.html"), so that code developed on one half can be checked on
+    the other; the split never changes."""
+    return "A" if hashlib.sha1(name.encode()).digest()[0] % 2 == 0 else "B"
 
 
 def _load_collection_questions(path: Path, rows: list[dict]) -> EvalSet:
@@ -137,7 +186,7 @@ def _load_collection_questions(path: Path, rows: list[dict]) -> EvalSet:
             raise ValueError(f"{path}:{n}: the evidence list is empty")
         queries[str(n)] = question
         if row.get("answer") not in (None, ""):
-            answers[str(n)] = str(row["answer"])
+            answers[str(n)] = gold_facts(row["answer"])
     if len(collections) > 1:
         raise ValueError(f"{path}: its questions are about several collections ({', '.join(sorted(collections))})")
     return EvalSet(path.stem, queries, qrels, by_page=True, answers=answers, collection=collections.pop())
@@ -201,6 +250,8 @@ def evaluate(
     # A few unusable documents (Cranfield has two without text) only count as never found.
     eval_set.skipped = [f"{o.source}: {o.error}" for o in failed]
 
+    if eval_set.answers_only:
+        return {}
     store = docent.collection(collection)
     ids = list(eval_set.queries)
     vectors = docent.embedder.embed([eval_set.queries[q] for q in ids])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.answer_eval import states
+from retrieval.answer_eval import states, worked_result
 
 
 def test_numbers_are_compared_as_values_in_any_notation():
@@ -23,3 +23,16 @@ def test_a_gold_answer_in_words_is_found_by_most_of_its_words():
     gold = "the WIPO Copyright Treaty and the WIPO Performances and Phonograms Treaty"
     assert states("It implements the WIPO Copyright Treaty and the Performances and Phonograms Treaty [1].", gold)
     assert not states("It implements two treaties of 1996 [1].", gold)
+
+
+def test_a_gold_figure_given_to_fewer_decimals_matches_the_stated_figure_rounded_to_them():
+    assert states("It rose 1.63% [1].", "1.6%")
+    assert not states("It rose 1.68% [1].", "1.6%")
+    assert not states("There were 2.4 million visitors.", "2")  # a whole number is not a rounding
+
+
+def test_a_worked_figure_is_read_from_its_bold_result_and_may_be_a_fraction_or_a_percentage():
+    answer = "Pilotage as a percentage of total income, 2022: **87.31%**, worked out from the figures below: ..."
+    assert worked_result(answer) == "87.31%"
+    assert states("87.31%", "0.87", as_fraction=True) and not states("87.31%", "0.87")
+    assert worked_result("Pilotage | 2022: 1,200 [1]") is None

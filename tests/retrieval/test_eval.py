@@ -8,7 +8,7 @@ import math
 import pytest
 
 from support.shared_data import shared_path
-from retrieval.evaluate import load_eval_set, ndcg_at, recall_at, reciprocal_rank
+from retrieval.evaluate import half_of, load_eval_set, ndcg_at, recall_at, reciprocal_rank
 from support.cli import run
 
 RUNS = {"vector", "keyword", "hybrid-leaders", "hybrid-rrf", "hybrid-convex", "default"}
@@ -57,6 +57,42 @@ def test_eval_measures_answers_against_gold_answers(tmp_path, handbook_pdf):
     assert answers["questions"] == 3 and answers["backend"].startswith("extractive")
     assert [q["states_gold"] for q in answers["per_question"]] == [True, True, False]  # the gold fog figure is wrong
     assert answers["gold_in_answer"] == 2 / 3 and answers["first_citation_evidence"] == 1.0
+
+
+def test_eval_of_questions_each_about_one_file_scores_answers_by_kind_and_half(tmp_path):
+    # TAT-QA's form: no pages, each question asked of its own file, gold spans or a number.
+    (tmp_path / "docs").mkdir()
+    for name, rows in (("north.html", ("Pilotage", "1,200", "1,000")), ("south.html", ("Towage", "800", "850"))):
+        table = "".join(f"<td>{cell}</td>" for cell in rows)
+        (tmp_path / "docs" / name).write_text(
+            "<html><body><p>Harbor income in thousands, by service.</p><table>"
+            f"<tr><th></th><th>2022</th><th>2021</th></tr><tr>{table}</tr></table></body></html>"
+        )
+    questions = [
+        {"question": "What was pilotage in 2022?", "source": "docs/north.html", "answer": ["1,200"], "answer_type": "span"},
+        {"question": "What was the change in pilotage from 2021 to 2022?", "source": "docs/north.html",
+         "answer": 200, "answer_type": "arithmetic"},
+        {"question": "What was the change in towage from 2021 to 2022?", "source": "docs/south.html",
+         "answer": -50, "answer_type": "arithmetic"},
+    ]  # fmt: skip
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(q) for q in questions))
+    figures = json.loads(run(tmp_path / "home", "eval", str(path), "--json").stdout)
+    answers = figures["answers"]
+    assert set(figures) == {"answers"}  # no pages: no retrieval runs
+    assert answers["gold_in_answer"] == 1.0 and (answers["worked_stated"], answers["worked_right"]) == (2, 2)
+    assert answers["by_kind"]["arithmetic"]["worked_right"] == 2 and answers["by_kind"]["span"]["worked_stated"] == 0
+    halves = {q["id"]: q["half"] for q in answers["per_question"]}
+    assert halves["1"] == halves["2"] == half_of("docs/north.html") and halves["3"] == half_of("docs/south.html")
+    assert sum(h["questions"] for h in answers["by_half"].values()) == 3
+
+
+def test_the_halves_of_a_set_never_change():
+    assert [half_of(f"docs/report-{n:03d}.html") for n in range(8)] == [
+        half_of(f"docs/report-{n:03d}.html") for n in range(8)
+    ]
+    assert {half_of(f"doc-{n}") for n in range(20)} == {"A", "B"}
+    assert half_of("docs/report-000-3ffd9053.html") == "B"
 
 
 def test_every_evidence_page_of_a_question_counts(tmp_path):

@@ -98,22 +98,25 @@ def evaluate_set(docent, args, as_json: bool) -> int:
     bar.close()
     for problem in eval_set.skipped:
         print(f"docent: skipped {problem}", file=sys.stderr)
-    image = plot(
-        results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries"
+    image = (
+        plot(
+            results, args.plot or Path(f"eval-{eval_set.name}.png"), f"{eval_set.name}: {len(eval_set.queries)} queries"
+        )
+        if results
+        else None
     )
     answers = answer_figures(docent, eval_set, collection)
     if as_json:
         print(json.dumps({**results, "answers": answers} if answers else results, indent=2))
     else:
         print(f"{eval_set.name}: {len(eval_set.queries)} queries, collection '{collection}'\n")
-        print(format_table(results))
+        if results:
+            print(format_table(results))
         if answers:
-            print(
-                f"\nanswers ({answers['backend']}), {answers['questions']} questions with gold answers:"
-                f" the gold fact stated in {answers['gold_in_answer']:.1%},"
-                f" the first citation on an evidence page in {answers['first_citation_evidence']:.1%}"
-            )
-        print(f"\nplot: {image}")
+            print(f"\nanswers ({answers['backend']}):")
+            print(format_answer_table(answers))
+        if image is not None:
+            print(f"\nplot: {image}")
     return 0
 
 
@@ -124,7 +127,29 @@ def answer_figures(docent, eval_set, collection: str) -> dict:
     if not eval_set.answers:
         return {}
     evidence = {qid: set(grades) for qid, grades in eval_set.qrels.items()}
+
+    def ask(qid: str):
+        scope = eval_set.scopes.get(qid)
+        return docent.ask(eval_set.queries[qid], collection=collection, sources=[scope] if scope else None)
+
     figures = evaluate_answers(
-        lambda q: docent.ask(q, collection=collection), eval_set.queries, eval_set.answers, evidence
+        ask, eval_set.queries, eval_set.answers, evidence, kinds=eval_set.kinds, halves=eval_set.halves
     )
     return {"backend": docent.backend.description, **figures}
+
+
+def format_answer_table(answers: dict) -> str:
+    """The answer metrics as a table: all questions, each half of the set, each kind of answer."""
+    rows = [("all", answers)]
+    rows += [(f"half {name}", row) for name, row in answers.get("by_half", {}).items()]
+    rows += [(name, row) for name, row in answers.get("by_kind", {}).items()]
+    evidence = "first_citation_evidence" in answers
+    head = "| | questions | gold fact stated |" + (" first citation on evidence |" if evidence else "")
+    lines = [head + " worked figures right / stated |", "|---|---:|---:|" + ("---:|" if evidence else "") + "---:|"]
+    for name, row in rows:
+        cited = f" {row['first_citation_evidence']:.1%} |" if evidence else ""
+        lines.append(
+            f"| {name} | {row['questions']} | {row['gold_in_answer']:.1%} |{cited}"
+            f" {row['worked_right']} / {row['worked_stated']} |"
+        )
+    return "\n".join(lines)
