@@ -117,11 +117,6 @@ def table_heading(text: str) -> str | None:
     return " ".join(caption.group().split()) if caption else None
 
 
-def names_statement(heading: str) -> bool:
-    """Whether a heading names a financial statement ("Consolidated Balance Sheets")."""
-    return bool(heading) and _STATEMENT.search(heading) is not None
-
-
 def _is_titled(name: str) -> bool:
     """Printed as a heading (every long word capitalised), not said in a sentence ("the
     consolidated statements of income include ...")."""
@@ -170,6 +165,7 @@ def _row(cells: list[str], header: list[str]) -> str | None:
 
 ROWS_PER_PAGE = 50  # a spreadsheet's rows are cited in blocks: "Revenue, rows 2-51"
 HEADER_SCAN = 8  # a table's title and header rows are looked for among its first rows
+_UNIT_CAPTION = re.compile(r"\bin (?:thousands|millions|billions)\b|[$€£]|\b(?:usd|eur|gbp)\b|['’]000", re.I)
 _SPACED_DIGITS = re.compile(r"\b\d(?: \d){3}\b")
 _MARKDOWN_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
 
@@ -234,7 +230,13 @@ def read_header(rows: list[list[str]]) -> tuple[TableHeader, int]:
             filled.remove(level)
     columns = [despace_digits(" ".join(dict.fromkeys(level[i] for level in filled if level[i]))) for i in range(width)]
     periods = [c for c in columns[1:] if c]
-    labelled = not columns[0] or (bool(periods) and all(_YEAR.search(c) for c in periods))
+    # The first column labels the rows when it has no header, when every other column is a
+    # period, or when its header only says the table's unit ("(Dollars in thousands)").
+    labelled = (
+        not columns[0]
+        or (bool(periods) and all(_YEAR.search(c) for c in periods))
+        or bool(_UNIT_CAPTION.search(columns[0]))
+    )
     if labelled and columns[0]:
         titles.append(columns[0])  # "(In thousands)", "As of"
     return TableHeader(tuple(titles), tuple(columns), labelled), at

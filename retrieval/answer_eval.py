@@ -10,9 +10,9 @@ rounded figure still counts), and a gold figure given to fewer decimals than the
 is found when the answer holds at least 60% of its words (stop words aside); a gold answer of
 several spans is found when each of them is.
 
-A worked figure is an answer that leads with a result it computed ("...: **25.19%**, worked out
-from the figures below"); it is right when that result states the gold figure, a percentage and
-the fraction it is ("87.31%", "0.8731") being the same figure.
+A worked figure is an answer that leads with a result it computed ("Percentage change in net
+debt, 2018 to 2019: **25.19%**, worked out from the figures below"); it is right when that lead
+states the gold figure, a percentage and the fraction it is ("87.31%", "0.8731") being the same.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mm": 1e6, "billi
 _NUMBER = re.compile(
     r"(?<![\w.])[-−(]?\$?\s?(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(%|percent|thousand|million|billion|bn|mm|[kmb]\b)?", re.I
 )
-_WORKED = re.compile(r"\*\*(?P<result>[^*]+)\*\*, worked out from")
+_WORKED = re.compile(r"^(?P<result>[^\n]*?\*\*[^*]+\*\*), worked out from", re.M)
 TEXT_RECALL = 0.6
 TOLERANCE = 0.005
 
@@ -72,7 +72,8 @@ def _same(stated: float, wanted: float, places: int) -> bool:
 
 
 def worked_result(answer: str) -> str | None:
-    """The result a worked figure leads with, or None when the answer works nothing out."""
+    """What a worked figure leads with (its name, period and result: "Working capital, 2022:
+    **-1,561 million**"), or None when the answer works nothing out."""
     match = _WORKED.search(answer)
     return match.group("result") if match else None
 

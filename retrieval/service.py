@@ -35,12 +35,13 @@ from retrieval.distributed import LAYOUT_FILE as SHARD_LAYOUT_FILE
 from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.scope import named_sources
+from retrieval.search import passages_with_lines
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError, RemovedDocument
 
 COLLECTION_NAME = re.compile(COLLECTION_NAME_PATTERN)
-FIGURE_SEARCH_DEPTH = 5  # passages searched for each figure a calculation needs
+FIGURE_SEARCH_DEPTH = 10  # passages looked at for each figure a calculation needs
 
 __all__ = ["COLLECTION_NAME", "Docent", "Source"]
 
@@ -411,10 +412,15 @@ class Docent:
         if calculation is None or not hits:
             return []
 
+        store = self.collection(collection)
+
         def search(query: str, sources: list[str]) -> list[Hit]:
             return self.search(query, k=FIGURE_SEARCH_DEPTH, collection=collection, sources=sources)
 
-        return figure_passages(calculation, hits, search)
+        def lines(beginnings: list[str], source: str) -> list[Hit]:
+            return passages_with_lines(store, source, beginnings, limit=FIGURE_SEARCH_DEPTH)
+
+        return figure_passages(calculation, hits, search, lines)
 
     def ask(
         self,

@@ -28,6 +28,7 @@ from retrieval.answer.formulas import (
     NotAFormula,
     Number,
     Operation,
+    OverTwoYears,
     bind,
     figures_of,
     parse_formula,
@@ -36,7 +37,7 @@ from retrieval.answer.formulas import (
     without_years,
     words,
 )
-from retrieval.answer.glossary import measure_named
+from retrieval.answer.glossary import MARGIN, measure_named, statements_named
 from retrieval.keywords import named_years
 
 SCALES = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}
@@ -67,6 +68,7 @@ class Calculation:
     scale: float | None = None  # an amount asked in millions (1e6) or billions (1e9)
     sign: str | None = None  # "positive" or "negative" when asked whether it is
     alternatives: tuple[Expression, ...] = ()  # other readings, tried when the first finds no figures
+    statements: frozenset[str] = frozenset()  # the financial statements the question says to use
 
     def figures(self) -> list[Figure]:
         return figures_of(self.expression)
@@ -126,6 +128,10 @@ _CHANGE_WORDS = (
     r"decrease|growth|decline|rise|drop|fall|reduction|movement|variation|variance))"
 )
 _PERCENT_WORD = r"(?<!\w)(?:percent(?:age)?|%)"
+_BOTH_WAYS = re.compile(
+    r"\b(?:increase|decrease|gain|loss|income|expense)\s*/\s*\(?\s*(?:decrease|increase|loss|gain|expense|income|benefit)",
+    re.I,
+)
 _PERCENT_CHANGE = re.compile(
     rf"(?:\babsolute\s+)?{_PERCENT_WORD}\s*(?:point\s+)?{_CHANGE_WORDS}\b(?:\s+(?:in|of|for))?|\b(?:growth rate|rate of (?:growth|change|"
     rf"increase|decrease))\b(?:\s+(?:in|of|for))?|\bby (?:what|how much) {_PERCENT_WORD}\b",
@@ -248,6 +254,7 @@ def parse_calculation(question: str) -> Calculation | None:
         scale=SCALES[scale.group(1).lower()] if scale else None,
         sign=sign.group("sign").lower() if sign else None,
         alternatives=calculation.alternatives,
+        statements=statements_named(question),
     )
 
 
@@ -286,8 +293,21 @@ def _read(text: str, years: tuple[int, ...], definitions: dict, percent_asked: b
         return None
     if re.search(r"\brespectively\b", body, re.I):
         return None  # figures listed one by one, not one figure worked out
-    readers = (_defined, _growth_rate, _percent_change, _share, _ratio, _change, _average, _sum, _difference, _measure)
-    for reader in (*readers, _written):
+    readers = (
+        _defined,
+        _written,
+        _growth_rate,
+        _percent_change,
+        _share,
+        _ratio,
+        _change,
+        _average,
+        _sum,
+        _difference,
+        _margin,
+        _measure,
+    )
+    for reader in readers:
         found = reader(body, years, definitions, percent_asked)
         if found is not None:
             return found
@@ -301,9 +321,12 @@ _QUANTITY = re.compile(
 )
 
 
+_ACRONYM = re.compile(r"\s*\((?=[^()]*[A-Z])[A-Z&.\s/-]{2,8}\)")  # "(D&A)", "(DPO)": the phrase again
+
+
 def _phrase(text: str) -> str:
     """The phrase naming a figure: the periods, "the value of" and "the company's" taken out."""
-    phrase = without_years(_SPAN_OF_YEARS.sub(" ", text))
+    phrase = without_years(_SPAN_OF_YEARS.sub(" ", _ACRONYM.sub("", text)))
     for pattern in (_OWNER, _QUANTITY, _OWNER):
         phrase = pattern.sub("", phrase).strip()
     return phrase
@@ -320,7 +343,7 @@ def _defined(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
     """A name the question itself defines: its definition wins over anything else."""
     phrase = plain_name(_phrase(body))
     for name in sorted(definitions, key=len, reverse=True):
-        if name and (phrase == name or f" {name} " in f" {phrase} " or _acronym_of(name, phrase)):
+        if name and (_is_named(name, phrase) or _acronym_of(name, plain_name(body))):
             expression = bind(parse_formula(definitions[name], definitions), years[-1] if years else None)
             return _Read("formula", name, expression, percent_asked)
     return None
@@ -331,8 +354,31 @@ def _measure(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
     measure = _measure_in(plain_name(_phrase(body)))
     if measure is None:
         return None
-    expression = bind(parse_formula(measure.formula, definitions), years[-1] if years else None)
-    return _Read("formula", measure.names[0], expression, measure.percent or percent_asked)
+    year = years[-1] if years else None
+    formula = bind(parse_formula(measure.formula, definitions), year)
+    # A row of the document labelled with the measure ("Free cash flow | 2019: 4,411") is read
+    # as printed; the textbook definition is worked out only where there is none.
+    printed = Figure.named(measure.names[0], year)
+    return _Read("formula", measure.names[0], printed, measure.percent or percent_asked, (formula,))
+
+
+_MARGIN = re.compile(r"^(?P<x>.+?)\s*(?:%|percent(?:age)?)?\s+margin\b", re.I)
+
+
+def _margin(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
+    """A margin, X over revenue: "the D&A % margin", "the EBITDA margin" of an EBITDA the
+    question defines. A margin the glossary names ("gross margin") is the glossary's."""
+    phrase = _phrase(body)
+    match = _MARGIN.search(phrase)
+    if match is None:
+        return None
+    said = plain_name(_phrase(match.group("x")))
+    if said not in definitions and _measure_in(f"{said} margin") is not None:
+        return None
+    value, name = _operand(match.group("x"), definitions)
+    revenue = parse_formula(MARGIN.format("x"), definitions).right
+    expression = Operation("/", value, revenue)
+    return _Read("formula", f"{name} margin", bind(expression, years[-1] if len(years) == 1 else None), True)
 
 
 def _operand(text: str, definitions: dict) -> tuple[Expression, str]:
@@ -369,6 +415,8 @@ def _value(text: str, years: tuple[int, ...]) -> _Read | None:
 def _written(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
     """A formula the asking sentence writes out ("operating income + depreciation and
     amortization"), each of its parts a phrase naming a figure; remarks in parentheses aside."""
+    if _BOTH_WAYS.search(body):
+        return None  # "increase / (decrease)": a change, not a quotient
     text = _PARENTHESES.sub("", body)
     if not states_operators(text):
         return None
@@ -379,11 +427,28 @@ def _written(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
     parts = figures_of(expression)
     if len({f.phrase for f in parts}) < 2 or any(len(_terms_of(f.phrase)) == 0 for f in parts):
         return None
+    if not _bound(expression):
+        return None  # "average X" with no year to take it around
     return _Read("formula", words(expression), expression, percent_asked)
+
+
+def _bound(node) -> bool:
+    """Whether every average or change of the expression has its years."""
+    if isinstance(node, OverTwoYears):
+        return False
+    return not isinstance(node, Operation) or (_bound(node.left) and _bound(node.right))
 
 
 def _terms_of(phrase: str) -> list[str]:
     return re.findall(r"[a-z]{2,}", phrase.lower())
+
+
+def _is_named(name: str, phrase: str) -> bool:
+    """Whether the phrase asks for the defined name itself ("the operating cash flow ratio for
+    Adobe", "Adobe's DPO"), not for something built on it ("the average EBITDA margin")."""
+    if phrase == name or phrase.endswith(f" {name}") or _acronym_of(name, phrase):
+        return True
+    return bool(re.match(rf"{re.escape(name)} (?:for|of|at|in) ", phrase))
 
 
 def _acronym_of(name: str, phrase: str) -> bool:
@@ -394,7 +459,7 @@ def _acronym_of(name: str, phrase: str) -> bool:
 
 def _measure_in(phrase: str):
     """The glossary measure whose name the phrase holds as words, the longest name first."""
-    words = phrase.replace("(", " ").replace(")", " ").split()
+    words = re.sub(r"[()%]", " ", phrase).split()
     spans = sorted(
         ((i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 6) + 1)), key=lambda s: s[0] - s[1]
     )
@@ -464,8 +529,21 @@ def _share(body: str, years, definitions, percent_asked) -> _Read | None:
         if read is None:
             continue
         (part, part_name), (whole, whole_name) = read
-        return _Read("share", f"{part_name} as a percentage of {whole_name}", Operation("/", part, whole), True)
+        return _Read(
+            "share",
+            f"{part_name} as a percentage of {whole_name}",
+            Operation("/", part, whole),
+            True,
+            _listed_parts(match.group("b"), match.group("a"), years),
+        )
     return None
+
+
+def _listed_parts(first: str, second: str, years) -> tuple[Expression, ...]:
+    """The quotient read with each part that lists items ("land and leasehold improvements")
+    as their sum: tried when the part is no row of its own."""
+    split = _two_parts(first, second, years, split=True)
+    return (Operation("/", split[0][0], split[1][0]),) if split else ()
 
 
 def _shared_head(first: str, second: str) -> tuple[str, str]:
@@ -485,20 +563,30 @@ def _ratio(body: str, years, definitions, percent_asked) -> _Read | None:
         if read is None:
             continue
         (first, first_name), (second, second_name) = read
-        return _Read("ratio", f"ratio of {first_name} to {second_name}", Operation("/", first, second), percent_asked)
+        return _Read(
+            "ratio",
+            f"ratio of {first_name} to {second_name}",
+            Operation("/", first, second),
+            percent_asked,
+            _listed_parts(match.group("a"), match.group("b"), years),
+        )
     return None
 
 
-def _two_parts(first: str, second: str, years: tuple[int, ...]):
+def _two_parts(first: str, second: str, years: tuple[int, ...], split: bool = False):
     """Two operands, each at the years it names, else at the one year the question names; a
     part that names two years is the change between them ("the change in X between 2018 and
-    2019 as a percentage of the 2018 X"). None when they are no two operands."""
+    2019 as a percentage of the 2018 X"), one that says "the sum of A and B" their sum (and,
+    split, any part that lists items). None when they are no two operands (or, split, when
+    neither part lists items)."""
     parts = []
+    listed = False
     for text in (first, second):
         own = sorted({int(y) for y in named_years(text)})
         phrase = _phrase(text)
         total = _SUM.match(phrase)
-        items = _items(_remove(phrase, total)) if total is not None else []
+        items = _items(_remove(phrase, total)) if total is not None else (_items(phrase) if split else [])
+        listed = listed or (split and total is None and len(items) >= 2)
         if len(items) >= 2 and len(own) <= 1:
             year = own[0] if own else (years[-1] if len(years) == 1 else None)
             figures = [Figure.named(i, year) for i in items]
@@ -516,6 +604,8 @@ def _two_parts(first: str, second: str, years: tuple[int, ...]):
             return None  # several years and none said for this part: not one figure
         parts.append((Figure.named(phrase, year), phrase))
     if plain_name(parts[0][1]) == plain_name(parts[1][1]) and parts[0][0] == parts[1][0]:
+        return None
+    if split and not listed:
         return None
     return parts
 
@@ -551,7 +641,7 @@ def _average(body: str, years, definitions, percent_asked) -> _Read | None:
 def _inner(text: str, definitions, percent_asked) -> _Read:
     """What an average or a sum is taken of: a share or a measure, else a figure."""
     text = without_years(_SPAN_OF_YEARS.sub(" ", text))
-    for reader in (_defined, _share, _ratio):
+    for reader in (_defined, _share, _ratio, _margin, _measure):
         found = reader(text, (), definitions, percent_asked)
         if found is not None:
             return found

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from ingest.tables import ROW_SEPARATOR, despace_digits, names_statement
+from ingest.tables import ROW_SEPARATOR, despace_digits
+from retrieval.answer.glossary import statements_named
 from retrieval.answer.units import passage_units, row_cells
 from retrieval.keywords import YEAR, named_years
 from retrieval.models import Hit
@@ -33,8 +34,10 @@ _SHORT_SCALES = {"m": 1e6, "bn": 1e9, "k": 1e3, "000": 1e3, "000s": 1e3, "'000":
 _NUMBER = re.compile(r"^\(?\s*[-−–]?\s*[$€£]?\s*\(?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*\)?\s*%?\s*\)?$")
 _FOOTNOTE = re.compile(r"\s*(?:\((?:[a-z]|\d{1,2}|notes? [\d, and]+)\)|\*+)(?=\s*$)", re.I)
 _FIGURE_TEXT = r"[$€£]?\s?\(?\s?[-−]?\d[\d,]*(?:\.\d+)?\s?\)?%?"
+# A line the PDF table reader left as text: a label, then figures to the end of the line
+# ("Total current assets 5,121.3 4,186.5"); prose with figures in it is no row.
 _LOOSE_ROW = re.compile(
-    rf"^(?P<label>[A-Za-z][A-Za-z ,'’&()/-]*?[A-Za-z)])\s+(?P<figures>{_FIGURE_TEXT}(?:\s+{_FIGURE_TEXT})*)(?:\s|$)"
+    rf"^(?P<label>[A-Za-z][A-Za-z ,'’&()/-]*?[A-Za-z)])\s+(?P<figures>{_FIGURE_TEXT}(?:\s+{_FIGURE_TEXT})*)\s*$"
 )
 _LOOSE_FIGURE = re.compile(_FIGURE_TEXT)
 TITLE_LINES = 3  # lines just above a table that may title it
@@ -107,7 +110,8 @@ def _cells_of(text: str, section: str) -> tuple[Cell, ...]:
             if value is None:
                 continue
             percent = "%" in printed or "%" in column or "percent" in column.lower()
-            periods = named_years(despace_digits(column)) or (named_years(label) if not column else frozenset())
+            # A column's years, else (a table with its years down the side) the row's.
+            periods = named_years(despace_digits(column)) or named_years(label)
             out.append(
                 Cell(
                     label=_FOOTNOTE.sub("", label).strip(" :"),
@@ -127,10 +131,11 @@ def _cells_of(text: str, section: str) -> tuple[Cell, ...]:
     return tuple(out)
 
 
-def on_statement(cell: Cell) -> bool:
-    """Whether the cell is in a financial statement itself (its page or table is headed by one),
-    not in a summary of it."""
-    return names_statement(cell.section) or names_statement(cell.title)
+def statements_of(cell: Cell) -> frozenset[str]:
+    """The financial statement the cell is in, when its page is headed by one (ingest names a
+    page by the statement printed at its top: "Consolidated Statements of Income"), not a
+    note or a summary that repeats some of its rows."""
+    return statements_named(cell.section)
 
 
 def _introduces(line: str) -> bool:

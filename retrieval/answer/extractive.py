@@ -150,10 +150,9 @@ class ExtractiveBackend:
             yield f"{_quote(unit, years)} [{ref}]"
             previous = unit
 
-    def _similarity(self, phrase: str, texts: list[str]) -> list[float]:
-        """Cosine of a phrase to each text (a table row's label), for figures.py."""
-        vectors = self.embedder.embed(texts)
-        return list(vectors @ self.embedder.embed_query(phrase))
+    def _similarity(self, phrases: list[str], texts: list[str]) -> np.ndarray:
+        """Cosine of each phrase (a figure's names) to each text (table rows' labels), for figures.py."""
+        return self.embedder.embed(phrases) @ self.embedder.embed(texts).T
 
     def _candidates(self, passages: Sequence[Hit]) -> list[tuple[int, Unit]]:
         candidates: list[tuple[int, Unit]] = []

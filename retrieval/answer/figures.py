@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+import numpy as np
+
 from retrieval.answer.calculations import LATEST, PREVIOUS, Calculation
-from retrieval.answer.cells import Cell, on_statement, passage_cells
+from retrieval.answer.cells import Cell, passage_cells, statements_of
 from retrieval.answer.formulas import Figure, Number, Operation, figures_of, formula_text, words
+from retrieval.answer.glossary import BALANCE_SHEET, CASH_FLOWS, item_within
 from retrieval.answer.units import trimmed_row
 from retrieval.keywords import stemmer as _stemmer
 from retrieval.models import Hit
 
 _WORD = re.compile(r"\w+")
+_TOTAL = re.compile(r"\btotal\s+", re.I)
+_CHANGE_TERMS = frozenset({"chang", "increas", "decreas", "growth", "movement", "declin"})
+_PERCENT_ASKED = re.compile(r"%|\b(?:percent\w*|rate|ratio|margin|share|proportion)\b", re.I)
 _NAMES_NOTHING = frozenset(
     "a an the of in on at for to from by with and or as is are was were be been its it their our this that these those".split()
 )
@@ -35,12 +41,16 @@ _AS_PRINTED = {"unadjust", "report", "gaap", "consolid", "statement", "incur", "
 CLEAR_LEAD = 0.2  # how much better than any rival giving another value a cell must fit
 LABEL_FIT_WEIGHT = 0.3
 COLUMN_FIT_WEIGHT = 0.2
-SIMILARITY_WEIGHT = 0.2
+STATEMENT_WEIGHT = 0.1  # in a financial statement; as much again in the one that reports the figure
+MIN_LABEL_FIT = 0.5  # at most half of a label's words may be words the figure's name lacks
 SIMILAR_CANDIDATES = 12  # cells whose labels are embedded, the best on words first
+MIN_SHARE_BY_MEANING = 0.6  # ...when they cover this much of the name's words
+SAME_MEANING = 0.85  # cosine of a label to a name that means the same (MiniLM puts "operating income"
+# and "Non-operating income" at 0.82, "cost of goods sold" and "Cost of products sold" at 0.87)
 SCALE_NAMES = {1e3: "thousand", 1e6: "million", 1e9: "billion"}
-FIGURE_PASSAGES = 3  # passages searched for each figure
+FIGURE_PASSAGES = 3  # passages kept for each figure
 SOURCES_SEARCHED = 2  # documents searched, those of the best hits first
-Similarity = Callable[[str, list[str]], list[float]]  # cosine of a phrase to each of some texts
+Similarity = Callable[[list[str], list[str]], np.ndarray]  # cosine of each phrase to each text
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class Unclear:
     calculation: Calculation
     problems: tuple[str, ...]
     cells: tuple[Cell, ...]
+    progress: float = 0.0  # how far its figures were found (figures.py's stages, averaged)
 
 
 def work_out(
@@ -77,29 +88,34 @@ def work_out(
     cells = passage_cells(passages)
     if not cells:
         return None
-    context = _context_terms(passages)
-    headings = set().union(*(_terms(f"{p.title} {p.section or ''}") for p in passages))
+    where = _where(passages, calculation.statements)
     attempts = [calculation.expression, *calculation.alternatives]
-    unclear = None
+    unclears = []
     for expression in attempts:
-        outcome = _work_out(calculation, expression, cells, context, headings, similarity)
+        outcome = _work_out(calculation, expression, cells, where, similarity)
         if isinstance(outcome, Worked):
             return outcome
-        unclear = unclear or outcome
+        if outcome is not None:
+            unclears.append(outcome)
+    # Of readings that all fail, the one that got furthest says best what is missing.
+    unclear = max(unclears, key=lambda u: u.progress, default=None)
     # A figure only read, not worked out, is better quoted from the passages than refused.
     return None if calculation.kind == "value" else unclear
 
 
-def _work_out(calculation, expression, cells, context, headings, similarity) -> Worked | Unclear | None:
+def _work_out(calculation, expression, cells, where, similarity) -> Worked | Unclear | None:
+    calculation = replace(calculation, expression=expression)  # the reading tried
     found: dict[Figure, Found] = {}
     problems: list[str] = []
     closest: list[Cell] = []
     any_row = False
+    stages = []
     over_periods = calculation.kind == "average" and isinstance(expression, Figure)
     for figure in figures_of(expression):
-        match = _find(figure, cells, context, headings, similarity, every_period=over_periods)
+        match = _find(figure, cells, where, similarity, every_period=over_periods)
         any_row = any_row or bool(match.candidates)
         closest += [c for c in match.candidates if c not in closest]
+        stages.append(match.stage)
         if match.problem:
             problems.append(match.problem)
         else:
@@ -107,7 +123,7 @@ def _work_out(calculation, expression, cells, context, headings, similarity) -> 
     if not any_row:
         return None
     if problems:
-        return Unclear(calculation, tuple(problems), tuple(closest[:4]))
+        return Unclear(calculation, tuple(problems), tuple(closest[:4]), progress=sum(stages) / len(stages))
     used = [(f.figure, c) for f in found.values() for c in f.cells]
     twice = [a for i, (a, c) in enumerate(used) for b, d in used[i + 1 :] if c is d and a.phrase != b.phrase]
     if twice:
@@ -151,18 +167,24 @@ class _Match:
     found: Found | None = None
     problem: str | None = None
     candidates: tuple[Cell, ...] = ()
+    stage: int = 0  # 0: no row is the figure's; 1: its row, but no one cell for the period; 2: found
 
 
-def _find(
-    figure: Figure, cells: list[Cell], context: set[str], headings: set[str], similarity, every_period: bool
-) -> _Match:
+def _find(figure: Figure, cells: list[Cell], where: _Where, similarity, every_period: bool) -> _Match:
     """The cell the figure is read from (see the module's note)."""
-    names = [figure.phrase, *figure.also]
-    scored = _scores(names, cells, context, headings, similarity)
+    scored = _scores(figure, cells, where, similarity)
+    if not any(s.covered for s in scored) and _TOTAL.search(figure.phrase):
+        # "the total basic earnings per share" where no row says "total": the row itself.
+        loose = replace(
+            figure,
+            phrase=_TOTAL.sub("", figure.phrase).strip(),
+            also=tuple(_TOTAL.sub("", n).strip() for n in figure.also),
+        )
+        scored = _scores(loose, cells, where, similarity) or scored
     if not scored:
         return _Match(problem=f"no table row is about {figure.phrase!r}")
     fitting = [s for s in scored if s.covered]
-    shown = tuple(dict.fromkeys(s.cell for s in sorted(scored, key=lambda s: -s.score)[:6]))
+    shown = tuple(dict.fromkeys(s.cell for s in scored[:6]))
     if not fitting:
         return _Match(problem=f"no table row is labelled as {figure.phrase!r}", candidates=shown)
     if every_period:
@@ -170,37 +192,56 @@ def _find(
     in_period = _in_period(figure, fitting)
     if not in_period:
         period = _period_name(figure.year)
-        return _Match(problem=f"{figure.phrase!r} has no figure for {period}", candidates=shown)
+        return _Match(problem=f"{figure.phrase!r} has no figure for {period}", candidates=shown, stage=1)
     in_period.sort(key=lambda s: -s.score)
     best = in_period[0]
     # The same figure printed in a statement and in a summary of it: the statement is cited,
     # in its finest print (thousands before millions).
-    same = [s for s in in_period if _same_figure(s.cell, best.cell) and s.score >= best.score - CLEAR_LEAD]
-    best = max(same, key=lambda s: (on_statement(s.cell), -(s.cell.scale or 1), s.score))
+    same = [s for s in in_period if _same_figure(s.cell, best.cell) and s.score > best.score - CLEAR_LEAD + 1e-9]
+    best = max(same, key=lambda s: (bool(statements_of(s.cell)), -(s.cell.scale or 1), s.score))
     rivals = [s for s in in_period if not _same_figure(s.cell, best.cell)]
     if rivals:
         rival = rivals[0]
         top = max(s.score for s in same)
-        clearly = (any(s.exact for s in same) and not rival.exact) or top - rival.score >= CLEAR_LEAD
+        clearly = (any(s.exact for s in same) and not rival.exact) or top - rival.score >= CLEAR_LEAD - 1e-9
         if not clearly:
             labels = " or ".join(dict.fromkeys(f"{_cell_name(s.cell)!r}" for s in [best, *rivals[:2]]))
             return _Match(
-                problem=f"{figure.phrase!r} could be {labels}", candidates=(best.cell, *(r.cell for r in rivals[:3]))
+                problem=f"{figure.phrase!r} could be {labels}",
+                candidates=(best.cell, *(r.cell for r in rivals[:3])),
+                stage=1,
             )
     value = abs(best.cell.value) if figure.outflow else best.cell.value
-    return _Match(found=Found(figure, (best.cell,), value), candidates=shown)
+    return _Match(found=Found(figure, (best.cell,), value), candidates=shown, stage=2)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """What the passages say around their tables, and which statements the question names."""
+
+    context: set[str]  # every word the passages and their documents' names use
+    headings: set[str]  # the words of their documents' titles and pages' headings
+    statements: frozenset[str]  # the financial statements the question says to use
 
 
 @dataclass(frozen=True)
 class _Scored:
     cell: Cell
     score: float
-    covered: bool  # every word of the phrase that the tables use is in the cell's names
-    exact: bool  # covered, and its label holds no word the phrase does not
+    share: float  # of the name's words (weighted) that the cell's names hold
+    covered: bool  # every word of the name that the tables use is in the cell's names
+    exact: bool  # covered, and its label holds no word the name does not
+    labelled: bool = True  # its label may name the figure (no more than half other words, no change)
 
 
-def _scores(names: list[str], cells: list[Cell], context: set[str], headings: set[str], similarity) -> list[_Scored]:
-    """Each cell's fit to the best fitting of the figure's names."""
+def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> list[_Scored]:
+    """Each cell's fit to the best fitting of the figure's names, best first.
+
+    A name's words are weighted by how rare they are among the tables' row names; a cell
+    covers the name when its label, column and table title hold every weighted word, its label
+    holds at least one of them, and at most half of its label's words are not the name's (so
+    "Other costs - COGS" is not "COGS"). Cells in a financial statement, and in the statement
+    the figure is reported in, fit better than the same label in a note or a summary."""
     held = [(_terms(c.label), _terms(_without_years(c.column)), _terms(c.title)) for c in cells]
     vocabulary = set().union(*(label | column | title for label, column, title in held))
     distinct: dict[frozenset, int] = {}
@@ -212,50 +253,93 @@ def _scores(names: list[str], cells: list[Cell], context: set[str], headings: se
     for key in distinct:
         for term in key:
             holders[term] = holders.get(term, 0) + 1
-    best: dict[int, _Scored] = {}
-    for name in names:
+    kinds = where.statements | ({figure.statement} if figure.statement else set())
+    best: dict[int, tuple[float, float, float, float]] = {}  # cell -> (share, label fit, column fit, name)
+    names = [figure.phrase, *figure.also]
+    for n, name in enumerate(names):
         wanted = _terms(name) - _AS_PRINTED
         known = wanted & vocabulary
         # A name no row uses but the passages do (the company's, "AVX's total sales") tells
         # nothing; any other word no row uses means the figure asked for is not among them.
-        missing = wanted - vocabulary - (context & _proper_terms(name)) - headings
+        missing = wanted - vocabulary - (where.context & _proper_terms(name)) - where.headings
         weight = {t: math.log(1 + documents / holders[t]) for t in known}
         total = sum(weight.values()) + sum(math.log(1 + documents) for _ in missing)
         if not total:
             continue
-        for i, (cell, (label, column, title)) in enumerate(zip(cells, held)):
-            names_held = label | column | title
-            share = sum(w for t, w in weight.items() if t in names_held) / total
-            if share == 0:
+        # A row whose label is made of the name's own words is named by them: another row of
+        # its table does not hold those words by the table's title alone ("Land" and "Leasehold
+        # improvements" under "Land, property and equipment", asked "land and leasehold
+        # improvements").
+        named_rows: dict[tuple[int, int], set[frozenset]] = {}
+        for cell, (label, _, _) in zip(cells, held):
+            if label and label <= wanted:
+                named_rows.setdefault((cell.passage, cell.table), set()).add(frozenset(label))
+        for i, (label, column, title) in enumerate(held):
+            if not cells[i].label.strip():
+                continue  # a row without a label (a table's unnamed total) names nothing
+            others = named_rows.get((cells[i].passage, cells[i].table), set()) - {frozenset(label)}
+            title = title - set().union(*others)
+            share = sum(w for t, w in weight.items() if t in label | column | title) / total
+            if share == 0 or (label and not label & wanted):
                 continue
-            label_fit = len(label & wanted) / len(label) if label else 1.0
-            column_fit = len(column & wanted) / len(column) if column else 1.0
-            covered = share >= 0.999
-            score = share + LABEL_FIT_WEIGHT * label_fit + COLUMN_FIT_WEIGHT * column_fit
-            scored = _Scored(cell, score, covered, covered and label_fit == 1.0 and bool(label & wanted))
-            if i not in best or scored.score > best[i].score:
-                best[i] = scored
-    ranked = sorted(best.values(), key=lambda s: -s.score)
-    if similarity is not None and len(ranked) > 1:
-        ranked = _with_similarity(names[0], ranked, similarity)
-    return ranked
+            if figure.statement == BALANCE_SHEET and CASH_FLOWS in statements_of(cells[i]):
+                continue  # a balance's row in a cash flow statement is its change ("Inventories | (298)")
+            fits = (
+                share,
+                len(label & wanted) / len(label) if label else 1.0,
+                len(column & wanted) / len(column) if column else 1.0,
+                n,
+            )
+            if i not in best or fits[:3] > best[i][:3]:
+                best[i] = fits
+    scored = []
+    for i, (share, label_fit, column_fit, n) in best.items():
+        cell = cells[i]
+        # "Net decrease in cash" is a change in cash, not cash: a label that names a change the
+        # name does not is another quantity.
+        changes = (held[i][0] & _CHANGE_TERMS) - _terms(names[int(n)])
+        labelled = label_fit >= MIN_LABEL_FIT and not changes
+        covered = share >= 0.999 and labelled
+        exact = covered and label_fit == 1.0
+        score = share + LABEL_FIT_WEIGHT * label_fit + COLUMN_FIT_WEIGHT * column_fit + _statement_fit(cell, kinds)
+        scored.append(_Scored(cell, score, share, covered, exact, labelled))
+    scored.sort(key=lambda s: -s.score)
+    if similarity is not None and not any(s.covered for s in scored):
+        scored = _same_meaning(names, scored, similarity)
+    return scored
 
 
-def _with_similarity(phrase: str, ranked: list[_Scored], similarity) -> list[_Scored]:
-    """Scores with the meaning of each label added: it orders cells the words leave alike."""
-    head = ranked[:SIMILAR_CANDIDATES]
-    texts = [_cell_name(s.cell) for s in head]
-    unique = list(dict.fromkeys(texts))
-    cosine = dict(zip(unique, similarity(phrase, unique)))
-    rescored = [
-        _Scored(s.cell, s.score + SIMILARITY_WEIGHT * float(cosine[t]), s.covered, s.exact) for s, t in zip(head, texts)
-    ]
-    return sorted(rescored, key=lambda s: -s.score) + ranked[SIMILAR_CANDIDATES:]
+def _statement_fit(cell: Cell, kinds: set[str]) -> float:
+    on = statements_of(cell)
+    return (STATEMENT_WEIGHT if on else 0.0) + (STATEMENT_WEIGHT if on & kinds else 0.0)
+
+
+def _same_meaning(names: list[str], scored: list[_Scored], similarity) -> list[_Scored]:
+    """Cells that cover no name word for word but whose label means the same as one of the
+    names ("Cost of products sold" for "cost of goods sold"): most of the name's words, and a
+    label the embedding model puts very close to it."""
+    near = [s for s in scored[:SIMILAR_CANDIDATES] if s.share >= MIN_SHARE_BY_MEANING and s.labelled]
+    if not near:
+        return scored
+    labels = list(dict.fromkeys(s.cell.label for s in near))
+    cosine = similarity(names, labels).max(axis=0)
+    same = {label for label, c in zip(labels, cosine) if c >= SAME_MEANING}
+    rescored = [_Scored(s.cell, s.score, s.share, s.cell.label in same, False) if s in near else s for s in scored]
+    return sorted(rescored, key=lambda s: (-s.covered, -s.score))
 
 
 def _in_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
     """The fitting cells of the figure's year: a column of that year; for the latest period or
-    the one before it (a change with no year said), read off each cell's row."""
+    the one before it (a change with no year said), read off each cell's row. Where a row gives
+    an amount and a percentage for a period, the one the phrase asks for."""
+    cells = _by_period(figure, fitting)
+    wants_percent = bool(_PERCENT_ASKED.search(figure.phrase))
+    kept = [s for s in cells if s.cell.percent == wants_percent]
+    rows_kept = {(s.cell.passage, s.cell.table, s.cell.row) for s in kept}
+    return kept + [s for s in cells if (s.cell.passage, s.cell.table, s.cell.row) not in rows_kept]
+
+
+def _by_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
     if figure.year is None:
         # No year said: a row with one figure, or the one cell fitting it.
         return [s for s in fitting if not s.cell.periods or _row_periods(s.cell, fitting) == {s.cell}]
@@ -285,12 +369,13 @@ def _every_period(figure: Figure, fitting: list[_Scored], shown) -> _Match:
         return _Match(
             problem=f"{figure.phrase!r} could be {_cell_name(best.cell)!r} or {_cell_name(rivals[0].cell)!r}",
             candidates=shown,
+            stage=1,
         )
     row = [s.cell for s in fitting if _same_row(s.cell, best.cell) and len(s.cell.periods) == 1]
     row = list({next(iter(c.periods)): c for c in row}.values())
     if len(row) < 2:
-        return _Match(problem=f"{figure.phrase!r} has no figures for several periods", candidates=shown)
-    return _Match(found=Found(figure, tuple(row), 0.0), candidates=shown)
+        return _Match(problem=f"{figure.phrase!r} has no figures for several periods", candidates=shown, stage=1)
+    return _Match(found=Found(figure, tuple(row), 0.0), candidates=shown, stage=2)
 
 
 def _row_periods(cell: Cell, fitting: list[_Scored]) -> set[Cell]:
@@ -341,7 +426,22 @@ def _implausible(calculation: Calculation, found: dict[Figure, Found], value: fl
             return f"the part would be larger than the total ({whole.label})"
     if calculation.kind == "formula" and calculation.percent and abs(value) > 1 and "margin" in calculation.name:
         return "a margin larger than the revenue it is a share of"
+    if (
+        calculation.percent
+        and calculation.kind not in ("percent change", "growth rate")
+        and not _divides(calculation.expression)
+        and False in percents
+    ):
+        return "a percentage was asked for, and the figures make an amount, not a share"
     return None
+
+
+def _divides(node) -> bool:
+    """Whether the formula divides by a figure (a share or a ratio), not only by a count."""
+    if not isinstance(node, Operation):
+        return False
+    by_figure = node.op in "/^" and bool(figures_of(node.right))
+    return by_figure or _divides(node.left) or _divides(node.right)
 
 
 def _evaluate(node, values: dict) -> float:
@@ -433,20 +533,61 @@ def _plain_number(value: float, decimals: int | None) -> str:
 
 
 def figure_passages(
-    calculation: Calculation, hits: Sequence[Hit], search: Callable[[str, list[str]], list[Hit]]
+    calculation: Calculation,
+    hits: Sequence[Hit],
+    search: Callable[[str, list[str]], list[Hit]],
+    lines: Callable[[list[str], str], list[Hit]],
 ) -> list[Hit]:
-    """Passages that may hold the calculation's figures, to put before the hits: for each
-    figure, the best passages of a search for its phrase and year within the documents of the
-    best hits (one whose name or title holds the asked year first)."""
+    """Passages that hold the calculation's figures, to put before the hits. For each figure,
+    within the documents of the best hits (one whose name or title holds the asked year
+    first): the passages a search for its names finds, and those with a line that begins with
+    one of them (a statement's row, which ranked search finds poorly among pages of similar
+    rows); of these, the ones whose rows fit the figure best."""
     sources = _sources(calculation, hits)
-    if not sources:
-        return []
     chosen: dict[int, Hit] = {}
-    for figure in figures_of(calculation.expression):
+    needed = [f for e in (calculation.expression, *calculation.alternatives) for f in figures_of(e)]
+    for figure in dict.fromkeys(needed):
+        names = _row_names(figure)
         year = f" {figure.year}" if figure.year and figure.year > 0 else ""
-        for hit in search(f"{figure.phrase}{year}", sources)[:FIGURE_PASSAGES]:
+        # The statement that reports it, by name: passages are searched with their page's heading.
+        statement = figure.statement or " ".join(sorted(calculation.statements))
+        query = f"{statement} {' '.join(names[:4])}{year}".strip()
+        pool: dict[int, Hit] = {}
+        for source in sources:
+            for hit in [*search(query, [source]), *lines(names, source)]:
+                pool.setdefault(hit.chunk_id, hit)
+        for hit in _fitting_first(figure, list(pool.values()), calculation.statements)[:FIGURE_PASSAGES]:
             chosen.setdefault(hit.chunk_id, hit)
     return list(chosen.values())
+
+
+def _row_names(figure: Figure) -> list[str]:
+    """What a row holding the figure may be labelled: its names without the words that name no
+    row (the company's "Adobe's", "unadjusted"), and the line item's own names."""
+    names = []
+    for name in (figure.phrase, *figure.also):
+        words = [
+            w for w in name.split() if not re.search(r"['’]s$", w) and not (_terms(w) and _terms(w) <= _AS_PRINTED)
+        ]
+        names.append(" ".join(words))
+    found = item_within(figure.phrase)
+    if found is not None:
+        names += [found[0].name, *found[0].also]
+    return [n for n in dict.fromkeys(names) if n]
+
+
+def _fitting_first(figure: Figure, passages: list[Hit], statements: frozenset[str]) -> list[Hit]:
+    """The passages, those with a row fitting the figure in its year best first."""
+    where = _where(passages, statements)
+
+    def fit(index: int) -> tuple[bool, float]:
+        scored = _scores(figure, passage_cells([passages[index]]), where, None)
+        if figure.year and figure.year > 0:
+            scored = [s for s in scored if s.cell.periods == {str(figure.year)}]
+        return max(((s.covered, s.score) for s in scored), default=(False, 0.0))
+
+    order = sorted(range(len(passages)), key=fit, reverse=True)
+    return [passages[i] for i in order]
 
 
 def _sources(calculation: Calculation, hits: Sequence[Hit]) -> list[str]:
@@ -468,6 +609,8 @@ def render(worked: Worked, refs: Sequence[int]) -> str:
         lead = f"{'Yes' if holds else 'No'}, it is {kind}. {lead}"
     if calc.kind == "value":  # a figure read and restated in the asked scale, not worked out
         lines = [f"{lead} (printed as {_as_printed(worked.working)})."]
+    elif isinstance(calc.expression, Figure):  # a measure the document prints as a row of its own
+        lines = [f"{lead}, as the document states it."]
     else:
         lines = [f"{lead}, worked out from the figures below: {worked.working} = {worked.result}."]
     rows: dict[str, tuple[set[str], int]] = {}  # each row quoted once, with every column used
@@ -532,16 +675,23 @@ def _terms(text: str) -> set[str]:
 
 def _proper_terms(phrase: str) -> set[str]:
     """The terms of a phrase's names: its capitalised words and words with capitals or digits
-    inside ("AVX", "iPhone"), not its first word."""
-    words = re.findall(r"[\w'’&.-]+", phrase)[1:]
+    inside ("AVX", "iPhone"). A phrase is cut from inside a question, so its first word's
+    capital is its own ("Adobe's operating income")."""
+    words = re.findall(r"[\w'’&.-]+", phrase)
     return _terms(" ".join(w for w in words if w[:1].isupper() or re.search(r"\w[A-Z0-9]", w)))
+
+
+def _where(passages: Sequence[Hit], statements: frozenset[str]) -> _Where:
+    headings = set().union(*(_terms(f"{p.title} {p.section or ''}") for p in passages))
+    return _Where(_context_terms(passages), headings, statements)
 
 
 def _context_terms(passages: Sequence[Hit]) -> set[str]:
     """The words the passages and their documents' titles use anywhere."""
     words_used: set[str] = set()
     for passage in passages:
-        words_used |= _terms(f"{passage.title} {passage.source} {passage.section or ''} {passage.text}")
+        name = " ".join(re.findall(r"[A-Za-z]+", passage.source))  # ADOBE_2016_10K.pdf: "ADOBE", "K", "pdf"
+        words_used |= _terms(f"{passage.title} {name} {passage.section or ''} {passage.text}")
     return words_used
 
 

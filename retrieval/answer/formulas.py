@@ -25,6 +25,7 @@ class Figure:
     year: int | None = None
     also: tuple[str, ...] = ()  # other names of the same line item (glossary)
     outflow: bool = False  # a payment printed negative, used as the amount paid
+    statement: str | None = None  # the statement that reports it, where the glossary knows
 
     @classmethod
     def named(cls, phrase: str, year: int | None = None) -> "Figure":
@@ -34,14 +35,14 @@ class Figure:
         item = item_named(phrase)
         if item is not None:
             others = tuple(n for n in (item.name, *item.also) if plain_name(n) != plain_name(phrase))
-            return cls(phrase, year, others, item.outflow)
+            return cls(phrase, year, others, item.outflow, item.statement)
         found = item_within(phrase)
         if found is None:
             return cls(phrase, year)
         item, said = found
         pattern = re.compile(rf"(?<!\w){re.escape(said)}(?!\w)", re.I)
         others = tuple(pattern.sub(name, phrase, count=1) for name in (item.name, *item.also) if name != said)
-        return cls(phrase, year, others, item.outflow)
+        return cls(phrase, year, others, item.outflow, item.statement)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ _OPERATORS = {
 }
 _TOKEN = re.compile(r"\(|\)|\s[-+*/]\s|\b(?:divided by|multiplied by|less(?! than)|minus|plus|times)\b", re.I)
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_OWNER = re.compile(r"^[A-Z][\w&.-]*(?:\s+[A-Z][\w&.-]*){0,3}['’]s\s+")
 
 
 def parse_formula(text: str, definitions: dict[str, str]) -> Expression:
@@ -145,7 +147,7 @@ class _Parser:
                 # "average total assets" with no years: the year before the asked one and it.
                 return OverTwoYears(combine, self.operand(bare[len(prefix) :]))
         years = sorted(int(y) for y in named_years(text))
-        phrase = without_years(text)
+        phrase = _OWNER.sub("", without_years(text))  # "Harbor's operating income": the figure, not its owner
         if not phrase:
             raise NotAFormula(text)
         name = plain_name(phrase)

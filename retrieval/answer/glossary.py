@@ -22,26 +22,35 @@ Sources:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+
+# The three statements a line item is reported in [IAS1, IAS7].
+BALANCE_SHEET, INCOME_STATEMENT, CASH_FLOWS = "balance sheet", "income statement", "cash flow statement"
 
 
 @dataclass(frozen=True)
 class Item:
-    """A line item: its name in answers, and other names for the same thing."""
+    """A line item: its name in answers, other names for the same thing, and the statement
+    that reports it."""
 
     name: str
-    also: tuple[str, ...] = ()
+    also: tuple[str, ...]
+    statement: str
     outflow: bool = False  # a payment, printed negative in a cash flow statement; used as an amount
 
 
 ITEMS = (
-    Item("revenue", ("revenues", "sales", "net sales", "net revenue", "turnover", "total revenue")),  # [IAS1]
-    Item("cost of goods sold", ("cost of sales", "cost of revenue", "cogs")),  # [CFA]
-    Item("gross profit", ()),
-    Item("operating income", ("operating profit", "income from operations", "ebit")),  # [CFA]
-    Item("net income", ("net earnings", "net profit", "profit for the year")),  # [IAS1]
+    Item("revenue", ("revenues", "sales", "net sales", "net revenue", "turnover", "total revenue"), INCOME_STATEMENT),
+    Item("cost of goods sold", ("cost of sales", "cost of revenue", "cogs"), INCOME_STATEMENT),  # [CFA]
+    Item("gross profit", (), INCOME_STATEMENT),
+    Item("operating income", ("operating profit", "income from operations", "ebit"), INCOME_STATEMENT),  # [CFA]
+    Item("net income", ("net earnings", "net profit", "profit for the year"), INCOME_STATEMENT),  # [IAS1]
     Item(
-        "cash from operations", ("cash flow from operations", "operating cash flow", "cash from operating activities")
+        "cash from operations",
+        ("cash flow from operations", "operating cash flow", "cash from operating activities"),
+        CASH_FLOWS,
     ),
     Item(
         "capital expenditures",
@@ -51,21 +60,42 @@ ITEMS = (
             "purchases of property and equipment",
             "additions to property, plant and equipment",
         ),
+        CASH_FLOWS,
         outflow=True,
     ),
-    Item("depreciation and amortization", ("d&a",)),
-    Item("dividends paid", ("cash dividends", "dividends"), outflow=True),
-    Item("total current assets", ("current assets",)),
-    Item("total current liabilities", ("current liabilities",)),
-    Item("total assets", ()),
-    Item("inventory", ("inventories",)),
-    Item("accounts payable", ("trade payables",)),
-    Item("accounts receivable", ("trade receivables",)),
-    Item("net property, plant and equipment", ("property, plant and equipment", "fixed assets", "pp&e")),
-    Item("total equity", ("shareholders' equity", "stockholders' equity")),
-    Item("total debt", ()),
-    Item("interest expense", ()),
+    Item("depreciation and amortization", ("d&a",), CASH_FLOWS),
+    Item("dividends paid", ("cash dividends", "dividends"), CASH_FLOWS, outflow=True),
+    Item("total current assets", ("current assets",), BALANCE_SHEET),
+    Item("total current liabilities", ("current liabilities",), BALANCE_SHEET),
+    Item("total assets", (), BALANCE_SHEET),
+    Item("inventory", ("inventories",), BALANCE_SHEET),
+    Item("accounts payable", ("trade payables",), BALANCE_SHEET),
+    Item("accounts receivable", ("trade receivables",), BALANCE_SHEET),
+    Item(
+        "net property, plant and equipment",
+        ("property, plant and equipment", "fixed assets", "pp&e"),
+        BALANCE_SHEET,
+    ),
+    Item("total equity", ("shareholders' equity", "stockholders' equity"), BALANCE_SHEET),
+    Item("total debt", (), BALANCE_SHEET),
+    Item("interest expense", (), INCOME_STATEMENT),
 )
+
+# How a page's heading or a question names each statement.
+STATEMENT_NAMES = {
+    BALANCE_SHEET: re.compile(r"balance sheets?|statements? of financial (?:position|condition)", re.I),
+    INCOME_STATEMENT: re.compile(
+        r"income statements?|p&l|profit and loss|statements? of (?:consolidated )?(?:comprehensive )?"
+        r"(?:income|operations|earnings)",
+        re.I,
+    ),
+    CASH_FLOWS: re.compile(r"cash flows? statements?|statements? of (?:consolidated )?cash flows?", re.I),
+}
+
+
+def statements_named(text: str | None) -> frozenset[str]:
+    """The statements a heading or a question names."""
+    return frozenset(kind for kind, pattern in STATEMENT_NAMES.items() if pattern.search(text or ""))
 
 
 @dataclass(frozen=True)
@@ -116,6 +146,9 @@ MEASURES = (
     Measure(("ebitda",), "operating income + depreciation and amortization", False, "CFA"),
     Measure(("ebitda margin",), "(operating income + depreciation and amortization) / revenue", True, "CFA"),
 )
+
+# A margin is a measure of profit (or of a cost) over revenue [CFA]: "D&A % margin" is D&A over revenue.
+MARGIN = "{} / revenue"
 
 SOURCES = {
     "CFA": "CFA Institute, International Financial Statement Analysis, 'Financial Analysis Techniques'",

