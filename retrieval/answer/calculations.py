@@ -105,8 +105,12 @@ _SIGN_ASKED = re.compile(
     r"(?:\s+(?:in|for|based on|as of|at|during)\b.*)?\?$",
     re.I,
 )
+# A remark in parentheses on how to answer ("in units of percents", "using total cash dividends
+# paid and net income"), not a name.
 _FORMAT_REMARK = re.compile(
-    r"\s*\((?=[^()]*\b(?:percent\w*|decimals?|round\w*|units?|millions|billions|thousands|usd|answer)\b)[^()]*\)", re.I
+    r"\s*\((?=[^()]*\b(?:percent\w*|decimals?|round\w*|units?|millions|billions|thousands|usd|answer)\b|"
+    r"\s*(?:using|based on|as per|per|from|excluding|including)\b)[^()]*\)",
+    re.I,
 )
 _PARENTHESES = re.compile(r"\s*\([^()]*\)")
 _STATEMENT_REMARK = re.compile(

@@ -33,15 +33,19 @@ _SCALE_SAID = re.compile(
 _SHORT_SCALES = {"m": 1e6, "bn": 1e9, "k": 1e3, "000": 1e3, "000s": 1e3, "'000": 1e3, "’000": 1e3}
 _NUMBER = re.compile(r"^\(?\s*[-−–]?\s*[$€£]?\s*\(?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*\)?\s*%?\s*\)?$")
 _FOOTNOTE = re.compile(r"\s*(?:\((?:[a-z]|\d{1,2}|notes? [\d, and]+)\)|\*+)(?=\s*$)", re.I)
-_FIGURE_TEXT = r"[$€£]?\s?\(?\s?[-−]?\d[\d,]*(?:\.\d+)?\s?\)?%?"
-# A line the PDF table reader left as text: a label, then figures to the end of the line
-# ("Total current assets 5,121.3 4,186.5"); prose with figures in it is no row.
+_FIGURE_TEXT = (
+    r"[$€£]?\s?\(?\s?[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?\s?\)?%?"  # no trailing comma: "$88,848, $133,514 and" is prose
+)
+# A line the PDF table reader left as text: a label, then two figures or more ("Total current
+# assets 5,121.3 4,186.5", sometimes with the next row run on after them); prose, which puts
+# one figure between words, is no row.
 _LOOSE_ROW = re.compile(
-    rf"^(?P<label>[A-Za-z][A-Za-z ,'’&()/-]*?[A-Za-z)])\s+(?P<figures>{_FIGURE_TEXT}(?:\s+{_FIGURE_TEXT})*)\s*$"
+    rf"^(?P<label>[A-Za-z][A-Za-z ,'’&()/-]*?[A-Za-z)])\s+(?P<figures>{_FIGURE_TEXT}(?:\s+{_FIGURE_TEXT})+)(?:\s|$)"
 )
 _LOOSE_FIGURE = re.compile(_FIGURE_TEXT)
 TITLE_LINES = 3  # lines just above a table that may title it
 TITLE_CHARS = 120
+GROUP_CHARS = 60  # a group heading inside a table ("Current liabilities:") is short, with no figure
 INTRODUCTION_CHARS = 400
 
 
@@ -94,7 +98,7 @@ def _cells_of(text: str, section: str) -> tuple[Cell, ...]:
             previous_row = False
             continue
         if not previous_row:
-            if table < 0 or len(above) != 1 or len(above[0]) > TITLE_CHARS:
+            if table < 0 or len(above) != 1 or len(above[0]) > GROUP_CHARS or re.search(r"\d", above[0]):
                 table += 1
                 titles = [t for t in above[-TITLE_LINES:] if len(t) <= TITLE_CHARS or _introduces(t)]
                 group = ""

@@ -30,6 +30,8 @@ from retrieval.keywords import stemmer as _stemmer
 from retrieval.models import Hit
 
 _WORD = re.compile(r"\w+")
+_OWNER_NOTE = re.compile(r"\s*,?\s*\battributable to\b.*$", re.I)
+_SIGN_NOTE = re.compile(r"\((?:net\s+)?(?:loss|losses|deficit|benefit|gain|gains|expense|income)\)", re.I)
 _TOTAL = re.compile(r"\btotal\s+", re.I)
 _CHANGE_TERMS = frozenset({"chang", "increas", "decreas", "growth", "movement", "declin"})
 _PERCENT_ASKED = re.compile(r"%|\b(?:percent\w*|rate|ratio|margin|share|proportion)\b", re.I)
@@ -242,7 +244,7 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     holds at least one of them, and at most half of its label's words are not the name's (so
     "Other costs - COGS" is not "COGS"). Cells in a financial statement, and in the statement
     the figure is reported in, fit better than the same label in a note or a summary."""
-    held = [(_terms(c.label), _terms(_without_years(c.column)), _terms(c.title)) for c in cells]
+    held = [(_terms(_what_label_names(c.label)), _terms(_without_years(c.column)), _terms(c.title)) for c in cells]
     vocabulary = set().union(*(label | column | title for label, column, title in held))
     distinct: dict[frozenset, int] = {}
     for label, column, title in held:
@@ -257,7 +259,7 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     best: dict[int, tuple[float, float, float, float]] = {}  # cell -> (share, label fit, column fit, name)
     names = [figure.phrase, *figure.also]
     for n, name in enumerate(names):
-        wanted = _terms(name) - _AS_PRINTED
+        wanted = _terms(_what_label_names(name)) - _AS_PRINTED
         known = wanted & vocabulary
         # A name no row uses but the passages do (the company's, "AVX's total sales") tells
         # nothing; any other word no row uses means the figure asked for is not among them.
@@ -307,6 +309,12 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     if similarity is not None and not any(s.covered for s in scored):
         scored = _same_meaning(names, scored, similarity)
     return scored
+
+
+def _what_label_names(label: str) -> str:
+    """A row's label without what only says whose it is or which way its sign goes: "Net
+    earnings attributable to General Mills" names net earnings, "Net income (loss)" net income."""
+    return _SIGN_NOTE.sub(" ", _OWNER_NOTE.sub("", label))
 
 
 def _statement_fit(cell: Cell, kinds: set[str]) -> float:

@@ -238,7 +238,7 @@ def figures_of(node: Expression) -> list[Figure]:
 
 _PERIOD_WORDS = set(
     """in for during of at as on from to between and over by the fiscal year years fy calendar ended ending end
-    year-end period periods respectively financial both q1 q2 q3 q4 h1 h2 quarter quarters half first second third
+    year-end period periods respectively financial both across q1 q2 q3 q4 h1 h2 quarter quarters half first second third
     fourth months month three six nine twelve""".split()
 )
 _MONTHS = set(
