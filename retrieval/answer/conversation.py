@@ -2,14 +2,25 @@
 
 "And in 2022?" retrieves nothing by itself. With an LLM backend the question is rewritten by
 the model from the conversation (prompts/rewrite_question.txt); without one, or when the model
-fails or answers with something that is not a question, a history-aware rule does it: a
-follow-up that swaps a number or year takes the previous question with the new number, and any
-other dependent follow-up is searched together with the previous question.
+fails or answers with something that is not a question, a rule does it: a follow-up that swaps
+a number or year takes the previous question with the new number, and any other follow-up is
+searched together with the previous question.
+
+Whether a question is a follow-up is decided by whether it names its own subject. A question
+that starts by continuing ("and ...", "what about ...") leans on the conversation; so does one
+that points back ("is it treatable?", "who issues them?") before naming anything, and one that
+names nothing of its own: "What are the symptoms?", "What is a typical day like?" ask about the
+conversation's subject without saying it. A subject is a name ("Lyme disease", "BM25",
+"529 plan", "\\endhead"), a rare word ("melatonin", by its frequency in English, wordfreq), or
+a compound of two words or more ("throat cancer", "the fire drill"); words that only say of
+what kind or how good a thing is ("the main types", "good sources") name nothing, and a pronoun
+points back unless a name or a rare word stands before it.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Sequence
 
 import prompts
@@ -20,9 +31,10 @@ _FOLLOW_UP_START = re.compile(
     r"[\s,]*",
     re.I,
 )
-# Words that point back to something named earlier. "there" only where it is not existential.
+# Words that point back to something named earlier. "there" only where it is not existential;
+# "one" is a number or "a" ("one LinnSequencer disk"), "ones" points back.
 _REFERRING = {"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him", "his", "her"}
-_REFERRING |= {"one", "ones", "there"}
+_REFERRING |= {"ones", "there"}
 _EXISTENTIAL = {"is", "are", "was", "were", "be", "been"}
 # Words that name nothing a search could find: question words, auxiliaries, prepositions, and
 # the generic asks of a follow-up ("give an example", "more detail", "explain").
@@ -31,30 +43,41 @@ _GENERIC = set(
     shall have has had i you we me my your our us what which who whom whose when where why how of in on at to
     for from with by about as into onto than and or but not no if so any some here please more detail details
     example examples give tell explain mean means meaning work works else other way same also too then much
-    many long often again before after up down out over just very really there own each every such""".split()
+    many long often again before after up down out over just very really there own each every such one""".split()
 )
+# Words that say what kind or how good a thing is, not which thing: "the main types", "good sources".
+_MODIFIERS = set(
+    """important good best better main typical popular different similar common modern natural major key other
+    new big small general specific certain various several many few much more most less least own same such whole
+    real true famous known used like""".split()
+)
+RARE_WORD = 3.5  # a word rarer than this in English (Zipf scale: once per ~3 million words) names a subject
 _NUMBER = re.compile(r"\b\d[\d.,]*\b")
-_TOKEN = re.compile(r"[\w\\.:\-/']+")
+_TOKEN = re.compile(r"[\w\\.:\-/'’]+")
 
 Turn = tuple[str, str]  # (the standalone question asked, the answer given)
 
 
 def is_follow_up(question: str) -> bool:
-    """Whether a question leans on the conversation for its subject. A complete question is left
-    alone even with "its" in it ("What does \\LTchunksize control and what is its default?"):
-    only elliptical ones are follow-ups ("and in 2022?", "what about the API?", "why?", "who
-    issues them?"). Held to precision >= 0.95 and recall >= 0.8 on tests/data/follow_ups.jsonl."""
+    """Whether a question leans on the conversation for its subject (see the module's note).
+    Held to precision >= 0.95 and recall >= 0.8 on tests/data/follow_ups.jsonl."""
     if _FOLLOW_UP_START.match(question):
         return True
-    tokens = [t.strip(".:-/'") for t in _TOKEN.findall(question)]
-    tokens = [t for t in tokens if t]
-    words = [re.sub(r"'s$", "", t.lower()) for t in tokens]
-    content = [w for w in words if w not in _GENERIC and w not in _REFERRING and not _NUMBER.fullmatch(w)]
-    named = [i for i, t in enumerate(tokens) if _names_something(t, first=i == 0)]
-    if not content and not named:
-        return True  # "why?", "by whom?", "what does code 6 mean?" is below
-    if not named and len(content) <= 1 and len(words) <= 5:
-        return True  # "what does code 6 mean?": one generic noun and a number
+    tokens = _tokens(question)
+    subjects = _subjects(tokens)
+    back = _points_back(tokens)
+    if back is not None and not any(start < back and named for start, _, named in subjects):
+        return True  # "it" before a name of its own: "who issues them?", "where do staff gather during it?"
+    return not subjects
+
+
+def _tokens(question: str) -> list[str]:
+    return [t for t in (raw.strip(".:-/'’?,") for raw in _TOKEN.findall(question)) if t]
+
+
+def _points_back(tokens: list[str]) -> int | None:
+    """Where the first word that points back to something named earlier stands, if any."""
+    words = [re.sub(r"['’]s$", "", t.lower()) for t in tokens]
     for i, word in enumerate(words):
         if word not in _REFERRING:
             continue
@@ -62,13 +85,52 @@ def is_follow_up(question: str) -> bool:
             i == 0 or words[i - 1] in _EXISTENTIAL or (i + 1 < len(words) and words[i + 1] in _EXISTENTIAL)
         ):
             continue  # "is there a limit", "there are"
-        if any(n < i for n in named):
-            return False  # its subject is named before it: "how does HNSW build its graph?"
-        before = [w for w in words[:i] if w not in _GENERIC and w not in _REFERRING]
-        if i == len(words) - 1 or len(before) < 3:
-            return True  # "who has the key to it?", "is that higher than its depreciation?"
-        return False
-    return False
+        return i
+    return None
+
+
+def _subjects(tokens: list[str]) -> list[tuple[int, str, bool]]:
+    """The question's own subjects: (where each starts, its words, whether it holds a name or
+    a rare word)."""
+    subjects: list[tuple[int, str, bool]] = []
+    run: list[int] = []
+
+    def close() -> None:
+        while run and _describes(tokens[run[-1]]):
+            run.pop()  # a run names a thing when it ends with one: "popular hiking trails", not "oxygen transported"
+        while run and tokens[run[0]].lower() in _MODIFIERS:
+            run.pop(0)
+        if not run:
+            return
+        if all(tokens[i].isdigit() for i in run):
+            return  # a number alone ("compare with 2019") is no subject
+        named = any(_names_something(tokens[i], first=i == 0) or tokens[i].isdigit() for i in run)
+        rare = any(_frequency(tokens[i].lower()) < RARE_WORD for i in run)
+        if named or rare or len(run) >= 2:
+            subjects.append((run[0], " ".join(tokens[i] for i in run), named or rare))
+
+    for i, token in enumerate(tokens):
+        word = token.lower()
+        if word in _GENERIC or re.sub(r"['’]s$", "", word) in _REFERRING:
+            close()
+            run = []
+        else:
+            run.append(i)
+    close()
+    return subjects
+
+
+def _describes(token: str) -> bool:
+    """A word that says of what kind or how a thing is, or what it does, rather than what it is."""
+    word = token.lower()
+    return word in _MODIFIERS or (bool(re.search(r"(?:ed|ing|ly)$", word)) and _frequency(word) >= RARE_WORD)
+
+
+@lru_cache(maxsize=4096)
+def _frequency(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
 
 
 def _names_something(token: str, *, first: bool) -> bool:
