@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from retrieval.keywords import keyword_terms
+from retrieval.keywords import keyword_terms, named_years
 from retrieval.models import Hit, Results
 from retrieval.store import Collection
 
@@ -148,7 +148,36 @@ def search(
     ranked = collapse_near_duplicates(
         [(i, s) for i, s in ranked if i in rows], {i: r["text"] for i, r in rows.items()}, k
     )
+    ranked = asked_period_first(ranked, rows, named_years(query))
     return Results([_hit(i, rows[i], score, rows[i].get("similarity")) for i, score in ranked], missing)
+
+
+def asked_period_first(
+    ranked: Sequence[tuple[int, float]], rows: dict[int, dict], years: set[str]
+) -> list[tuple[int, float]]:
+    """The passages of the documents about the asked period first. A question that names a
+    year ("FY2022", "Q2 2022", "the 2019 figure") wants the document of that year, the latest
+    it names: the FY2022 10-K, not the FY2018 one whose pages read the same. A document's period
+    is the latest year its title or its cover says it is about (ingest/filings.py: "fiscal year
+    2022 (FY2022)"); the order changes only when the passages come from documents of several
+    periods and one of them is the asked one."""
+    if not years:
+        return list(ranked)
+    asked = max(int(y) for y in years)
+    period = {i: _document_period(rows[i]) for i, _ in ranked}
+    if len(set(period.values())) < 2 or asked not in period.values():
+        return list(ranked)
+    return [r for r in ranked if period[r[0]] == asked] + [r for r in ranked if period[r[0]] != asked]
+
+
+def _document_period(row: dict) -> int | None:
+    """The latest year the chunk's document context names (its title and what it is, not its
+    section, which may be a table of any year)."""
+    context, section = row.get("context") or "", row.get("section")
+    if section and context.endswith(section):
+        context = context[: -len(section)]
+    years = named_years(context)
+    return max(int(y) for y in years) if years else None
 
 
 def _missing_shards(ranked) -> set[int]:

@@ -659,23 +659,27 @@ class Collection:
         return [r[0] for r in rows]
 
     def chunk_rows(self, chunk_ids: Sequence[int], query: np.ndarray | None = None) -> dict[int, dict]:
-        """Text and provenance of chunks, by id; with a query, also each chunk's cosine
-        similarity to it (embeddings are unit length), fetched in the same call because a
-        sharded collection pays a round trip per call."""
+        """Text and provenance of chunks, by id (with the context it was indexed with: its
+        document's title and what the document is, its section); with a query, also each
+        chunk's cosine similarity to it (embeddings are unit length), fetched in the same call
+        because a sharded collection pays a round trip per call."""
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
         rows = (
             self._reader()
             .execute(
-                "SELECT c.id, c.text, c.page, c.section, d.source, d.title"
+                "SELECT c.id, c.text, c.page, c.section, d.source, d.title, c.context"
                 " FROM chunks c JOIN documents d ON d.id = c.doc_id"
                 f" WHERE c.id IN ({marks})",
                 list(chunk_ids),
             )
             .fetchall()
         )
-        found = {r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5]} for r in rows}
+        found = {
+            r[0]: {"text": r[1], "page": r[2], "section": r[3], "source": r[4], "title": r[5], "context": r[6]}
+            for r in rows
+        }
         if query is not None:
             for chunk_id, similarity in self.indexes.similarities(query, list(found)).items():
                 found[chunk_id]["similarity"] = similarity

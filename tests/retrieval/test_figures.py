@@ -340,3 +340,14 @@ def test_a_real_filing_s_ratio_is_worked_out_from_its_statements(docent):
     # balance sheet (page 57).
     assert "**0.83**" in answer.text, answer.text
     assert {c.page for c in answer.citations} == {57, 61}
+
+
+def test_a_question_naming_a_year_is_answered_from_that_year_s_filing(docent):
+    # Two 10-Ks of one company print the same kinds of pages, and the later one repeats the
+    # earlier year's figures in its comparative columns: "in 2016" means the FY2016 filing.
+    filings = [shared_path("financebench-dev", "pdfs", f"ADOBE_{year}_10K.pdf") for year in (2016, 2017)]
+    outcomes = docent.ingest([Source.from_path(f) for f in filings], collection="adobe")
+    assert {o.status for o in outcomes} <= {"added", "unchanged"}
+    for year in (2016, 2017):
+        hits = docent.search(f"What were total revenues in {year}?", k=5, collection="adobe")
+        assert hits[0].source.endswith(f"ADOBE_{year}_10K.pdf"), [h.source for h in hits]
