@@ -378,7 +378,14 @@ class Docent:
             return self._backend
 
     def _answerer(self, backend) -> Answerer:
-        return Answerer(backend, min_relevance=self.settings.min_relevance, max_passages=self.settings.top_k)
+        s = self.settings
+        return Answerer(
+            backend,
+            min_relevance=s.min_relevance,
+            max_passages=s.top_k,
+            term_share=s.answer_term_share,
+            sure_relevance=s.sure_relevance,
+        )
 
     def ask_stream(
         self,

@@ -153,7 +153,16 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant")
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="convex fusion: weight of the vector score")
     min_relevance: float = Field(
-        0.3, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
+        0.25, ge=-1, le=1, description="cosine similarity below which a passage does not count as an answer"
+    )
+    answer_term_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the question's naming words the best passages must hold for it to be answered",
+    )
+    sure_relevance: float = Field(
+        0.55, ge=-1, le=1, description="cosine at which a passage answers even in other words than the question's"
     )
     auth: Literal["none", "password", "oidc"] = Field(
         "none",

@@ -78,3 +78,25 @@ def test_prompt_templates_render_with_numbered_passages():
     assert "[1], [2]" in system and prompts.render("no_answer") in system
     user = prompts.render("answer_user", passages=format_passages([_hit(1), _hit(2)]), question="Why?")
     assert "[1] Doc 1, page 1\nPassage 1." in user and "[2] Doc 2, page 2" in user and user.endswith("Question: Why?")
+
+
+def test_a_question_the_documents_do_not_hold_is_refused_and_one_they_hold_is_answered(docent, handbook_collection):
+    # The handbook is about a harbor: its passages are the closest there are to any question,
+    # but a question whose words it never uses is not answered from them.
+    for question in ("What is the salary of the harbor master?", "How deep is the water at the harbor entrance?"):
+        refused = docent.ask(question, collection=handbook_collection)  # its passages are 0.32-0.42 close
+        assert not refused.answered and refused.closest, refused.text
+        assert "do not answer" in refused.text
+    answered = docent.ask("How much does it cost to moor a private boat?", collection=handbook_collection)
+    assert answered.answered and "120 euros" in answered.text, answered.text
+
+
+def test_the_gate_weighs_the_words_that_name_things_not_those_that_ask():
+    answerer = Answerer(ScriptedBackend(["x [1]"]))
+    passage = Hit(
+        source="r.pdf", title="Report", page=1, chunk_id=1, score=1.0, text="Berth fees | 2022: 40", similarity=0.3
+    )
+    assert answerer.holds_question("What was the percentage change in berth fees over the years?", [passage])
+    assert not answerer.holds_question("What were the crane hire and towage revenues?", [passage])
+    sure = Hit(source="r.pdf", title="Report", page=1, chunk_id=2, score=1.0, text="Mooring costs", similarity=0.7)
+    assert answerer.holds_question("How much does it cost to moor a private boat?", [sure])
