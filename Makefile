@@ -21,9 +21,12 @@ install: $(BIN)/.torch-installed
 
 # llama.cpp (the tests' local model) is built for any x86-64 with AVX2, not for this CPU: its
 # native build uses AMX where the CPU lists it, and crashed in decode on a virtual machine whose
-# Sapphire Rapids CPU lists AMX (a segmentation fault in tests/retrieval/test_llm.py).
+# Sapphire Rapids CPU lists AMX (a segmentation fault in tests/retrieval/test_llm.py). It is built
+# apart and never taken from pip's wheel cache, which may hold a native build (pip keys a built
+# wheel by its source, not by CMAKE_ARGS).
 install-test: $(BIN)/.torch-installed
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install ".[test]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --no-cache-dir "llama-cpp-python[server]>=0.3"
+	$(BIN)/python -m pip install ".[test]"
 
 # The Dockerfile does these same steps (see it); `make api` is its `docent api` command.
 run: install
