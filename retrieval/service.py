@@ -405,29 +405,46 @@ class Docent:
         backend = self.backend
         searched = standalone_question(question, history, backend)
         hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection, sources=sources)
-        stream = self._answerer(backend).stream(searched, hits, leading=self._figure_rows(searched, hits, collection))
+        rows, worked = self._figure_rows(searched, hits, collection)
+        stream = self._answerer(backend).stream(searched, hits, leading=rows, worked=worked)
         stream.hits = hits
         stream.rewritten = searched if searched != question else None
         stream.pieces = _naming_the_question(stream, stream.pieces, question)
         return stream
 
-    def _figure_rows(self, question: str, hits: Sequence[Hit], collection: str | None) -> list[Hit]:
+    def _figure_rows(self, question: str, hits: Sequence[Hit], collection: str | None) -> tuple[list[Hit], str]:
         """For a question that asks for a figure to be worked out (retrieval/answer/calculations.py),
-        the passages that may hold its figures: a search for each figure's phrase and year within
-        the documents the hits come from."""
+        the passages that may hold its figures (a search for each figure's phrase and year within
+        the documents the hits come from) and what is worked out, in words."""
         calculation = parse_calculation(question)
         if calculation is None or not hits:
-            return []
+            return [], ""
 
         store = self.collection(collection)
 
-        def search(query: str, sources: list[str]) -> list[Hit]:
-            return self.search(query, k=FIGURE_SEARCH_DEPTH, collection=collection, sources=sources)
+        def search(queries: list[str], sources: list[str]) -> list[list[Hit]]:
+            mode = self.settings.search_mode
+            # One embedding call for every figure's query: most of a search's cost.
+            vectors = [None] * len(queries) if mode == "keyword" else list(self.embedder.embed(queries))
+            return [
+                run_search(
+                    store,
+                    query,
+                    query_vector=vector,
+                    k=FIGURE_SEARCH_DEPTH,
+                    mode=mode,
+                    fusion=self.settings.fusion,
+                    rrf_k=self.settings.rrf_k,
+                    alpha=self.settings.fusion_alpha,
+                    sources=sources,
+                )
+                for query, vector in zip(queries, vectors)
+            ]
 
         def lines(beginnings: list[str], source: str) -> list[Hit]:
             return passages_with_lines(store, source, beginnings, limit=FIGURE_SEARCH_DEPTH)
 
-        return figure_passages(calculation, hits, search, lines)
+        return figure_passages(calculation, hits, search, lines), calculation.name
 
     def ask(
         self,

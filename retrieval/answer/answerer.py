@@ -20,6 +20,7 @@ from retrieval.keywords import keyword_terms
 from retrieval.models import Answer, Hit
 
 CHECKED_PASSAGES = 3  # the best passages the question's words are looked for in
+_YEAR_WORD = re.compile(r"(?:fy)?\d+")  # "2022", "fy2022": a period, not a thing named
 
 
 @dataclass
@@ -69,25 +70,29 @@ class Answerer:
     def relevant(self, hits: Sequence[Hit]) -> list[Hit]:
         return [h for h in hits if h.similarity is not None and h.similarity >= self.min_relevance][: self.max_passages]
 
-    def holds_question(self, question: str, passages: Sequence[Hit]) -> bool:
-        """Whether the passages can answer the question at all (see the class's note)."""
+    def holds_question(self, question: str, passages: Sequence[Hit], *, worked: str = "") -> bool:
+        """Whether the passages can answer the question at all (see the class's note). worked:
+        what the question asks to be worked out from figures found in the passages ("working
+        capital"): its words are held though no passage prints them."""
         if any(p.similarity is not None and p.similarity >= self.sure_relevance for p in passages):
             return True
-        named = {t for t in keyword_terms(question) if not t.isdigit()} - _ASKING
+        named = {t for t in keyword_terms(question) if not _YEAR_WORD.fullmatch(t)} - _ASKING
         if not named:
             return True
-        held = set()
+        held = set(keyword_terms(worked))
         for passage in passages[:CHECKED_PASSAGES]:
             held.update(keyword_terms(f"{passage.title} {passage.section or ''} {passage.text}"))
         return len(named & held) >= self.term_share * len(named)
 
-    def stream(self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = ()) -> AnswerStream:
+    def stream(
+        self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = (), worked: str = ""
+    ) -> AnswerStream:
         """leading: passages the question needs whatever their rank (the rows a calculation's
-        figures are in), put before the relevant hits."""
+        figures are in), put before the relevant hits; worked: what is worked out from them."""
         result = AnswerStream(iter(()))
         given = {h.chunk_id for h in leading}
         passages = list(leading) + [h for h in self.relevant(hits) if h.chunk_id not in given]
-        if not self.holds_question(question, passages):
+        if not self.holds_question(question, passages, worked=worked if leading else ""):
             passages = []  # refused, with the closest passages shown
 
         def run() -> Iterator[str]:
@@ -134,8 +139,8 @@ class Answerer:
         result.pieces = run()
         return result
 
-    def answer(self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = ()) -> Answer:
-        stream = self.stream(question, hits, leading=leading)
+    def answer(self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = (), worked: str = "") -> Answer:
+        stream = self.stream(question, hits, leading=leading, worked=worked)
         for _ in stream:
             pass
         return stream.answer

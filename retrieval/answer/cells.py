@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ingest.tables import ROW_SEPARATOR, despace_digits
 from retrieval.answer.glossary import statements_named
-from retrieval.answer.units import passage_units, row_cells
+from retrieval.answer.units import row_cells, row_lines
 from retrieval.keywords import YEAR, named_years
 from retrieval.models import Hit
 
@@ -167,7 +167,7 @@ def _row(line: str, years: list[str], headers: tuple[str, ...]) -> tuple[str, li
 
 def _usual_headers(text: str) -> tuple[str, ...]:
     """The column names most of the passage's named rows have."""
-    rows = [row_cells(u.text) for u in passage_units(text) if u.kind == "row"]
+    rows = [row_cells(line) for line in row_lines(text)]
     headed = [tuple(h for h, _ in cells) for _, cells in rows if cells and all(h is not None for h, _ in cells)]
     return max(set(headed), key=headed.count) if headed else ()
 

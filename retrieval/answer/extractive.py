@@ -152,7 +152,8 @@ class ExtractiveBackend:
 
     def _similarity(self, phrases: list[str], texts: list[str]) -> np.ndarray:
         """Cosine of each phrase (a figure's names) to each text (table rows' labels), for figures.py."""
-        return self.embedder.embed(phrases) @ self.embedder.embed(texts).T
+        vectors = self.embedder.embed([*phrases, *texts])  # one call: each costs about as much as its texts
+        return vectors[: len(phrases)] @ vectors[len(phrases) :].T
 
     def _candidates(self, passages: Sequence[Hit]) -> list[tuple[int, Unit]]:
         candidates: list[tuple[int, Unit]] = []

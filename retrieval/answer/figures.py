@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -30,7 +31,9 @@ from retrieval.keywords import stemmer as _stemmer
 from retrieval.models import Hit
 
 _WORD = re.compile(r"\w+")
-_OWNER_NOTE = re.compile(r"\s*,?\s*\battributable to\b.*$", re.I)
+# "attributable to General Mills" only says whose; the part of noncontrolling (minority)
+# interests is another quantity (ASC 810, IFRS 10), so that note stays in the label.
+_OWNER_NOTE = re.compile(r"\s*,?\s*\battributable to\b(?!.*\b(?:non-?controlling|minority)\b).*$", re.I)
 _SIGN_NOTE = re.compile(r"\((?:net\s+)?(?:loss|losses|deficit|benefit|gain|gains|expense|income)\)", re.I)
 _TOTAL = re.compile(r"\btotal\s+", re.I)
 _CHANGE_TERMS = frozenset({"chang", "increas", "decreas", "growth", "movement", "declin"})
@@ -244,11 +247,12 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     holds at least one of them, and at most half of its label's words are not the name's (so
     "Other costs - COGS" is not "COGS"). Cells in a financial statement, and in the statement
     the figure is reported in, fit better than the same label in a note or a summary."""
-    held = [(_terms(_what_label_names(c.label)), _terms(_without_years(c.column)), _terms(c.title)) for c in cells]
-    vocabulary = set().union(*(label | column | title for label, column, title in held))
+    named = [_cell_terms(c.label, c.column, c.title) for c in cells]
+    held = [(label, column, title) for label, column, title, _ in named]
+    names_of = [every for *_, every in named]  # every word naming each cell
+    vocabulary = set().union(*names_of)
     distinct: dict[frozenset, int] = {}
-    for label, column, title in held:
-        key = frozenset(label | column | title)
+    for key in names_of:
         distinct[key] = distinct.get(key, 0) + 1
     documents = len(distinct)
     holders: dict[str, int] = {}
@@ -259,7 +263,7 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     best: dict[int, tuple[float, float, float, float]] = {}  # cell -> (share, label fit, column fit, name)
     names = [figure.phrase, *figure.also]
     for n, name in enumerate(names):
-        wanted = _terms(_what_label_names(name)) - _AS_PRINTED
+        wanted = _label_terms(name) - _AS_PRINTED
         known = wanted & vocabulary
         # A name no row uses but the passages do (the company's, "AVX's total sales") tells
         # nothing; any other word no row uses means the figure asked for is not among them.
@@ -279,11 +283,13 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
         for i, (label, column, title) in enumerate(held):
             if not cells[i].label.strip():
                 continue  # a row without a label (a table's unnamed total) names nothing
-            others = named_rows.get((cells[i].passage, cells[i].table), set()) - {frozenset(label)}
-            title = title - set().union(*others)
-            share = sum(w for t, w in weight.items() if t in label | column | title) / total
-            if share == 0 or (label and not label & wanted):
+            if label and not label & wanted:
                 continue
+            others = named_rows.get((cells[i].passage, cells[i].table), set()) - {label}
+            present = (label | column | title.difference(*others) if others else names_of[i]) & weight.keys()
+            if not present:
+                continue
+            share = sum(weight[t] for t in present) / total
             if figure.statement == BALANCE_SHEET and CASH_FLOWS in statements_of(cells[i]):
                 continue  # a balance's row in a cash flow statement is its change ("Inventories | (298)")
             fits = (
@@ -311,10 +317,24 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     return scored
 
 
-def _what_label_names(label: str) -> str:
-    """A row's label without what only says whose it is or which way its sign goes: "Net
-    earnings attributable to General Mills" names net earnings, "Net income (loss)" net income."""
-    return _SIGN_NOTE.sub(" ", _OWNER_NOTE.sub("", label))
+@lru_cache(maxsize=16384)  # the same passages' cells are scored for every figure
+def _cell_terms(label: str, column: str, title: str) -> tuple[frozenset[str], ...]:
+    """The words of a cell's label, column and title, and all of them."""
+    terms = (_label_terms(label), _column_terms(column), _terms(title))
+    return (*terms, terms[0] | terms[1] | terms[2])
+
+
+@lru_cache(maxsize=8192)
+def _label_terms(label: str) -> frozenset[str]:
+    """The words of what a row's label names, without what only says whose it is or which way
+    its sign goes: "Net earnings attributable to General Mills" names net earnings, "Net income
+    (loss)" net income."""
+    return _terms(_SIGN_NOTE.sub(" ", _OWNER_NOTE.sub("", label)))
+
+
+@lru_cache(maxsize=8192)
+def _column_terms(column: str) -> frozenset[str]:
+    return _terms(_without_years(column))
 
 
 def _statement_fit(cell: Cell, kinds: set[str]) -> float:
@@ -543,30 +563,40 @@ def _plain_number(value: float, decimals: int | None) -> str:
 def figure_passages(
     calculation: Calculation,
     hits: Sequence[Hit],
-    search: Callable[[str, list[str]], list[Hit]],
+    search: Callable[[list[str], list[str]], list[list[Hit]]],
     lines: Callable[[list[str], str], list[Hit]],
 ) -> list[Hit]:
     """Passages that hold the calculation's figures, to put before the hits. For each figure,
     within the documents of the best hits (one whose name or title holds the asked year
-    first): the passages a search for its names finds, and those with a line that begins with
-    one of them (a statement's row, which ranked search finds poorly among pages of similar
-    rows); of these, the ones whose rows fit the figure best."""
+    first): those with a line that begins with one of its names (a statement's row, which
+    ranked search finds poorly among pages of similar rows) and, unless one of these already
+    has its row on a financial statement's page, the passages a search for its names finds;
+    of these, the ones whose rows fit the figure best. search(queries, sources) searches for
+    several figures at once (their queries embedded together: most of a search's cost)."""
     sources = _sources(calculation, hits)
+    if not sources:
+        return []
+    needed = list(dict.fromkeys(f for e in (calculation.expression, *calculation.alternatives) for f in figures_of(e)))
+    by_line = {f: list({h.chunk_id: h for s in sources for h in lines(_row_names(f), s)}.values()) for f in needed}
+    scored = {f: _scores_in_year(f, by_line[f], calculation.statements) for f in needed}
+    unsettled = [f for f in needed if not _on_its_statement(f, scored[f], calculation.statements)]
+    searched = dict(zip(unsettled, search([_figure_query(f, calculation) for f in unsettled], sources)))
     chosen: dict[int, Hit] = {}
-    needed = [f for e in (calculation.expression, *calculation.alternatives) for f in figures_of(e)]
-    for figure in dict.fromkeys(needed):
-        names = _row_names(figure)
-        year = f" {figure.year}" if figure.year and figure.year > 0 else ""
-        # The statement that reports it, by name: passages are searched with their page's heading.
-        statement = figure.statement or " ".join(sorted(calculation.statements))
-        query = f"{statement} {' '.join(names[:4])}{year}".strip()
-        pool: dict[int, Hit] = {}
-        for source in sources:
-            for hit in [*search(query, [source]), *lines(names, source)]:
-                pool.setdefault(hit.chunk_id, hit)
-        for hit in _fitting_first(figure, list(pool.values()), calculation.statements)[:FIGURE_PASSAGES]:
+    for figure in needed:
+        pool = list({h.chunk_id: h for h in [*searched.get(figure, []), *by_line[figure]]}.values())
+        if figure in searched:
+            scored[figure] = _scores_in_year(figure, pool, calculation.statements)
+        for hit in _fitting_first(pool, scored[figure])[:FIGURE_PASSAGES]:
             chosen.setdefault(hit.chunk_id, hit)
     return list(chosen.values())
+
+
+def _figure_query(figure: Figure, calculation: Calculation) -> str:
+    """The statement that reports the figure, by name (passages are searched with their page's
+    heading), its names and its year."""
+    year = f" {figure.year}" if figure.year and figure.year > 0 else ""
+    statement = figure.statement or " ".join(sorted(calculation.statements))
+    return f"{statement} {' '.join(_row_names(figure)[:4])}{year}".strip()
 
 
 def _row_names(figure: Figure) -> list[str]:
@@ -584,18 +614,31 @@ def _row_names(figure: Figure) -> list[str]:
     return [n for n in dict.fromkeys(names) if n]
 
 
-def _fitting_first(figure: Figure, passages: list[Hit], statements: frozenset[str]) -> list[Hit]:
-    """The passages, those with a row fitting the figure in its year best first."""
-    where = _where(passages, statements)
-
-    def fit(index: int) -> tuple[bool, float]:
-        scored = _scores(figure, passage_cells([passages[index]]), where, None)
-        if figure.year and figure.year > 0:
-            scored = [s for s in scored if s.cell.periods == {str(figure.year)}]
-        return max(((s.covered, s.score) for s in scored), default=(False, 0.0))
-
-    order = sorted(range(len(passages)), key=fit, reverse=True)
+def _fitting_first(passages: list[Hit], scored: list[_Scored]) -> list[Hit]:
+    """The passages, those with a row fitting the figure in its year best first (scored: the
+    passages' cells scored for the figure, in its year)."""
+    fit: dict[int, tuple[bool, float]] = {}
+    for s in scored:
+        fit[s.cell.passage] = max(fit.get(s.cell.passage, (False, 0.0)), (s.covered, s.score))
+    order = sorted(range(len(passages)), key=lambda i: fit.get(i, (False, 0.0)), reverse=True)
     return [passages[i] for i in order]
+
+
+def _on_its_statement(figure: Figure, scored: list[_Scored], statements: frozenset[str]) -> bool:
+    """Whether a passage holds a row named as the figure, in its year, on the page of a
+    financial statement (of the one that reports it, when known): nothing to search for."""
+    where = statements | ({figure.statement} if figure.statement else set())
+    return any(s.covered and statements_of(s.cell) and (not where or statements_of(s.cell) & where) for s in scored)
+
+
+def _scores_in_year(figure: Figure, passages: list[Hit], statements: frozenset[str]) -> list[_Scored]:
+    """The passages' cells scored for the figure (_scores), those of its year."""
+    if not passages:
+        return []
+    scored = _scores(figure, passage_cells(passages), _where(passages, statements), None)
+    if figure.year and figure.year > 0:
+        scored = [s for s in scored if s.cell.periods == {str(figure.year)}]
+    return scored
 
 
 def _sources(calculation: Calculation, hits: Sequence[Hit]) -> list[str]:
@@ -673,12 +716,13 @@ def _without_years(text: str) -> str:
     return re.sub(r"\b(?:FY\s?)?(?:19|20)\d\d\b", " ", text)
 
 
-def _terms(text: str) -> set[str]:
+@lru_cache(maxsize=8192)  # a table's labels, columns and titles are compared again for every figure
+def _terms(text: str) -> frozenset[str]:
     """A name's words as compared: stemmed, without the words that name nothing. Unlike a
     keyword search's stop words, "other", "before", "after", "over" and "under" tell rows
     apart ("Other", "Income before taxes"), so they are kept."""
     words = _WORD.findall(re.sub(r"['’]s\b", "", text.lower()))
-    return {t for t in _stemmer().stemWords([w for w in words if w not in _NAMES_NOTHING]) if not t.isdigit()}
+    return frozenset(t for t in _stemmer().stemWords([w for w in words if w not in _NAMES_NOTHING]) if not t.isdigit())
 
 
 def _proper_terms(phrase: str) -> set[str]:

@@ -222,6 +222,16 @@ def test_an_implausible_result_is_not_stated():
     assert isinstance(unclear, Unclear) and "larger than the total" in unclear.problems[0]
 
 
+def test_the_part_of_noncontrolling_interests_is_not_the_company_s_figure():
+    # "attributable to Harbor" only says whose; the minority's part is another quantity.
+    earnings = _hit(
+        "Consolidated Statements of Earnings (in millions)\n"
+        "Net earnings attributable to noncontrolling interests | 2022: 90 | 2021: 70\n"
+        "Net earnings attributable to Harbor | 2022: 2,707 | 2021: 2,340"
+    )
+    assert _worked("What was the change in net income from 2021 to 2022?", [earnings]).result == "367 million"
+
+
 def test_figures_in_different_units_are_compared_in_one_and_a_figure_printed_twice_is_one_figure():
     summary = _hit(
         "Cash flows (in millions)\nNet cash provided by operating activities | 2015: $1,469.5 | 2014: $1,287.5",
