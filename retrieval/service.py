@@ -28,6 +28,7 @@ from retrieval.answer import (
     UnavailableBackend,
     figure_passages,
     make_backend,
+    measure_words,
     parse_calculation,
     standalone_question,
 )
@@ -415,7 +416,8 @@ class Docent:
     def _figure_rows(self, question: str, hits: Sequence[Hit], collection: str | None) -> tuple[list[Hit], str]:
         """For a question that asks for a figure to be worked out (retrieval/answer/calculations.py),
         the passages that may hold its figures (a search for each figure's phrase and year within
-        the documents the hits come from) and what is worked out, in words."""
+        the documents the hits come from) and the name of a measure worked out from them that a
+        document need not print ("working capital")."""
         calculation = parse_calculation(question)
         if calculation is None or not hits:
             return [], ""
@@ -444,7 +446,7 @@ class Docent:
         def lines(beginnings: list[str], source: str) -> list[Hit]:
             return passages_with_lines(store, source, beginnings, limit=FIGURE_SEARCH_DEPTH)
 
-        return figure_passages(calculation, hits, search, lines), calculation.name
+        return figure_passages(calculation, hits, search, lines), measure_words(question)
 
     def ask(
         self,

@@ -6,7 +6,7 @@ from retrieval.answer.answerer import Answerer, AnswerStream
 from retrieval.answer.backends import BACKEND_NAMES, BACKENDS, make_backend
 from retrieval.answer.base import AnswerBackend, BackendError, UnavailableBackend
 from retrieval.answer.conversation import Turn, standalone_question
-from retrieval.answer.calculations import parse_calculation
+from retrieval.answer.calculations import measure_words, parse_calculation
 from retrieval.answer.figures import figure_passages
 from retrieval.answer.passages import format_passages
 
@@ -22,6 +22,7 @@ __all__ = [
     "figure_passages",
     "format_passages",
     "make_backend",
+    "measure_words",
     "parse_calculation",
     "standalone_question",
 ]

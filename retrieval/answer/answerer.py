@@ -72,8 +72,8 @@ class Answerer:
 
     def holds_question(self, question: str, passages: Sequence[Hit], *, worked: str = "") -> bool:
         """Whether the passages can answer the question at all (see the class's note). worked:
-        what the question asks to be worked out from figures found in the passages ("working
-        capital"): its words are held though no passage prints them."""
+        the name of a measure worked out from figures found in the passages ("working capital"):
+        its words are held though no passage prints them."""
         if any(p.similarity is not None and p.similarity >= self.sure_relevance for p in passages):
             return True
         named = {t for t in keyword_terms(question) if not _YEAR_WORD.fullmatch(t)} - _ASKING
@@ -88,7 +88,8 @@ class Answerer:
         self, question: str, hits: Sequence[Hit], *, leading: Sequence[Hit] = (), worked: str = ""
     ) -> AnswerStream:
         """leading: passages the question needs whatever their rank (the rows a calculation's
-        figures are in), put before the relevant hits; worked: what is worked out from them."""
+        figures are in), put before the relevant hits; worked: the name of a measure worked out from
+        them, which no passage need print."""
         result = AnswerStream(iter(()))
         given = {h.chunk_id for h in leading}
         passages = list(leading) + [h for h in self.relevant(hits) if h.chunk_id not in given]

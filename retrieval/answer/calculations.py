@@ -463,14 +463,27 @@ def _acronym_of(name: str, phrase: str) -> bool:
 
 def _measure_in(phrase: str):
     """The glossary measure whose name the phrase holds as words, the longest name first."""
+    found = _measure_span(phrase)
+    return found[0] if found else None
+
+
+def measure_words(text: str) -> str:
+    """The words by which a text names a measure of the glossary ("net working capital"), else
+    "": a name Docent can work out from other rows, which a document need not print."""
+    found = _measure_span(re.sub(r"[?,.;:!]", " ", text.lower()))
+    return found[1] if found else ""
+
+
+def _measure_span(phrase: str):
     words = re.sub(r"[()%]", " ", phrase).split()
     spans = sorted(
         ((i, j) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 6) + 1)), key=lambda s: s[0] - s[1]
     )
     for start, end in spans:
-        measure = measure_named(" ".join(words[start:end]))
+        said = " ".join(words[start:end])
+        measure = measure_named(said)
         if measure is not None:
-            return measure
+            return measure, said
     return None
 
 
