@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from retrieval.keywords import stemmer
 
 
 # The three statements a line item is reported in [IAS1, IAS7].
@@ -164,12 +167,19 @@ def item_named(phrase: str) -> Item | None:
 
 def item_within(phrase: str) -> tuple[Item, str] | None:
     """The line item whose name (any of them, the longest first) the phrase holds as words,
-    with the name as the phrase says it."""
-    said = f" {_plain(phrase)} "
+    with the name as the phrase says it ("capital expenditure" for capital expenditures)."""
+    words = [w.strip(",.;:?!") for w in phrase.split()]
+    said = [_plain(w) for w in words]
     names = sorted(((n, item) for item in ITEMS for n in (item.name, *item.also)), key=lambda x: -len(x[0]))
     for name, item in names:
-        if f" {_plain(name)} " in said:
-            return item, name
+        wanted = _plain(name)
+        for start in range(len(words)):
+            for end in range(start + 1, len(words) + 1):
+                joined = " ".join(w for w in said[start:end] if w)
+                if joined == wanted:
+                    return item, " ".join(words[start:end])
+                if len(joined) >= len(wanted):
+                    break
     return None
 
 
@@ -178,5 +188,8 @@ def measure_named(phrase: str) -> Measure | None:
     return next((m for m in MEASURES if said in {_plain(n) for n in m.names}), None)
 
 
+@lru_cache(maxsize=4096)
 def _plain(text: str) -> str:
-    return " ".join(text.lower().replace("’", "'").replace("-", " ").split())
+    """A name as compared: its words' stems, so that a name in the singular is the same name
+    ("capital expenditure" and "capital expenditures")."""
+    return " ".join(stemmer().stemWords(text.lower().replace("’", "'").replace("-", " ").split()))

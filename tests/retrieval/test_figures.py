@@ -10,7 +10,7 @@ import pytest
 from retrieval.answer.calculations import parse_calculation
 from retrieval.answer.cells import passage_cells
 from retrieval.answer.figures import Unclear, Worked, render, work_out
-from retrieval.answer.formulas import words
+from retrieval.answer.formulas import Figure, words
 from retrieval.models import Hit
 from retrieval.service import Source
 from support.pdfgen import make_pdf
@@ -103,6 +103,14 @@ def test_a_measure_of_the_glossary_is_read_from_its_own_row_first_else_worked_ou
         "Balance sheet\nTotal current assets | 2022: 700 | 2021: 600\nTotal current liabilities | 2022: 500 | 2021: 400"
     )
     assert _worked("What is the current ratio in 2022?", [balance]).result == "1.40"
+
+
+def test_a_line_item_is_known_by_its_name_in_either_number_and_only_as_whole_words():
+    capex = Figure.named("capital expenditure for the hotels")
+    assert capex.statement == "cash flow statement" and "capex for the hotels" in capex.also
+    # "current assets" inside "non-current assets" is not the balance sheet's current assets.
+    other = Figure.named("other non-current assets")
+    assert other.also == () and other.statement is None
 
 
 def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_kept():
