@@ -14,7 +14,8 @@ conversation's subject without saying it. A subject is a name ("Lyme disease", "
 "529 plan", "\\endhead"), a rare word ("melatonin", by its frequency in English, wordfreq), or
 a compound of two words or more ("throat cancer", "the fire drill"); words that only say of
 what kind or how good a thing is ("the main types", "good sources") name nothing, and a pronoun
-points back unless a name or a rare word stands before it.
+points back unless a name or a rare word stands before it, in an earlier clause where the
+pronoun is "it", "they", "them" or "him" (no pronoun refers to a name in its own clause).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ _FOLLOW_UP_START = re.compile(
 _REFERRING = {"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him", "his", "her"}
 _REFERRING |= {"ones", "there"}
 _EXISTENTIAL = {"is", "are", "was", "were", "be", "been"}
+_PERSONAL = {"it", "they", "them", "him"}
+_CLAUSE_BREAK = re.compile(
+    r"[,;]|\b(?:and|or|but|if|when|because|so|after|before|while|until|since|although|though|unless|once"
+    r"|whereas|who|which|that|where)\b",
+    re.I,
+)
 # Words that name nothing a search could find: question words, auxiliaries, prepositions, and
 # the generic asks of a follow-up ("give an example", "more detail", "explain").
 _GENERIC = set(
@@ -63,16 +70,31 @@ def is_follow_up(question: str) -> bool:
     Held to precision >= 0.95 and recall >= 0.8 on tests/data/follow_ups.jsonl."""
     if _FOLLOW_UP_START.match(question):
         return True
-    tokens = _tokens(question)
+    found = _tokens_at(question)
+    tokens = [t for t, _ in found]
     subjects = _subjects(tokens)
     back = _points_back(tokens)
-    if back is not None and not any(start < back and named for start, _, named in subjects):
+    if back is not None and not any(
+        start < back and named and _may_refer_to(question, found, start, back) for start, _, named in subjects
+    ):
         return True  # "it" before a name of its own: "who issues them?", "where do staff gather during it?"
     return not subjects
 
 
-def _tokens(question: str) -> list[str]:
-    return [t for t in (raw.strip(".:-/'’?,") for raw in _TOKEN.findall(question)) if t]
+def _tokens_at(question: str) -> list[tuple[str, int]]:
+    """The question's words, each with where it starts."""
+    found = [(raw.group().strip(".:-/'’?,"), raw.start()) for raw in _TOKEN.finditer(question)]
+    return [(t, at) for t, at in found if t]
+
+
+def _may_refer_to(question: str, tokens: list[tuple[str, int]], start: int, back: int) -> bool:
+    """Whether the pointing word at `back` may refer to the subject at `start`. A personal
+    pronoun does not refer to a name in its own clause ("Why did Ben Franklin want it ...?",
+    "How did Sacagawea help them?": it is something named before); in a later clause it may
+    ("What is Lyme disease and how is it treated?")."""
+    if tokens[back][0].lower() not in _PERSONAL:
+        return True
+    return bool(_CLAUSE_BREAK.search(question, tokens[start][1], tokens[back][1]))
 
 
 def _points_back(tokens: list[str]) -> int | None:

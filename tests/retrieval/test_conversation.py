@@ -58,6 +58,15 @@ def test_a_question_that_names_its_own_subject_stands_alone_even_with_one_in_it(
     assert is_follow_up("Is it treatable?") and not is_follow_up("Tell me about feijoada and its history.")
 
 
+def test_a_pronoun_in_the_clause_of_a_name_points_back_and_one_in_a_later_clause_may_not():
+    # No pronoun refers to a name in its own clause: "it" is something said before.
+    assert is_follow_up("Why did Marie Curie keep it in a drawer?")
+    assert is_follow_up("How did Magellan's crew survive them?")
+    # In a later clause it may be the name's.
+    assert not is_follow_up("What is Lyme disease and how is it treated?")
+    assert not is_follow_up("Can melatonin be taken every night, or is it habit-forming?")
+
+
 def test_follow_ups_of_real_conversations_each_half_reported():
     """TREC CAsT 2019-2020 (../shared): 695 real turns labelled follow-up or not. Half A was
     looked at while writing the rule, half B was not; both are held to precision >= 0.95."""
