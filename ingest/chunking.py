@@ -20,6 +20,7 @@ TokenCounter = Callable[[str], int]
 DEFAULT_MAX_TOKENS = 256
 SPECIAL_TOKENS = 2
 DEFAULT_OVERLAP_TOKENS = 40
+MIN_TEXT_TOKENS = 32
 
 
 def approximate_token_count(text: str) -> int:
@@ -34,12 +35,14 @@ def chunk_document(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
 ) -> list[Chunk]:
+    window = max_tokens - SPECIAL_TOKENS
+    if window < 2 * MIN_TEXT_TOKENS:
+        raise ValueError(f"max_tokens={max_tokens} leaves no room for a header and text")
     chunks: list[Chunk] = []
     for page in document.pages:
         context = " — ".join(part for part in (document.title, document.about, page.section) if part)
-        budget = max_tokens - SPECIAL_TOKENS - count_tokens(context)
-        if budget < 32:
-            raise ValueError(f"max_tokens={max_tokens} leaves no room for text after the header {context!r}")
+        context = _cut_to(context, window // 2, count_tokens)
+        budget = window - count_tokens(context)
         pieces = _pieces(page.text, budget, count_tokens)
         for start, end in _pack(pieces, budget, overlap_tokens):
             span_start, span_end = pieces[start][0], pieces[end - 1][1]
@@ -55,6 +58,25 @@ def chunk_document(
                 )
             )
     return chunks
+
+
+def _cut_to(header: str, limit: int, count_tokens: TokenCounter) -> str:
+    """The header, cut to at most `limit` tokens with an ellipsis where it is longer (a
+    2,000-character heading path, an e-mail forwarded 28 levels deep): a header leaves at least
+    half of each passage to its text."""
+    if count_tokens(header) <= limit:
+        return header
+    low, high = 0, len(header)  # the longest start that fits, ellipsis included
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_tokens(header[:middle] + " …") <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    start = header[:low]
+    if " " in start[len(start) // 2 :]:
+        start = start[: start.rindex(" ")]  # at a word's end
+    return start.rstrip(" —") + " …"
 
 
 def _pieces(text: str, budget: int, count_tokens: TokenCounter) -> list[tuple[int, int, int]]:

@@ -106,8 +106,10 @@ def _join_wrapped_lines(text: str) -> str:
     of their own: a table row, a listing line, and a list item (with its wrapped continuation).
     """
     lines = text.split("\n")
-    paragraphs: list[list[str]] = []
-    current: list[str] = []  # the paragraph's lines, each already joined from wrapped ones
+    paragraphs: list[list[list[str]]] = []
+    # The paragraph's lines, each the wrapped lines it is joined from: joined once at the end,
+    # since adding to a string line by line takes time quadratic in a paragraph's length.
+    current: list[list[str]] = []
     standalone = False  # whether the last line is a row or listing line, which nothing continues
     for i, line in enumerate(lines):
         if not line:
@@ -121,17 +123,17 @@ def _join_wrapped_lines(text: str) -> str:
         if kind in ("prose", "item") and after_sentence_end and _looks_like_heading(line) and following[:1].isupper():
             if current:
                 paragraphs.append(current)
-            paragraphs.append([line])
+            paragraphs.append([[line]])
             current, standalone = [], False
             continue
         if current and kind == "prose" and not standalone:
-            current[-1] += " " + line
+            current[-1].append(line)
         else:
-            current.append(line)
+            current.append([line])
         standalone = kind in ("row", "code")
     if current:
         paragraphs.append(current)
-    return "\n\n".join("\n".join(p) for p in paragraphs)
+    return "\n\n".join("\n".join(" ".join(wrapped) for wrapped in p) for p in paragraphs)
 
 
 LIST_ITEM_MARK = re.compile(r"^(?:[•◦▪▫‣⁃●○■□➢✓*–-]|\d{1,2}[.)]|\([a-z0-9]{1,3}\)|[a-z][.)])\s+(?=\S)")

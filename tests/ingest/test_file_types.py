@@ -136,6 +136,19 @@ def test_sources_given_one_by_one_are_read_by_content(docent, tmp_path):
     assert outcome.status == "added" and outcome.title == "Board minutes"
 
 
+def test_a_heading_longer_than_a_passage_is_cut_and_the_files_beside_it_go_in(docent, tmp_path):
+    # A heading path longer than the model's window: the header is cut, not the file refused.
+    long_heading = tmp_path / "long_heading.md"
+    heading = " ".join(f"Section {n} of the harbour rules on berths, cranes and pilots" for n in range(40))
+    long_heading.write_text(f"# {heading}\n\nThe harbour master assigns each berth by noon.\n")
+    control = tmp_path / "control.md"
+    control.write_text("# Crane rules\n\nCranes stop when the wind passes 20 metres per second.\n")
+    outcomes = docent.ingest([Source.from_path(long_heading), Source.from_path(control)], collection="headings")
+    assert [o.status for o in outcomes] == ["added", "added"], [o.error for o in outcomes]
+    hit = docent.search("Who assigns each berth?", k=1, collection="headings", sources=[str(long_heading)])[0]
+    assert "assigns each berth by noon" in hit.text
+
+
 @pytest.mark.parametrize("name", ["handbook.docx", "review.pptx", "revenue.xlsx", "fees.eml"])
 def test_office_files_are_offered_by_the_uploader(name):
     from ingest.sources import SUFFIXES
