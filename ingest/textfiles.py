@@ -57,8 +57,16 @@ def looks_like_html(head: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html")) or b"<html" in start[:512]
 
 
+def _require_text(name: str, data: bytes) -> None:
+    """A file named as text (".txt", ".csv") whose content is binary is refused, not stored as
+    passages of garbage."""
+    if data and not looks_like_text(data):
+        raise IngestError(name, "holds binary data, not text (NUL bytes or unprintable characters)")
+
+
 def load_text_file(name: str, data: bytes) -> Document:
     """Markdown or plain text; Markdown's headings cut it into sections."""
+    _require_text(name, data)
     text = decode_text(data)
     sections = markdown_sections(text)
     if not sections:
@@ -69,6 +77,7 @@ def load_text_file(name: str, data: bytes) -> Document:
 
 def load_csv_file(name: str, data: bytes) -> Document:
     """Each row as a line whose values are named by the header row; cited as "rows 2-51"."""
+    _require_text(name, data)
     text = decode_text(data)
     try:
         dialect = csv.Sniffer().sniff(text[:20_000], delimiters=CSV_DELIMITERS)

@@ -5,6 +5,7 @@ sheet and rows) checked; types told by content; a folder's other files listed, n
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 from pathlib import Path
 
@@ -101,6 +102,10 @@ def test_damaged_and_unknown_files_name_the_problem():
     assert "damaged" in load_file("cut.docx", truncated, None, 10).reason
     assert "not a kind of file Docent reads" in load_file("clip.mp3", b"ID3\x04\x00\x00\x00\x00\x00", None, 10).reason
     assert "holds no text" in load_file("empty.md", b"\n\n", None, 10).reason
+    # Random bytes named as text are refused, not stored as passages of garbage.
+    junk = random.Random(7).randbytes(100_000)
+    for name in ("notes.txt", "table.csv"):
+        assert "binary data, not text" in load_file(name, junk, None, 10).reason
 
 
 def test_a_folder_ingest_reads_every_type_and_lists_what_it_does_not_read(docent, tmp_path):
