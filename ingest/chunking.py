@@ -21,6 +21,10 @@ DEFAULT_MAX_TOKENS = 256
 SPECIAL_TOKENS = 2
 DEFAULT_OVERLAP_TOKENS = 40
 MIN_TEXT_TOKENS = 32
+# A sentence cut at words is cut inside a word longer than this too: a "word" of megabytes (a
+# file of one token, a base64 blob) would otherwise be one unbounded passage.
+LONG_WORD_CHARS = 32
+_WORD_PIECE = re.compile(rf"\S{{1,{LONG_WORD_CHARS}}}")
 
 
 def approximate_token_count(text: str) -> int:
@@ -88,8 +92,8 @@ def _pieces(text: str, budget: int, count_tokens: TokenCounter) -> list[tuple[in
             pieces.append((start, end, tokens))
             continue
         window_start, window_tokens, previous_end = None, 0, start
-        for word in re.finditer(r"\S+", text[start:end]):
-            word_start, word_end = start + word.start(), start + word.end()
+        for word in _WORD_PIECE.finditer(text, start, end):
+            word_start, word_end = word.start(), word.end()
             word_tokens = count_tokens(word.group())
             if window_start is not None and window_tokens + word_tokens > budget:
                 pieces.append((window_start, previous_end, window_tokens))

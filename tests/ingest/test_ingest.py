@@ -14,6 +14,7 @@ from ingest import (
     load_pdf,
 )
 from ingest.chunking import approximate_token_count
+from ingest.models import Document, Page
 from ingest.text import clean_page_text, sentence_spans
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, encrypt, make_pdf
 
@@ -94,6 +95,15 @@ def test_chunks_fit_the_token_budget_and_overlap():
     for a, b in zip(chunks, chunks[1:]):
         assert b.char_start < a.char_end  # consecutive chunks overlap
         assert b.char_start > a.char_start  # and always move forward
+
+
+def test_a_word_longer_than_a_passage_is_cut_into_passages_of_bounded_size():
+    # One "word" of 20,000 characters (a blob, a file of one token) is no single huge passage.
+    page = Page(1, "The archive follows. " + "Q" * 20_000 + " The end.")
+    chunks = chunk_document(Document("blob.txt", "blob", "text", "0" * 64, [page]), max_tokens=128)
+    assert len(chunks) > 10
+    assert all(approximate_token_count(c.context) + approximate_token_count(c.text) + 2 <= 128 for c in chunks)
+    assert "".join(c.text for c in chunks).count("Q") >= 20_000  # every part is in some passage
 
 
 def test_not_a_pdf_with_a_pdf_name_is_reported(tmp_path):
