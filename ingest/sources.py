@@ -11,6 +11,7 @@ the API, the app, the pipeline) takes the list from here.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,6 +41,11 @@ class Source:
     data: bytes | None = None
     path: Path | None = None
     refused: str | None = None  # why it is not read: a file in a folder of a type Docent does not read
+
+    def __post_init__(self) -> None:
+        # One name for one text: "café" typed on one system and uploaded from another (NFD, as
+        # macOS writes file names) is the same document, not two that look alike.
+        self.name = unicodedata.normalize("NFC", self.name)
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Source":

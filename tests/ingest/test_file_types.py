@@ -154,6 +154,14 @@ def test_a_heading_longer_than_a_passage_is_cut_and_the_files_beside_it_go_in(do
     assert "assigns each berth by noon" in hit.text
 
 
+def test_a_name_in_either_unicode_form_is_one_document(docent):
+    text = b"# Menu\n\nThe harbour cafe opens at seven.\n"
+    composed, decomposed = "caf\u00e9.md", "cafe\u0301.md"  # as Windows and as macOS write it
+    first = docent.ingest([Source(composed, data=text)], collection="names")[0]
+    again = docent.ingest([Source(decomposed, data=text)], collection="names")[0]
+    assert (first.status, again.status, again.source) == ("added", "unchanged", composed)
+
+
 @pytest.mark.parametrize("name", ["handbook.docx", "review.pptx", "revenue.xlsx", "fees.eml"])
 def test_office_files_are_offered_by_the_uploader(name):
     from ingest.sources import SUFFIXES
