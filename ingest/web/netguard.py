@@ -30,6 +30,8 @@ class AllowList:
         hosts, networks = set(), []
         for entry in entries or ():
             entry = entry.strip().lower()
+            if entry.startswith("[") and entry.endswith("]"):
+                entry = entry[1:-1]  # an IPv6 address as a URL writes it: "[::1]"
             if not entry:
                 continue
             try:

@@ -134,6 +134,7 @@ def test_the_guard_refuses_private_addresses_unless_allowed(docent, tmp_path, si
     with pytest.raises(BlockedAddressError):
         check_url("http://[::1]:8080/", AllowList())
     check_url("http://10.1.2.3/", AllowList.parse(["10.0.0.0/8"]))
+    check_url("http://[::1]:8080/", AllowList.parse(["[::1]"]))  # as a URL writes it
 
 
 def test_a_redirect_to_a_private_address_is_refused(crawler_docent, site):
