@@ -246,6 +246,11 @@ class ChatStore:
     def delete(self, chat_id: str) -> bool:
         return self._db.change("DELETE FROM chats WHERE id = ?", (chat_id,)) > 0
 
+    def unshare_collection(self, collection: str) -> int:
+        """Ends the sharing of every chat over a collection being deleted: whoever gets the name
+        next, with other readers, must not open its answers. Their owners keep them."""
+        return self._db.change("UPDATE chats SET shared = 0 WHERE collection = ? AND shared = 1", (collection,))
+
     def delete_owned_by(self, owner: str) -> int:
         """Deletes a removed user's chats (someone given the name later must not inherit them)."""
         return self._db.change("DELETE FROM chats WHERE owner = ?", (owner,))

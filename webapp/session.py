@@ -101,6 +101,7 @@ class UserSession:
         if not self.docent.delete_collection(name):
             raise NotFound(f"no collection '{name}'")
         self.jobs.forget(name)  # their reports name the deleted files
+        self.chat_store.unshare_collection(name)  # a new collection of that name has its own readers
         if name not in self.docent.settings.collection_access:
             self.access.set_collection_access(name, None)
 

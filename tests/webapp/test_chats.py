@@ -153,6 +153,24 @@ def test_another_user_sees_nothing_and_a_shared_chat_opens_read_only_for_those_w
     assert client.get(f"/chats/{chat['id']}", headers=fiona).status_code == 404
 
 
+def test_a_shared_chat_over_a_deleted_collection_is_not_opened_through_a_new_one_of_its_name(team):
+    client, keys, _ = team
+    admin, fiona = _auth(keys["ada"]), _auth(keys["fiona"])
+    assert client.post("/collections", json={"name": "bonuses", "groups": ["finance"]}, headers=admin).is_success
+    _upload(client, "bonuses", "payroll.pdf", make_pdf(SECRET_PAGES), keys["ada"])
+    chat = client.post("/chats", json={"collection": "bonuses"}, headers=fiona).json()
+    _ask(client, chat["id"], "What is the payroll budget?", keys["fiona"])
+    assert client.patch(f"/chats/{chat['id']}", json={"shared": True}, headers=fiona).json()["shared"]
+    # The finance-only collection is deleted and a new one, open to all, takes its name.
+    assert client.delete("/collections/bonuses", headers=admin).status_code == 204
+    assert client.post("/collections", json={"name": "bonuses"}, headers=admin).is_success
+    opened = client.get(f"/chats/{chat['id']}", headers=_auth(keys["rita"]))
+    assert opened.status_code == 404 and "4.2 million" not in opened.text
+    own = client.get(f"/chats/{chat['id']}", headers=fiona).json()  # its owner keeps it
+    assert not own["shared"] and "4.2 million" in json.dumps(own)
+    assert client.delete("/collections/bonuses", headers=admin).status_code == 204
+
+
 def test_a_chat_whose_documents_or_collection_are_gone_still_opens_and_says_so(team):
     client, keys, _ = team
     admin = _auth(keys["ada"])
