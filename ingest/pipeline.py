@@ -58,11 +58,13 @@ class IngestPipeline:
         *,
         overlap_tokens: int = 40,
         new_fetcher: Callable[[threading.Event | None], Fetcher] | None = None,
+        max_chunks: int = 50_000,
     ):
         self._embedder = embedder
         self.collection = collection
         self.overlap_tokens = overlap_tokens
         self.new_fetcher = new_fetcher
+        self.max_chunks = max_chunks  # passages one file may become; past it the file is refused
 
     @property
     def embedder(self):
@@ -191,6 +193,9 @@ class IngestPipeline:
             if not chunks:
                 outcomes[i] = IngestOutcome(document.source, "failed", error="no text to index was found")
                 continue
+            if len(chunks) > self.max_chunks:
+                outcomes[i] = IngestOutcome(document.source, "failed", error=self._too_many(len(chunks)))
+                continue
             todo.append((i, document, chunks))
         if todo:
             vectors, terms = self._prepare([c for _, _, chunks in todo for c in chunks], progress)
@@ -238,6 +243,10 @@ class IngestPipeline:
         try:
             for part in parts:
                 chunks = [replace(c, ordinal=c.ordinal + chunk_count) for c in self._chunk(document, part)]
+                if chunk_count + len(chunks) > self.max_chunks:  # refused before more is embedded
+                    return IngestOutcome(
+                        source.name, "failed", error=self._too_many(chunk_count + len(chunks), "at least ")
+                    )
                 if chunks:
                     vectors, terms = self._prepare(chunks, None)
                     store.stage(token, chunks, vectors, terms)
@@ -252,6 +261,12 @@ class IngestPipeline:
         finally:
             if not committed:
                 store.abandon_staged(token)
+
+    def _too_many(self, chunks: int, at_least: str = "") -> str:
+        return (
+            f"it makes {at_least}{chunks:,} passages, more than this server takes from one file"
+            f" ({self.max_chunks:,}: DOCENT_MAX_FILE_CHUNKS)"
+        )
 
     def _already_held(self, source: str, content_hash: str) -> IngestOutcome | None:
         return already_held(self.collection, source, content_hash)

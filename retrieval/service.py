@@ -216,6 +216,7 @@ class Docent:
             self.collection(collection),
             overlap_tokens=self.settings.chunk_overlap_tokens,
             new_fetcher=self.fetcher,
+            max_chunks=self.settings.max_file_chunks,
         )
 
     def ingest(

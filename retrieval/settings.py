@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(1 << 20, ge=1024, description="the largest JSON body the HTTP API reads")
     max_upload_bytes: int = Field(200 << 20, ge=1024, description="the largest file one upload may carry")
     max_upload_files: int = Field(100, ge=1, le=10_000, description="the most files one upload request may carry")
+    max_file_chunks: int = Field(
+        50_000, ge=1, description="the most passages one file may become (SEC filings make about 4.6 a page)"
+    )
     crawl_max_pages: int = Field(1000, ge=1, description="default page cap of a crawl")
     crawl_max_sitemaps: int = Field(1000, ge=1, description="sitemap files a crawl reads at most")
     crawl_max_sitemap_urls: int = Field(200_000, ge=1, description="page URLs a crawl reads from sitemaps at most")

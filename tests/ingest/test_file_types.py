@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from ingest.sources import Source, expand_paths, load_file
+from retrieval.service import Docent
+from retrieval.settings import load_settings
 from support.officegen import make_docx, make_pptx, make_xlsx
 from support.pdfgen import HANDBOOK_PAGES, make_pdf
 
@@ -152,6 +154,21 @@ def test_a_heading_longer_than_a_passage_is_cut_and_the_files_beside_it_go_in(do
     assert [o.status for o in outcomes] == ["added", "added"], [o.error for o in outcomes]
     hit = docent.search("Who assigns each berth?", k=1, collection="headings", sources=[str(long_heading)])[0]
     assert "assigns each berth by noon" in hit.text
+
+
+def test_a_file_that_would_make_more_passages_than_allowed_is_refused_and_the_rest_go_in(docent, tmp_path):
+    capped = Docent(load_settings(home=str(tmp_path / "capped"), max_file_chunks=20))
+    capped._embedder = docent.embedder
+    big = tmp_path / "minutes.md"
+    big.write_text(
+        "# Minutes\n\n" + "\n\n".join(f"Item {n}: the board approved berth {n} for the season." * 8 for n in range(60))
+    )
+    small = tmp_path / "rules.md"
+    small.write_text("# Rules\n\nCranes stop when the wind passes 20 metres per second.\n")
+    outcomes = capped.ingest([Source.from_path(big), Source.from_path(small)], collection="capped")
+    assert outcomes[0].status == "failed" and "more than this server takes from one file (20" in outcomes[0].error
+    assert "DOCENT_MAX_FILE_CHUNKS" in outcomes[0].error and outcomes[1].status == "added"
+    assert [d.source for d in capped.documents(collection="capped")] == [str(small)]
 
 
 def test_a_name_in_either_unicode_form_is_one_document(docent):
