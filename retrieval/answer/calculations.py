@@ -105,8 +105,8 @@ _SIGN_ASKED = re.compile(
     r"(?:\s+(?:in|for|based on|as of|at|during)\b.*)?\?$",
     re.I,
 )
-# A remark in parentheses on how to answer ("in units of percents", "using total cash dividends
-# paid and net income"), not a name.
+# A remark in parentheses on how to answer ("as a percentage", "using the figures of the cash
+# flow statement"), not a name.
 _FORMAT_REMARK = re.compile(
     r"\s*\((?=[^()]*\b(?:percent\w*|decimals?|round\w*|units?|millions|billions|thousands|usd|answer)\b|"
     r"\s*(?:using|based on|as per|per|from|excluding|including)\b)[^()]*\)",
@@ -205,7 +205,7 @@ _SHARE = (
     ),
 )
 _ITEM_SEPARATOR = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.I)
-# "the 3 year average", "2-year revenue CAGR", "over the three-year period": the span the years
+# "the two-year mean", "a 5-year sales CAGR", "over the three-year period": the span the years
 # name, not what is asked for ("due in less than one year" is).
 _SPAN_OF_YEARS = re.compile(
     r"(?<!than )(?<!within )(?<!in )(?<!after )(?<!over )\b(?:[1-9]|1[0-9]|one|two|three|four|five|ten)[- ]years?\b"

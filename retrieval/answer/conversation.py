@@ -89,9 +89,9 @@ def _tokens_at(question: str) -> list[tuple[str, int]]:
 
 def _may_refer_to(question: str, tokens: list[tuple[str, int]], start: int, back: int) -> bool:
     """Whether the pointing word at `back` may refer to the subject at `start`. A personal
-    pronoun does not refer to a name in its own clause ("Why did Ben Franklin want it ...?",
-    "How did Sacagawea help them?": it is something named before); in a later clause it may
-    ("What is Lyme disease and how is it treated?")."""
+    pronoun does not refer to a name in its own clause ("Why did Marie Curie keep it in a
+    drawer?", "How did Magellan's crew survive them?": it is something named before); in a
+    later clause it may ("What is Lyme disease and how is it treated?")."""
     if tokens[back][0].lower() not in _PERSONAL:
         return True
     return bool(_CLAUSE_BREAK.search(question, tokens[start][1], tokens[back][1]))
