@@ -343,17 +343,7 @@ class Docent:
         store = self.collection(collection)
 
         def run(within: Sequence[str] | None) -> list[Hit]:
-            return run_search(
-                store,
-                query,
-                query_vector=query_vector,
-                k=k,
-                mode=mode,
-                fusion=fusion or self.settings.fusion,
-                rrf_k=self.settings.rrf_k,
-                alpha=self.settings.fusion_alpha,
-                sources=within,
-            )
+            return self._ranked(store, query, query_vector, k=k, mode=mode, fusion=fusion, sources=within)
 
         if sources is None and self.settings.scope_by_name:
             named = named_sources(query, store.file_sources(), store.sources_using)
@@ -362,6 +352,20 @@ class Docent:
                 if any(h.similarity is None or h.similarity >= self.settings.min_relevance for h in hits):
                     return hits
         return run(sources)
+
+    def _ranked(self, store, query: str, query_vector, *, k: int, mode: str, fusion: str | None = None, sources=None):
+        """One ranked search of a collection with this deployment's fusion settings."""
+        return run_search(
+            store,
+            query,
+            query_vector=query_vector,
+            k=k,
+            mode=mode,
+            fusion=fusion or self.settings.fusion,
+            rrf_k=self.settings.rrf_k,
+            alpha=self.settings.fusion_alpha,
+            sources=sources,
+        )
 
     @property
     def backend(self):
@@ -430,17 +434,7 @@ class Docent:
             # One embedding call for every figure's query: most of a search's cost.
             vectors = [None] * len(queries) if mode == "keyword" else list(self.embedder.embed(queries))
             return [
-                run_search(
-                    store,
-                    query,
-                    query_vector=vector,
-                    k=FIGURE_SEARCH_DEPTH,
-                    mode=mode,
-                    fusion=self.settings.fusion,
-                    rrf_k=self.settings.rrf_k,
-                    alpha=self.settings.fusion_alpha,
-                    sources=sources,
-                )
+                self._ranked(store, query, vector, k=FIGURE_SEARCH_DEPTH, mode=mode, sources=sources)
                 for query, vector in zip(queries, vectors)
             ]
 
