@@ -16,8 +16,13 @@ A crawl stores its pages through the same pipeline (`crawl`).
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -30,13 +35,16 @@ from ingest.pdf import PdfStream
 from ingest.sources import LargePdf, Loaded, Source, load_file
 from ingest.web.crawl import CrawlOptions, CrawlProgress, Crawler, PageState, load_url, normalize_url
 from ingest.web.fetch import Fetcher
-from ingest.workers import file_workers
+from ingest.workers import FileReaders
 from retrieval.keywords import keyword_terms
 from retrieval.store import Collection, PreparedDocument, StorageFullError, text_hash
 
 LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
 STREAM_FROM_PAGES = 300  # a PDF with more pages is read, embedded and staged a part at a time
 PAGES_PER_PART = 32
+WAIT_STEP_SECONDS = 0.25  # how often a cancel is looked for while a file is parsed
+
+log = logging.getLogger(__name__)
 
 # Reports (stage, done, total) while a source is processed; stage is "embedding" or "pages".
 IngestProgress = Callable[[str, int, int], None]
@@ -93,19 +101,27 @@ class IngestPipeline:
             if cancel is not None and cancel.is_set():  # the last call comes before the write
                 raise Cancelled
 
-        for source, loaded in self._load_ahead(list(sources), cancel):
-            if cancel is not None and cancel.is_set():
-                break
-            try:
+        def reading() -> None:  # while a file is parsed: a cancel is taken (from another process too)
+            watched("reading", 0, 0)
+
+        loads = self._load_ahead(list(sources), cancel, reading)
+        try:
+            for source, loaded in loads:
+                if cancel is not None and cancel.is_set():
+                    break
                 outcome = self._store_loaded(source, loaded, watched)
-            except Cancelled:
-                break
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+        except Cancelled:
+            pass
+        finally:
+            loads.close()  # the parses still running are ended, not waited for
         return outcomes
 
     def _store_loaded(self, source: Source, loaded: Loaded, progress: IngestProgress) -> IngestOutcome:
+        """The file's outcome. Whatever goes wrong with one file stays that file's failure: the
+        files beside it in the same upload still go in."""
         if source.refused is not None:
             return IngestOutcome(source.name, "skipped", error=source.refused)
         if isinstance(loaded, IngestError):
@@ -116,10 +132,15 @@ class IngestPipeline:
             document, data = loaded
             originals = {document.source: data} if data is not None else None
             return self.store_documents([document], progress, originals=originals)[0]
+        except Cancelled:
+            raise
         except IngestError as exc:  # a streamed PDF's error shows only as its pages are read
             return IngestOutcome(source.name, "failed", error=exc.reason)
         except StorageFullError as exc:
             return IngestOutcome(source.name, "failed", error=str(exc))
+        except Exception as exc:  # a fault of ours on one file: logged with its trace, named to the user
+            log.exception("storing %s failed", source.name)
+            return IngestOutcome(source.name, "failed", error=f"could not be stored ({type(exc).__name__}: {exc})")
 
     def _load_url(self, url: str, cancel: threading.Event | None) -> tuple[Document, bytes | None] | IngestError:
         if self.new_fetcher is None:
@@ -132,9 +153,13 @@ class IngestPipeline:
         finally:
             fetcher.close()
 
-    def _load_ahead(self, sources: list[Source], cancel: threading.Event | None) -> Iterator[tuple[Source, Loaded]]:
+    def _load_ahead(
+        self, sources: list[Source], cancel: threading.Event | None, reading: Callable[[], None]
+    ) -> Iterator[tuple[Source, Loaded]]:
         """Yields (source, what loading it gave) in order. Web pages are fetched here; files
-        are parsed in two worker processes, a few ahead of the consumer."""
+        are parsed in worker processes, a few ahead of the consumer. reading() is called while
+        a parse is waited for, and raises Cancelled to stop: the workers are then killed, not
+        waited for. A CLI ingest of one file (nothing can cancel it) parses it here."""
 
         def load_file_of(source: Source) -> tuple:
             return source.name, source.data, str(source.path) if source.path else None, STREAM_FROM_PAGES
@@ -144,27 +169,50 @@ class IngestPipeline:
                 return IngestError(source.name, source.refused)
             return self._load_url(source.name, cancel) if source.is_url else load_file(*load_file_of(source))
 
-        if len(sources) < 2:
+        if cancel is None and len(sources) < 2:
             for source in sources:
                 yield source, load_now(source)
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
-        with file_workers(2) as pool:
-            window: deque = deque()
+        readers = FileReaders(min(2, len(sources)), load_file)
+        window: deque = deque()  # [source, its parse (None: loaded in its turn), times tried]
 
-            def submit(source: Source) -> None:  # a URL is fetched, and a refused file answered, in its turn
-                ahead = source.refused is None and not source.is_url
-                window.append((source, pool.submit(load_file, *load_file_of(source)) if ahead else None))
+        def submit(source: Source, tries: int = 0) -> list:
+            ahead = source.refused is None and not source.is_url
+            return [source, readers.submit(*load_file_of(source)) if ahead else None, tries]
 
-            upcoming = iter(sources)
-            for source in itertools.islice(upcoming, LOAD_AHEAD):
-                submit(source)
+        upcoming = iter(sources)
+        window.extend(submit(source) for source in itertools.islice(upcoming, LOAD_AHEAD))
+        try:
             while window:
-                source, future = window.popleft()
+                source, future, tries = window[0]
+                if future is None:
+                    loaded = load_now(source)
+                else:
+                    try:
+                        loaded = _waited_for(future, reading)
+                    except BrokenProcessPool:
+                        # A worker died, and every parse in flight with it. Each is run again once;
+                        # the file that kills its worker twice is the one that fails.
+                        waiting = list(window)
+                        readers.restart()
+                        window.clear()
+                        if tries == 0:
+                            window.append(submit(source, 1))
+                        window.extend(submit(s, t) for s, _, t in waiting[1:])
+                        if tries == 0:
+                            continue
+                        window.appendleft([source, None, tries])
+                        loaded = IngestError(source.name, _WORKER_DIED)
+                window.popleft()
                 following = next(upcoming, None)
                 if following is not None:
-                    submit(following)
-                yield source, load_now(source) if future is None else future.result()
+                    window.append(submit(following))
+                yield source, loaded
+        except BaseException:  # cancelled, or the consumer stopped: no parse is waited for
+            readers.stop()
+            raise
+        readers.close()
 
     # ---- documents ---------------------------------------------------------------------------
 
@@ -189,7 +237,7 @@ class IngestPipeline:
                 outcomes[i] = held
                 continue
             in_batch[document.content_hash] = document
-            chunks = self._chunk(document, document.pages)
+            chunks = self._chunk(document, document.pages, progress)
             if not chunks:
                 outcomes[i] = IngestOutcome(document.source, "failed", error="no text to index was found")
                 continue
@@ -242,7 +290,7 @@ class IngestPipeline:
         committed, chunk_count, page_count = False, 0, 0
         try:
             for part in parts:
-                chunks = [replace(c, ordinal=c.ordinal + chunk_count) for c in self._chunk(document, part)]
+                chunks = [replace(c, ordinal=c.ordinal + chunk_count) for c in self._chunk(document, part, progress)]
                 if chunk_count + len(chunks) > self.max_chunks:  # refused before more is embedded
                     return IngestOutcome(
                         source.name, "failed", error=self._too_many(chunk_count + len(chunks), "at least ")
@@ -271,8 +319,22 @@ class IngestPipeline:
     def _already_held(self, source: str, content_hash: str) -> IngestOutcome | None:
         return already_held(self.collection, source, content_hash)
 
-    def _chunk(self, document: Document, pages: Sequence[Page]) -> list[Chunk]:
-        return chunk_pages(document, pages, self.embedder, self.overlap_tokens)
+    def _chunk(self, document: Document, pages: Sequence[Page], progress: IngestProgress | None) -> list[Chunk]:
+        """Chunking 50 MB of text takes half a minute: the progress callback is called from it now
+        and then (stage "reading"), so a cancel is taken while it runs."""
+        embedder = self.embedder
+        if progress is None:
+            return chunk_pages(document, pages, embedder, self.overlap_tokens)
+        count_tokens, looked = embedder.count_tokens, time.monotonic()
+
+        def counted(text: str) -> int:
+            nonlocal looked
+            if time.monotonic() - looked > WAIT_STEP_SECONDS:
+                looked = time.monotonic()
+                progress("reading", 0, 0)
+            return count_tokens(text)
+
+        return chunk_pages(document, pages, embedder, self.overlap_tokens, count_tokens=counted)
 
     def _prepare(self, chunks: Sequence[Chunk], progress: IngestProgress | None) -> tuple[np.ndarray, list[list[str]]]:
         """The chunks' embeddings and keyword terms, both of the indexed text (context included)."""
@@ -341,11 +403,17 @@ def already_held(collection, source: str, content_hash: str) -> IngestOutcome | 
     return IngestOutcome(source, "duplicate", same.chunks, same.pages, same.title, duplicate_of=same.source)
 
 
-def chunk_pages(document: Document, pages: Sequence[Page], embedder, overlap_tokens: int) -> list[Chunk]:
-    """The chunks of a document's pages (all of them, or a part), in the embedder's own tokens."""
+def chunk_pages(
+    document: Document, pages: Sequence[Page], embedder, overlap_tokens: int, count_tokens=None
+) -> list[Chunk]:
+    """The chunks of a document's pages (all of them, or a part), in the embedder's own tokens
+    (counted by count_tokens when given: the embedder's count, watched)."""
     part = document if pages is document.pages else replace(document, pages=list(pages))
     return chunk_document(
-        part, count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens, overlap_tokens=overlap_tokens
+        part,
+        count_tokens=count_tokens or embedder.count_tokens,
+        max_tokens=embedder.max_tokens,
+        overlap_tokens=overlap_tokens,
     )
 
 
@@ -388,6 +456,20 @@ class CollectionSink:
 
     def remove(self, url: str) -> bool:
         return self.collection.remove_document(url)
+
+
+def _waited_for(future: Future, reading: Callable[[], None]) -> Loaded:
+    while True:
+        try:
+            return future.result(timeout=WAIT_STEP_SECONDS)
+        except FutureTimeout:
+            reading()
+
+
+_WORKER_DIED = (
+    "the process reading it ended unexpectedly, twice (it may need more memory than this server"
+    " has, or a parsing library crashed on it)"
+)
 
 
 def _parts(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:

@@ -1,7 +1,12 @@
 """The worker processes that parse files ahead of the embedding (OCR on one thread each), and
 their tie to the process that started them: a worker whose parent is gone (killed with
 SIGKILL, or crashed) exits within a second instead of living on under PID 1, holding memory
-and an open file."""
+and an open file.
+
+FileReaders is how the ingest uses them: an ingest that stops early (cancelled) ends its
+workers at once rather than waiting for a parse nobody will use (a 50 MB text file takes tens
+of seconds), and a worker that dies (out of memory, a crash in a parsing library) is replaced.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 PARENT_CHECK_SECONDS = 0.5
 
@@ -22,6 +27,31 @@ def file_workers(count: int) -> ProcessPoolExecutor:
         initializer=_start_worker,
         initargs=(os.getpid(),),
     )
+
+
+class FileReaders:
+    """count worker processes running one function; stop() kills them without waiting."""
+
+    def __init__(self, count: int, function):
+        self.count, self.function = count, function
+        self._pool = file_workers(count)
+
+    def submit(self, *args) -> Future:
+        return self._pool.submit(self.function, *args)
+
+    def restart(self) -> None:
+        """New workers after one died: the pool it belonged to takes no more work."""
+        self.stop()
+        self._pool = file_workers(self.count)
+
+    def stop(self) -> None:
+        # ProcessPoolExecutor has no public kill before Python 3.14 (kill_workers).
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def _start_worker(parent: int) -> None:

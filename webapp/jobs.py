@@ -47,7 +47,7 @@ class Job:
     total: int = 0  # sources to ingest (an ingest job)
     outcomes: list[IngestOutcome] = field(default_factory=list)
     current: str | None = None  # the source being embedded
-    unit: str = "chunks"  # what chunks_done counts: chunks, or pages of a PDF streamed in parts
+    unit: str = "chunks"  # what chunks_done counts: chunks, or pages of a PDF streamed in parts; "reading": parsing
     chunks_done: int = 0
     chunks_total: int = 0
     crawl: CrawlProgress | None = None
@@ -183,7 +183,7 @@ class JobManager:
         job.total = len(sources)
 
         def progress(stage: str, done: int, total: int) -> None:
-            job.unit = "pages" if stage == "pages" else "chunks"
+            job.unit = stage if stage in ("pages", "reading") else "chunks"
             job.chunks_done, job.chunks_total = done, total
             self._post(job)
 

@@ -91,7 +91,8 @@ def ingest_status(job: Job) -> None:
     done = len(job.outcomes)
     if job.running:
         fraction = (done + job.chunks_done / max(job.chunks_total, 1)) / max(job.total, 1)
-        detail = f"{md(job.current)}: embedding {job.chunks_done}/{job.chunks_total} {job.unit}" if job.current else ""
+        step = "reading" if job.unit == "reading" else f"embedding {job.chunks_done}/{job.chunks_total} {job.unit}"
+        detail = f"{md(job.current)}: {step}" if job.current else ""
         st.progress(min(fraction, 1.0), text=f"Adding {done + 1} of {job.total} file(s)… {detail}")
         st.button(
             "Stop adding",

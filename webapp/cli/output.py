@@ -34,6 +34,11 @@ class ProgressBar:
             return
         import time
 
+        if stage == "reading":  # the file is being parsed: nothing to count yet
+            sys.stderr.write(f"\r{self.label} reading\033[K")
+            sys.stderr.flush()
+            self.drawn = True
+            return
         now = time.monotonic()
         if self.started is None:
             self.started = now
