@@ -30,6 +30,8 @@ USER docent
 ENV DOCENT_HOME=/data
 VOLUME /data
 EXPOSE 8501 8000
+# The app's own health endpoint; a container running `docent api` is checked at /ready instead
+# (compose.yaml), which is 200 only once the model is loaded and the data volume is writable.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)" || exit 1
 CMD ["docent", "serve", "--host", "0.0.0.0", "--port", "8501"]

@@ -78,6 +78,15 @@ class Docent:
         )
 
     @property
+    def model_loaded(self) -> bool:
+        return self._embedder is not None
+
+    def open_collections(self) -> dict[str, Collection]:
+        """The collections this process has open, by name (opening one loads its indexes)."""
+        with self._lock:
+            return dict(self._collections)
+
+    @property
     def embedding_precision(self) -> str | None:
         """Which precision embeds and why ("int8 (this CPU has VNNI ...)"), once the model is
         loaded; None before (asking must not load it)."""

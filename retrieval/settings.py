@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     max_file_chunks: int = Field(
         50_000, ge=1, description="the most passages one file may become (SEC filings make about 4.6 a page)"
     )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="HTTP API requests one key (or one address, sign-in off) may make a minute; 0: no limit"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="how the servers log: text lines, or JSON lines with each request's id, user and route"
+    )
+    metrics_key: SecretStr | None = Field(
+        None, description="when set, GET /metrics needs it as a bearer token; unset: /metrics is open like /health"
+    )
     crawl_max_pages: int = Field(1000, ge=1, description="default page cap of a crawl")
     crawl_max_sitemaps: int = Field(1000, ge=1, description="sitemap files a crawl reads at most")
     crawl_max_sitemap_urls: int = Field(200_000, ge=1, description="page URLs a crawl reads from sitemaps at most")

@@ -131,6 +131,10 @@ class AccessControl:
     def enabled(self) -> bool:
         return self.settings.auth != "none"
 
+    def check(self) -> None:
+        """Raises sqlite3.Error when its database cannot be opened or read (the readiness probe)."""
+        self._db.check()
+
     def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
         return self._db.query(sql, args)
 

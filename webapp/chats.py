@@ -193,6 +193,10 @@ class ChatStore:
         self._db = HomeDatabase(Path(home) / DB_NAME, _SCHEMA)
         self._query = self._db.query
 
+    def check(self) -> None:
+        """Raises sqlite3.Error when its database cannot be opened or read (the readiness probe)."""
+        self._db.check()
+
     def close(self) -> None:
         self._db.close()
 

@@ -33,6 +33,10 @@ class HomeDatabase:
         with self._lock:
             return self._conn().execute(sql, tuple(args)).fetchall()
 
+    def check(self) -> None:
+        """Raises sqlite3.Error when the file cannot be opened or read."""
+        self.query("SELECT count(*) FROM sqlite_master")
+
     def change(self, sql: str, args: Iterable = ()) -> int:
         """Runs one statement that writes; returns how many rows it changed."""
         with self._lock:

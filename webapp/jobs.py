@@ -29,6 +29,7 @@ from ingest.web.crawl import CrawlOptions, CrawlProgress, preload
 from ingest.models import IngestOutcome
 from retrieval.settings import prepare_home
 from retrieval.store import process_alive
+from webapp import metrics
 from webapp.uploads import UploadSpool
 
 KEEP_FINISHED = 200  # finished jobs remembered for their reports
@@ -187,7 +188,12 @@ class JobManager:
             job.chunks_done, job.chunks_total = done, total
             self._post(job)
 
+        last_done = time.perf_counter()
+
         def finished_one(outcome: IngestOutcome) -> None:
+            nonlocal last_done
+            metrics.observe_ingest(outcome, time.perf_counter() - last_done)
+            last_done = time.perf_counter()
             job.outcomes.append(outcome)
             job.chunks_done = job.chunks_total = 0
             job.current = sources[len(job.outcomes)].name if len(job.outcomes) < len(sources) else None
@@ -222,6 +228,7 @@ class JobManager:
 
         def work() -> None:
             job.crawl = docent.crawl(url, options=options, collection=collection, progress=report, cancel=job.cancel)
+            metrics.observe_crawl(job.crawl)
 
         return self._run(job, work)
 

@@ -7,6 +7,7 @@ searched, and never cited.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -17,6 +18,7 @@ from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.service import COLLECTION_NAME, Docent
 from retrieval.store import CollectionError, RemovedDocument
 from webapp.access import ADMIN, READ, WRITE, AccessControl, AccessDenied, Principal, User
+from webapp import metrics
 from webapp.chats import Chat, ChatInfo, ChatStore, Feedback, SavedTurn
 from webapp.jobs import Job, JobManager
 from webapp.uploads import UploadSpool
@@ -160,7 +162,11 @@ class UserSession:
         mode: str | None = None,
         sources: Sequence[str] | None = None,
     ) -> list[Hit]:
-        return self.docent.search(query, k=k, mode=mode, collection=self._open(collection), sources=sources)
+        name = self._open(collection)
+        started = time.perf_counter()
+        hits = self.docent.search(query, k=k, mode=mode, collection=name, sources=sources)
+        metrics.SEARCH_SECONDS.labels(mode or self.docent.settings.search_mode).observe(time.perf_counter() - started)
+        return hits
 
     def ask_stream(
         self,
@@ -172,9 +178,11 @@ class UserSession:
         docent: Docent | None = None,
     ) -> AnswerStream:
         """docent: a variant with other answer settings (the app's sidebar), same data."""
-        return (docent or self.docent).ask_stream(
-            question, history=history, collection=self._open(collection), sources=sources
-        )
+        name = self._open(collection)
+        started = time.perf_counter()
+        stream = (docent or self.docent).ask_stream(question, history=history, collection=name, sources=sources)
+        stream.pieces = metrics.timed_answer(stream.pieces, started)
+        return stream
 
     def ask(
         self,
@@ -184,7 +192,10 @@ class UserSession:
         history: Sequence[Turn] = (),
         sources: Sequence[str] | None = None,
     ) -> Answer:
-        return self.docent.ask(question, history=history, collection=self._open(collection), sources=sources)
+        stream = self.ask_stream(question, collection=collection, history=history, sources=sources)
+        for _ in stream:
+            pass
+        return stream.answer
 
     # ---- writing ----------------------------------------------------------------------------
 

@@ -236,6 +236,17 @@ class Collection:
         )
         return [r[0] for r in rows]
 
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks) stored."""
+        db = self._reader()
+        return (
+            db.execute("SELECT count(*) FROM documents").fetchone()[0],
+            db.execute("SELECT count(*) FROM chunks").fetchone()[0],
+        )
+
+    def index_lag(self) -> int:
+        return self.indexes.lag()
+
     def chunk_count(self) -> int:
         return self._reader().execute("SELECT count(*) FROM chunks").fetchone()[0]
 

@@ -118,6 +118,10 @@ class DerivedIndexes:
 
     # ---- keeping in step with the database -----------------------------------------------------
 
+    def lag(self) -> int:
+        """Database changes the in-memory indexes do not reflect yet (0: in step)."""
+        return max(0, last_change(self._reader()) - min(self.vectors.checkpoint, self.keywords.checkpoint))
+
     def catch_up(self, *, save: bool) -> None:
         """Brings both indexes up to the database's last change (this process's or another's)."""
         last = last_change(self._reader())

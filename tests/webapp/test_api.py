@@ -331,11 +331,12 @@ def test_no_input_the_openapi_document_allows_makes_the_api_fail(docent, tmp_pat
 
 
 @contextmanager
-def api_process(home: Path, log_path: Path):
-    """`docent api` on a free port of 127.0.0.1, up and answering; yields (process, base URL)."""
+def api_process(home: Path, log_path: Path, **environment: str):
+    """`docent api` on a free port of 127.0.0.1, up and answering; yields (process, base URL).
+    environment: DOCENT_* settings for it."""
     port = free_port()
     docent_bin = shutil.which("docent", path=str(Path(sys.executable).parent))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | environment
     log = log_path.open("w+b")
     process = subprocess.Popen(
         [docent_bin, "--home", str(home), "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT

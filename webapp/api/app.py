@@ -14,6 +14,7 @@ Routes are plain functions, which FastAPI runs on its thread pool: searches run 
 from __future__ import annotations
 
 import logging
+import threading
 
 from fastapi import FastAPI
 
@@ -22,10 +23,13 @@ from retrieval.settings import Settings
 from webapp.access import AccessControl
 from webapp.api.errors import add_error_handlers
 from webapp.api.guard import RequestGuard
+from webapp.api.observe import RequestObserver
 from webapp.api.routes import ROUTERS
 from webapp.api.schemas import ERRORS
 from webapp.chats import open_chats
 from webapp.jobs import JobManager
+from webapp.logs import configure_logging
+from webapp.metrics import ServerState
 from webapp.uploads import sweep_uploads
 
 log = logging.getLogger(__name__)
@@ -44,8 +48,10 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     app.state.settings, app.state.docent = settings, docent
     app.state.access, app.state.jobs = AccessControl(settings), jobs or JobManager(settings.home)
     app.state.chats = open_chats(settings)
+    app.state.server_state = ServerState(docent, app.state.jobs)
     add_error_handlers(app)
     app.add_middleware(RequestGuard, settings=settings, access=app.state.access)
+    app.add_middleware(RequestObserver)  # added last: the outermost, it sees the guard's refusals too
     for router in ROUTERS:
         app.include_router(router)
     return app
@@ -56,9 +62,20 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     if settings.auth == "none" and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("sign-in is off (auth = none) and the API listens on %s: anyone who can reach it is an admin", host)
+    configure_logging(settings.log_format)
     docent = Docent(settings)
-    docent.load_model()
+    # Loaded beside the server, not before it: /health answers at once and /ready says when the
+    # model is in (a request that needs it first waits for it).
+    threading.Thread(target=_load_model, args=(docent,), name="docent-model-load", daemon=True).start()
     try:
-        uvicorn.run(create_app(settings, docent=docent), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings, docent=docent), host=host, port=port, log_config=None)
     finally:
         docent.close()
+
+
+def _load_model(docent: Docent) -> None:
+    try:
+        docent.load_model()
+        log.info("the embedding model is loaded: %s", docent.embedding_precision)
+    except Exception:  # /ready stays 503 and says so; the next request that needs it tries again
+        log.exception("the embedding model could not be loaded")

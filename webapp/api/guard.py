@@ -1,5 +1,5 @@
-"""What the API checks before a route reads anything: the caller's key (with sign-in on) and the
-size of the body. Without this a client with no key could make the server read, parse and hold
+"""What the API checks before a route reads anything: the caller's key (with sign-in on), its
+allowance of requests a minute (webapp/limits.py), and the size of the body. Without this a client with no key could make the server read, parse and hold
 a body of any size before being told 401: three 300 MB bodies grew the server by 1.7 GB.
 
 A body announced larger than its limit (Content-Length) is refused at once with 413; one that
@@ -9,14 +9,17 @@ Uploads are spooled to disk as they arrive; each file's own limit is checked by 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from fastapi import HTTPException
 
 from retrieval.settings import Settings
 from webapp.access import LOCAL, AccessControl, AuthenticationFailed, Principal
+from webapp.limits import RateLimiter
+from webapp.logs import request_fields
 
-PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 def api_key(headers: dict[str, str]) -> str:
@@ -36,6 +39,16 @@ def principal_for(access: AccessControl, headers) -> Principal:
     return access.principal_for_key(key)
 
 
+def _caller(principal: Principal, headers: dict[str, str], scope) -> str:
+    """Whose allowance a request takes: its key's (each key its own), else the client address's
+    (sign-in off: everyone is the same local user)."""
+    key = api_key(headers)
+    if key and principal is not LOCAL:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    client = scope.get("client")
+    return "address:" + (client[0] if client else "unknown")
+
+
 def body_limit(settings: Settings, path: str) -> int:
     if path.endswith("/files"):  # multipart uploads, spooled to disk
         return settings.max_upload_bytes * settings.max_upload_files + (1 << 20)
@@ -47,6 +60,7 @@ class RequestGuard:
 
     def __init__(self, app, *, settings: Settings, access: AccessControl):
         self.app, self.settings, self.access = app, settings, access
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -55,9 +69,16 @@ class RequestGuard:
         if scope["path"] not in PUBLIC_PATHS:
             try:
                 # Kept for the route (request.state.principal): the key is looked up once.
-                scope.setdefault("state", {})["principal"] = principal_for(self.access, headers)
+                principal = scope.setdefault("state", {})["principal"] = principal_for(self.access, headers)
             except AuthenticationFailed as exc:
                 return await _refuse(send, 401, str(exc), {"www-authenticate": "Bearer"})
+            fields = request_fields.get()
+            if fields is not None:
+                fields["user"] = principal.name
+            wait = self.limiter.wait_for(_caller(principal, headers, scope))
+            if wait:
+                detail = f"too many requests: at most {self.limiter.per_minute} a minute (DOCENT_RATE_LIMIT_PER_MINUTE)"
+                return await _refuse(send, 429, f"{detail}; try again in {wait} s", {"retry-after": str(wait)})
         limit = body_limit(self.settings, scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:

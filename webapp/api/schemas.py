@@ -221,6 +221,11 @@ class Health(BaseModel):
     collections: int
 
 
+class Ready(BaseModel):
+    status: str
+    problems: list[str]
+
+
 class Problem(BaseModel):
     detail: str
 
