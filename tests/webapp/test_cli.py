@@ -208,3 +208,17 @@ def test_reading_commands_neither_load_the_model_nor_make_a_collection(tmp_path)
         [sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.stdout.strip().splitlines()[-1] == "[0, 0] False False False", result.stdout + result.stderr
+
+
+def test_the_collection_may_be_named_before_the_command(cli_home):
+    """As the user guide writes it: `docent -c NAME list`."""
+    before = json.loads(run(cli_home, "-c", "default", "list", "--json").stdout)
+    after = json.loads(run(cli_home, "list", "-c", "default", "--json").stdout)
+    assert before == after and len(before) == 1
+    missing = run(cli_home, "-c", "nowhere", "list", check=False)
+    assert missing.returncode == 1 and "no collection 'nowhere'" in missing.stderr
+
+
+def test_help_says_ingest_takes_every_type_it_reads(cli_home):
+    text = " ".join(run(cli_home, "--help").stdout.split())
+    assert "add files of every type Docent reads" in text and "Word" in text and "e-mail" in text

@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("users", "keys", "access"):
         return manage_access(args, settings, as_json)
+    if args.command == "backup":
+        from webapp.cli.backup import backup
+
+        return backup(args, settings, as_json)
 
     from retrieval.service import Docent
     from retrieval.store import CollectionError

@@ -30,9 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docent", description="Chat with your documents, with cited answers.", parents=[common]
     )
+    # Also before the command, as the user guide writes it: `docent -c NAME list`.
+    parser.add_argument(
+        "-c", "--collection", default=argparse.SUPPRESS, help="collection (default: DOCENT_COLLECTION or 'default')"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("ingest", parents=[with_collection], help="add PDFs (files, folders) or web pages (URLs)")
+    p = commands.add_parser(
+        "ingest",
+        parents=[with_collection],
+        help="add files of every type Docent reads (PDF, Word, PowerPoint, Excel, HTML, images by OCR,"
+        " e-mail, CSV, Markdown, text), folders of them, or web pages (URLs)",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     p = commands.add_parser(
         "crawl", parents=[with_collection], help="add a site through its sitemap; re-crawls redo only changes"
@@ -114,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the embedding model ready now (export, int8 copy) rather than on first use;"
         " says where search runs (CPU or GPU)",
     )
+    p = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="back up the data home while the server runs, verify a backup, or restore one (docs/team-server.md)",
+    )
+    backups = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = backups.add_parser("create", parents=[common], help="a consistent copy of the data home into a new folder")
+    q.add_argument("path", metavar="DEST", help="a new (or empty) folder outside the data home")
+    q = backups.add_parser("verify", parents=[common], help="check a backup's files, checksums and databases")
+    q.add_argument("path", metavar="SRC")
+    q = backups.add_parser("restore", parents=[common], help="restore a backup into an empty data home, verified")
+    q.add_argument("path", metavar="SRC")
+    q.add_argument("--replace", action="store_true", help="restore over a data home that is not empty (moved aside)")
     p = commands.add_parser(
         "cluster", parents=[common], help="the Ray cluster: its nodes, and each shard's size and health"
     )
