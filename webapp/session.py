@@ -77,6 +77,11 @@ class UserSession:
             raise NotFound(f"no collection '{name}'")
         return name
 
+    def check_may_add(self, collection: str | None) -> None:
+        """Raises AccessDenied or NotFound unless this user may add documents to the collection:
+        the API asks before it reads an upload's body."""
+        self._open(collection, WRITE)
+
     def _exists(self, name: str) -> bool:
         return name == self.docent.settings.collection or name in self.docent.collection_names()
 

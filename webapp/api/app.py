@@ -30,6 +30,7 @@ from webapp.chats import open_chats
 from webapp.jobs import JobManager
 from webapp.logs import configure_logging
 from webapp.metrics import ServerState
+from webapp.session import UserSession
 from webapp.uploads import sweep_uploads
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,12 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     app.state.chats = open_chats(settings)
     app.state.server_state = ServerState(docent, app.state.jobs)
     add_error_handlers(app)
-    app.add_middleware(RequestGuard, settings=settings, access=app.state.access)
+    state = app.state
+
+    def may_add(principal, collection: str) -> None:
+        UserSession(docent, state.access, state.jobs, principal, state.chats).check_may_add(collection)
+
+    app.add_middleware(RequestGuard, settings=settings, access=state.access, may_add=may_add)
     app.add_middleware(RequestObserver)  # added last: the outermost, it sees the guard's refusals too
     for router in ROUTERS:
         app.include_router(router)

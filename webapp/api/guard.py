@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from typing import Callable
 
 from fastapi import HTTPException
 
 from retrieval.settings import Settings
-from webapp.access import LOCAL, AccessControl, AuthenticationFailed, Principal
+from retrieval.store import CollectionError
+from webapp.access import LOCAL, AccessControl, AccessDenied, AuthenticationFailed, Principal
 from webapp.limits import RateLimiter
 from webapp.logs import request_fields
+from webapp.session import NotFound
 
+UPLOAD_PATH = re.compile(r"/collections/([^/]+)/files")
 PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
@@ -58,8 +63,10 @@ def body_limit(settings: Settings, path: str) -> int:
 class RequestGuard:
     """Pure ASGI middleware: the key first, then the body, counted."""
 
-    def __init__(self, app, *, settings: Settings, access: AccessControl):
-        self.app, self.settings, self.access = app, settings, access
+    def __init__(self, app, *, settings: Settings, access: AccessControl, may_add: Callable[[Principal, str], None]):
+        """may_add(principal, collection) raises AccessDenied or NotFound (webapp.session) when the
+        caller may not add documents to the collection: an upload is refused before its body."""
+        self.app, self.settings, self.access, self.may_add = app, settings, access, may_add
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
 
     async def __call__(self, scope, receive, send):
@@ -79,23 +86,78 @@ class RequestGuard:
             if wait:
                 detail = f"too many requests: at most {self.limiter.per_minute} a minute (DOCENT_RATE_LIMIT_PER_MINUTE)"
                 return await _refuse(send, 429, f"{detail}; try again in {wait} s", {"retry-after": str(wait)})
+            upload_to = UPLOAD_PATH.fullmatch(scope["path"]) if scope["method"] == "POST" else None
+            if upload_to:
+                try:
+                    self.may_add(principal, upload_to[1])
+                except AccessDenied as exc:
+                    return await _refuse(send, 403, str(exc))
+                except (NotFound, CollectionError) as exc:
+                    return await _refuse(send, 404 if isinstance(exc, NotFound) else 400, str(exc))
         limit = body_limit(self.settings, scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return await _refuse(send, 413, _too_large(limit))
         received = 0
+        parts = PartSizes.of(headers.get("content-type", ""), self.settings.max_upload_bytes)
 
         async def counted():
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
+                # FastAPI passes an HTTPException raised while it reads the body through as is.
                 if received > limit:
-                    # FastAPI passes an HTTPException raised while it reads the body through as is.
                     raise HTTPException(413, _too_large(limit))
+                too_large = parts.feed(body) if parts is not None else None
+                if too_large is not None:
+                    raise HTTPException(413, f"{too_large} is larger than this server accepts ({parts.limit:,} bytes)")
             return message
 
         await self.app(scope, counted, send)
+
+
+class PartSizes:
+    """The size of each part of a multipart body, counted as it arrives, so a file past the
+    upload limit is refused as soon as it passes it rather than once all of it has come. The
+    route checks each file exactly; this allows a part its headers (HEADER_ROOM) on top."""
+
+    HEADER_ROOM = 16 << 10
+
+    def __init__(self, boundary: bytes, limit: int):
+        self.delimiter, self.limit = b"--" + boundary, limit
+        self.since = 0  # bytes of the current part so far
+        self.name = "a file"
+        self._tail = b""  # the last bytes seen, where a delimiter may begin
+
+    @classmethod
+    def of(cls, content_type: str, limit: int) -> "PartSizes | None":
+        found = re.search(r'boundary="?([^";,\s]{1,200})', content_type)
+        return cls(found[1].encode("latin-1"), limit) if content_type.startswith("multipart/") and found else None
+
+    def feed(self, data: bytes) -> str | None:
+        """The name of the file past the limit, once one is; else None."""
+        buffer, counted = self._tail + data, len(self._tail)  # the tail's bytes are counted already
+        part_start, at = None, buffer.find(self.delimiter)
+        while at >= 0:
+            size = self.since - counted + at if part_start is None else at - part_start
+            if size > self.limit + self.HEADER_ROOM:
+                return self.name
+            part_start = at + len(self.delimiter)
+            named = _FILENAME.search(buffer, part_start, part_start + 2048)
+            self.name = _printable(named[1].decode("utf-8", "replace")) if named else "a file"
+            at = buffer.find(self.delimiter, part_start)
+        self.since = self.since + len(data) if part_start is None else len(buffer) - part_start
+        self._tail = buffer[-(len(self.delimiter) - 1) :]
+        return self.name if self.since > self.limit + self.HEADER_ROOM else None
+
+
+_FILENAME = re.compile(rb'filename="([^"\r\n]{0,300})"')
+
+
+def _printable(name: str) -> str:
+    return "".join(c for c in name if c.isprintable())[:200] or "a file"
 
 
 def _too_large(limit: int) -> str:
