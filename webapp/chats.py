@@ -348,6 +348,32 @@ class ChatStore:
     def approved_count(self, collection: str) -> int:
         return self._query(f"SELECT count(*) FROM feedback {self._APPROVED}", (collection,))[0][0]
 
+    def disapproved(self, collection: str, limit: int) -> list[Feedback]:
+        """The collection's thumbs-down answers, the most recent first: what to look into."""
+        rows = self._query(
+            f"{self._FEEDBACK} WHERE collection = ? AND rating < 0 ORDER BY given_at DESC LIMIT ?", (collection, limit)
+        )
+        return [self._feedback(r) for r in rows]
+
+
+def review_jsonl(disapproved: Iterable[Feedback]) -> str:
+    """Thumbs-down answers to look into, one JSON line each: who, when, the question, the answer
+    and what it cited, and the reader's comment."""
+    lines = []
+    for item in disapproved:
+        line = {
+            "given_at": item.given_at,
+            "user": item.user,
+            "collection": item.collection,
+            "question": item.answer.question,
+            "answer": item.answer.text,
+            "cited": [{"source": h.source, "page": h.page} for h in item.answer.citations],
+            "comment": item.comment,
+            "backend": item.backend,
+        }
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    return "".join(lines)
+
 
 def eval_set_jsonl(approved: Iterable[Feedback]) -> str:
     """Approved answers as a question set `docent eval` reads, one JSON line each: the question,

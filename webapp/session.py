@@ -369,6 +369,11 @@ class UserSession:
         self.require(ADMIN)
         return self.chat_store.feedback(limit, collection)
 
+    def disapproved_answers(self, collection: str, limit: int = 100_000) -> list[Feedback]:
+        """The collection's thumbs-down answers with their comments, newest first (admins)."""
+        self.require(ADMIN)
+        return self.chat_store.disapproved(collection, limit)
+
     def approved_answers(self, collection: str, limit: int = 100_000) -> list[Feedback]:
         """The collection's thumbs-up answers that cite something, newest first (admins)."""
         self.require(ADMIN)

@@ -23,8 +23,9 @@ TIMEOUT = 180  # the first run loads the embedding model
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of Markdown the app escaped (document text is drawn as written)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a reader sees of Markdown the app escaped (document text is drawn as written; the
+    word joiners that keep addresses and icon codes inert are invisible)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def start_app(tmp_path, monkeypatch, **env: str) -> AppTest:
@@ -66,7 +67,9 @@ def app(tmp_path, monkeypatch):
 
 
 def upload(at: AppTest, files: list[tuple[str, bytes]], *, wait: bool = True) -> None:
-    at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
+    at.file_uploader(key=f"uploads-{at.session_state['upload-round']}").set_value(
+        [(name, data, "application/pdf") for name, data in files]
+    )
     at.run()
     at.button(key="add").click()
     at.run()
@@ -166,7 +169,7 @@ def test_a_removal_asks_first_and_can_be_undone(app):
 
 
 def test_with_sign_in_off_collections_are_made_and_deleted_in_the_app(app):
-    app.text_input(key="new-collection").set_value("manuals").run()
+    app.text_input(key="new-collection").set_value("manuals")  # typed, no Enter: the form takes it
     app.button(key="create-collection").click().run()
     assert not app.exception, app.exception
     assert app.sidebar.selectbox(key="collection").options == ["default", "manuals"]
@@ -417,7 +420,7 @@ def test_an_admin_creates_a_limited_collection_and_a_user_who_then_sees_it(tmp_p
     ada = sign_in(tmp_path, monkeypatch, env, "ada", "ada-pw")
     assert ada.sidebar.selectbox(key="collection").options == ["default", "payroll"]  # admins see everything
     ada.text_input(key="new-collection").set_value("board")
-    ada.text_input(key="new-collection-access").set_value("@directors").run()
+    ada.text_input(key="new-collection-access").set_value("@directors")
     ada.button(key="create-collection").click().run()
     assert not ada.exception, ada.exception
     assert ada.sidebar.selectbox(key="collection").value == "board"
@@ -509,14 +512,21 @@ def test_a_chat_whose_document_was_removed_still_opens_and_says_so(app, tmp_path
     assert "120 euros per month" in answers_of(again)[0]
 
 
-def test_feedback_on_an_answer_is_saved_and_listed_for_the_admin(app, tmp_path, monkeypatch):
+def rate_an_answer(app, thumbs: int, comment: str) -> str:
+    """Asks about the handbook, gives the answer a thumbs up (1) or down (0) with a comment;
+    returns the comment field's key."""
     upload(app, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
     app.chat_input[0].set_value("How much does a mooring permit cost?").run()
-    app.feedback[0].set_value(1).run()  # thumbs up
+    app.feedback[0].set_value(thumbs).run()
     turn_key = next(t.key for t in app.text_input if t.key and t.key.startswith("comment-"))
-    app.text_input(key=turn_key).set_value("Right, and quick")
+    app.text_input(key=turn_key).set_value(comment)
     app.button(key=turn_key.replace("comment-", "send-comment-")).click().run()
     assert not app.exception, app.exception
+    return turn_key
+
+
+def test_feedback_on_an_answer_is_saved_and_listed_for_the_admin(app, tmp_path, monkeypatch):
+    turn_key = rate_an_answer(app, 1, "Right, and quick")
 
     again = reopen(tmp_path, monkeypatch, {"chat": app.query_params["chat"]})
     assert again.feedback[0].value == 1 and again.text_input(key=turn_key).value == "Right, and quick"
@@ -558,3 +568,25 @@ def test_a_chat_is_private_and_a_shared_one_opens_read_only_for_those_with_acces
             assert not ed.chat_input  # read only
         else:
             assert not answers_of(ed) and "4.2 million" not in json.dumps([m.value for m in ed.markdown])
+
+
+def test_the_admin_sees_and_exports_thumbs_down_answers_with_their_comments(app, tmp_path, monkeypatch):
+    rate_an_answer(app, 0, "Cites the wrong page")
+    again = reopen(tmp_path, monkeypatch, {})
+    again.get("segmented_control")[0].set_value("👎 only").run()
+    rows = next(d for d in again.sidebar.dataframe if "rating" in d.value.columns).value
+    assert list(rows["rating"]) == ["👎"] and list(rows["comment"]) == ["Cites the wrong page"]
+    assert "120 euros" in rows["answer"][0]
+    export = next(b for b in again.get("download_button") if b.proto.label.startswith("Export 'default' thumbs-down"))
+    assert export.proto.label.endswith("(1)") and not export.proto.disabled
+
+
+def test_the_answer_to_copy_names_the_slide_of_a_passage_that_has_no_page():
+    from retrieval.models import Answer, Hit
+    from webapp.app.render import answer_markdown
+
+    slide = Hit("review.pptx", "Quarterly review", None, 1, 1.0, "Crane lift: 40 euros", "Slide 2: Prices", ref=1)
+    page = Hit("handbook.pdf", "Harbor Handbook", 3, 2, 1.0, "120 euros", ref=2)
+    text = answer_markdown(Answer("What do they cost?", "A lift is 40 euros [1], a permit 120 [2].", [slide, page], True))
+    assert "[1] Quarterly review, Slide 2: Prices (review.pptx)" in text
+    assert "[2] Harbor Handbook, page 3 (handbook.pdf)" in text

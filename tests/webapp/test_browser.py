@@ -118,12 +118,15 @@ def test_upload_ask_and_open_a_citation_in_a_real_browser(server, tmp_path):
         page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
 
 
-INJECTED_TITLE = "![i](http://tracker.example/title.png)"
+INJECTED_TITLE = "![i](http://tracker.example/title.png) :material/warning: see https://evil.example/login"
 
 
 def test_no_request_leaves_for_a_host_named_only_in_a_document(docent, tmp_path):
     """A document's title and text are drawn as written: Markdown in them (an image here) is not
-    followed, in the sidebar, the answer, the citation or its passage."""
+    followed, in the sidebar, the answer, the citation or its passage; Streamlit's icon codes
+    are not drawn as icons, and addresses in them are not live links."""
+    from webapp.app.render import unlinked
+
     from retrieval.service import Docent, Source
     from retrieval.settings import load_settings
 
@@ -132,21 +135,52 @@ def test_no_request_leaves_for_a_host_named_only_in_a_document(docent, tmp_path)
     own._embedder = docent.embedder
     pages = [
         ["Harbour rules for the marina."],
-        ["A mooring permit costs 120 euros per month, see ![map](http://tracker.example/map.png) for the berths."],
+        [
+            "A mooring permit costs 120 euros per month, see ![map](http://tracker.example/map.png) for the berths"
+            " :material/warning: or write to harbour@evil.example or www.evil.example."
+        ],
     ]
     assert own.ingest([Source("rules.pdf", data=make_pdf(pages, title=INJECTED_TITLE))])[0].status == "added"
     own.close()
     requests: list[str] = []
     with _serving(home) as url, _browser_at(url, requests) as page:
-        page.get_by_text(INJECTED_TITLE).first.wait_for(timeout=120_000)  # the title, as written
+        title = unlinked(INJECTED_TITLE)  # as written, with invisible joiners
+        page.get_by_text(title).first.wait_for(timeout=120_000)
         box = page.get_by_placeholder("Ask a question about your documents")
         box.fill("How much does a mooring permit cost?")
         box.press("Enter")
         page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
-        page.get_by_text(f"[1] {INJECTED_TITLE}, page 2", exact=True).click()
-        page.get_by_text("![map](http://tracker.example/map.png)").first.wait_for(timeout=10_000)
+        page.get_by_text(f"[1] {title}, page 2", exact=True).click()
+        page.get_by_text(unlinked("![map](http://tracker.example/map.png)")).first.wait_for(timeout=10_000)
         page.wait_for_timeout(2000)  # time for any image request to leave
+        links = [a.get_attribute("href") or "" for a in page.locator("a").all()]
+        icons = [icon.inner_text() for icon in page.locator('[data-testid="stIconMaterial"]').all()]
     assert requests and not [r for r in requests if "tracker.example" in r]
+    assert not [link for link in links if "evil.example" in link or "tracker.example" in link], links
+    assert "warning" not in icons, icons
+
+
+def test_create_takes_the_name_as_typed_and_the_uploader_empties_after_adding(server, tmp_path):
+    """Two rough edges a new user hit: Create did nothing until Enter had been pressed in the name
+    field, and the uploader kept listing the files it had already handed over."""
+    url, home = server
+    pdf = tmp_path / "pumps.pdf"
+    pdf.write_bytes(make_manual("Pumps", 2))
+    with _browser_at(url) as page:
+        page.get_by_text("Docent").first.wait_for(timeout=120_000)
+        page.get_by_text("Manage collections").click()
+        page.get_by_placeholder("handbooks").fill("typed-only")  # no Enter, no leaving the field
+        page.get_by_role("button", name="Create").click()
+        page.get_by_text("Created 'typed-only'").wait_for(timeout=30_000)
+        assert (home / "collections" / "typed-only").is_dir()
+        page.locator("input[type=file]").set_input_files(str(pdf))
+        page.get_by_text("pumps.pdf").first.wait_for(timeout=10_000)  # listed by the uploader
+        page.get_by_role("button", name="Add 1 file(s)").click()
+        page.get_by_text("pumps.pdf: added, 2 pages").wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)
+        assert page.get_by_role("button", name="Add 1 file(s)").count() == 0
+        uploader = page.locator('[data-testid="stFileUploader"]').first
+        assert "pumps.pdf" not in uploader.inner_text()  # the uploader is empty again
 
 
 def _documents_in(home: Path) -> list[str]:

@@ -70,14 +70,18 @@ def undo_removal(user: UserSession, collection: str) -> None:
 
 
 def upload_files(user: UserSession, collection: str) -> None:
+    # A new key once files are handed over: the uploader starts empty again, its files added.
+    round_ = st.session_state.setdefault("upload-round", 0)
     uploads = st.sidebar.file_uploader(
         f"Add files ({', '.join(t.name for t in FILE_TYPES)})",
         type=[s.lstrip(".") for s in SUFFIXES],
         accept_multiple_files=True,
-        key="uploads",
+        key=f"uploads-{round_}",
     )
     if uploads and st.sidebar.button(f"Add {len(uploads)} file(s)", type="primary", key="add"):
         user.start_ingest([Source(u.name, data=u.getvalue()) for u in uploads], collection)
+        st.session_state["upload-round"] = round_ + 1
+        st.rerun()
     # This user's latest ingest here: after a closed tab or a reload it shows again.
     job = user.jobs.latest(collection, "ingest", owner=user.principal.name)
     if job is not None:
@@ -103,7 +107,7 @@ def ingest_status(job: Job) -> None:
         )
     for outcome in job.outcomes:
         if not outcome.ok:
-            st.error(md(f"{outcome.source}: {outcome.error}"))
+            st.error(f"{md(outcome.source)}: {md(outcome.error)}")
         elif outcome.status == "unchanged":
             st.info(f"{md(outcome.source)}: already in the collection, unchanged")
         elif outcome.status == "duplicate":
@@ -111,7 +115,7 @@ def ingest_status(job: Job) -> None:
         else:
             st.success(f"{md(outcome.source)}: {outcome.status}, {outcome.pages} pages, {outcome.chunks} chunks")
         for warning in outcome.warnings:
-            st.warning(md(f"{outcome.source}: {warning}"))
+            st.warning(f"{md(outcome.source)}: {md(warning)}")
     if job.error:
         st.error(f"Adding files failed: {md(job.error)}")
     elif job.state == "cancelled":

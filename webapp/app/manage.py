@@ -6,7 +6,7 @@ import streamlit as st
 
 from retrieval.store import CollectionError
 from webapp.access import ROLES, AccessDenied
-from webapp.chats import eval_set_jsonl
+from webapp.chats import eval_set_jsonl, review_jsonl
 from webapp.session import NotFound, UserSession
 
 
@@ -23,18 +23,25 @@ def manage(user: UserSession, collection: str) -> None:
 
 
 def _collections(user: UserSession, collection: str, signin: bool) -> None:
-    st.markdown("**New collection**")
-    name = st.text_input("Name", key="new-collection", placeholder="handbooks")
-    limit = ""
-    if signin:
-        limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
-    if st.button("Create", key="create-collection", disabled=not name):
-        users, groups = _people(limit)
-        _act(
-            lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
-            f"Created '{name.strip()}'",
-            select=name.strip(),
-        )
+    # A form: Create takes the name as typed, without Enter first (a button disabled until the
+    # name was entered ignored the click that followed typing).
+    with st.form("new-collection-form", border=False):
+        st.markdown("**New collection**")
+        name = st.text_input("Name", key="new-collection", placeholder="handbooks")
+        limit = ""
+        if signin:
+            limit = st.text_input("Only for these users and @groups (blank: everyone)", key="new-collection-access")
+        create = st.form_submit_button("Create", key="create-collection")
+    if create:
+        if not name.strip():
+            st.error("Give the new collection a name.")
+        else:
+            users, groups = _people(limit)
+            _act(
+                lambda: user.create_collection(name.strip(), users=users or None, groups=groups),
+                f"Created '{name.strip()}'",
+                select=name.strip(),
+            )
     if signin:
         st.markdown(f"**Who may see '{collection}'**")
         allowed = user.access.collection_access(collection)
@@ -91,6 +98,7 @@ def _users(user: UserSession) -> None:
 
 
 FEEDBACK_SHOWN = 200
+FEEDBACK_EXPORTED = 10_000  # thumbs-down answers in one export
 
 
 def _feedback(user: UserSession, collection: str) -> None:
@@ -98,6 +106,9 @@ def _feedback(user: UserSession, collection: str) -> None:
     if not recent:
         st.caption("No feedback yet: readers give it with the thumbs under each answer.")
         return
+    shown = st.segmented_control(
+        "Show", ["all", "👎 only"], default="all", key="feedback-filter", label_visibility="collapsed"
+    )
     st.dataframe(
         [
             {
@@ -106,10 +117,12 @@ def _feedback(user: UserSession, collection: str) -> None:
                 "rating": "👍" if f.rating == "up" else "👎",
                 "question": f.answer.question,
                 "comment": f.comment,
+                "answer": f.answer.text,
                 "collection": f.collection,
                 "backend": f.backend,
             }
             for f in recent
+            if shown != "👎 only" or f.rating == "down"
         ],
         hide_index=True,
         key="feedback-table",
@@ -123,6 +136,16 @@ def _feedback(user: UserSession, collection: str) -> None:
         key="export-feedback",
         disabled=not approved,
         help="A question set for `docent eval`: each approved answer's question, text and cited pages.",
+    )
+    disapproved = user.disapproved_answers(collection, limit=FEEDBACK_EXPORTED)
+    st.download_button(
+        f"Export '{collection}' thumbs-down answers ({len(disapproved)})",
+        data=review_jsonl(disapproved),
+        file_name=f"thumbs-down-{collection}.jsonl",
+        mime="application/x-ndjson",
+        key="export-thumbs-down",
+        disabled=not disapproved,
+        help="To look into: each question, the answer and what it cited, and the reader's comment.",
     )
 
 

@@ -12,11 +12,25 @@ from retrieval.models import Answer, Hit
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
 
 
+# Streamlit turns `:material/warning:` and `:smile:` into icons, and bare addresses
+# (https://host/…, www.host, name@host) into live links, after Markdown is parsed: escaping
+# does not stop either (checked in Chromium). An invisible word joiner after each ':' and '@',
+# and inside "www.", does.
+_JOINER = "\u2060"
+_WWW = re.compile(r"(?i)\b(www)\.")
+
+
 def escape_markdown(text: str) -> str:
     """Text shown as written: everything Streamlit draws (labels, captions, notices, answers) is
     Markdown, so a document titled `![i](http://host/t.png)` would make every reader's browser
-    fetch that image. Every string that comes from a document or a user goes through this."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    fetch that image, and one holding `:material/warning:` or an address would show an icon or a
+    live link. Every string that comes from a document or a user goes through this."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked(text))
+
+
+def unlinked(text: str) -> str:
+    """The text with its icon codes and addresses broken by joiners: what the page holds."""
+    return _WWW.sub(rf"\1{_JOINER}.", text.replace(":", ":" + _JOINER).replace("@", "@" + _JOINER))
 
 
 md = escape_markdown
@@ -45,7 +59,10 @@ def answer_markdown(answer: Answer) -> str:
     """The answer as Markdown to paste elsewhere: its text, then each citation's source."""
     lines = [answer.text.strip(), ""]
     for hit in answer.citations:
-        place = f"{hit.title}, page {hit.page}" if hit.page is not None else hit.title
+        if hit.page is not None:
+            place = f"{hit.title}, page {hit.page}"
+        else:  # a slide, a sheet's rows, a heading: the section says where
+            place = f"{hit.title}, {hit.section}" if hit.section and hit.section != hit.title else hit.title
         lines.append(f"[{hit.ref}] {place} ({hit.source})" if hit.source != hit.title else f"[{hit.ref}] {place}")
     return "\n".join(lines).strip() + "\n"
 
