@@ -25,6 +25,10 @@ MIN_TEXT_TOKENS = 32
 # file of one token, a base64 blob) would otherwise be one unbounded passage.
 LONG_WORD_CHARS = 32
 _WORD_PIECE = re.compile(rf"\S{{1,{LONG_WORD_CHARS}}}")
+# No token covers more than a word (cut at LONG_WORD_CHARS) and its space: a sentence longer than
+# this many characters a token cannot fit a budget, and is cut at words without being tokenized
+# whole (a 9 MB line given to the tokenizer at once took 1.7 GB).
+MAX_CHARS_PER_TOKEN = LONG_WORD_CHARS + 8
 
 
 def approximate_token_count(text: str) -> int:
@@ -87,7 +91,7 @@ def _pieces(text: str, budget: int, count_tokens: TokenCounter) -> list[tuple[in
     """Sentences as (start, end, tokens); a sentence longer than the budget is cut at words."""
     pieces = []
     for start, end in sentence_spans(text):
-        tokens = count_tokens(text[start:end])
+        tokens = count_tokens(text[start:end]) if end - start <= budget * MAX_CHARS_PER_TOKEN else budget + 1
         if tokens <= budget:
             pieces.append((start, end, tokens))
             continue

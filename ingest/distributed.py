@@ -32,6 +32,7 @@ import ray
 from ingest.errors import IngestError
 from ingest.models import IngestOutcome
 from ingest.pipeline import already_held, chunk_pages, stored_outcome
+from ingest.limits import ExpansionLimits, set_limits
 from ingest.sources import LargePdf, Source, load_file, read_file
 from retrieval.keywords import keyword_terms
 from retrieval.store import CollectionError, PreparedDocument
@@ -52,8 +53,10 @@ EXTRACTION_CPUS = 0.5
 STALL_SECONDS = 600.0  # no document out of the cluster for this long: the ingest stops and says so
 
 
-def _extract(row: dict) -> dict:
-    """A Ray task: the file's Document (or why it cannot be read)."""
+def _extract(row: dict, limits: ExpansionLimits) -> dict:
+    """A Ray task: the file's Document (or why it cannot be read), within the deployment's
+    limits on what a file may expand to."""
+    set_limits(limits)
     loaded = load_file(row["name"], row["data"], None, WHOLE)
     if isinstance(loaded, LargePdf):  # not reached with WHOLE; said plainly if it ever is
         loaded = IngestError(row["name"], "too many pages to read in one task")
@@ -100,6 +103,7 @@ def ingest_on_ray(
     embed_actors: int,
     on_outcome: Callable[[IngestOutcome], None] | None = None,
     cancel: threading.Event | None = None,
+    limits: ExpansionLimits = ExpansionLimits(),
 ) -> dict[int, IngestOutcome]:
     """Ingests files on the cluster: {position in sources: outcome}, for every source unless
     cancel was set. URLs are not taken here (the service fetches them with the local pipeline,
@@ -127,7 +131,7 @@ def ingest_on_ray(
             continue
         rows.append({"position": position, "name": source.name, "data": data})
     if rows:
-        _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel)
+        _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel, limits)
     return outcomes
 
 
@@ -141,12 +145,15 @@ def embedding_pool(embed_actors: int) -> tuple[int, bool]:
     return max(1, min(embed_actors, math.floor(free - EXTRACTION_CPUS))), False
 
 
-def _run(rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel) -> None:
+def _run(
+    rows, sources, collection, new_embedder, overlap_tokens, embed_actors, outcomes, report, cancel, limits
+) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     actors, on_gpus = embedding_pool(embed_actors)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=min(len(rows), 64))
-        .map(_extract, num_cpus=EXTRACTION_CPUS, max_retries=EXTRACTION_RETRIES)  # lost with its node: runs again
+        # A task lost with its node runs again.
+        .map(_extract, fn_kwargs={"limits": limits}, num_cpus=EXTRACTION_CPUS, max_retries=EXTRACTION_RETRIES)
         .map_batches(
             _Preparer,
             fn_constructor_args=(new_embedder, overlap_tokens),

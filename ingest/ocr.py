@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ingest.errors import IngestError
+from ingest.limits import limits, too_much
 from ingest.models import Document, Page, title_from_name
 from ingest.text import clean_page_text
 
@@ -123,22 +124,44 @@ def _joined(lines: list[_Line]) -> str:
     return "".join(out)
 
 
+OCR_MAX_SIDE = 4096  # pixels; a 9000 x 9000 frame took 1.2 GB as RGB and OCR's arrays
+
+
+def _for_ocr(frame: Image.Image) -> Image.Image:
+    """The frame, scaled down when a side is longer than OCR_MAX_SIDE (still about 270 dpi for
+    an A4 page scanned at 600): the OCR engine scales its input down to detect text anyway."""
+    if max(frame.size) <= OCR_MAX_SIDE:
+        return frame
+    scale = OCR_MAX_SIDE / max(frame.size)
+    small = frame.convert("L") if frame.mode in ("1", "P") else frame
+    return small.resize((max(1, round(frame.width * scale)), max(1, round(frame.height * scale))), Image.LANCZOS)
+
+
 def load_image(name: str, data: bytes) -> Document:
     """A PNG, JPEG or TIFF (each of a TIFF's pages) read by OCR into a Document."""
     problem = ocr_problem()
     if problem is not None:
         raise IngestError(name, f"an image is read by OCR, and {problem}")
+    cap = limits()
     try:
         image = Image.open(BytesIO(data))
-        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+        frames = getattr(image, "n_frames", 1)
+        if frames > cap.max_image_frames:
+            raise IngestError(name, too_much(f"it has {frames:,} frames", cap.max_image_frames, "MAX_IMAGE_FRAMES"))
+        pages = []
+        # One frame at a time, each read by OCR before the next is decoded: a TIFF's frames are
+        # never all held at once.
+        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+            pixels = frame.width * frame.height
+            if pixels > cap.max_image_pixels:
+                found = f"its page {number} has {pixels:,} pixels ({frame.width} x {frame.height})"
+                raise IngestError(name, too_much(found, cap.max_image_pixels, "MAX_IMAGE_PIXELS"))
+            text = clean_page_text(read_image(_for_ocr(frame)))
+            if text.strip():
+                where = f"page {number}, {MARK}" if frames > 1 else MARK
+                pages.append(Page(number=len(pages) + 1, text=text, section=where))
     except (UnidentifiedImageError, OSError) as exc:
         raise IngestError(name, f"the image is damaged and cannot be read ({exc})") from None
-    pages = []
-    for number, frame in enumerate(frames, start=1):
-        text = clean_page_text(read_image(frame))
-        if text.strip():
-            where = f"page {number}, {MARK}" if len(frames) > 1 else MARK
-            pages.append(Page(number=len(pages) + 1, text=text, section=where))
     if not pages:
         raise IngestError(name, "OCR found no writing in the image")
     return Document(

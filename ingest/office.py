@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from io import BytesIO
 
 from ingest.errors import IngestError
+from ingest.limits import limits, too_much
 from ingest.models import Document, Page, title_from_name
 from ingest.tables import sheet_pages, table_lines
 
@@ -34,7 +36,7 @@ def load_office(name: str, data: bytes) -> Document:
         )
     reader = {"docx": _docx, "pptx": _pptx, "xlsx": _xlsx}[kind]
     try:
-        title, pages = reader(BytesIO(data))
+        title, pages = reader(BytesIO(_text_parts(name, data)))
     except IngestError:
         raise
     except Exception as exc:  # the libraries raise many types for a damaged part
@@ -50,6 +52,33 @@ def load_office(name: str, data: bytes) -> Document:
         pages=[Page(number=n, text=p.text, section=p.section) for n, p in enumerate(pages, start=1)],
         size_bytes=len(data),
     )
+
+
+def _text_parts(name: str, data: bytes) -> bytes:
+    """The archive with only its XML parts (text, structure, relationships) unpacked, up to
+    DOCENT_MAX_UNPACKED_BYTES, and every other part (pictures, video, embedded files, fonts) left
+    empty: they hold no text to read, and the libraries would hold each of them in memory."""
+    cap = limits().max_unpacked_bytes
+    unpacked, out = 0, BytesIO()
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
+            for item in archive.infolist():
+                if item.is_dir():
+                    continue
+                if not item.filename.endswith((".xml", ".rels")):
+                    copy.writestr(item.filename, b"")
+                    continue
+                # Counted as read, not as declared: a part's header may lie about its size.
+                with archive.open(item) as part, copy.open(zipfile.ZipInfo(item.filename), "w", force_zip64=True) as to:
+                    while block := part.read(1 << 20):
+                        unpacked += len(block)
+                        if unpacked > cap:
+                            found = f"it unpacks to more than {cap:,} bytes (pictures and embedded files aside)"
+                            raise IngestError(name, too_much(found, cap, "MAX_UNPACKED_BYTES"))
+                        to.write(block)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise IngestError(name, f"the file is a damaged ZIP archive and cannot be read ({exc})") from None
+    return out.getvalue()
 
 
 def _docx(file) -> tuple[str | None, list[Page]]:

@@ -8,7 +8,9 @@ A document is chunked in the embedding model's own tokens, only the chunks whose
 collection does not hold yet are embedded, and it is written in one transaction. A document
 arrives either whole or, for a PDF of more than STREAM_FROM_PAGES pages, as parts of
 PAGES_PER_PART pages that are staged as they are embedded and become the document in one commit
-at the end; both go through the same chunking, embedding and keyword terms (`_prepare`).
+at the end; both go through the same chunking, embedding and keyword terms (`_prepare`). A
+document of more than STAGE_FROM_CHUNKS passages is embedded and staged CHUNKS_PER_PART at a time
+in the same way.
 Web pages are fetched here; files are parsed in worker processes ahead of the embedding.
 A crawl stores its pages through the same pipeline (`crawl`).
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 from ingest.chunking import chunk_document
 from ingest.errors import IngestError
+from ingest.limits import ExpansionLimits, set_limits
 from ingest.models import Chunk, Document, IngestOutcome, Page
 from ingest.pdf import PdfStream
 from ingest.sources import LargePdf, Loaded, Source, load_file
@@ -42,6 +45,8 @@ from retrieval.store import Collection, PreparedDocument, StorageFullError, text
 LOAD_AHEAD = 4  # files parsed ahead of the one being embedded
 STREAM_FROM_PAGES = 300  # a PDF with more pages is read, embedded and staged a part at a time
 PAGES_PER_PART = 32
+STAGE_FROM_CHUNKS = 4096  # a document of more passages is embedded and staged a part at a time
+CHUNKS_PER_PART = 1024
 WAIT_STEP_SECONDS = 0.25  # how often a cancel is looked for while a file is parsed
 
 log = logging.getLogger(__name__)
@@ -67,12 +72,14 @@ class IngestPipeline:
         overlap_tokens: int = 40,
         new_fetcher: Callable[[threading.Event | None], Fetcher] | None = None,
         max_chunks: int = 50_000,
+        limits: ExpansionLimits = ExpansionLimits(),
     ):
         self._embedder = embedder
         self.collection = collection
         self.overlap_tokens = overlap_tokens
         self.new_fetcher = new_fetcher
         self.max_chunks = max_chunks  # passages one file may become; past it the file is refused
+        self.limits = limits  # what one file may expand to while it is read (ingest/limits.py)
 
     @property
     def embedder(self):
@@ -104,6 +111,7 @@ class IngestPipeline:
         def reading() -> None:  # while a file is parsed: a cancel is taken (from another process too)
             watched("reading", 0, 0)
 
+        set_limits(self.limits)  # for a file read in this process; the workers are given them
         loads = self._load_ahead(list(sources), cancel, reading)
         try:
             for source, loaded in loads:
@@ -174,7 +182,7 @@ class IngestPipeline:
                 yield source, load_now(source)
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
-        readers = FileReaders(min(2, len(sources)), load_file)
+        readers = FileReaders(min(2, len(sources)), load_file, self.limits)
         window: deque = deque()  # [source, its parse (None: loaded in its turn), times tried]
 
         def submit(source: Source, tries: int = 0) -> list:
@@ -245,6 +253,10 @@ class IngestPipeline:
                 outcomes[i] = IngestOutcome(document.source, "failed", error=self._too_many(len(chunks)))
                 continue
             todo.append((i, document, chunks))
+        for i, document, chunks in [t for t in todo if len(t[2]) > STAGE_FROM_CHUNKS]:
+            original = (originals or {}).get(document.source)
+            outcomes[i] = self._stage_chunks(document, chunks, progress, original)
+        todo = [t for t in todo if len(t[2]) <= STAGE_FROM_CHUNKS]
         if todo:
             vectors, terms = self._prepare([c for _, _, chunks in todo for c in chunks], progress)
             prepared, offset = [], 0
@@ -281,6 +293,31 @@ class IngestPipeline:
             )
         finally:
             stream.close()
+
+    def _stage_chunks(
+        self, document: Document, chunks: list[Chunk], progress: IngestProgress | None, original: bytes | None
+    ) -> IngestOutcome:
+        """A document of many passages (a 10 MB line of text makes 28,000): embedded and staged
+        CHUNKS_PER_PART at a time, so its vectors and keyword terms are never all held at once,
+        then made the document in one commit (or not at all)."""
+        store, total = self.collection, len(chunks)
+        token = store.begin_staging(document.source)
+        committed = False
+        try:
+            for start in range(0, total, CHUNKS_PER_PART):
+                part = chunks[start : start + CHUNKS_PER_PART]
+
+                def counted(stage: str, done: int, _: int, before: int = start) -> None:
+                    progress(stage, before + done, total)
+
+                vectors, terms = self._prepare(part, counted if progress else None)
+                store.stage(token, part, vectors, terms)
+            status = store.commit_staged(token, document, pages=len(document.pages), chunks=total, original=original)
+            committed = True
+            return stored_outcome(document, status, total)
+        finally:
+            if not committed:
+                store.abandon_staged(token)
 
     def _stage_parts(
         self, source: Source, document: Document, parts: Iterable[list[Page]], page_total: int, progress: IngestProgress

@@ -13,6 +13,7 @@ import io
 import re
 
 from ingest.errors import IngestError
+from ingest.limits import limits, too_much
 from ingest.models import Document, Page, title_from_name
 from ingest.tables import sheet_pages
 from ingest.web.html import load_html, markdown_sections
@@ -64,10 +65,20 @@ def _require_text(name: str, data: bytes) -> None:
         raise IngestError(name, "holds binary data, not text (NUL bytes or unprintable characters)")
 
 
-def load_text_file(name: str, data: bytes) -> Document:
-    """Markdown or plain text; Markdown's headings cut it into sections."""
+def _decoded(name: str, data: bytes) -> str:
+    """The file's text, refused before it is parsed when it holds more characters than a file
+    may (DOCENT_MAX_FILE_CHARACTERS): a 190 MB .md took 33 s to parse before it was refused."""
     _require_text(name, data)
     text = decode_text(data)
+    cap = limits().max_file_characters
+    if len(text) > cap:
+        raise IngestError(name, too_much(f"it holds {len(text):,} characters of text", cap, "MAX_FILE_CHARACTERS"))
+    return text
+
+
+def load_text_file(name: str, data: bytes) -> Document:
+    """Markdown or plain text; Markdown's headings cut it into sections."""
+    text = _decoded(name, data)
     sections = markdown_sections(text)
     if not sections:
         raise IngestError(name, "the file holds no text")
@@ -77,17 +88,15 @@ def load_text_file(name: str, data: bytes) -> Document:
 
 def load_csv_file(name: str, data: bytes) -> Document:
     """Each row as a line whose values are named by the header row; cited as "rows 2-51"."""
-    _require_text(name, data)
-    text = decode_text(data)
+    text = _decoded(name, data)
     try:
         dialect = csv.Sniffer().sniff(text[:20_000], delimiters=CSV_DELIMITERS)
     except csv.Error:
         dialect = csv.excel
-    try:
-        rows = list(csv.reader(io.StringIO(text), dialect))
-    except csv.Error as exc:
+    try:  # rows read as they are made into pages, not all held first
+        pages = sheet_pages(title_from_name(name), enumerate(csv.reader(io.StringIO(text), dialect), start=1))
+    except csv.Error as exc:  # a field past csv.field_size_limit() (128 KiB) among them
         raise IngestError(name, f"the CSV file cannot be read ({exc})") from None
-    pages = sheet_pages(title_from_name(name), enumerate(rows, start=1))
     if not pages:
         raise IngestError(name, "the CSV file holds no values")
     return _document(name, data, "csv", None, [(p.section, p.text) for p in pages])

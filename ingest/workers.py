@@ -16,25 +16,27 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from ingest.limits import ExpansionLimits, set_limits
+
 PARENT_CHECK_SECONDS = 0.5
 
 
-def file_workers(count: int) -> ProcessPoolExecutor:
+def file_workers(count: int, limits: ExpansionLimits | None = None) -> ProcessPoolExecutor:
     # spawn, not fork: the parent holds model threads that a forked child would inherit broken.
     return ProcessPoolExecutor(
         max_workers=count,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), limits or ExpansionLimits()),
     )
 
 
 class FileReaders:
     """count worker processes running one function; stop() kills them without waiting."""
 
-    def __init__(self, count: int, function):
-        self.count, self.function = count, function
-        self._pool = file_workers(count)
+    def __init__(self, count: int, function, limits: ExpansionLimits):
+        self.count, self.function, self.limits = count, function, limits
+        self._pool = file_workers(count, limits)
 
     def submit(self, *args) -> Future:
         return self._pool.submit(self.function, *args)
@@ -42,7 +44,7 @@ class FileReaders:
     def restart(self) -> None:
         """New workers after one died: the pool it belonged to takes no more work."""
         self.stop()
-        self._pool = file_workers(self.count)
+        self._pool = file_workers(self.count, self.limits)
 
     def stop(self) -> None:
         # ProcessPoolExecutor has no public kill before Python 3.14 (kill_workers).
@@ -54,11 +56,12 @@ class FileReaders:
         self._pool.shutdown(wait=True)
 
 
-def _start_worker(parent: int) -> None:
-    """Runs in each worker as it starts. The workers run beside each other and the embedding,
-    so each reads scans by OCR on one thread."""
+def _start_worker(parent: int, limits: ExpansionLimits) -> None:
+    """Runs in each worker as it starts: the deployment's limits on what a file may expand to,
+    and OCR on one thread (the workers run beside each other and the embedding)."""
     from ingest import ocr
 
+    set_limits(limits)
     ocr.use_one_thread()
     _exit_with_parent(parent)
 

@@ -37,6 +37,7 @@ from retrieval.embed import Embedder, model_identity
 from retrieval.models import Answer, DocumentInfo, Hit
 from retrieval.scope import named_sources
 from retrieval.search import passages_with_lines
+from ingest.limits import ExpansionLimits
 from retrieval.search import search as run_search
 from retrieval.settings import COLLECTION_NAME_PATTERN, Settings, load_settings, prepare_home
 from retrieval.store import Collection, CollectionError, RemovedDocument
@@ -226,6 +227,16 @@ class Docent:
             overlap_tokens=self.settings.chunk_overlap_tokens,
             new_fetcher=self.fetcher,
             max_chunks=self.settings.max_file_chunks,
+            limits=self.expansion_limits(),
+        )
+
+    def expansion_limits(self) -> ExpansionLimits:
+        s = self.settings
+        return ExpansionLimits(
+            max_file_characters=s.max_file_characters,
+            max_unpacked_bytes=s.max_unpacked_bytes,
+            max_image_pixels=s.max_image_pixels,
+            max_image_frames=s.max_image_frames,
         )
 
     def ingest(
@@ -256,6 +267,7 @@ class Docent:
             embed_actors=s.ray_embed_actors,
             on_outcome=on_outcome,
             cancel=cancel,
+            limits=self.expansion_limits(),
         )
         outcomes = {files[position]: outcome for position, outcome in on_cluster.items()}
         if urls and not (cancel is not None and cancel.is_set()):

@@ -124,11 +124,28 @@ class Settings(BaseSettings):
     max_file_chunks: int = Field(
         50_000, ge=1, description="the most passages one file may become (SEC filings make about 4.6 a page)"
     )
+    max_file_characters: int = Field(
+        64 << 20, ge=1000, description="the most characters of text one file may hold (a 50 MB text file passes)"
+    )
+    max_unpacked_bytes: int = Field(
+        64 << 20,
+        ge=1 << 20,
+        description="the most an Office file's XML parts may unpack to (its pictures and embedded files are never read)",
+    )
+    max_image_pixels: int = Field(
+        100_000_000, ge=1_000_000, description="the most pixels of one image, or one page of it (A4 at 600 dpi: 35 M)"
+    )
+    max_image_frames: int = Field(1000, ge=1, description="the most frames (pages) of one image file (a TIFF)")
     rate_limit_per_minute: int = Field(
         600, ge=0, description="HTTP API requests one key (or one address, sign-in off) may make a minute; 0: no limit"
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="how the servers log: text lines, or JSON lines with each request's id, user and route"
+    )
+    app_metrics_address: str | None = Field(
+        None,
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$",
+        description="HOST:PORT where the app's process serves Prometheus /metrics (the API serves its own); unset: none",
     )
     metrics_key: SecretStr | None = Field(
         None, description="when set, GET /metrics needs it as a bearer token; unset: /metrics is open like /health"

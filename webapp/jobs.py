@@ -13,6 +13,7 @@ A job whose process is gone shows as "interrupted".
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import socket
@@ -243,6 +244,7 @@ class JobManager:
             finally:
                 job.finished = time.time()
                 self._post(job, now=True)
+                _give_memory_back()
 
         with self._lock:
             self._jobs[job.id] = job
@@ -270,6 +272,15 @@ class JobManager:
         done = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j.started)
         for job in done[: max(0, len(done) - KEEP_FINISHED)]:
             del self._jobs[job.id]
+
+
+def _give_memory_back() -> None:
+    """After a job, the memory glibc keeps for reuse is returned to the system: after a large
+    ingest the API held 1.7 GB of its 2.4 GB peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 class JobConflict(RuntimeError):

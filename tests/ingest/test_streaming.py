@@ -130,3 +130,42 @@ def test_a_large_scan_without_text_fails_with_the_reason(own):
     outcome = own.ingest([Source("scan.pdf", data=blank([[" "]] * 12))], collection="c")[0]
     assert outcome.status == "failed" and "no text layer" in outcome.error
     assert own.collection("c")._db.execute("SELECT count(*) FROM staged_chunks").fetchone() == (0,)
+
+
+def _long_text(version: int = 0) -> bytes:
+    return "\n\n".join(
+        f"Clause {n}: the pump {n * 13} runs at {n % 40 + version} litres a minute, checked weekly." for n in range(400)
+    ).encode()
+
+
+def test_a_document_of_many_passages_is_staged_in_parts_and_stored_as_one_read_whole(own, monkeypatch):
+    """A text file that makes many passages (a 10 MB line makes 28,000): embedded and staged a
+    part at a time so its vectors and terms are never all held, and stored exactly as before."""
+    monkeypatch.setattr(pipeline, "STAGE_FROM_CHUNKS", 10_000)
+    whole = own.ingest([Source("clauses.txt", data=_long_text())], collection="whole")[0]
+    monkeypatch.setattr(pipeline, "STAGE_FROM_CHUNKS", 5)
+    monkeypatch.setattr(pipeline, "CHUNKS_PER_PART", 4)
+    store, seen = own.collection("staged"), []
+
+    def progress(stage, done, total):
+        if stage == "embedding":
+            seen.append((done, total, store._db.execute("SELECT count(*) FROM staged_chunks").fetchone()[0]))
+
+    staged = own.ingest([Source("clauses.txt", data=_long_text())], collection="staged", progress=progress)[0]
+    assert whole.chunks > 5 and (staged.status, staged.chunks) == ("added", whole.chunks)
+    assert _chunks(own, "staged") == _chunks(own, "whole")
+    assert max(s[2] for s in seen) >= 4 and seen[-1][:2] == (whole.chunks, whole.chunks)  # counted across parts
+    assert "pump 2587 runs" in own.search("pump 2587 litres", k=1, collection="staged")[0].text
+
+    cancel = threading.Event()
+
+    def cancelling(stage, done, total):
+        if done >= 8:
+            cancel.set()
+
+    before = _chunks(own, "staged")
+    replaced = own.ingest(
+        [Source("clauses.txt", data=_long_text(version=1))], collection="staged", progress=cancelling, cancel=cancel
+    )
+    assert replaced == [] and _chunks(own, "staged") == before  # the old version, whole
+    assert store._db.execute("SELECT count(*) FROM staged_chunks").fetchone() == (0,)
