@@ -16,7 +16,7 @@ import time
 from typing import Iterator
 
 import httpx
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
 JOB_STATES = ("running", "cancelling", "finished", "cancelled", "failed", "interrupted")
@@ -80,15 +80,22 @@ def timed_answer(pieces: Iterator[str], started: float) -> Iterator[str]:
 
 
 class ServerState:
-    """A collector read at each scrape: what one server's Docent and jobs hold now."""
+    """A collector read at each scrape: what one server's Docent and jobs hold now. docent: the
+    Docent, or a function that gives it (None while the app's model is being prepared)."""
 
     PROBE_EVERY_SECONDS = 30.0  # the model server is asked at most this often
 
     def __init__(self, docent, jobs):
-        self.docent, self.jobs = docent, jobs
+        self._docent, self.jobs = docent, jobs
         self._probed: tuple[float, bool] | None = None
 
+    @property
+    def docent(self):
+        return self._docent() if callable(self._docent) else self._docent
+
     def collect(self):
+        if self.docent is None:
+            return
         documents = GaugeMetricFamily("docent_collection_documents", "Documents stored", labels=["collection"])
         chunks = GaugeMetricFamily("docent_collection_chunks", "Passages stored", labels=["collection"])
         lag = GaugeMetricFamily(
@@ -158,11 +165,30 @@ class ServerState:
         return self._probed[1]
 
 
+class _Everything:
+    """The process's counters, and what the server holds, as one collector."""
+
+    def __init__(self, state: ServerState | None):
+        self.state = state
+
+    def collect(self):
+        yield from REGISTRY.collect()
+        if self.state is not None:
+            yield from self.state.collect()
+
+
+def registry_of(state: ServerState | None) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Everything(state))
+    return registry
+
+
 def exposition(state: ServerState | None) -> bytes:
     """The text a scrape gets: the process's counters, and what the server holds."""
-    text = generate_latest(REGISTRY)
-    if state is not None:
-        own = CollectorRegistry(auto_describe=False)
-        own.register(state)
-        text += generate_latest(own)
-    return text
+    return generate_latest(registry_of(state))
+
+
+def serve_metrics(address: str, state: ServerState) -> None:
+    """/metrics on a port of its own (the app's process: Streamlit serves no routes of ours)."""
+    host, _, port = address.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry_of(state))

@@ -6,6 +6,7 @@ import re
 
 import json
 import time
+import urllib.request
 from io import BytesIO
 from pathlib import Path
 
@@ -590,3 +591,27 @@ def test_the_answer_to_copy_names_the_slide_of_a_passage_that_has_no_page():
     text = answer_markdown(Answer("What do they cost?", "A lift is 40 euros [1], a permit 120 [2].", [slide, page], True))
     assert "[1] Quarterly review, Slide 2: Prices (review.pptx)" in text
     assert "[2] Harbor Handbook, page 3 (handbook.pdf)" in text
+
+
+def test_the_app_process_serves_its_own_metrics_where_told(tmp_path, monkeypatch):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    at = start_app(tmp_path, monkeypatch, DOCENT_APP_METRICS_ADDRESS=f"127.0.0.1:{port}")
+
+    def scrape() -> dict:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    before = scrape()
+    upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    after = scrape()
+    asked = ("docent_ask_duration_seconds_count", ())
+    assert after[asked] - before.get(asked, 0) == 1
+    assert after[("docent_collection_documents", (("collection", "default"),))] == 1
+    assert after[("docent_embedding_model_loaded", ())] == 1

@@ -22,7 +22,7 @@ from webapp.app.chats import chat_list, requested_chat
 from webapp.app.documents import sidebar, source_filter
 from webapp.app.manage import manage
 from webapp.app.preparing import wait_for_model
-from webapp.app.resources import answer_settings, get_access, get_chats, get_jobs, get_preparation
+from webapp.app.resources import answer_settings, get_access, get_chats, get_jobs, get_preparation, start_metrics
 from webapp.app.signin import account, signed_in
 from webapp.session import UserSession
 
@@ -36,6 +36,7 @@ def main() -> None:
         st.error(str(exc))
         st.stop()
     preparation = get_preparation(str(settings.home))  # from the first request, sign-in page or not
+    start_metrics(str(settings.home))
     access = get_access(str(settings.home))
     principal = signed_in(settings, access)
     if principal is None:

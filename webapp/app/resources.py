@@ -15,6 +15,7 @@ from webapp.access import AccessControl
 from webapp.app.render import md
 from webapp.chats import ChatStore, open_chats
 from webapp.jobs import JobManager
+from webapp.metrics import ServerState, serve_metrics
 
 
 @st.cache_resource
@@ -22,6 +23,16 @@ def get_preparation(home: str) -> ModelPreparation:
     """The server's one Docent, made with its embedding model on a thread started by the first
     request (preparing.py shows its progress until .docent is set)."""
     return ModelPreparation(home)
+
+
+@st.cache_resource
+def start_metrics(home: str) -> str | None:
+    """The app process's /metrics, once per server, where DOCENT_APP_METRICS_ADDRESS says."""
+    address = load_settings(home=home).app_metrics_address
+    if address:
+        preparation = get_preparation(home)
+        serve_metrics(address, ServerState(lambda: preparation.docent, get_jobs(home)))
+    return address
 
 
 @st.cache_resource
