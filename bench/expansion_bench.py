@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import sys
 import tempfile
@@ -173,9 +172,7 @@ def upload(base: str, pid: int, name: str, data: bytes) -> dict:
     sampler.start()
     started = time.monotonic()
     try:
-        reply = httpx.post(
-            f"{base}/collections/default/files?wait=true", files=[("files", (name, data))], timeout=3600
-        )
+        reply = httpx.post(f"{base}/collections/default/files?wait=true", files=[("files", (name, data))], timeout=3600)
     finally:
         done.set()
         sampler.join()
@@ -192,10 +189,41 @@ def upload(base: str, pid: int, name: str, data: bytes) -> dict:
     }
 
 
+def wrapped_text(size: int) -> bytes:
+    """Plain text wrapped at about 70 characters, paragraphs between blank lines."""
+    paragraph = b"\n".join(prose(70, n) for n in range(6)) + b"\n\n"
+    return (paragraph * (size // len(paragraph) + 1))[:size]
+
+
+def read_then_cancel(base: str, data: bytes, cancel_after: float | None) -> dict:
+    """Uploads a large text file as a job; the seconds until it is read and chunked (its job
+    counts passages to embed), then the seconds a cancel takes to end it. cancel_after: cancel
+    that long after the upload, while the file is still being read, instead."""
+    started = time.monotonic()
+    job = httpx.post(f"{base}/collections/default/files", files=[("files", ("big.txt", data))], timeout=600).json()
+    read_at = None
+    while time.monotonic() - started < 600:
+        state = httpx.get(f"{base}/jobs/{job['id']}", timeout=30).json()
+        if cancel_after is not None and time.monotonic() - started >= cancel_after:
+            break
+        if state.get("unit") != "reading" and (state.get("chunks_total") or 0) > 0:
+            read_at = time.monotonic() - started
+            break
+        time.sleep(0.1)
+    asked = time.monotonic()
+    httpx.post(f"{base}/jobs/{job['id']}/cancel", timeout=30)
+    while httpx.get(f"{base}/jobs/{job['id']}", timeout=30).json()["state"] not in ("cancelled", "finished", "failed"):
+        time.sleep(0.05)
+    return {
+        "read_and_chunked_s": None if read_at is None else round(read_at, 1),
+        "cancel_s": round(time.monotonic() - asked, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="cases by name; text-50MB: the read and cancel timing")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="docent-expansion-"))
     process, base = start_api(home, {})
@@ -209,6 +237,13 @@ def main() -> None:
                 time.sleep(0.5)
         upload(base, process.pid, "warm-up.md", b"# Warm up\n\n" + prose(5000, 9))  # workers and tokenizer in
         figures = {}
+        if not args.only or "text-50MB" in args.only:
+            text = wrapped_text(50 * MB)
+            figures["text-50MB"] = {
+                "read": read_then_cancel(base, text, None),
+                "cancelled_while_read": read_then_cancel(base, text, 2.0),
+            }
+            print("text-50MB", json.dumps(figures["text-50MB"]), flush=True)
         for case, (name, make) in CASES.items():
             if args.only and case not in args.only:
                 continue
@@ -218,6 +253,7 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=60)
+    timed = figures.pop("text-50MB", None)
     rows = [
         [case, f["file_mb"], f["status"], f["message"][:160], f["seconds"], f["server_growth_mb"], f["server_after_mb"],
          f["workers_peak_mb"], "yes" if f["server_growth_mb"] <= BAR_MB else "**no**"]
@@ -226,11 +262,28 @@ def main() -> None:
     text = write_report(
         args.out,
         "expansion",
-        {"cpu": cpu_name(), "cases": figures},
+        {"cpu": cpu_name(), "cases": figures, "text-50MB": timed},
         f"Files that expand, uploaded to docent api ({cpu_name()})",
-        ["case", "file MB", "outcome", "message", "s", "server peak +MB", "server after +MB", "worker peak MB", "<= 500 MB"],
+        [
+            "case",
+            "file MB",
+            "outcome",
+            "message",
+            "s",
+            "server peak +MB",
+            "server after +MB",
+            "worker peak MB",
+            "<= 500 MB",
+        ],
         rows,
     )
+    if timed:
+        text += (
+            f"\n50 MB of wrapped text: read and chunked in {timed['read']['read_and_chunked_s']} s, then cancelled in"
+            f" {timed['read']['cancel_s']} s while embedding; cancelled in {timed['cancelled_while_read']['cancel_s']} s"
+            " while it was still being read.\n"
+        )
+        (args.out / "expansion.md").write_text(text)
     print(text)
 
 

@@ -615,3 +615,13 @@ def test_the_app_process_serves_its_own_metrics_where_told(tmp_path, monkeypatch
     assert after[asked] - before.get(asked, 0) == 1
     assert after[("docent_collection_documents", (("collection", "default"),))] == 1
     assert after[("docent_embedding_model_loaded", ())] == 1
+
+
+def test_each_user_has_an_allowance_of_questions_a_minute(tmp_path, monkeypatch):
+    at = start_app(tmp_path, monkeypatch, DOCENT_RATE_LIMIT_PER_MINUTE="1")
+    upload(at, [("handbook.pdf", make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE))])
+    at.chat_input[0].set_value("How much does a mooring permit cost?").run()
+    assert "120 euros" in answers_of(at)[0]
+    at.chat_input[0].set_value("When is the fire drill held?").run()
+    assert any("Too many questions: at most 1 a minute each" in w.value for w in at.warning)
+    assert len(answers_of(at)) == 1

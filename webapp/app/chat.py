@@ -10,6 +10,7 @@ import streamlit as st
 from retrieval.models import Answer, Hit
 from retrieval.service import Docent
 from webapp.app.chats import open_chat
+from webapp.app.resources import get_limiter
 from webapp.app.render import answer_markdown, highlighted_passage, md, page_image, where
 from webapp.chats import Chat, Feedback, SavedTurn
 from webapp.session import UserSession
@@ -34,6 +35,11 @@ def chat(user: UserSession, answering: Docent, collection: str, opened: Chat | N
         st.warning("Type a question first: a blank one has nothing to search for.")
         return
     if not question:
+        return
+    limiter = get_limiter(str(user.docent.settings.home))
+    wait = limiter.wait_for("user:" + user.principal.name)
+    if wait:  # one person (or script) cannot take the server from the team
+        st.warning(f"Too many questions: at most {limiter.per_minute} a minute each. Ask again in {wait} s.")
         return
     created = opened is None
     chat_id = user.create_chat(collection).id if created else opened.info.id

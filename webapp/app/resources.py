@@ -15,6 +15,7 @@ from webapp.access import AccessControl
 from webapp.app.render import md
 from webapp.chats import ChatStore, open_chats
 from webapp.jobs import JobManager
+from webapp.limits import RateLimiter
 from webapp.metrics import ServerState, serve_metrics
 
 
@@ -33,6 +34,12 @@ def start_metrics(home: str) -> str | None:
         preparation = get_preparation(home)
         serve_metrics(address, ServerState(lambda: preparation.docent, get_jobs(home)))
     return address
+
+
+@st.cache_resource
+def get_limiter(home: str) -> RateLimiter:
+    """Questions a minute per signed-in user (DOCENT_RATE_LIMIT_PER_MINUTE), as the API's per key."""
+    return RateLimiter(load_settings(home=home).rate_limit_per_minute)
 
 
 @st.cache_resource
