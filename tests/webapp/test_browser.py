@@ -97,10 +97,13 @@ def _upload_and_ask(page, pdf: Path):
     page.locator("input[type=file]").set_input_files(str(pdf))
     page.get_by_role("button", name="Add 1 file(s)").click()
     page.get_by_text("handbook.pdf: added, 4 pages").wait_for(timeout=120_000)
+    # The page redraws once the job has ended (its document list): a question is asked after that,
+    # as a person would, not in the same instant.
+    page.wait_for_timeout(1500)
     box = page.get_by_placeholder("Ask a question about your documents")
     box.fill("How much does a mooring permit cost?")
     box.press("Enter")
-    page.get_by_text("120 euros per month").first.wait_for(timeout=60_000)
+    page.get_by_text("120 euros per month").first.wait_for(timeout=120_000)  # two busy cores: be patient
     citation = page.get_by_text(f"[1] {HANDBOOK_TITLE}, page 3", exact=True)  # the label, not the copy block
     citation.wait_for(timeout=30_000)
     return citation
