@@ -112,6 +112,8 @@ class Job:
                 removed=p.removed,
                 left=p.left,
                 failed=[{"url": url, "reason": reason} for url, reason in p.failed],
+                method=p.method or None,
+                note=p.note or None,
             )
         return out
 
@@ -389,7 +391,12 @@ class PostedJob:
         self.crawl = None
         if self.kind == "crawl":
             fields = {k: s[k] for k in ("discovered", "done", "added", "replaced", "unchanged", "skipped", "removed")}
-            self.crawl = CrawlProgress(**fields, failed=[(f["url"], f["reason"]) for f in s["failed"]])
+            self.crawl = CrawlProgress(
+                **fields,
+                failed=[(f["url"], f["reason"]) for f in s["failed"]],
+                method=s.get("method") or "",
+                note=s.get("note") or "",
+            )
 
     @property
     def running(self) -> bool:

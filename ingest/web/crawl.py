@@ -1,8 +1,11 @@
-"""Crawling a site through its sitemaps, politely, and only re-doing what changed.
+"""Crawling a site through its sitemaps, or by its links, politely, and only re-doing what changed.
 
-The crawler finds the pages (a sitemap, a nested sitemap index, a gzipped sitemap, or a site
-root whose robots.txt names its sitemaps), obeys robots.txt (Disallow and Crawl-delay for our
-user agent), fetches concurrently with a per-host limit, and hands each page to a sink. What
+What the start URL is decides the way (CrawlProgress.method): a sitemap (a nested sitemap
+index, a gzipped sitemap) is read; a site's address (a path ending in "/", or an index page)
+is crawled through the sitemaps its robots.txt names or /sitemap.xml, and when it has none by
+following its links, breadth first, within its host and that path; any other page's URL adds
+that page only. The crawler obeys robots.txt (Disallow and Crawl-delay for our user agent),
+fetches concurrently with a per-host limit, and hands each page to a sink. What
 the sink already holds is not redone: a page whose sitemap lastmod has not moved is not
 requested; otherwise the request is conditional (ETag, Last-Modified), and a page whose main
 text hashes the same is not re-embedded. Pages that answer 404 or 410, or that left the
@@ -13,12 +16,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 from ingest.errors import IngestError
@@ -50,6 +54,7 @@ class CrawlOptions:
     per_host: int = 2
     max_sitemaps: int = 1000  # sitemap files read (an index's children, each once)
     max_sitemap_urls: int = 200_000  # page URLs read from them, before filtering and max_pages
+    max_depth: int = 20  # links followed from the start page, when a site has no sitemap
 
 
 @dataclass
@@ -64,6 +69,8 @@ class CrawlProgress:
     failed: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     finished: bool = False
+    method: str = ""  # sitemap | links | page: how the pages were found (see the module's docstring)
+    note: str = ""  # the same, said for a person: "no sitemap: following links from …"
     seconds: dict[str, float] = field(default_factory=lambda: {"fetch": 0.0, "extract": 0.0, "store": 0.0})
 
     @property
@@ -102,6 +109,55 @@ def normalize_url(url: str) -> str:
         host = f"[{host}]"
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def is_site_address(url: str) -> bool:
+    """A site's (or a folder's) address, crawled whole: its path ends in "/" or names an index
+    page. Any other URL is a page, added alone."""
+    path = urlsplit(url).path or "/"
+    return path.endswith("/") or re.fullmatch(r"index\.(html?|php|aspx?)", path.rsplit("/", 1)[-1], re.I) is not None
+
+
+def folder_of(url: str) -> str:
+    """The part of the site a crawl by links stays in: the start URL's host and folder."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path[: parts.path.rfind("/") + 1] or "/", "", ""))
+
+
+# Links to these are not pages: not fetched when a site's links are followed.
+_NOT_PAGES = re.compile(
+    r"\.(png|jpe?g|gif|svg|webp|ico|bmp|tiff?|css|js|mjs|json|zip|gz|tgz|tar|bz2|xz|7z|rar|exe|msi|dmg|iso|"
+    r"mp3|mp4|m4a|wav|ogg|webm|avi|mov|mkv|woff2?|ttf|otf|eot)$",
+    re.I,
+)
+
+
+def _page_like(url: str) -> bool:
+    return not _NOT_PAGES.search(urlsplit(url).path)
+
+
+def page_links(body: bytes, url: str) -> list[str]:
+    """A page's links (a href), absolute and without fragments; none from a page whose robots
+    meta tag says nofollow, nor those marked rel="nofollow"."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        tree = lxml_html.document_fromstring(decode(body[:5_000_000]))
+    except (ValueError, etree.ParserError):
+        return []
+    if any("nofollow" in (m.get("content") or "").lower() for m in tree.xpath("//meta[@name='robots']")):
+        return []
+    base = tree.xpath("//base/@href")
+    base_url = urljoin(url, base[0].strip()) if base else url
+    links = []
+    for anchor in tree.xpath("//a[@href]"):
+        if "nofollow" in (anchor.get("rel") or "").lower():
+            continue
+        absolute = urldefrag(urljoin(base_url, anchor.get("href").strip()))[0]
+        if urlsplit(absolute).scheme in ("http", "https"):
+            links.append(absolute)
+    return links
 
 
 def document_from_response(result: FetchResult, source: str) -> Document:
@@ -185,6 +241,7 @@ class _Outcome:
     document: Document | None = None
     original: bytes | None = None
     reason: str | None = None
+    links: list[str] = field(default_factory=list)  # the page's links, when they are followed
 
 
 class Crawler:
@@ -217,7 +274,14 @@ class Crawler:
         entries: list[SitemapEntry] = []
         complete = True
         if first is not None and self._looks_like_sitemap(first):
+            progress.method, progress.note = "sitemap", f"reading the sitemap {start_url}"
             complete = self._read_sitemap(start_url, first.body, entries, progress, depth=0)
+        elif not is_site_address(start_url):
+            if first is None:
+                raise IngestError(start_url, f"cannot add the page: {first_error}")
+            progress.method = "page"
+            progress.note = f"one page: {start_url} (a site's address, ending in '/', crawls the site)"
+            entries = [SitemapEntry(start_url)]
         else:
             robots = self._robots_for(start_url)
             sitemaps = robots.site_maps() if robots is not None and robots.site_maps() else []
@@ -237,13 +301,17 @@ class Crawler:
                 except IngestError as exc:
                     progress.failed.append((sitemap_url, exc.reason))
                     complete = False
-            if not read_any:  # no sitemap at all: the page itself is the site
+            if not read_any:  # no sitemap at all: its links are followed from the start page
                 if first is None:
                     raise IngestError(
                         start_url, f"cannot start the crawl: {first_error}, and the site names no sitemap"
                     )
-                progress.failed.clear()  # the missing sitemap is not a failure of this one-page crawl
+                progress.failed.clear()  # a missing sitemap is not a failure of a crawl by links
+                progress.method = "links"
+                progress.note = f"no sitemap: following links from {start_url} within {folder_of(start_url)}"
                 entries = [SitemapEntry(start_url)]
+            else:
+                progress.method, progress.note = "sitemap", f"reading the sitemaps of {start_url}"
         return self._select(entries, progress), complete
 
     def _looks_like_sitemap(self, result: FetchResult) -> bool:
@@ -368,42 +436,84 @@ class Crawler:
             progress.cancelled = progress.finished = True
             report(progress)
             return progress
-        listed = {e.url for e in entries}
-        if len(entries) > self.options.max_pages:
+        if progress.method == "links":
+            listed, complete = self._follow_links(normalize_url(start_url), entries, known, sink, progress, report)
+        else:
+            listed = {e.url for e in entries}
             entries = entries[: self.options.max_pages]
-        progress.discovered = len(entries)
-        report(progress)
-        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="docent-crawl")
-        try:
-            futures = [pool.submit(self._process, e, known.get(e.url), listed) for e in entries]
-            for future in as_completed(futures):
-                if cancel.is_set():
-                    progress.cancelled = True
-                    break
-                self._apply(future.result(), sink, progress)
-                progress.done += 1
-                report(progress)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if not progress.cancelled and complete:
-            for url in sorted(set(known) - listed):  # dropped from the sitemap
+            progress.discovered = len(entries)
+            report(progress)
+            self._crawl(entries, known, listed, sink, progress, report)
+        if not progress.cancelled and complete and progress.method != "page":
+            for url in sorted(set(known) - listed):  # dropped from the sitemap, or no longer linked
                 if sink.remove(url):
                     progress.removed += 1
         progress.finished = True
         report(progress)
         return progress
 
+    def _crawl(self, entries, known, listed, sink, progress, report, follow: bool = False) -> tuple[list[str], int]:
+        """Fetches the entries concurrently and stores each as it comes; (the links of the pages
+        fetched, when follow is given; how many pages failed other than as gone)."""
+        links, failures = [], 0
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="docent-crawl")
+        try:
+            futures = [pool.submit(self._process, e, known.get(e.url), listed, follow) for e in entries]
+            for future in as_completed(futures):
+                if self._cancel.is_set():
+                    progress.cancelled = True
+                    break
+                outcome = future.result()
+                links += outcome.links
+                failures += outcome.kind == "failed"
+                self._apply(outcome, sink, progress)
+                progress.done += 1
+                report(progress)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return links, failures
+
+    def _follow_links(self, start, entries, known, sink, progress, report) -> tuple[set[str], bool]:
+        """A site without a sitemap, breadth first from its start page, a level at a time:
+        links within its host and folder, wanted by the patterns and robots.txt, up to the page
+        cap and max_depth. (the pages reached; whether that is the whole site: only then are
+        pages no longer linked removed)."""
+        scope, seen = folder_of(start), {e.url for e in entries}
+        level, depth, complete = entries, 0, True
+        while level and not progress.cancelled:
+            progress.discovered = len(seen)
+            links, failures = self._crawl(level, known, seen, sink, progress, report, follow=True)
+            complete = complete and not failures  # a page that failed may link to more
+            depth, level = depth + 1, []
+            for link in links:
+                url = normalize_url(link)
+                if url in seen or not url.startswith(scope) or not _page_like(url) or not self._wanted(url):
+                    continue
+                if depth > self.options.max_depth or len(seen) >= self.options.max_pages:
+                    complete = False  # more of the site is linked than the limits let in
+                    break
+                seen.add(url)
+                robots = self._robots_for(url)
+                if robots is not None and not robots.can_fetch(USER_AGENT, url):
+                    progress.skipped += 1
+                    progress.done += 1
+                    continue
+                level.append(SitemapEntry(url))
+        progress.discovered = len(seen)
+        return seen, complete
+
     def _add_time(self, stage: str, seconds: float) -> None:
         with self._lock:
             self._progress.seconds[stage] += seconds
 
-    def _process(self, entry: SitemapEntry, state: PageState | None, listed: set[str]) -> _Outcome:
+    def _process(self, entry: SitemapEntry, state: PageState | None, listed: set[str], follow: bool) -> _Outcome:
+        """follow: the page's links are wanted, so it is fetched whole (not asked whether it changed)."""
         url = entry.url
         if state and state.content_hash and entry.lastmod and state.sitemap_lastmod == entry.lastmod:
             return _Outcome("unchanged", url, state)  # the sitemap says it has not moved: no request
         try:
             with self._gate(url):
-                cached = state if state and state.content_hash else None
+                cached = state if state and state.content_hash and not follow else None
                 started = time.perf_counter()
                 result = self.fetcher.get(
                     url, etag=cached.etag if cached else None, last_modified=cached.last_modified if cached else None
@@ -430,9 +540,11 @@ class Crawler:
         except Exception as exc:  # an extractor crash on one page must not end the crawl
             return _Outcome("failed", url, reason=f"{type(exc).__name__}: {exc}")
         new_state = PageState(url, result.etag, result.last_modified, entry.lastmod, document.content_hash)
+        links = page_links(result.body, url) if follow and document.kind != "pdf" else []
         if state and state.content_hash == document.content_hash:
-            return _Outcome("unchanged", url, new_state)
-        return _Outcome("document", url, new_state, document, result.body if document.kind == "pdf" else None)
+            return _Outcome("unchanged", url, new_state, links=links)
+        original = result.body if document.kind == "pdf" else None
+        return _Outcome("document", url, new_state, document, original, links=links)
 
     def _apply(self, outcome: _Outcome, sink: CrawlSink, progress: CrawlProgress) -> None:
         if outcome.kind == "unchanged":

@@ -207,3 +207,107 @@ def test_cli_crawl_prints_a_summary_and_names_failures(tmp_path, site):
     assert summary["added"] == len(MODULES)
     assert any("500" in f["reason"] for f in summary["failed"])
     assert result.returncode == 1  # pages failed, and the exit status says so
+
+
+# ---- a site without a sitemap: its links are followed ----------------------------------------
+
+CHAPTERS = {
+    "handbook/index.html": (
+        "The harbour handbook",
+        "Welcome to the harbour handbook, which collects the rules every berth holder follows.",
+        [
+            "ch1.html", "ch2.html", "sub/ch3.html", "ch1.html#mooring", "../other/outside.html",
+            "http://elsewhere.invalid/page.html", "mailto:office@example.org", "private/secret.html",
+            "logo.png", ("nofollow.html", "nofollow"),
+        ],
+    ),
+    "handbook/ch1.html": ("Mooring", "A mooring permit costs 120 euros a month and is renewed every spring.",
+                          ["ch2.html", "index.html", "ch4.html"]),
+    "handbook/ch2.html": ("Fuel", "The fuel dock opens at seven and closes at nine in the evening.", ["sub/ch3.html"]),
+    "handbook/sub/ch3.html": ("Waste", "Oily waste goes in the red bins beside the harbour office.", ["../ch5.html"]),
+    "handbook/ch4.html": ("Guests", "Guest boats may stay three nights before they pay the weekly rate.", []),
+    "handbook/ch5.html": ("Storms", "In a storm warning every boat doubles its lines and clears the pontoon.", []),
+    "handbook/private/secret.html": ("Secret", "The safe code is kept here and robots may not read it.", []),
+    "handbook/nofollow.html": ("Hidden", "Only a nofollow link points at this page about the old slipway.", []),
+    "other/outside.html": ("Outside", "This page is outside the handbook's folder and is not crawled.", []),
+}  # fmt: skip
+
+
+def write_site(root: Path, pages: dict) -> None:
+    for path, (title, text, links) in pages.items():
+        anchors = "".join(
+            f"<li><a href='{link[0]}' rel='{link[1]}'>{link[0]}</a></li>"
+            if isinstance(link, tuple)
+            else f"<li><a href='{link}'>{link}</a></li>"
+            for link in links
+        )
+        body = f"<h1>{title}</h1><p>{text} {text}</p><p>{text}</p><ul>{anchors}</ul>"
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(f"<html><head><title>{title}</title></head><body><main>{body}</main></body></html>")
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /handbook/private/\n")
+
+
+@pytest.fixture()
+def linked_site(tmp_path):
+    """A static site with no sitemap, served from a folder on 127.0.0.1; yields (base, root)."""
+    root = tmp_path / "site"
+    write_site(root, CHAPTERS)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+
+
+def test_a_site_without_a_sitemap_is_crawled_by_its_links_within_its_folder(crawler_docent, linked_site):
+    base, _ = linked_site
+    progress = crawler_docent.crawl(f"{base}/handbook/", collection="links")
+    assert progress.method == "links"
+    assert progress.note == f"no sitemap: following links from {base}/handbook/ within {base}/handbook/"
+    stored = {d.source.removeprefix(base) for d in crawler_docent.documents(collection="links")}
+    assert stored == {
+        "/handbook/",  # the start page, as given
+        "/handbook/ch1.html",
+        "/handbook/ch2.html",
+        "/handbook/sub/ch3.html",
+        "/handbook/ch4.html",
+        "/handbook/ch5.html",
+    }  # not the folder's outside, another host, a picture, a nofollow link, nor what robots.txt disallows
+    # Skipped: the private page (robots.txt) and index.html, the start page's own content again.
+    assert progress.skipped == 2 and not progress.failed and progress.discovered == progress.done == 8
+    hit = crawler_docent.search("how much is a mooring permit", k=1, collection="links")[0]
+    assert hit.source == f"{base}/handbook/ch1.html"
+
+
+def test_a_crawl_by_links_keeps_to_its_depth_and_page_limits(crawler_docent, linked_site):
+    base, _ = linked_site
+    shallow = crawler_docent.crawl(f"{base}/handbook/", options=CrawlOptions(max_depth=1), collection="shallow")
+    stored = {d.source.removeprefix(base) for d in crawler_docent.documents(collection="shallow")}
+    assert stored == {"/handbook/", "/handbook/ch1.html", "/handbook/ch2.html", "/handbook/sub/ch3.html"}
+    assert shallow.added == 4
+    few = crawler_docent.crawl(f"{base}/handbook/", options=CrawlOptions(max_pages=3), collection="few")
+    assert few.discovered == 3 and len(crawler_docent.documents(collection="few")) == 3
+
+
+def test_a_recrawl_by_links_embeds_nothing_unchanged_and_drops_what_is_no_longer_linked(crawler_docent, linked_site):
+    base, root = linked_site
+    crawler_docent.crawl(f"{base}/handbook/", collection="links")
+    title, text, links = CHAPTERS["handbook/ch1.html"]
+    write_site(root, {"handbook/ch1.html": (title, text, [link for link in links if link != "ch4.html"])})
+    embedded = crawler_docent.embedder.embedded
+    again = crawler_docent.crawl(f"{base}/handbook/", collection="links")
+    # ch1's text is the same (its links are not its main text): nothing is embedded again.
+    assert (again.removed, again.added, again.replaced) == (1, 0, 0)
+    assert crawler_docent.embedder.embedded == embedded
+    stored = {d.source.removeprefix(base) for d in crawler_docent.documents(collection="links")}
+    assert "/handbook/ch4.html" not in stored and len(stored) == 5
+
+
+def test_a_pages_address_adds_that_page_only_sitemap_or_not(crawler_docent, site, linked_site):
+    base, _ = linked_site
+    alone = crawler_docent.crawl(f"{base}/handbook/ch1.html", collection="one")
+    assert alone.method == "page" and alone.added == 1
+    listed = crawler_docent.crawl(f"{site.base}/library/csv.html", collection="two")  # its site has a sitemap
+    assert listed.method == "page" and listed.added == 1
+    assert [d.source for d in crawler_docent.documents(collection="two")] == [f"{site.base}/library/csv.html"]

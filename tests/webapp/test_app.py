@@ -276,6 +276,7 @@ def test_a_site_is_crawled_from_the_app_with_live_progress(tmp_path, monkeypatch
         captions = [shown(c.value) for c in at.sidebar.caption]
         errors = [shown(e.value) for e in at.sidebar.error]
         assert any(f"Crawl of {server.base}: finished" in c for c in captions), (captions, errors)
+        assert any(f"reading the sitemaps of {server.base}/" in c for c in captions), captions  # the way it took
         assert any(f"**{len(MODULES)}** stored" in shown(m.value) for m in at.sidebar.markdown)
         failures = [e for e in at.sidebar if e.type == "dataframe"]
         assert failures and any("500" in reason for reason in failures[0].value["reason"])

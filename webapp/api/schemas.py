@@ -177,6 +177,10 @@ class JobOut(BaseModel):
     removed: int | None = None
     left: int | None = None
     failed: list[dict] | None = None
+    method: Literal["sitemap", "links", "page"] | None = Field(
+        None, description="how a crawl found its pages: a sitemap, the site's links (no sitemap), or one page"
+    )
+    note: str | None = Field(None, description="the same, said for a person")
 
 
 class UserIn(BaseModel):

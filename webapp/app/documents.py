@@ -129,7 +129,11 @@ def web_pages(user: UserSession, collection: str) -> None:
     job = user.jobs.latest(collection, "crawl")
     with st.sidebar.expander("Add web pages", expanded=job is not None and job.running):
         url = st.text_input(
-            "A page, a sitemap, or a site's address", key="crawl_url", placeholder="https://intranet/docs/"
+            "A page, a sitemap, or a site's address",
+            key="crawl_url",
+            placeholder="https://intranet/docs/",
+            help="A page's address adds that page. A site's address (ending in /) adds the site: the pages its"
+            " sitemap lists, or, without one, the pages its links lead to within that folder.",
         )
         max_pages = st.number_input("At most this many pages", 1, 100_000, settings.crawl_max_pages, key="crawl_max")
         if st.button("Add", key="crawl", disabled=not url):
@@ -149,6 +153,8 @@ def crawl_status(job: Job) -> None:
         st.error(md(f"The crawl of {job.target} could not run: {job.error}"))
         return
     st.caption(f"Crawl of {md(job.target)}: {job.state}")
+    if p.note:
+        st.caption(md(p.note))
     st.progress(p.done / p.discovered if p.discovered else 0.0)
     st.markdown(
         f"**{p.done}** done (**{p.added + p.replaced}** stored, **{p.unchanged}** unchanged), "

@@ -93,6 +93,7 @@ def crawl_site(docent, args, as_json: bool) -> int:
     bar.close()
     summary = {
         "url": args.url,
+        "method": progress.method,
         "discovered": progress.discovered,
         "added": progress.added,
         "replaced": progress.replaced,
@@ -104,6 +105,7 @@ def crawl_site(docent, args, as_json: bool) -> int:
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
+        print(progress.note)
         print(
             f"{progress.discovered} pages: {progress.added} added, {progress.replaced} replaced,"
             f" {progress.unchanged} unchanged, "

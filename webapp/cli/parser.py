@@ -44,9 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     p = commands.add_parser(
-        "crawl", parents=[with_collection], help="add a site through its sitemap; re-crawls redo only changes"
+        "crawl",
+        parents=[with_collection],
+        help="add a site through its sitemap, or its links when it has none; re-crawls redo only changes",
     )
-    p.add_argument("url", help="a sitemap (or index, or .gz), or a site root whose robots.txt names its sitemaps")
+    p.add_argument(
+        "url",
+        help="a sitemap (or index, or .gz); or a site's address (ending in '/'): its sitemaps, else its links;"
+        " any other page's URL adds that page alone",
+    )
     p.add_argument("--max-pages", type=int, default=None, help="page cap (default: DOCENT_CRAWL_MAX_PAGES)")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only URLs matching (repeatable)")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip URLs matching (repeatable)")
