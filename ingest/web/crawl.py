@@ -255,6 +255,7 @@ class Crawler:
         self._lock = threading.Lock()
         self._sitemaps_read: set[str] = set()
         self._cancel = threading.Event()
+        self._start = ""  # the start URL discover() settled on (a redirect may make it a site's address)
 
     # ---- discovery --------------------------------------------------------------------------
 
@@ -271,6 +272,11 @@ class Crawler:
             raise
         except IngestError as exc:  # a site root may well answer 404: its robots.txt can still help
             first_error = exc.reason
+        if self._cancel.is_set():
+            return [], False
+        if first is not None and not is_site_address(start_url) and is_site_address(normalize_url(first.url)):
+            start_url = normalize_url(first.url)  # "/docs" redirected to "/docs/": the site's address
+        self._start = start_url
         entries: list[SitemapEntry] = []
         complete = True
         if first is not None and self._looks_like_sitemap(first):
@@ -437,7 +443,7 @@ class Crawler:
             report(progress)
             return progress
         if progress.method == "links":
-            listed, complete = self._follow_links(normalize_url(start_url), entries, known, sink, progress, report)
+            listed, complete = self._follow_links(self._start, entries, known, sink, progress, report)
         else:
             listed = {e.url for e in entries}
             entries = entries[: self.options.max_pages]

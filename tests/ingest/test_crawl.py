@@ -311,3 +311,9 @@ def test_a_pages_address_adds_that_page_only_sitemap_or_not(crawler_docent, site
     listed = crawler_docent.crawl(f"{site.base}/library/csv.html", collection="two")  # its site has a sitemap
     assert listed.method == "page" and listed.added == 1
     assert [d.source for d in crawler_docent.documents(collection="two")] == [f"{site.base}/library/csv.html"]
+
+
+def test_a_folder_given_without_its_slash_is_crawled_as_the_site_it_redirects_to(crawler_docent, linked_site):
+    base, _ = linked_site
+    progress = crawler_docent.crawl(f"{base}/handbook", collection="redirected")  # answers 301 to /handbook/
+    assert progress.method == "links" and progress.added == 6
