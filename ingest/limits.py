@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.errors import IngestError
+
 
 @dataclass(frozen=True)
 class ExpansionLimits:
@@ -35,3 +37,10 @@ def too_much(found: str, limit: int, setting: str) -> str:
     """The refusal's wording: "it holds 71,303,168 characters of text: more than this server
     reads from one file (67,108,864: DOCENT_MAX_FILE_CHARACTERS)"."""
     return f"{found}: more than this server reads from one file ({limit:,}: DOCENT_{setting})"
+
+
+def check_characters(name: str, characters: int) -> None:
+    """Raises the IngestError that refuses a file of more characters of text than it may hold."""
+    cap = _current.max_file_characters
+    if characters > cap:
+        raise IngestError(name, too_much(f"it holds {characters:,} characters of text", cap, "MAX_FILE_CHARACTERS"))

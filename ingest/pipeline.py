@@ -183,17 +183,17 @@ class IngestPipeline:
             return
         # A few files ahead, not all: a folder of thousands must not be held in memory at once.
         readers = FileReaders(min(2, len(sources)), load_file, self.limits)
-        window: deque = deque()  # [source, its parse (None: loaded in its turn), times tried]
+        window: deque = deque()  # (source, its parse (None: loaded in its turn), times tried)
 
-        def submit(source: Source, tries: int = 0) -> list:
+        def submit(source: Source, tries: int = 0) -> tuple:
             ahead = source.refused is None and not source.is_url
-            return [source, readers.submit(*load_file_of(source)) if ahead else None, tries]
+            return source, readers.submit(*load_file_of(source)) if ahead else None, tries
 
         upcoming = iter(sources)
         window.extend(submit(source) for source in itertools.islice(upcoming, LOAD_AHEAD))
         try:
             while window:
-                source, future, tries = window[0]
+                source, future, tries = window.popleft()
                 if future is None:
                     loaded = load_now(source)
                 else:
@@ -202,17 +202,14 @@ class IngestPipeline:
                     except BrokenProcessPool:
                         # A worker died, and every parse in flight with it. Each is run again once;
                         # the file that kills its worker twice is the one that fails.
-                        waiting = list(window)
                         readers.restart()
+                        again = [submit(s, t) for s, _, t in window]
                         window.clear()
                         if tries == 0:
-                            window.append(submit(source, 1))
-                        window.extend(submit(s, t) for s, _, t in waiting[1:])
-                        if tries == 0:
+                            window.extend([submit(source, 1), *again])
                             continue
-                        window.appendleft([source, None, tries])
+                        window.extend(again)
                         loaded = IngestError(source.name, _WORKER_DIED)
-                window.popleft()
                 following = next(upcoming, None)
                 if following is not None:
                     window.append(submit(following))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ingest.errors import IngestError
-from ingest.limits import limits, too_much
+from ingest.limits import check_characters
 from ingest.filings import filing_context
 from ingest.mail import load_email, looks_like_email
 from ingest.models import Document
@@ -102,7 +102,7 @@ def whole_file(read: Callable[[str, bytes], Document]) -> Callable[[str, bytes |
         try:
             data = data if data is not None else read_file(name, path)
             document = read(name, data)
-            _check_characters(name, document)
+            check_characters(name, sum(len(page.text) for page in document.pages))
             if document.about is None and document.pages:
                 document.about = filing_context("\n".join(page.text for page in document.pages[:2]))
             return document, data
@@ -112,13 +112,6 @@ def whole_file(read: Callable[[str, bytes], Document]) -> Callable[[str, bytes |
             return IngestError(name, f"the file is damaged and cannot be read ({type(exc).__name__}: {exc})")
 
     return load
-
-
-def _check_characters(name: str, document: Document) -> None:
-    cap = limits().max_file_characters
-    characters = sum(len(page.text) for page in document.pages)
-    if characters > cap:
-        raise IngestError(name, too_much(f"it holds {characters:,} characters of text", cap, "MAX_FILE_CHARACTERS"))
 
 
 def _office(name: str, data: bytes) -> Document:

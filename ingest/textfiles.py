@@ -13,7 +13,7 @@ import io
 import re
 
 from ingest.errors import IngestError
-from ingest.limits import limits, too_much
+from ingest.limits import check_characters
 from ingest.models import Document, Page, title_from_name
 from ingest.tables import sheet_pages
 from ingest.web.html import load_html, markdown_sections
@@ -70,9 +70,7 @@ def _decoded(name: str, data: bytes) -> str:
     may (DOCENT_MAX_FILE_CHARACTERS): a 190 MB .md took 33 s to parse before it was refused."""
     _require_text(name, data)
     text = decode_text(data)
-    cap = limits().max_file_characters
-    if len(text) > cap:
-        raise IngestError(name, too_much(f"it holds {len(text):,} characters of text", cap, "MAX_FILE_CHARACTERS"))
+    check_characters(name, len(text))
     return text
 
 

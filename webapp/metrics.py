@@ -94,7 +94,8 @@ class ServerState:
         return self._docent() if callable(self._docent) else self._docent
 
     def collect(self):
-        if self.docent is None:
+        docent = self.docent
+        if docent is None:
             return
         documents = GaugeMetricFamily("docent_collection_documents", "Documents stored", labels=["collection"])
         chunks = GaugeMetricFamily("docent_collection_chunks", "Passages stored", labels=["collection"])
@@ -103,7 +104,7 @@ class ServerState:
             "Database changes the open indexes do not reflect yet (catch-up lag)",
             labels=["collection"],
         )
-        for name, collection in sorted(self.docent.open_collections().items()):
+        for name, collection in sorted(docent.open_collections().items()):
             try:
                 held_documents, held_chunks = collection.counts()
                 documents.add_metric([name], held_documents)
@@ -113,7 +114,7 @@ class ServerState:
                 continue
         yield from (documents, chunks, lag)
         yield GaugeMetricFamily(
-            "docent_collections", "Collections in the data home", value=len(self.docent.collection_names())
+            "docent_collections", "Collections in the data home", value=len(docent.collection_names())
         )
 
         jobs = GaugeMetricFamily(
@@ -128,7 +129,7 @@ class ServerState:
         yield jobs
 
         model = InfoMetricFamily("docent_embedding", "The embedding model in use, its backend and precision")
-        embedder = self.docent.embedder if self.docent.model_loaded else None  # a scrape never loads it
+        embedder = docent.embedder if docent.model_loaded else None  # a scrape never loads it
         model.add_metric(
             [],
             {
@@ -139,20 +140,20 @@ class ServerState:
         )
         yield model
         yield GaugeMetricFamily(
-            "docent_embedding_model_loaded", "1 once the embedding model is loaded", value=int(self.docent.model_loaded)
+            "docent_embedding_model_loaded", "1 once the embedding model is loaded", value=int(docent.model_loaded)
         )
         up = GaugeMetricFamily(
             "docent_model_server_up",
             "1 when the answer backend's model server answers GET /models (1 for a backend that needs none)",
             labels=["backend"],
         )
-        reachable = self._model_server_up()
-        up.add_metric([self.docent.settings.llm], 1 if reachable is None else int(reachable))
+        reachable = self._model_server_up(docent)
+        up.add_metric([docent.settings.llm], 1 if reachable is None else int(reachable))
         yield up
 
-    def _model_server_up(self) -> bool | None:
+    def _model_server_up(self, docent) -> bool | None:
         """Whether the OpenAI-compatible server answers GET /models; None without one."""
-        base = self.docent.settings.openai_base_url
+        base = docent.settings.openai_base_url
         if not base:
             return None
         now = time.monotonic()

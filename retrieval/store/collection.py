@@ -238,11 +238,7 @@ class Collection:
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) stored."""
-        db = self._reader()
-        return (
-            db.execute("SELECT count(*) FROM documents").fetchone()[0],
-            db.execute("SELECT count(*) FROM chunks").fetchone()[0],
-        )
+        return self._reader().execute("SELECT count(*) FROM documents").fetchone()[0], self.chunk_count()
 
     def index_lag(self) -> int:
         return self.indexes.lag()
