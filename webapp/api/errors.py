@@ -16,20 +16,31 @@ from webapp.jobs import JobConflict
 from webapp.session import NotFound
 
 
+# The status of each failure a client can cause: the routes' handlers, and the request guard's
+# answers before a route runs (webapp/api/guard.py), give the same.
+STATUSES: dict[type[Exception], int] = {
+    AuthenticationFailed: 401,
+    AccessDenied: 403,
+    NotFound: 404,
+    JobConflict: 409,
+    StorageFullError: 507,
+    CollectionError: 400,
+    ValueError: 400,
+}
+
+
+def status_of(exc: Exception) -> int:
+    """The status of a failure, by its most specific class that has one."""
+    return next(STATUSES[kind] for kind in type(exc).__mro__ if kind in STATUSES)
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    def handler(status: int, headers: dict | None = None):
-        def handle(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    def handle(request: Request, exc: Exception) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
 
-        return handle
-
-    app.add_exception_handler(AuthenticationFailed, handler(401, {"WWW-Authenticate": "Bearer"}))
-    app.add_exception_handler(AccessDenied, handler(403))
-    app.add_exception_handler(NotFound, handler(404))
-    app.add_exception_handler(JobConflict, handler(409))
-    app.add_exception_handler(StorageFullError, handler(507))
-    app.add_exception_handler(CollectionError, handler(400))
-    app.add_exception_handler(ValueError, handler(400))
+    for kind in STATUSES:
+        app.add_exception_handler(kind, handle)
 
     def closed(request: Request, exc: sqlite3.ProgrammingError) -> JSONResponse:
         # The collection was deleted while this request used it.

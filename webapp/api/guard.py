@@ -20,6 +20,7 @@ from retrieval.settings import Settings
 from retrieval.store import CollectionError
 from webapp.access import LOCAL, AccessControl, AccessDenied, AuthenticationFailed, Principal
 from webapp.limits import RateLimiter
+from webapp.api.errors import status_of
 from webapp.logs import request_fields
 from webapp.session import NotFound
 
@@ -90,10 +91,8 @@ class RequestGuard:
             if upload_to:
                 try:
                     self.may_add(principal, upload_to[1])
-                except AccessDenied as exc:
-                    return await _refuse(send, 403, str(exc))
-                except (NotFound, CollectionError) as exc:
-                    return await _refuse(send, 404 if isinstance(exc, NotFound) else 400, str(exc))
+                except (AccessDenied, NotFound, CollectionError) as exc:
+                    return await _refuse(send, status_of(exc), str(exc))
         limit = body_limit(self.settings, scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
