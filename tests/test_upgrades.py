@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.service import Docent, Source
-from retrieval.settings import load_settings
+from retrieval.service import Source
 from retrieval.store import CollectionError
+from support.docents import docent_on
 from support.pdfgen import make_manual
 from webapp.access import AccessControl
 from webapp.backup import restore_backup, verify_backup
@@ -23,14 +23,8 @@ from webapp.chats import ChatStore
 DATA = Path(__file__).parent / "data"
 
 
-def opened(docent, home: Path) -> Docent:
-    own = Docent(load_settings(home=str(home), auth="password"))
-    own._embedder = docent.embedder
-    return own
-
-
 def check_home(docent, home: Path) -> None:
-    own = opened(docent, home)
+    own = docent_on(docent, home, auth="password")
     try:
         assert own.collection_names() == ["manuals"]
         (document,) = own.documents(collection="manuals")
@@ -72,7 +66,7 @@ def test_a_collection_from_a_newer_release_is_refused_naming_its_version(docent,
     db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    own = opened(docent, home)
+    own = docent_on(docent, home, auth="password")
     try:
         with pytest.raises(CollectionError, match=r"written by a newer Docent \(schema 99\)"):
             own.collection("manuals")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import DOCENT
+from support.docents import docent_on
 from support.pdfgen import make_manual
 
 
@@ -98,15 +99,6 @@ def parsing_workers() -> set[int]:
     }
 
 
-def own_docent(docent, home):
-    from retrieval.service import Docent
-    from retrieval.settings import load_settings
-
-    own = Docent(load_settings(home=str(home)))
-    own._embedder = docent.embedder
-    return own
-
-
 def wait_until(condition, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -120,7 +112,7 @@ def test_cancel_ends_a_large_file_being_parsed_within_seconds(docent, tmp_path):
 
     big = tmp_path / "big.txt"
     big.write_bytes(wrapped_prose(50))
-    own = own_docent(docent, tmp_path / "home")
+    own = docent_on(docent, tmp_path / "home")
     try:
         job = JobManager(tmp_path / "home").start_ingest(own, [Source.from_path(big)], "default", "ed")
         assert wait_until(lambda: job.unit == "reading" and parsing_workers(), 60), "the parse never started"
@@ -143,7 +135,7 @@ def test_cancel_is_taken_while_a_large_text_is_chunked(docent, tmp_path):
     big = tmp_path / "big.txt"
     big.write_bytes(wrapped_prose(20))
     document, _ = load_file("big.txt", None, str(big), 300)
-    own = own_docent(docent, tmp_path / "home")
+    own = docent_on(docent, tmp_path / "home")
     started = time.monotonic()
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -166,7 +158,7 @@ def test_a_worker_that_dies_twice_fails_its_file_and_the_others_go_in(docent, tm
 
     big = tmp_path / "big.txt"
     big.write_bytes(wrapped_prose(50))
-    own = own_docent(docent, tmp_path / "home")
+    own = docent_on(docent, tmp_path / "home")
     files = [Source.from_path(big), Source("manual.pdf", data=make_manual("Pump manual", 2))]
     try:
         job = JobManager(tmp_path / "home").start_ingest(own, files, "default", "ed")
@@ -201,7 +193,7 @@ def test_a_fault_of_ours_on_one_file_fails_that_file_only(docent, tmp_path, monk
         return chunk_pages(document, *args, **kwargs)
 
     monkeypatch.setattr(pipeline_module, "chunk_pages", faulty)
-    own = own_docent(docent, tmp_path / "home")
+    own = docent_on(docent, tmp_path / "home")
     try:
         files = [
             Source("bad.md", data=b"# Pumps\n\nThe pump runs.\n"),

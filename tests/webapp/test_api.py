@@ -16,24 +16,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from support.docents import docent_on
 from support.net import free_port
 from support.officegen import make_docx, make_pptx, make_xlsx
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 from webapp.access import AccessControl, hash_password
 from webapp.api import create_app
 from webapp.uploads import UploadSpool
-from retrieval.service import Docent
-from retrieval.settings import load_settings
 
 QUESTION = "How much does a mooring permit cost?"
 SECRET_PAGES = [["Payroll ledger.", "The payroll budget for next year is 4.2 million euros, approved in March."]]
-
-
-def _docent(shared: Docent, home: Path, **settings) -> Docent:
-    """A Docent on its own data home that borrows the session's loaded embedding model."""
-    own = Docent(load_settings(home=str(home), **settings))
-    own._embedder = shared.embedder
-    return own
 
 
 def _upload(client: TestClient, collection: str, files: list[tuple[str, bytes]], key: str | None = None):
@@ -53,7 +45,7 @@ def _auth(key: str | None) -> dict:
 
 @pytest.fixture(scope="module")
 def open_api(docent, tmp_path_factory):
-    own = _docent(docent, tmp_path_factory.mktemp("api-open"))
+    own = docent_on(docent, tmp_path_factory.mktemp("api-open"))
     with TestClient(create_app(own.settings, docent=own)) as client:
         yield client
     own.close()
@@ -173,7 +165,7 @@ def team(docent, tmp_path_factory):
         "ada": {"role": "admin", "password_hash": hash_password("ada-pw")},
         "ed": {"role": "editor", "password_hash": hash_password("ed-pw")},
     }
-    own = _docent(docent, home, auth="password", users=users)
+    own = docent_on(docent, home, auth="password", users=users)
     access = AccessControl(own.settings)
     access.set_user("rita", "reader", [], "rita-pw")
     access.set_user("fiona", "reader", ["finance"], "fiona-pw")
@@ -298,7 +290,7 @@ def test_no_input_the_openapi_document_allows_makes_the_api_fail(docent, tmp_pat
     schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
     from hypothesis import HealthCheck, given, settings as hypothesis_settings
 
-    own = _docent(docent, tmp_path / "home")
+    own = docent_on(docent, tmp_path / "home")
     app = create_app(own.settings, docent=own)
     with TestClient(app) as client:  # something to find, so searches and answers do real work
         assert (

@@ -589,7 +589,9 @@ def test_the_answer_to_copy_names_the_slide_of_a_passage_that_has_no_page():
 
     slide = Hit("review.pptx", "Quarterly review", None, 1, 1.0, "Crane lift: 40 euros", "Slide 2: Prices", ref=1)
     page = Hit("handbook.pdf", "Harbor Handbook", 3, 2, 1.0, "120 euros", ref=2)
-    text = answer_markdown(Answer("What do they cost?", "A lift is 40 euros [1], a permit 120 [2].", [slide, page], True))
+    text = answer_markdown(
+        Answer("What do they cost?", "A lift is 40 euros [1], a permit 120 [2].", [slide, page], True)
+    )
     assert "[1] Quarterly review, Slide 2: Prices (review.pptx)" in text
     assert "[2] Harbor Handbook, page 3 (handbook.pdf)" in text
 

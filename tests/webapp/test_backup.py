@@ -18,22 +18,16 @@ from pathlib import Path
 import pytest
 
 from support.cli import DOCENT
+from support.docents import docent_on
 from support.officegen import make_docx
 from support.pdfgen import make_manual
 from retrieval.service import Docent, Source
-from retrieval.settings import load_settings
 from webapp.access import AccessControl
 from webapp.backup import BackupError, create_backup, restore_backup, verify_backup
 from webapp.chats import ChatStore
 from webapp.jobs import JobManager
 
 QUERIES = ["valve stays shut below 3 bar", "pump manual rule 4.2", "boiler pressure", "rule 12 of the crane manual"]
-
-
-def own_docent(docent, home: Path) -> Docent:
-    own = Docent(load_settings(home=str(home)))
-    own._embedder = docent.embedder
-    return own
 
 
 def manuals(names: list[str], pages: int) -> list[Source]:
@@ -62,7 +56,7 @@ def hits(docent: Docent) -> list[list[tuple]]:
 
 def test_a_backup_taken_during_an_ingest_and_searches_restores_the_moment_it_was_taken(docent, tmp_path):
     home = tmp_path / "home"
-    source = own_docent(docent, home)
+    source = docent_on(docent, home)
     before = manuals(["Pump", "Valve", "Boiler"], 6)
     during = manuals(["Crane", "Hoist", "Winch", "Drill", "Lathe", "Press", "Mixer", "Kiln"], 24)
     assert all(o.status == "added" for o in source.ingest(before, collection="default"))
@@ -109,10 +103,10 @@ def test_a_backup_taken_during_an_ingest_and_searches_restores_the_moment_it_was
 
     # The moment it was taken: a home holding exactly those documents, stored in the same order,
     # searches alike (same passages, same scores).
-    reference = own_docent(docent, tmp_path / "reference")
+    reference = docent_on(docent, tmp_path / "reference")
     reference.ingest(before, collection="default")
     reference.ingest([s for s in during if s.name in restored_held], collection="default")
-    restored = own_docent(docent, tmp_path / "restored")
+    restored = docent_on(docent, tmp_path / "restored")
     try:
         assert hits(restored) == hits(reference)
         assert AccessControl(restored.settings).user("rita") is not None
@@ -122,12 +116,15 @@ def test_a_backup_taken_during_an_ingest_and_searches_restores_the_moment_it_was
             d.close()
 
 
-def test_verify_names_a_damaged_missing_or_stray_file(docent, tmp_path):
-    home = tmp_path / "home"
-    own = own_docent(docent, home)
+def home_with_a_manual(docent, home: Path) -> Path:
+    own = docent_on(docent, home)
     own.ingest(manuals(["Pump"], 3), collection="default")
     own.close()
-    create_backup(home, tmp_path / "good")
+    return home
+
+
+def test_verify_names_a_damaged_missing_or_stray_file(docent, tmp_path):
+    create_backup(home_with_a_manual(docent, tmp_path / "home"), tmp_path / "good")
     for damage, expected in (
         (lambda b: (b / "collections/default/docent.sqlite3").open("ab").write(b"x"), "is damaged"),
         (lambda b: next((b / "collections/default/files").iterdir()).unlink(), "is missing"),
@@ -145,10 +142,7 @@ def test_verify_names_a_damaged_missing_or_stray_file(docent, tmp_path):
 
 
 def test_restore_refuses_a_home_that_is_not_empty_unless_told(docent, tmp_path):
-    home = tmp_path / "home"
-    own = own_docent(docent, home)
-    own.ingest(manuals(["Pump"], 3), collection="default")
-    own.close()
+    home = home_with_a_manual(docent, tmp_path / "home")
     create_backup(home, tmp_path / "backup")
     with pytest.raises(BackupError, match="is not empty"):
         restore_backup(tmp_path / "backup", home)
@@ -172,7 +166,7 @@ def docx_with_a_large_picture(megabytes: int) -> bytes:
 
 def test_a_backup_killed_midway_leaves_the_home_untouched_and_no_backup_that_verifies(docent, tmp_path):
     home = tmp_path / "home"
-    own = own_docent(docent, home)
+    own = docent_on(docent, home)
     files = [Source(f"site-{n}.docx", data=docx_with_a_large_picture(40)) for n in range(3)]
     outcomes = own.ingest([*files, *manuals(["Pump", "Valve"], 6)], collection="default")
     assert [o.status for o in outcomes].count("added") >= 3  # the docx files share their text: duplicates
@@ -180,13 +174,25 @@ def test_a_backup_killed_midway_leaves_the_home_untouched_and_no_backup_that_ver
     own.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
     dest = tmp_path / "backup"
-    for attempt in range(5):
-        process = subprocess.Popen([DOCENT, "--home", str(home), "backup", "create", str(dest)], env=env)
-        partial = tmp_path / f"backup.partial-{process.pid}"
+
+    def started(destination: Path) -> subprocess.Popen:
+        """`docent backup create`, once it has begun writing (its .partial folder is there)."""
+        process = subprocess.Popen([DOCENT, "--home", str(home), "backup", "create", str(destination)], env=env)
+        partial = destination.with_name(f"{destination.name}.partial-{process.pid}")
         deadline = time.monotonic() + 60
         while not partial.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(0.05 * attempt)  # a later moment each time
+        return process
+
+    # How long a whole backup writes on this machine: the kills below fall at fractions of it.
+    timed = started(tmp_path / "timed")
+    begun = time.monotonic()
+    timed.wait()
+    writing = time.monotonic() - begun
+    for attempt in range(5):
+        process = started(dest)
+        partial = tmp_path / f"backup.partial-{process.pid}"
+        time.sleep(writing * 0.15 * attempt)  # a later moment each time, always before the end
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert not dest.exists(), "the backup finished before it was killed: the home is too small for this test"
@@ -194,7 +200,7 @@ def test_a_backup_killed_midway_leaves_the_home_untouched_and_no_backup_that_ver
             with pytest.raises(BackupError, match="not a finished backup"):
                 verify_backup(partial)
     assert held(home) == before  # the home as it was, and it still writes and searches alike
-    again = own_docent(docent, home)
+    again = docent_on(docent, home)
     try:
         assert hits(again) == searched
         assert again.ingest(manuals(["Crane"], 2), collection="default")[0].status == "added"

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.docents import docent_on
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 from webapp.access import AccessControl
 from webapp.api import create_app
@@ -43,8 +44,7 @@ def value(samples, name: str, **labels) -> float:
 
 @pytest.fixture(scope="module")
 def served(docent, tmp_path_factory):
-    own = Docent(load_settings(home=str(tmp_path_factory.mktemp("observed"))))
-    own._embedder = docent.embedder
+    own = docent_on(docent, tmp_path_factory.mktemp("observed"))
     with TestClient(create_app(own.settings, docent=own)) as client:
         yield client
     own.close()
@@ -128,8 +128,7 @@ def test_ready_only_once_the_model_is_loaded(tmp_path):
 def test_ready_says_when_the_data_home_is_gone(docent, tmp_path):
     """As when its volume is unmounted under a running server (a permission test would pass as root)."""
     home = tmp_path / "home"
-    own = Docent(load_settings(home=str(home)))
-    own._embedder = docent.embedder
+    own = docent_on(docent, home)
     try:
         with TestClient(create_app(own.settings, docent=own)) as client:
             assert client.get("/ready").status_code == 200
@@ -143,13 +142,12 @@ def test_ready_says_when_the_data_home_is_gone(docent, tmp_path):
 
 def test_each_key_has_its_own_allowance_of_requests(docent, tmp_path):
     home = tmp_path / "home"
-    settings = load_settings(home=str(home), auth="password", rate_limit_per_minute=3)
+    own = docent_on(docent, home, auth="password", rate_limit_per_minute=3)
+    settings = own.settings
     access = AccessControl(settings)
     for name in ("rita", "rob"):
         access.set_user(name, "reader", password="a long password")
     rita, rob = access.create_api_key("rita")[1], access.create_api_key("rob")[1]
-    own = Docent(settings)
-    own._embedder = docent.embedder
     try:
         with TestClient(create_app(settings, docent=own)) as client:
             for _ in range(3):
