@@ -28,6 +28,19 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+def spawned_children(pid: int) -> set[int]:
+    """pid's parsing workers (spawned Python processes, not the resource tracker); one that exits
+    while it is looked at (a worker just killed) is not counted."""
+    found = set()
+    for child in children_of(pid):
+        try:
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+                found.add(child)
+        except OSError:
+            continue
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -51,12 +64,7 @@ def test_workers_exit_when_the_ingesting_process_is_killed(tmp_path):
     try:
         deadline, workers = time.monotonic() + 120, set()
         while len(workers) < 2 and time.monotonic() < deadline and cli.poll() is None:
-            # the two parsing workers (spawned Python processes), not the resource tracker
-            workers = {
-                p
-                for p in children_of(cli.pid)
-                if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
-            }
+            workers = spawned_children(cli.pid)
             time.sleep(0.1)
         assert len(workers) == 2, "the ingest ended or never started its two file workers"
         cli.send_signal(signal.SIGKILL)
@@ -94,9 +102,7 @@ def wrapped_prose(megabytes: int) -> bytes:
 
 
 def parsing_workers() -> set[int]:
-    return {
-        p for p in children_of(os.getpid()) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
-    }
+    return spawned_children(os.getpid())
 
 
 def wait_until(condition, seconds: float) -> bool:
