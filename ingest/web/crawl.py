@@ -27,7 +27,7 @@ from urllib.robotparser import RobotFileParser
 
 from ingest.errors import IngestError
 from ingest.web.fetch import USER_AGENT, Fetcher, FetchError, FetchResult
-from ingest.web.html import canonical_url, decode, load_html
+from ingest.web.html import canonical_url, decode, html_tree, load_html
 from ingest.web.netguard import BlockedAddressError
 from ingest.models import Document, Page
 from ingest.pdf import load_pdf
@@ -139,12 +139,8 @@ def _page_like(url: str) -> bool:
 def page_links(body: bytes, url: str) -> list[str]:
     """A page's links (a href), absolute and without fragments; none from a page whose robots
     meta tag says nofollow, nor those marked rel="nofollow"."""
-    from lxml import etree
-    from lxml import html as lxml_html
-
-    try:
-        tree = lxml_html.document_fromstring(decode(body[:5_000_000]))
-    except (ValueError, etree.ParserError):
+    tree = html_tree(decode(body[:5_000_000]), whole=True)
+    if tree is None:
         return []
     if any("nofollow" in (m.get("content") or "").lower() for m in tree.xpath("//meta[@name='robots']")):
         return []

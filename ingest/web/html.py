@@ -169,12 +169,26 @@ class _Outline:
         return " › ".join(t for _, t in open_headings) or None
 
 
-def _outline(html: str) -> _Outline | None:
+# An XHTML page (DocBook's output, Debian's handbook) starts with one; lxml refuses a decoded
+# text that declares its encoding, and the page's links and headings were lost with it.
+_XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
+
+
+def html_tree(html: str, *, whole: bool = False):
+    """The page parsed by lxml's HTML parser (whole: as a document, <html> at its root); None
+    when it cannot be."""
     import lxml.html
 
+    text = _XML_DECLARATION.sub("", html, count=1)
     try:
-        root = lxml.html.fromstring(html)
+        return lxml.html.document_fromstring(text) if whole else lxml.html.fromstring(text)
     except (ValueError, lxml.etree.ParserError):
+        return None
+
+
+def _outline(html: str) -> _Outline | None:
+    root = html_tree(html)
+    if root is None:
         return None
     body = root.find("body")
     return _Outline(body if body is not None else root)

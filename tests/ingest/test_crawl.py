@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ingest import IngestError
-from ingest.web.crawl import CrawlOptions, normalize_url
+from ingest.web.crawl import CrawlOptions, normalize_url, page_links
+from ingest.web.html import load_html
 from ingest.web.netguard import AllowList, BlockedAddressError, check_url
 from ingest.web.sitemap import gunzip_capped, parse_sitemap
 from retrieval.service import Docent, Source
@@ -167,6 +168,19 @@ def test_sections_come_from_the_pages_own_headings(crawler_docent):
 
 
 WEB_PAGES = Path(__file__).parents[1] / "data" / "web"
+
+
+def test_an_xhtml_page_that_declares_its_encoding_gives_its_links_and_its_heading():
+    """lxml refuses a decoded text with an XML declaration: such a page (DocBook's XHTML, a real
+    one in tests/data/web) once gave no links, so a crawl by links stopped at its start page."""
+    body = (WEB_PAGES / "sect.kali.html").read_bytes()
+    assert body.startswith(b"<?xml")
+    links = page_links(body, "http://127.0.0.1:8000/sect.kali.html")
+    assert {"http://127.0.0.1:8000/sect.tails.html", "http://127.0.0.1:8000/sect.devuan.html"} <= set(links)
+    document = load_html(body.decode(), "http://127.0.0.1:8000/sect.kali.html")
+    assert any(page.section and "Kali" in page.section for page in document.pages)
+
+
 QUESTIONS_BY_SECTION = {
     "which return codes does xsltproc exit with": "DIAGNOSTICS",
     "SGML_CATALOG_FILES catalog behavior": "ENVIRONMENT",
@@ -278,6 +292,32 @@ def test_a_site_without_a_sitemap_is_crawled_by_its_links_within_its_folder(craw
     assert progress.skipped == 2 and not progress.failed and progress.discovered == progress.done == 8
     hit = crawler_docent.search("how much is a mooring permit", k=1, collection="links")[0]
     assert hit.source == f"{base}/handbook/ch1.html"
+
+
+DEBIAN_HANDBOOK = Path("/usr/share/doc/debian-handbook/html/en-US")  # Debian's debian-handbook package
+
+
+@pytest.mark.skipif(
+    not DEBIAN_HANDBOOK.is_dir(), reason="Debian's debian-handbook package is not installed (.ci/run installs it)"
+)
+def test_the_debian_handbook_which_has_no_sitemap_is_crawled_by_its_links(crawler_docent):
+    """A real site of 127 pages and no sitemap (The Debian Administrator's Handbook, as Debian
+    ships it), served from its folder on 127.0.0.1."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(DEBIAN_HANDBOOK))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        progress = crawler_docent.crawl(f"{base}/", collection="debian")
+    finally:
+        server.shutdown()
+    pages = len(list(DEBIAN_HANDBOOK.glob("*.html")))
+    assert progress.method == "links" and not progress.failed
+    stored = crawler_docent.documents(collection="debian")
+    assert pages == 127 and len(stored) >= 120, f"{len(stored)} of {pages} pages stored"
+    hit = crawler_docent.search("How do I configure the APT sources.list?", k=1, collection="debian")[0]
+    assert hit.source.startswith(base)
 
 
 def test_a_crawl_by_links_keeps_to_its_depth_and_page_limits(crawler_docent, linked_site):
