@@ -218,6 +218,26 @@ class Settings(BaseSettings):
         10.0, gt=0, description="seconds a search waits for a shard; a later one leaves a partial answer, marked"
     )
     ray_embed_actors: int = Field(2, ge=1, le=1024, description="embedding actors of an ingest on Ray Data")
+    app_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="the app's public address (https://docent.example.com): citations given outside the app"
+        " (Slack, the OpenAI-compatible API, MCP) link to its page view; unset: only web sources are linked",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, description="the Slack app's bot token (xoxb-…), for `docent slack`"
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="the Slack app's app-level token (xapp-…) with connections:write: Socket Mode"
+    )
+    slack_channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="which collection answers in each Slack channel, by channel id; others and direct messages:"
+        " the default collection",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", pattern=r"^https?://[^\s]+/$", description="Slack's Web API (a stand-in in tests)"
+    )
     chat_retention_days: int | None = Field(
         None, ge=1, description="saved chats unused this many days are deleted on start; unset: kept forever"
     )

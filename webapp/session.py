@@ -158,6 +158,22 @@ class UserSession:
     def original_file(self, source: str, collection: str | None = None) -> Path | None:
         return self.docent.collection(self._open(collection)).original_file(source)
 
+    def read_page(
+        self, source: str, page: int | None = None, collection: str | None = None
+    ) -> tuple[DocumentInfo, str]:
+        """A stored document and its text: one page of a PDF, or the whole document (page None,
+        or any document other than a PDF: a web page, an e-mail, a sheet)."""
+        name = self._open(collection)
+        store = self.docent.collection(name)
+        info = store.find_document(source)
+        if info is None:
+            raise NotFound(f"no document {source!r} in '{name}'")
+        if info.kind != "pdf":
+            page = None  # only a PDF's passages carry page numbers
+        elif page is not None and not 1 <= page <= info.pages:
+            raise NotFound(f"{info.title} has {info.pages} page(s), not page {page}")
+        return info, store.page_text(source, page) or ""
+
     def search(
         self,
         query: str,

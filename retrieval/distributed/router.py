@@ -347,6 +347,9 @@ class ShardedCollection:
         shard = self._home(source)
         return [self._global(shard, i) for i in self._call(shard, "chunks_with_lines", source, beginnings, limit)]
 
+    def page_text(self, source: str, page: int | None = None) -> str | None:
+        return self._call(self._home(source), "page_text", source, page)
+
     def chunk_rows(self, chunk_ids: Sequence[int], query: np.ndarray | None = None) -> dict[int, dict]:
         """Text and provenance by global id (and similarity to query, when given); a shard that
         does not answer leaves its rows out (search then drops those hits, as it does a chunk

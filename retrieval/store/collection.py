@@ -665,6 +665,40 @@ class Collection:
         )
         return [r[0] for r in rows]
 
+    def page_text(self, source: str, page: int | None = None) -> str | None:
+        """A document's text as stored, on one PDF page (page given) or whole: its passages in
+        order, each one's overlap with the one before left out (consecutive passages of a page
+        share a few sentences). None when the document is not stored; "" for a page it lacks."""
+        db = self._reader()
+        found = db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        if found is None:
+            return None
+        on_page = "" if page is None else " AND page = ?"
+        rows = db.execute(
+            f"SELECT text, char_start, char_end FROM chunks WHERE doc_id = ?{on_page} ORDER BY ordinal",
+            (found[0],) if page is None else (found[0], page),
+        ).fetchall()
+        parts: list[str] = []
+        previous = None
+        for text, start, end in rows:
+            if previous is not None:
+                before, before_start, before_end = previous
+                shared = before_end - start
+                # Offsets restart on each page of the text, so an overlap counts only where the
+                # text really repeats.
+                if (
+                    before_start <= start
+                    and 0 < shared <= len(text)
+                    and before[start - before_start :] == text[:shared]
+                ):
+                    parts.append(text[shared:])
+                    previous = (text, start, end)
+                    continue
+                parts.append("\n\n")
+            parts.append(text)
+            previous = (text, start, end)
+        return "".join(parts)
+
     def chunk_rows(self, chunk_ids: Sequence[int], query: np.ndarray | None = None) -> dict[int, dict]:
         """Text and provenance of chunks, by id (with the context it was indexed with: its
         document's title and what the document is, its section); with a query, also each

@@ -61,6 +61,25 @@ def test_chunks_never_exceed_the_models_window(docent, tmp_path):
         assert len(tokenizer(f"{context}\n{text}")["input_ids"]) <= docent.embedder.max_tokens
 
 
+def test_a_pages_text_is_its_passages_without_their_overlaps(docent):
+    """What a cited page's link shows (read_page): the page as read, each sentence once, though
+    consecutive passages share sentences."""
+    from ingest.pdf import load_pdf
+
+    sentences = [f"Berth {n} is assigned to a vessel of {10 + n} meters by the harbor master." for n in range(60)]
+    pdf = make_pdf([sentences[:40], sentences[40:]], title="Berths")
+    outcome = docent.ingest([Source("berths.pdf", data=pdf)], collection="pages")[0]
+    store = docent.collection("pages")
+    first_page_chunks = store._db.execute("SELECT count(*) FROM chunks WHERE page = 1").fetchone()[0]
+    assert outcome.status == "added" and first_page_chunks >= 3  # so there are overlaps to leave out
+    read = load_pdf(pdf, "berths.pdf")
+    assert store.page_text("berths.pdf", 1) == read.pages[0].text.strip()
+    assert store.page_text("berths.pdf", 2) == read.pages[1].text.strip()
+    whole = store.page_text("berths.pdf")
+    assert all(whole.count(sentence) == 1 for sentence in sentences)
+    assert store.page_text("berths.pdf", 3) == "" and store.page_text("nowhere.pdf") is None
+
+
 def test_reingest_unchanged_does_nothing_and_changed_replaces(docent, tmp_path):
     pdf = make_pdf(HANDBOOK_PAGES, title=HANDBOOK_TITLE)
     first = docent.ingest([Source("manual.pdf", data=pdf)], collection="versions")[0]

@@ -13,10 +13,15 @@ import pytest
 DOCENT = shutil.which("docent", path=str(Path(sys.executable).parent)) or shutil.which("docent")
 
 
+def environment_with(**settings: str) -> dict[str, str]:
+    """This process's environment without its own DOCENT_* settings, plus the given ones."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | settings
+
+
 def run(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     if DOCENT is None:
         pytest.fail("the docent console script is not installed next to this Python")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}, **(env or {})}
+    env = environment_with(**(env or {}))
     result = subprocess.run([DOCENT, "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"docent {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")

@@ -4,20 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from support.docents import docent_on
 from support.net import free_port
+from support.processes import api_process
 from support.officegen import make_docx, make_pptx, make_xlsx
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 from webapp.access import AccessControl, hash_password
@@ -320,36 +314,6 @@ def test_no_input_the_openapi_document_allows_makes_the_api_fail(docent, tmp_pat
 
 
 # ---- `docent api` as a process ----------------------------------------------------------------
-
-
-@contextmanager
-def api_process(home: Path, log_path: Path, **environment: str):
-    """`docent api` on a free port of 127.0.0.1, up and answering; yields (process, base URL).
-    environment: DOCENT_* settings for it."""
-    port = free_port()
-    docent_bin = shutil.which("docent", path=str(Path(sys.executable).parent))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | environment
-    log = log_path.open("w+b")
-    process = subprocess.Popen(
-        [docent_bin, "--home", str(home), "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            log.seek(0)
-            pytest.fail(f"docent api did not come up: {log.read().decode(errors='replace')[-2000:]}")
-        yield process, base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_docent_api_serves_on_localhost(tmp_path):

@@ -402,6 +402,36 @@ def test_a_collection_outside_a_users_access_is_not_offered_or_cited(tmp_path, m
     assert "4.2 million" in shown([m for m in fiona.chat_message if m.name == "assistant"][0].markdown[0].value)
 
 
+def test_a_citations_link_from_elsewhere_opens_its_page_for_those_who_may_read_it(tmp_path, monkeypatch, team_home):
+    """The address a Slack answer or an OpenAI-style client links a citation to (webapp/references.py)."""
+    _, env = team_home
+    for key, value in {**env, "DOCENT_HOME": str(tmp_path / "home")}.items():
+        monkeypatch.setenv(key, value)
+
+    def opened(name: str, password: str, query: dict[str, str]) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.query_params.update(query)
+        at.run()
+        at.text_input(key="sign-in-name").set_value(name)
+        at.text_input(key="sign-in-password").set_value(password)
+        next(b for b in at.button if b.label == "Sign in").click().run()
+        wait_until_prepared(at)
+        assert not at.exception, at.exception
+        return at
+
+    rita = opened("rita", "rita-pw", {"collection": "default", "source": "handbook.pdf", "page": "3"})
+    assert [shown(h.value) for h in rita.subheader] == [f"{HANDBOOK_TITLE}, page 3"]
+    assert len(rita.get("image")) == 1 and not rita.chat_input
+    assert any("120 euros per month" in shown(m.value) for m in rita.markdown)
+    next(b for b in rita.button if b.label == "Back to the chat").click().run()
+    assert rita.chat_input and "source" not in rita.query_params
+    secret = opened("rita", "rita-pw", {"collection": "payroll", "source": "payroll.pdf", "page": "1"})
+    assert any("no collection 'payroll'" in shown(e.value) for e in secret.error)
+    assert "4.2 million" not in json.dumps([shown(m.value) for m in secret.markdown])
+    fiona = opened("fiona", "fiona-pw", {"collection": "payroll", "source": "payroll.pdf", "page": "1"})
+    assert any("4.2 million" in shown(m.value) for m in fiona.markdown)
+
+
 def test_an_editor_adds_and_removes_and_signs_out(tmp_path, monkeypatch, team_home):
     _, env = team_home
     at = sign_in(tmp_path, monkeypatch, env, "ed", "ed-pw")

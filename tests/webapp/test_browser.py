@@ -9,16 +9,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from support.cli import DOCENT, environment_with
 from support.net import free_port
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
 
@@ -43,11 +42,10 @@ if not Path(CHROMIUM).exists():
 def _serving(home: Path, port: int | None = None, **env_extra: str):
     """`docent serve` on a free port of 127.0.0.1, stopped on leaving; yields its URL."""
     port = port or free_port()
-    docent = shutil.which("docent", path=str(Path(sys.executable).parent))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")} | env_extra
+    env = environment_with(**env_extra)
     log = (home / "serve.log").open("w+b")  # a file, not a pipe nobody drains
     process = subprocess.Popen(
-        [docent, "--home", str(home), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [DOCENT, "--home", str(home), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.docents import docent_on
+from support.processes import api_process
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
 from webapp.access import AccessControl
 from webapp.api import create_app
 from retrieval.service import Docent
 from retrieval.settings import load_settings
 
-from test_api import api_process
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 QUESTION = "How much does a mooring permit cost?"

@@ -2,7 +2,8 @@
 pages, see and remove documents, chat with cited answers.
 
 The app only draws, one module per part of the page: signin, documents (the sidebar), manage
-(admins), chats (the sidebar's list), chat, with render for passages and pages. Heavy objects come from st.cache_resource
+(admins), chats (the sidebar's list), chat, page_view (a citation's page, linked from
+elsewhere), with render for passages and pages. Heavy objects come from st.cache_resource
 (resources: one Docent, so one engine per collection, for every browser session of the server),
 each user's chats are saved in the data home (webapp.chats; the open one is named in the page's
 address, so a reload brings it back), and everything a user does goes through a
@@ -21,6 +22,7 @@ from webapp.app.chat import chat
 from webapp.app.chats import chat_list, requested_chat
 from webapp.app.documents import sidebar, source_filter
 from webapp.app.manage import manage
+from webapp.app.page_view import requested_page
 from webapp.app.preparing import wait_for_model
 from webapp.app.resources import answer_settings, get_access, get_chats, get_jobs, get_preparation, start_metrics
 from webapp.app.signin import account, signed_in
@@ -49,6 +51,9 @@ def main() -> None:
     if not names:
         st.title("📚 Docent")
         st.info("You have no collection to read yet: ask an admin for access.")
+        account(principal)
+        st.stop()
+    if requested_page(user):  # a citation's link from Slack, an OpenAI-style client or MCP
         account(principal)
         st.stop()
     if st.session_state.get("select-collection") in names:

@@ -7,6 +7,7 @@ from io import BytesIO
 from pathlib import Path
 
 from retrieval.models import Answer, Hit
+from webapp.references import place
 
 # Characters Streamlit's Markdown would read as formatting (or as its own [directives]).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
@@ -59,11 +60,8 @@ def answer_markdown(answer: Answer) -> str:
     """The answer as Markdown to paste elsewhere: its text, then each citation's source."""
     lines = [answer.text.strip(), ""]
     for hit in answer.citations:
-        if hit.page is not None:
-            place = f"{hit.title}, page {hit.page}"
-        else:  # a slide, a sheet's rows, a heading: the section says where
-            place = f"{hit.title}, {hit.section}" if hit.section and hit.section != hit.title else hit.title
-        lines.append(f"[{hit.ref}] {place} ({hit.source})" if hit.source != hit.title else f"[{hit.ref}] {place}")
+        where = place(hit)
+        lines.append(f"[{hit.ref}] {where} ({hit.source})" if hit.source != hit.title else f"[{hit.ref}] {where}")
     return "\n".join(lines).strip() + "\n"
 
 
