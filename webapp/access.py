@@ -210,6 +210,15 @@ class AccessControl:
             return Principal(email, role, frozenset(), "oidc")
         return self._principal(user, "oidc")
 
+    def principal_for_email(self, email: str, via: str) -> Principal:
+        """The Docent user an account elsewhere (Slack) belongs to, matched by e-mail address as
+        user name, letter case aside. No default role: someone Docent does not know is refused."""
+        wanted = email.strip().casefold()
+        user = next((u for u in self.users() if wanted and u.name.casefold() == wanted), None)
+        if user is None:
+            raise AuthenticationFailed(f"{email or 'this account'} is not a Docent user")
+        return self._principal(user, via)
+
     # ---- API keys ---------------------------------------------------------------------------
 
     def create_api_key(self, user: str, label: str = "") -> tuple[str, str]:

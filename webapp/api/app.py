@@ -7,6 +7,9 @@ Every route acts through a webapp.session.UserSession, as the app does, so both 
 same things to the same people. With sign-in on (`auth` other than "none"), a request carries
 an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY`; the key acts as its user.
 
+The MCP server (webapp/mcp_server.py) answers at /mcp, behind the same guard: a request there
+acts as its key's user too.
+
 Routes are plain functions, which FastAPI runs on its thread pool: searches run in parallel
 (the native engine releases the GIL), beside any ingest, which runs as a background job.
 """
@@ -22,13 +25,14 @@ from retrieval.service import Docent
 from retrieval.settings import Settings
 from webapp.access import AccessControl
 from webapp.api.errors import add_error_handlers
-from webapp.api.guard import RequestGuard
+from webapp.api.guard import RequestGuard, principal_for
 from webapp.api.observe import RequestObserver
 from webapp.api.routes import ROUTERS
 from webapp.api.schemas import ERRORS
 from webapp.chats import open_chats
 from webapp.jobs import JobManager
 from webapp.logs import configure_logging
+from webapp.mcp_server import HttpEndpoint, build_server
 from webapp.metrics import ServerState
 from webapp.session import UserSession
 from webapp.uploads import sweep_uploads
@@ -39,16 +43,24 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobManager | None = None) -> FastAPI:
     """The API over one Docent (one shared engine per collection in this process)."""
     docent = docent or Docent(settings)
+    access, jobs, chats = AccessControl(settings), jobs or JobManager(settings.home), open_chats(settings)
+
+    def session_for_mcp(ctx) -> UserSession:
+        # The request guard has checked the key already; this finds its user again.
+        return UserSession(docent, access, jobs, principal_for(access, ctx.headers or {}), chats)
+
+    mcp = HttpEndpoint(build_server(session_for_mcp, settings.app_url))
+
     app = FastAPI(
         title="Docent",
         version="0.1.0",
         responses=ERRORS,
         description="Search, ask with cited answers, and manage the documents of self-hosted Docent collections.",
+        lifespan=lambda _app: mcp.running(),
     )
     sweep_uploads(settings.home)  # what a killed process left
     app.state.settings, app.state.docent = settings, docent
-    app.state.access, app.state.jobs = AccessControl(settings), jobs or JobManager(settings.home)
-    app.state.chats = open_chats(settings)
+    app.state.access, app.state.jobs, app.state.chats = access, jobs, chats
     app.state.server_state = ServerState(docent, app.state.jobs)
     add_error_handlers(app)
     state = app.state
@@ -60,6 +72,7 @@ def create_app(settings: Settings, *, docent: Docent | None = None, jobs: JobMan
     app.add_middleware(RequestObserver)  # added last: the outermost, it sees the guard's refusals too
     for router in ROUTERS:
         app.include_router(router)
+    app.add_route("/mcp", mcp, include_in_schema=False)
     return app
 
 

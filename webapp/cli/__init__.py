@@ -53,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
 
         serve_api(settings, args.host, args.port)
         return 0
+    if args.command == "mcp":
+        import os
+
+        from webapp.mcp_server import serve_stdio
+
+        return serve_stdio(settings, os.environ.get("DOCENT_API_KEY"))
+    if args.command == "slack":
+        from webapp.slack import serve_slack
+
+        return serve_slack(settings)
     if args.command in ("users", "keys", "access"):
         return manage_access(args, settings, as_json)
     if args.command == "backup":

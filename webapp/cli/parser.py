@@ -79,9 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", parents=[common], help="start the web app")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1")
-    p = commands.add_parser("api", parents=[common], help="start the HTTP API (OpenAPI document at /docs)")
+    p = commands.add_parser(
+        "api",
+        parents=[common],
+        help="start the HTTP API (OpenAPI document at /docs), with MCP at /mcp and OpenAI's chat API at /v1",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1")
+    commands.add_parser(
+        "mcp",
+        parents=[common],
+        help="serve MCP over stdin/stdout for an agent on this machine (sign-in on: acts as DOCENT_API_KEY's user)",
+    )
+    commands.add_parser(
+        "slack",
+        parents=[common],
+        help="answer in Slack (Socket Mode): DOCENT_SLACK_BOT_TOKEN, DOCENT_SLACK_APP_TOKEN, DOCENT_SLACK_CHANNELS",
+    )
 
     p = commands.add_parser("users", parents=[common], help="manage who may sign in (see docs/team-server.md)")
     users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
