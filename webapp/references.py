@@ -57,7 +57,7 @@ def markdown_references(citations: list[Hit], collection: str, app_url: str | No
         link = page_link(hit, collection, app_url)
         named = f"[{label}](<{link}>)" if link else label
         source = f" ({_escaped(hit.source)})" if hit.source not in (hit.title, link) else ""
-        lines.append(f"[{hit.ref}] {named}{source}")
+        lines.append(f"- [{hit.ref}] {named}{source}")  # a list: each on its own line when rendered
     return _SOURCES_BLOCK + "\n".join(lines) if lines else ""
 
 

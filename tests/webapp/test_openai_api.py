@@ -38,7 +38,7 @@ def test_a_whole_answer_cites_its_page_in_the_text_and_as_data(reader):
     text = choice.message.content
     assert "120 euros" in text and "[1]" in text
     link = "https://docent.example.com/?collection=default&source=handbook.pdf&page=3"
-    assert f"[1] [Harbor Operations Handbook, page 3](<{link}>) (handbook.pdf)" in text
+    assert f"\n- [1] [Harbor Operations Handbook, page 3](<{link}>) (handbook.pdf)" in text
     (citation,) = choice.model_extra["citations"]
     assert citation["ref"] == 1 and citation["source"] == "handbook.pdf" and citation["page"] == 3
     assert citation["url"] == link and "120 euros" in citation["text"]
