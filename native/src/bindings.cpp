@@ -312,30 +312,32 @@ PYBIND11_MODULE(_engine, m) {
         }, py::arg("id"), py::arg("tokens"))
         .def("remove", &BM25Index::remove, py::arg("id"))
         .def("search", [](const BM25Index& self, const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
-                          std::optional<IdArray> allowed, unsigned threads) {
+                          std::optional<IdArray> allowed, unsigned threads, bool exhaustive) {
             std::optional<std::vector<std::int64_t>> allow;
             if (allowed) allow = to_id_vector(*allowed);
             SearchResult result;
             {
                 py::gil_scoped_release release;
-                result = self.search(queries, k, allow ? &*allow : nullptr, threads ? threads : default_threads());
+                result = self.search(queries, k, allow ? &*allow : nullptr, threads ? threads : default_threads(),
+                                     exhaustive);
             }
             return to_numpy(std::move(result), queries.size(), k);
-        }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0)
+        }, py::arg("queries"), py::arg("k"), py::arg("allowed") = py::none(), py::arg("threads") = 0,
+           py::arg("exhaustive") = false, "exhaustive: score every posting (the reference the pruned search equals)")
         .def("search_with_statistics", [](const BM25Index& self, const std::vector<std::vector<std::uint32_t>>& queries,
                                           const std::vector<std::vector<double>>& idfs, double avgdl, std::size_t k,
-                                          std::optional<IdArray> allowed, unsigned threads) {
+                                          std::optional<IdArray> allowed, unsigned threads, bool exhaustive) {
             std::optional<std::vector<std::int64_t>> allow;
             if (allowed) allow = to_id_vector(*allowed);
             SearchResult result;
             {
                 py::gil_scoped_release release;
                 result = self.search_with_statistics(queries, idfs, avgdl, k, allow ? &*allow : nullptr,
-                                                     threads ? threads : default_threads());
+                                                     threads ? threads : default_threads(), exhaustive);
             }
             return to_numpy(std::move(result), queries.size(), k);
         }, py::arg("queries"), py::arg("idfs"), py::arg("avgdl"), py::arg("k"), py::arg("allowed") = py::none(),
-           py::arg("threads") = 0,
+           py::arg("threads") = 0, py::arg("exhaustive") = false,
            "search() scored with collection-wide statistics: each query token's idf and the average length")
         .def("statistics", [](const BM25Index& self) {
             std::vector<std::uint32_t> terms, dfs;

@@ -43,9 +43,16 @@ void BM25Index::add(std::int64_t id, const std::uint32_t* tokens, std::size_t n_
     for (const auto& [term, tf] : counts) doc.terms.push_back({term, tf});
     std::sort(doc.terms.begin(), doc.terms.end());
     for (const auto& [term, tf] : doc.terms) {
-        if (term >= postings_.size()) postings_.resize(term + 1);
+        if (term >= postings_.size()) {
+            postings_.resize(term + 1);
+            bounds_.resize(term + 1);
+            blocks_.resize(term + 1);
+        }
         if (postings_[term].empty()) ++vocabulary_size_;
-        postings_[term].push_back({slot, tf});
+        insert_posting(term, {slot, tf});
+        TermBound& bound = bounds_[term];
+        bound.max_tf = std::max(bound.max_tf, tf);
+        bound.min_length = std::min(bound.min_length, doc.length);
     }
     slot_of_[id] = slot;
     total_length_ += n_tokens;
@@ -59,11 +66,11 @@ bool BM25Index::remove(std::int64_t id) {
     const std::uint32_t slot = it->second;
     Document& doc = docs_[slot];
     for (const auto& [term, tf] : doc.terms) {
-        auto& list = postings_[term];
-        auto pos = std::find_if(list.begin(), list.end(), [slot](const Posting& p) { return p.slot == slot; });
-        *pos = list.back();  // order within a posting list does not matter
-        list.pop_back();
-        if (list.empty()) --vocabulary_size_;
+        erase_posting(term, slot);
+        if (postings_[term].empty()) {
+            --vocabulary_size_;
+            bounds_[term] = TermBound{};
+        }
     }
     total_length_ -= doc.length;
     doc = Document{};
@@ -72,6 +79,44 @@ bool BM25Index::remove(std::int64_t id) {
     std::lock_guard<std::mutex> lock(derived_mutex_.mutex);
     derived_valid_ = false;
     return true;
+}
+
+void BM25Index::insert_posting(std::uint32_t term, Posting posting) {
+    auto& list = postings_[term];
+    if (list.empty() || list.back().slot < posting.slot) {  // a new slot: the usual case
+        list.push_back(posting);
+        rebuild_blocks(term, list.size() - 1);
+        return;
+    }
+    auto pos = std::lower_bound(list.begin(), list.end(), posting.slot,
+                                [](const Posting& p, std::uint32_t slot) { return p.slot < slot; });
+    const std::size_t at = static_cast<std::size_t>(pos - list.begin());
+    list.insert(pos, posting);  // a reused slot
+    rebuild_blocks(term, at);
+}
+
+void BM25Index::erase_posting(std::uint32_t term, std::uint32_t slot) {
+    auto& list = postings_[term];
+    auto pos = std::lower_bound(list.begin(), list.end(), slot,
+                                [](const Posting& p, std::uint32_t s) { return p.slot < s; });
+    const std::size_t at = static_cast<std::size_t>(pos - list.begin());
+    list.erase(pos);
+    rebuild_blocks(term, at);
+}
+
+void BM25Index::rebuild_blocks(std::uint32_t term, std::size_t from_posting) {
+    // The postings from here on moved by one (or one was appended): their blocks are redone.
+    const auto& list = postings_[term];
+    auto& blocks = blocks_[term];
+    if (list.size() <= kBlock) {  // one block: a seek walks it (most terms are rare: no block kept)
+        std::vector<Block>().swap(blocks);
+        return;
+    }
+    const std::size_t count = (list.size() + kBlock - 1) / kBlock;
+    const std::size_t first = blocks.empty() ? 0 : from_posting / kBlock;  // all, when the list just grew past one
+    blocks.resize(count);
+    for (std::size_t j = first; j < count; ++j)
+        blocks[j].last_slot = list[std::min(list.size(), (j + 1) * kBlock) - 1].slot;
 }
 
 const BM25Index::Derived& BM25Index::derived() const {
@@ -106,19 +151,24 @@ double BM25Index::idf(std::uint32_t term, const Derived& d) const {
 }
 
 SearchResult BM25Index::search(const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
-                               const std::vector<std::int64_t>* allowed, unsigned threads) const {
+                               const std::vector<std::int64_t>* allowed, unsigned threads, bool exhaustive) const {
     if (k == 0) throw ArgumentError("k must be at least 1");
     const Derived& d = derived();
+    const double avgdl = slot_of_.empty() ? 0.0 : static_cast<double>(total_length_) / slot_of_.size();
     return top_k(
-        queries, k, allowed, threads,
+        queries, k, allowed, threads, exhaustive,
         [&](std::size_t, std::uint32_t term, std::size_t, std::uint32_t times) { return idf(term, d) * times; },
-        [&](std::uint32_t slot) { return d.length_norm[slot]; });
+        [&](std::uint32_t slot) { return d.length_norm[slot]; },
+        [&](std::uint32_t length) {  // as derived() computes a slot's
+            const double relative = avgdl > 0 ? length / avgdl : 0.0;
+            return params_.k1 * (1.0 - params_.b + params_.b * relative);
+        });
 }
 
 SearchResult BM25Index::search_with_statistics(const std::vector<std::vector<std::uint32_t>>& queries,
                                                const std::vector<std::vector<double>>& idfs, double avgdl,
                                                std::size_t k, const std::vector<std::int64_t>* allowed,
-                                               unsigned threads) const {
+                                               unsigned threads, bool exhaustive) const {
     if (k == 0) throw ArgumentError("k must be at least 1");
     if (idfs.size() != queries.size())
         throw ArgumentError("need one idf list per query: " + std::to_string(idfs.size()) + " for " +
@@ -132,16 +182,30 @@ SearchResult BM25Index::search_with_statistics(const std::vector<std::vector<std
     }
     if (!(avgdl > 0) || !std::isfinite(avgdl)) throw ArgumentError("avgdl must be positive and finite");
     const double k1 = params_.k1, b = params_.b;
+    auto norm_of_length = [k1, b, avgdl](std::uint32_t length) { return k1 * (1.0 - b + b * (length / avgdl)); };
     return top_k(
-        queries, k, allowed, threads,
+        queries, k, allowed, threads, exhaustive,
         [&](std::size_t q, std::uint32_t, std::size_t position, std::uint32_t times) { return idfs[q][position] * times; },
-        [&](std::uint32_t slot) { return k1 * (1.0 - b + b * (docs_[slot].length / avgdl)); });
+        [&](std::uint32_t slot) { return norm_of_length(docs_[slot].length); }, norm_of_length);
 }
 
-template <class Weight, class Norm>
+namespace {
+
+// A document is left out only when even its best possible score is below the k-th best by more
+// than this share of it: scores are compared as floats, whose ties go to the smaller id, so a
+// document within rounding of the k-th must stay in.
+constexpr double kRelativeSlack = 1e-6;
+
+bool cannot_reach(double best_possible, double threshold) {
+    return best_possible < threshold - kRelativeSlack * std::abs(threshold) - 1e-12;
+}
+
+}  // namespace
+
+template <class Weight, class Norm, class NormOfLength>
 SearchResult BM25Index::top_k(const std::vector<std::vector<std::uint32_t>>& queries, std::size_t k,
-                              const std::vector<std::int64_t>* allowed, unsigned threads, Weight weight,
-                              Norm norm) const {
+                              const std::vector<std::int64_t>* allowed, unsigned threads, bool exhaustive,
+                              Weight weight, Norm norm, NormOfLength norm_of_length) const {
     std::vector<char> allowed_slot;
     if (allowed) {
         allowed_slot.assign(docs_.size(), 0);
@@ -151,45 +215,59 @@ SearchResult BM25Index::top_k(const std::vector<std::vector<std::uint32_t>>& que
         }
     }
     const std::size_t nq = queries.size();
+    const double k1_plus_1 = params_.k1 + 1.0;
+    // One term's part of a slot's score: the same expression on every path, so sums in the same
+    // order are the same to the last bit.
+    auto part = [&](double w, double tf, std::uint32_t slot) { return w * (tf * k1_plus_1) / (tf + norm(slot)); };
     SearchResult result;
     result.distances.assign(nq * k, -std::numeric_limits<float>::infinity());
     result.ids.assign(nq * k, -1);
     parallel_ranges(nq, nq >= 16 ? threads : 1, [&](std::size_t begin, std::size_t end) {
-        std::vector<double> scores(docs_.size(), 0.0);
-        std::vector<char> seen(docs_.size(), 0);
+        std::vector<double> scores;  // the exhaustive path's accumulators, made on first use
+        std::vector<char> seen;
         std::vector<std::uint32_t> touched;
         for (std::size_t q = begin; q < end; ++q) {
             // A repeated query token counts once per repeat: weights of its positions are summed.
-            std::unordered_map<std::uint32_t, double> term_weight;
             std::unordered_map<std::uint32_t, std::uint32_t> multiplicity;
             for (std::uint32_t t : queries[q]) ++multiplicity[t];
-            std::vector<std::uint32_t> order;  // each distinct term once, in query order
+            std::vector<QueryTerm> present;  // each distinct term the index holds, in query order
+            bool bounded = !exhaustive;
             for (std::size_t i = 0; i < queries[q].size(); ++i) {
                 const std::uint32_t t = queries[q][i];
-                if (term_weight.count(t)) continue;
-                term_weight[t] = weight(q, t, i, multiplicity[t]);
-                order.push_back(t);
-            }
-            const double k1_plus_1 = params_.k1 + 1.0;
-            for (std::uint32_t term : order) {
-                if (term >= postings_.size() || postings_[term].empty()) continue;
-                const double w = term_weight[term];
-                for (const Posting& p : postings_[term]) {
-                    if (!seen[p.slot]) {
-                        seen[p.slot] = 1;
-                        touched.push_back(p.slot);
-                    }
-                    const double tf = p.tf;
-                    scores[p.slot] += w * (tf * k1_plus_1) / (tf + norm(p.slot));
-                }
+                auto repeats = multiplicity.find(t);
+                if (repeats->second == 0) continue;  // seen already
+                const double w = weight(q, t, i, repeats->second);
+                repeats->second = 0;
+                if (t >= postings_.size() || postings_[t].empty()) continue;
+                const TermBound& tb = bounds_[t];
+                const double bound = w * (tb.max_tf * k1_plus_1) / (tb.max_tf + norm_of_length(tb.min_length));
+                bounded = bounded && w > 0 && std::isfinite(bound);  // bounds need positive weights
+                present.push_back({t, w, bound});
             }
             TopK heap(k);
-            for (std::uint32_t slot : touched) {
-                if (!allowed || allowed_slot[slot]) heap.push(static_cast<float>(scores[slot]), docs_[slot].id);
-                scores[slot] = 0.0;
-                seen[slot] = 0;
+            if (!bounded) {  // every posting of every term, summed in query order
+                if (scores.empty()) {
+                    scores.assign(docs_.size(), 0.0);
+                    seen.assign(docs_.size(), 0);
+                }
+                for (const QueryTerm& t : present) {
+                    for (const Posting& p : postings_[t.term]) {
+                        if (!seen[p.slot]) {
+                            seen[p.slot] = 1;
+                            touched.push_back(p.slot);
+                        }
+                        scores[p.slot] += part(t.weight, p.tf, p.slot);
+                    }
+                }
+                for (std::uint32_t slot : touched) {
+                    if (!allowed || allowed_slot[slot]) heap.push(static_cast<float>(scores[slot]), docs_[slot].id);
+                    scores[slot] = 0.0;
+                    seen[slot] = 0;
+                }
+                touched.clear();
+            } else {
+                maxscore(present, heap, allowed ? &allowed_slot : nullptr, part);
             }
-            touched.clear();
             const auto best = heap.sorted();
             for (std::size_t j = 0; j < best.size(); ++j) {
                 result.distances[q * k + j] = best[j].first;
@@ -198,6 +276,83 @@ SearchResult BM25Index::top_k(const std::vector<std::vector<std::uint32_t>>& que
         }
     });
     return result;
+}
+
+template <class Part>
+void BM25Index::maxscore(const std::vector<QueryTerm>& present, TopK& heap, const std::vector<char>* allowed_slot,
+                         Part part) const {
+    struct Cursor {
+        const QueryTerm* term;
+        std::size_t index;  // the term's place in `present` (query order)
+        const std::vector<Posting>* postings;
+        const std::vector<Block>* blocks;
+        std::size_t at = 0;  // the next posting
+        bool done() const { return at >= postings->size(); }
+        std::uint32_t slot() const { return (*postings)[at].slot; }
+        // Moves to the first posting at or after `slot`, skipping whole blocks that end before it.
+        void seek(std::uint32_t slot) {
+            if (done() || (*postings)[at].slot >= slot) return;
+            if (blocks->empty()) {  // a short list
+                while (at < postings->size() && (*postings)[at].slot < slot) ++at;
+                return;
+            }
+            std::size_t block = at / kBlock;
+            while (block < blocks->size() && (*blocks)[block].last_slot < slot) ++block;
+            if (block >= blocks->size()) {
+                at = postings->size();
+                return;
+            }
+            at = std::max(at, block * kBlock);
+            while ((*postings)[at].slot < slot) ++at;  // the block ends at or after slot
+        }
+    };
+    const std::size_t n = present.size();
+    std::vector<Cursor> cursors;  // by bound, lowest first
+    for (std::size_t i = 0; i < n; ++i)
+        cursors.push_back({&present[i], i, &postings_[present[i].term], &blocks_[present[i].term]});
+    std::sort(cursors.begin(), cursors.end(),
+              [](const Cursor& a, const Cursor& b) { return a.term->bound < b.term->bound; });
+    std::vector<double> below(n + 1, 0.0);  // below[i]: the bounds of cursors[0..i) summed
+    for (std::size_t i = 0; i < n; ++i) below[i + 1] = below[i] + cursors[i].term->bound;
+    std::vector<std::uint32_t> tf(n, 0);  // by query order, for the document being scored
+    std::size_t essential = 0;            // cursors[0..essential) are not
+    double threshold = -std::numeric_limits<double>::infinity();
+    while (essential < n) {
+        std::uint32_t slot = std::numeric_limits<std::uint32_t>::max();
+        for (std::size_t i = essential; i < n; ++i)
+            if (!cursors[i].done()) slot = std::min(slot, cursors[i].slot());
+        if (slot == std::numeric_limits<std::uint32_t>::max()) break;  // every essential list is walked
+        std::fill(tf.begin(), tf.end(), 0);
+        double score = 0.0;  // summed in bound order: only to decide, never reported
+        for (std::size_t i = essential; i < n; ++i) {
+            Cursor& c = cursors[i];
+            if (!c.done() && c.slot() == slot) {
+                tf[c.index] = (*c.postings)[c.at].tf;
+                score += part(c.term->weight, tf[c.index], slot);
+                ++c.at;
+            }
+        }
+        if (allowed_slot && !(*allowed_slot)[slot]) continue;
+        // The non-essential terms, highest bound first, while the document can still enter.
+        bool can_enter = !cannot_reach(score + below[essential], threshold);
+        for (std::size_t i = essential; can_enter && i-- > 0;) {
+            Cursor& c = cursors[i];
+            c.seek(slot);
+            if (!c.done() && c.slot() == slot) {
+                tf[c.index] = (*c.postings)[c.at].tf;
+                score += part(c.term->weight, tf[c.index], slot);
+            }
+            can_enter = !cannot_reach(score + below[i], threshold);
+        }
+        if (!can_enter) continue;
+        double exact = 0.0;  // as the exhaustive scoring sums: query order
+        for (std::size_t i = 0; i < n; ++i)
+            if (tf[i]) exact += part(present[i].weight, tf[i], slot);
+        heap.push(static_cast<float>(exact), docs_[slot].id);
+        threshold = heap.threshold();
+        // Terms whose bounds together cannot reach the k-th best are no longer walked.
+        while (essential < n && cannot_reach(below[essential + 1], threshold)) ++essential;
+    }
 }
 
 void BM25Index::document_frequencies(std::vector<std::uint32_t>& terms, std::vector<std::uint32_t>& dfs) const {

@@ -118,6 +118,45 @@ static void test_bm25_remove_equals_rebuild() {
     for (std::size_t i = 0; i < a.distances.size(); ++i) CHECK(std::fabs(a.distances[i] - b.distances[i]) < 1e-5f);
 }
 
+// The pruned search (MaxScore) gives the exhaustive top k exactly: ids, float scores, order;
+// also after removals and re-adds (slots reused: postings inserted mid-list) and with a filter.
+static void test_bm25_pruned_equals_exhaustive() {
+    std::mt19937 rng(11);
+    std::geometric_distribution<std::uint32_t> common(0.08);  // a few terms in most documents
+    std::uniform_int_distribution<std::uint32_t> length(1, 80), query_length(1, 7);
+    BM25Index index;
+    auto document = [&] {
+        std::vector<std::uint32_t> tokens(length(rng));
+        for (auto& t : tokens) t = common(rng) % 500;
+        return tokens;
+    };
+    for (int d = 0; d < 3000; ++d) {
+        const auto tokens = document();
+        index.add(d, tokens.data(), tokens.size());
+    }
+    std::vector<std::vector<std::uint32_t>> queries;
+    for (int q = 0; q < 80; ++q) {
+        std::vector<std::uint32_t> query(query_length(rng));
+        for (auto& t : query) t = common(rng) % 520;  // some terms no document holds
+        queries.push_back(query);
+    }
+    auto same = [&](std::size_t k, const std::vector<std::int64_t>* allowed) {
+        const auto pruned = index.search(queries, k, allowed, 2), exhaustive = index.search(queries, k, allowed, 2, true);
+        CHECK(pruned.ids == exhaustive.ids);
+        CHECK(pruned.distances == exhaustive.distances);
+    };
+    for (std::size_t k : {1, 10, 100}) same(k, nullptr);
+    for (int d = 0; d < 3000; d += 4) index.remove(d);
+    for (int d = 3000; d < 3400; ++d) {
+        const auto tokens = document();
+        index.add(d, tokens.data(), tokens.size());
+    }
+    same(10, nullptr);
+    std::vector<std::int64_t> allowed;
+    for (int d = 0; d < 3400; d += 3) allowed.push_back(d);
+    same(10, &allowed);
+}
+
 // An index searched with its own statistics given from outside (what a shard of a larger
 // collection receives) ranks and scores as its own search does; bad statistics are refused.
 static void test_bm25_search_with_statistics() {
@@ -312,6 +351,7 @@ int main() {
     test_flat_matches_naive();
     test_flat_rejects_bad_input();
     test_bm25_remove_equals_rebuild();
+    test_bm25_pruned_equals_exhaustive();
     test_bm25_search_with_statistics();
     test_serialization();
     test_hnsw_matches_naive_and_survives_fuzzing();

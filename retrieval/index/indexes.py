@@ -272,11 +272,15 @@ class BM25Index:
                 raise KeyError(f"id {int(id_)} is not in the index")
         return removed
 
-    def search(self, queries: Sequence[Sequence[int]], k: int = 10, *, filter=None, threads: int = 0):
-        """Top k per query (a list of token-id lists): (scores, ids), each (n_queries, k)."""
+    def search(
+        self, queries: Sequence[Sequence[int]], k: int = 10, *, filter=None, threads: int = 0, exhaustive: bool = False
+    ):
+        """Top k per query (a list of token-id lists): (scores, ids), each (n_queries, k).
+        Exact either way; exhaustive scores every posting instead of skipping those that cannot
+        change the top k (the reference, for tests and benchmarks)."""
         token_lists = [_as_tokens(q).tolist() for q in queries]
         allowed = None if filter is None else as_ids(filter, "filter")
-        return self._native.search(token_lists, check_k(k), allowed, int(threads))
+        return self._native.search(token_lists, check_k(k), allowed, int(threads), bool(exhaustive))
 
     def search_with_statistics(
         self,
@@ -287,6 +291,7 @@ class BM25Index:
         *,
         filter=None,
         threads: int = 0,
+        exhaustive: bool = False,
     ):
         """search() scored with statistics of a larger collection this index is a part of (a
         shard): idfs[q][i] is the idf of queries[q][i], avgdl the collection's mean length."""
@@ -294,7 +299,7 @@ class BM25Index:
         idf_lists = [[float(x) for x in row] for row in idfs]
         allowed = None if filter is None else as_ids(filter, "filter")
         return self._native.search_with_statistics(
-            token_lists, idf_lists, float(avgdl), check_k(k), allowed, int(threads)
+            token_lists, idf_lists, float(avgdl), check_k(k), allowed, int(threads), bool(exhaustive)
         )
 
     def statistics(self) -> dict:

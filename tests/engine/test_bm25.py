@@ -204,3 +204,56 @@ def test_collection_statistics_are_checked():
         index.search_with_statistics([[1]], [[0.5]], 0.0, 5)
     with pytest.raises(ValueError, match="finite"):
         index.search_with_statistics([[1]], [[float("nan")]], 3.0, 5)
+
+
+# ---- the pruned search equals the exhaustive one ------------------------------------------------
+
+
+def _same(index: BM25Index, queries, k: int, **options) -> None:
+    """The pruned and the exhaustive search give the same top k: ids, scores to the bit, order."""
+    pruned = index.search(queries, k, **options)
+    exhaustive = index.search(queries, k, exhaustive=True, **options)
+    np.testing.assert_array_equal(pruned[1], exhaustive[1])
+    np.testing.assert_array_equal(pruned[0], exhaustive[0])
+
+
+def test_pruned_search_equals_exhaustive_on_every_query_of_the_corpus(corpus):
+    docs, queries, vocab = corpus
+    index = _index(docs, vocab)
+    query_ids = [_ids(q, vocab) for q in queries]
+    for k in (1, 3, 10, 50):
+        _same(index, query_ids, k)
+    _same(index, query_ids, 10, filter=np.arange(0, len(docs), 3))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pruned_search_equals_exhaustive_on_random_collections(seed):
+    """Zipf-distributed terms (a few very common, most rare), documents of varied length, many
+    equal scores (duplicates and tiny documents), queries of 1 to 8 terms with repeats; then
+    removals and re-adds, which leave the terms' bounds loose but valid."""
+    rng = np.random.default_rng(seed)
+    vocabulary = int(rng.integers(50, 3000))
+    n_docs = int(rng.integers(200, 3000))
+    index = BM25Index()
+    documents = {}
+    for id_ in range(n_docs):
+        length = int(rng.integers(1, 120))
+        tokens = (rng.zipf(1.3, size=length) - 1) % vocabulary
+        if id_ % 17 == 0 and id_:
+            tokens = documents[id_ - 1]  # a duplicate: ties that the smaller id must win
+        documents[id_] = tokens
+        index.add(id_, tokens)
+    queries = [list((rng.zipf(1.2, size=int(rng.integers(1, 9))) - 1) % vocabulary) for _ in range(60)]
+    for k in (1, 5, 10, 40):
+        _same(index, queries, k)
+    for id_ in rng.choice(n_docs, size=n_docs // 4, replace=False):
+        index.remove(int(id_))
+    for id_ in range(n_docs, n_docs + 100):
+        index.add(id_, (rng.zipf(1.3, size=int(rng.integers(1, 60))) - 1) % vocabulary)
+    _same(index, queries, 10)
+    _same(index, queries, 10, filter=rng.choice(n_docs + 100, size=n_docs // 2, replace=False))
+    idfs = [[float(rng.uniform(0.1, 5.0)) for _ in q] for q in queries]
+    pruned = index.search_with_statistics(queries, idfs, 37.5, 10)
+    exhaustive = index.search_with_statistics(queries, idfs, 37.5, 10, exhaustive=True)
+    np.testing.assert_array_equal(pruned[1], exhaustive[1])
+    np.testing.assert_array_equal(pruned[0], exhaustive[0])
