@@ -48,8 +48,17 @@ class FileReaders:
 
     def stop(self) -> None:
         # ProcessPoolExecutor has no public kill before Python 3.14 (kill_workers).
-        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for process in processes:
             process.kill()
+        # A worker killed while it sent a parsed file back leaves half a message in the results
+        # pipe; the pool's manager thread then waits for the rest forever (and shutdown, and the
+        # interpreter's exit, with it), since this process holds the pipe's other write end.
+        # Closing that end lets it see the end of the pipe and shut down as for a broken pool.
+        results = getattr(self._pool, "_result_queue", None)
+        writer = getattr(results, "_writer", None)
+        if processes and writer is not None:
+            writer.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:

@@ -211,3 +211,23 @@ def test_a_fault_of_ours_on_one_file_fails_that_file_only(docent, tmp_path, monk
         assert [d.source for d in own.documents(collection="default")] == ["good.md"]
     finally:
         own.close()
+
+
+def test_workers_killed_while_they_send_a_parsed_file_back_stop_at_once():
+    """A cancel that kills a worker mid-way through sending its result left half a message in
+    the results pipe, and stopping waited for the rest forever (CI: a browser test's Stop never
+    answered and the server could not exit). Killed at several moments of a long send, each stop
+    now ends within seconds."""
+    import threading
+
+    from ingest.limits import ExpansionLimits
+    from ingest.workers import FileReaders
+    from support.big_result import big_bytes
+
+    for delay in (0.5, 1.0, 1.5, 2.0, 2.5):  # one of them falls in the send on any machine here
+        readers = FileReaders(1, big_bytes, ExpansionLimits())
+        readers.submit(500_000_000)
+        time.sleep(delay)
+        stopped = threading.Event()
+        threading.Thread(target=lambda: (readers.stop(), stopped.set()), daemon=True).start()
+        assert stopped.wait(20), f"stopping the workers {delay} s into the work did not end"
