@@ -358,7 +358,7 @@ class Docent:
         """sources: search only these documents (file names or URLs as listed). Without them, a
         query that names files (retrieval/scope.py) is searched in those first; when they hold
         nothing relevant, in the whole collection."""
-        _require_text(query, "search query")
+        require_text(query, "search query")
         mode = mode or self.settings.search_mode
         query_vector = None if mode == "keyword" else self.embedder.embed_query(query)
         store = self.collection(collection)
@@ -428,7 +428,7 @@ class Docent:
         question as asked, its `.rewritten` the one searched for, when it differs), and `.hits`
         and `.rewritten` say what was searched and found.
         """
-        _require_text(question, "question")
+        require_text(question, "question")
         backend = self.backend
         searched = standalone_question(question, history, backend)
         hits = self.search(searched, k=max(10, self.settings.top_k), collection=collection, sources=sources)
@@ -486,6 +486,7 @@ def _naming_the_question(stream: AnswerStream, pieces, question: str):
     stream.answer.missing_shards = getattr(stream.hits, "missing_shards", ())
 
 
-def _require_text(text: str, what: str) -> None:
+def require_text(text: str, what: str) -> None:
+    """A search or a question needs words: ValueError naming what is empty otherwise."""
     if not text or not text.strip():
         raise ValueError(f"the {what} is empty: type some words to search for")

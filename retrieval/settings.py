@@ -92,7 +92,9 @@ class AccessSpec(BaseModel):
 
 class Settings(BaseSettings):
     # An empty variable is an unset one (compose passes `${VAR:-}` through as "").
-    model_config = SettingsConfigDict(env_prefix="DOCENT_", extra="forbid", validate_default=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DOCENT_", extra="forbid", validate_default=True, env_ignore_empty=True
+    )
 
     home: Path = Field(default_factory=default_home, description="data home: one folder per collection")
     collection: str = Field("default", pattern=COLLECTION_NAME_PATTERN, description="default collection")

@@ -26,6 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
 from retrieval.models import Answer, Hit
+from retrieval.service import require_text
 from retrieval.store import CollectionError
 from webapp.access import AccessDenied, AuthenticationFailed
 from webapp.references import answer_with_references, citation_record, page_link
@@ -87,7 +88,6 @@ def build_server(session_for: SessionFor, app_url: str | None) -> MCPServer:
         """Passages of a collection that match a query, best first, each with its source, title,
         page, section and score. mode: hybrid (default), vector or keyword; sources: search only
         these documents (as list_documents names them)."""
-        _require_text(query, "query")
         if not 1 <= k <= 100:
             raise ValueError(f"k must be between 1 and 100, not {k}")
         hits = session_for(ctx).search(query, collection=collection, k=k, mode=mode, sources=sources)
@@ -100,7 +100,7 @@ def build_server(session_for: SessionFor, app_url: str | None) -> MCPServer:
         in that saved chat, so a follow-up ("and in 2022?") is understood from the turns before;
         the chat also appears in the user's Docent app. If the documents do not answer,
         `answered` is false and `closest` holds the nearest passages."""
-        _require_text(question, "question")
+        require_text(question, "question")  # before a chat is made for it
         user = session_for(ctx)
         if chat_id is None:
             answer = user.ask(question, collection=collection)
@@ -125,7 +125,7 @@ def build_server(session_for: SessionFor, app_url: str | None) -> MCPServer:
         cut = len(text) > PAGE_TEXT_LIMIT
         shown["text"] = text[:PAGE_TEXT_LIMIT] + ("\n[… cut: ask for one page]" if cut else "")
         shown["truncated"] = cut
-        link = page_link(Hit(info.source, info.title, shown.get("page"), 0, 0.0, ""), collection, app_url)
+        link = page_link(info.source, shown.get("page"), collection, app_url)
         if link:
             shown["url"] = link
         return shown
@@ -168,11 +168,6 @@ class HttpEndpoint:
 
             return await PlainTextResponse("the MCP server is not running", status_code=503)(scope, receive, send)
         await self.manager.handle_request(scope, receive, send)
-
-
-def _require_text(text: str, what: str) -> None:
-    if not text or not text.strip():
-        raise ValueError(f"the {what} is empty")
 
 
 def _passage(hit: Hit, collection: str, app_url: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import time
 
 from retrieval.models import Answer
 from webapp.access import LOCAL, AccessControl, AuthenticationFailed, Principal
-from webapp.references import page_link, place
+from webapp.references import references, without_references
 from webapp.session import HISTORY_TURNS, NotFound, UserSession
 
 log = logging.getLogger(__name__)
@@ -45,19 +45,13 @@ def slack_message(answer: Answer, collection: str, app_url: str | None) -> str:
     """The answer in Slack's mrkdwn, with its sources under it, each a link where it has one."""
     body = re.sub(r"\*\*(.+?)\*\*", r"*\1*", slack_escape(answer.text.strip()))  # Markdown bold to mrkdwn
     lines = []
-    for hit in answer.citations:
-        label = slack_escape(place(hit)).replace("|", "¦")
-        link = page_link(hit, collection, app_url)
+    for ref, label, link, source in references(answer.citations, collection, app_url):
+        label = slack_escape(label).replace("|", "¦")
         named = f"<{link}|{label}>" if link else label
-        source = f" ({slack_escape(hit.source)})" if hit.source not in (hit.title, link) else ""
-        lines.append(f"[{hit.ref}] {named}{source}")
-    references = f"\n\n{SOURCES_LINE}\n" + "\n".join(lines) if lines else ""
-    return body[: MAX_TEXT - len(references)] + references
-
-
-def _without_sources(text: str) -> str:
-    cut = text.find(f"\n\n{SOURCES_LINE}\n")
-    return text[:cut] if cut >= 0 else text
+        shown = f" ({slack_escape(source)})" if source else ""
+        lines.append(f"[{ref}] {named}{shown}")
+    sources = f"\n\n{SOURCES_LINE}\n" + "\n".join(lines) if lines else ""
+    return body[: MAX_TEXT - len(sources)] + sources
 
 
 class SlackDocent:
@@ -140,7 +134,7 @@ class SlackDocent:
                 break
             if self._mine(message):
                 if asked:
-                    pairs.append((asked, _without_sources(message.get("text", "")).strip()))
+                    pairs.append((asked, without_references(message.get("text", ""), SOURCES_LINE).strip()))
                 asked = None
             elif not message.get("bot_id"):
                 asked = MENTION.sub("", message.get("text", "")).strip() or None
@@ -166,7 +160,8 @@ class SlackDocent:
 
 
 def build_app(settings, docent, access, jobs, chats):
-    """The slack_bolt app and its SocketModeHandler, on Slack's Web API at settings.slack_api_url."""
+    """The slack_bolt app's Socket Mode handler, on Slack's Web API at settings.slack_api_url, and
+    who the app is there (auth.test)."""
     from slack_bolt import App
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk import WebClient
@@ -178,7 +173,7 @@ def build_app(settings, docent, access, jobs, chats):
     app.event("app_mention")(lambda event, client: slack.on_mention(event, client))
     app.event("message")(lambda event, client: slack.on_message(event, client))
     handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value(), logger=log)
-    return app, handler, identity
+    return handler, identity
 
 
 def serve_slack(settings) -> int:
@@ -200,7 +195,7 @@ def serve_slack(settings) -> int:
     docent = Docent(settings)
     try:
         docent.load_model()  # before the first question, not during it
-        _, handler, identity = build_app(settings, docent, access, JobManager(settings.home), open_chats(settings))
+        handler, identity = build_app(settings, docent, access, JobManager(settings.home), open_chats(settings))
         log.info("docent slack: connected as %s to %s", identity.get("user"), identity.get("team"))
         handler.start()  # blocks: answers in its own threads until the process is stopped
     finally:

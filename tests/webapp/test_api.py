@@ -14,12 +14,12 @@ from support.net import free_port
 from support.processes import api_process
 from support.officegen import make_docx, make_pptx, make_xlsx
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_manual, make_pdf
+from support.team import SECRET_PAGES
 from webapp.access import AccessControl, hash_password
 from webapp.api import create_app
 from webapp.uploads import UploadSpool
 
 QUESTION = "How much does a mooring permit cost?"
-SECRET_PAGES = [["Payroll ledger.", "The payroll budget for next year is 4.2 million euros, approved in March."]]
 
 
 def _upload(client: TestClient, collection: str, files: list[tuple[str, bytes]], key: str | None = None):

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from support.answers import big_answer
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, make_pdf
+from support.team import SECRET_PAGES
 from retrieval.evaluate import evaluate, load_eval_set
 from retrieval.service import Docent
 from retrieval.settings import load_settings
@@ -27,7 +28,6 @@ from webapp.chats import DB_NAME, ChatStore, open_chats, title_from_question
 
 TESTS = Path(__file__).resolve().parents[1]
 QUESTION = "How much does a mooring permit cost?"
-SECRET_PAGES = [["Payroll ledger.", "The payroll budget for next year is 4.2 million euros, approved in March."]]
 
 
 def _auth(key: str) -> dict:

@@ -136,10 +136,16 @@ def show_passage(user: UserSession, collection: str, hit: Hit, key: str, *, gone
         key=f"download-{key}",
     )
     if show:
-        try:
-            st.image(cached_page_image(str(original), hit.page), caption=f"{md(hit.title)}, page {hit.page}")
-        except Exception as exc:  # a page pdfium cannot draw still leaves the text above
-            st.warning(f"Page {hit.page} could not be drawn: {exc}")
+        show_page_image(original, hit.page, hit.title)
+
+
+def show_page_image(pdf: Path, page: int, title: str) -> None:
+    """A PDF's page drawn, captioned with its document's title; a warning where pdfium cannot
+    draw it (the passage's text is shown beside it anyway)."""
+    try:
+        st.image(cached_page_image(str(pdf), page), caption=f"{md(title)}, page {page}")
+    except Exception as exc:
+        st.warning(f"Page {page} could not be drawn: {exc}")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

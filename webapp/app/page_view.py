@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from retrieval.store import CollectionError
-from webapp.app.chat import cached_page_image
+from webapp.app.chat import show_page_image
 from webapp.app.render import md
 from webapp.session import NotFound, UserSession
 
@@ -35,10 +35,7 @@ def requested_page(user: UserSession) -> bool:
             st.link_button("Open the page", source)
         original = user.original_file(source, collection) if paged else None
         if original is not None:
-            try:
-                st.image(cached_page_image(str(original), page), caption=md(f"{info.title}, page {page}"))
-            except Exception as exc:  # a page pdfium cannot draw still leaves its text below
-                st.warning(f"Page {page} could not be drawn: {exc}")
+            show_page_image(original, page, info.title)
         st.markdown(md(text).replace("\n", "  \n") if text else "_No text of this page is stored._")
     if st.button("Back to the chat", icon=":material/arrow_back:"):
         for name in PARAMS:

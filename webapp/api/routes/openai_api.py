@@ -28,12 +28,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.models import Answer
-from retrieval.store import CollectionError
-from webapp.access import AccessDenied
 from webapp.api.deps import CurrentSettings, User
-from webapp.api.errors import status_of
+from webapp.api.errors import STATUSES, status_of
 from webapp.references import answer_with_references, citation_record, markdown_references, without_references
-from webapp.session import HISTORY_TURNS, NotFound
+from webapp.session import HISTORY_TURNS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -111,7 +109,7 @@ def chat_completions(body: ChatCompletionIn, user: User, settings: CurrentSettin
         stream = user.ask_stream(question, collection=collection, history=history)
     except OpenAIError as exc:
         return exc.response()
-    except (NotFound, AccessDenied, CollectionError, ValueError) as exc:
+    except tuple(STATUSES) as exc:  # a failure the client caused, with the API's status for it
         return OpenAIError(status_of(exc), str(exc), "invalid_request_error").response()
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     created = int(time.time())
