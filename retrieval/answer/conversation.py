@@ -43,20 +43,25 @@ _CLAUSE_BREAK = re.compile(
     r"|whereas|who|which|that|where)\b",
     re.I,
 )
-# Words that name nothing a search could find: question words, auxiliaries, prepositions, and
-# the generic asks of a follow-up ("give an example", "more detail", "explain").
+# Words that name nothing a search could find: question words, auxiliaries, prepositions (all of
+# them: "differences between" is no compound), and the generic asks of a follow-up ("give an
+# example", "more detail", "explain").
 _GENERIC = set(
     """a an the is are was were be been being am do does did done can could should would will may might must
     shall have has had i you we me my your our us what which who whom whose when where why how of in on at to
     for from with by about as into onto than and or but not no if so any some here please more detail details
     example examples give tell explain mean means meaning work works else other way same also too then much
-    many long often again before after up down out over just very really there own each every such one""".split()
+    many long often again before after up down out over just very really there own each every such one
+    between among against during through across within without besides beside via vs versus toward towards
+    under above below behind beyond near along around upon per despite except""".split()
 )
-# Words that say what kind or how good a thing is, not which thing: "the main types", "good sources".
+# Words that say what kind, how good, how many or which in order a thing is, not which thing:
+# "the main types", "good sources", "the two versions", "the first step".
 _MODIFIERS = set(
     """important good best better main typical popular different similar common modern natural major key other
     new big small general specific certain various several many few much more most less least own same such whole
-    real true famous known used like""".split()
+    real true famous known used like both two three four five six seven eight nine ten first second third last
+    next previous latest""".split()
 )
 RARE_WORD = 3.5  # a word rarer than this in English (Zipf scale: once per ~3 million words) names a subject
 _NUMBER = re.compile(r"\b\d[\d.,]*\b")

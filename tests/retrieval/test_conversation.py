@@ -58,6 +58,14 @@ def test_a_question_that_names_its_own_subject_stands_alone_even_with_one_in_it(
     assert is_follow_up("Is it treatable?") and not is_follow_up("Tell me about feijoada and its history.")
 
 
+def test_a_preposition_joins_no_compound():
+    # "differences between" names nothing; what the differences are between must come from before.
+    assert is_follow_up("What are the differences between the two versions?")
+    assert is_follow_up("How does it compare against the others?")
+    assert not is_follow_up("What is the difference between TCP and UDP?")
+    assert not is_follow_up("Which trains run between Utrecht and Zwolle?")
+
+
 def test_a_pronoun_in_the_clause_of_a_name_points_back_and_one_in_a_later_clause_may_not():
     # No pronoun refers to a name in its own clause: "it" is something said before.
     assert is_follow_up("Why did Marie Curie keep it in a drawer?")
