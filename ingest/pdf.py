@@ -1,10 +1,13 @@
-"""PDFs through pypdf, page by page, with a clear error for each way a PDF can fail."""
+"""PDFs page by page, with a clear error for each way a PDF can fail: pypdf opens the file (its
+pages, title, encryption), pdfium reads each page's text (ingest/pdf_text.py) and draws the pages
+OCR reads."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -17,14 +20,14 @@ from ingest.errors import CorruptPDFError, EncryptedPDFError, NoTextLayerError, 
 from ingest.filings import filing_context
 from ingest.models import Document, Page, title_from_name
 from ingest.ocr import MARK as OCR_MARK, OCR_DPI, ocr_available, ocr_problem, read_image
-from ingest.tables import looks_tabular, rebuild_with_rows, table_heading
+from ingest.pdf_text import PDFIUM_LOCK, page_text, plain_text
+from ingest.tables import table_heading
 from ingest.text import clean_page_text, ends_sentence
 
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
 # page number, a last line): it is read by OCR if it draws anything else, else skipped, and
 # reported either way.
 MIN_LETTERS_PER_PAGE = 20
-FORGET_EVERY_PAGES = 64
 COVER_LETTERS = 300  # a first page with fewer is a bare title ("FORM 10-K"): the cover follows
 
 _WORD_PREFIXES = re.compile(r"^(microsoft (word|powerpoint|excel) - )", re.IGNORECASE)
@@ -69,8 +72,7 @@ class PdfStream:
                 f"not a PDF file (its content looks like {_sniff(head)}); the file may be damaged, or saved under the wrong name",
             )
         self._file = opened
-        self._origin = data if isinstance(data, (bytes, bytearray)) else str(data)  # pdfium draws pages to OCR
-        self._drawn = None  # the pdfium document, opened for the first page without text
+        self._drawn = None  # the pdfium document: its pages' text, drawings for OCR
         try:
             self._reader = _open(opened, self.source)
             try:
@@ -79,6 +81,7 @@ class PdfStream:
                 raise CorruptPDFError(self.source, f"the PDF is damaged and its pages cannot be read ({exc})") from exc
             if not self.page_count:
                 raise CorruptPDFError(self.source, "the PDF has no pages")
+            self._drawn = _open_pdfium(data if isinstance(data, (bytes, bytearray)) else str(data), self.source)
             self.title = _title(self._reader, self.source)
             self._cover_texts: dict[int, str] = {}  # plain text of the cover's pages, read once
             self.about = self._about()
@@ -114,7 +117,8 @@ class PdfStream:
     def close(self) -> None:
         self._file.close()
         if self._drawn is not None:
-            self._drawn.close()
+            with PDFIUM_LOCK:
+                self._drawn.close()
             self._drawn = None
 
     def _pages(self) -> Iterator[Page]:
@@ -124,7 +128,7 @@ class PdfStream:
         pending: Page | None = None
         for number in range(1, self.page_count + 1):
             try:
-                text = clean_page_text(_page_text(self._reader.pages[number - 1], self._cover_texts.pop(number, None)))
+                text = clean_page_text(self._page_text(number))
             except Exception as exc:
                 self.warnings.append(f"page {number}: text could not be extracted ({type(exc).__name__}: {exc})")
                 text = ""
@@ -138,10 +142,6 @@ class PdfStream:
                     textless.append(number)
                     continue
                 read_by_ocr.append(number)
-            if number % FORGET_EVERY_PAGES == 0:
-                # pypdf keeps every object it has parsed (page contents included): forgetting them
-                # now and then keeps a long PDF's memory flat; fonts shared by pages are re-read.
-                self._reader.resolved_objects.clear()
             page = Page(number=number, text=text, section=section)
             if pending is not None:
                 pending, page = _mend_page_break(pending, page)
@@ -177,23 +177,31 @@ class PdfStream:
         """What the PDF is, from its cover: page 1, and page 2 when page 1 is a bare title. The
         plain text read here is kept for when the pages are read."""
         cover = ""
-        for number, page in enumerate(self._reader.pages[:2], start=1):
+        for number in range(1, min(self.page_count, 2) + 1):
             try:
-                self._cover_texts[number] = page.extract_text() or ""
-            except Exception:  # a page pypdf cannot read is reported when the pages are read
+                with self._page(number) as page:
+                    self._cover_texts[number] = plain_text(page)
+            except Exception:  # a page that cannot be read is reported when the pages are read
                 break
             cover += clean_page_text(self._cover_texts[number]) + "\n"
             if _letters(cover) >= COVER_LETTERS:
                 break
         return filing_context(cover)
 
-    def _pdfium(self):
-        """The PDF opened by pdfium (once), which draws pages and lists what they hold."""
-        import pypdfium2
+    @contextmanager
+    def _page(self, number: int):
+        """A page of the pdfium document, used holding PDFIUM_LOCK, closed after."""
+        with PDFIUM_LOCK:
+            page = self._drawn[number - 1]
+            try:
+                yield page
+            finally:
+                page.close()
 
-        if self._drawn is None:
-            self._drawn = pypdfium2.PdfDocument(self._origin)
-        return self._drawn
+    def _page_text(self, number: int) -> str:
+        """A page's text (ingest/pdf_text.py); the cover's plain text is read once."""
+        with self._page(number) as page:
+            return page_text(page, self._cover_texts.pop(number, None))
 
     def _nothing_more_to_read(self, number: int, text: str) -> bool:
         """Whether a page of a few words holds nothing else that OCR could read (no image, vector
@@ -205,7 +213,8 @@ class PdfStream:
         if _letters(text) == 0:
             return False
         try:
-            kinds = {o.type for o in self._pdfium()[number - 1].get_objects(max_depth=15)}
+            with self._page(number) as page:
+                kinds = {o.type for o in page.get_objects(max_depth=15)}
         except Exception:  # noqa: BLE001 - a page pdfium cannot read goes to OCR, which reports it
             return False
         return kinds <= {pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_FORM}  # a form's contents are listed too
@@ -215,23 +224,23 @@ class PdfStream:
         if not ocr_available():
             return ""
         try:
-            image = self._pdfium()[number - 1].render(scale=OCR_DPI / 72).to_pil()
+            with self._page(number) as page:
+                image = page.render(scale=OCR_DPI / 72).to_pil()
             return clean_page_text(read_image(image))
         except Exception as exc:  # a page pdfium cannot draw is skipped like a blank one
             self.warnings.append(f"page {number}: OCR failed ({type(exc).__name__}: {exc})")
             return ""
 
 
-def _page_text(page, plain: str | None = None) -> str:
-    """A page's text in reading order (`plain`: its plain extraction, when already made); a page
-    with tables is read again in layout mode so that each table row stays one line
-    (ingest/tables.py)."""
-    text = plain if plain is not None else page.extract_text() or ""
-    if looks_tabular(text):
-        rebuilt = rebuild_with_rows(page.extract_text(extraction_mode="layout") or "")
-        if rebuilt is not None:
-            return rebuilt
-    return text
+def _open_pdfium(data: bytes | str, source: str):
+    """The PDF opened by pdfium (which opens an empty-password encryption by itself)."""
+    import pypdfium2
+
+    try:
+        with PDFIUM_LOCK:
+            return pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        raise CorruptPDFError(source, f"the PDF is damaged and its pages cannot be read ({exc})") from exc
 
 
 def _open(data: BinaryIO, source: str) -> PdfReader:

@@ -22,10 +22,12 @@ ROW_SEPARATOR = " | "
 MIN_FIGURE_LINES = 3
 MIN_ROWS = 3
 
-_FIGURE = re.compile(r"^[(\-−]?[$€£]?\s?(\d[\d,]*(\.\d+)?|\.\d+)%?\)?%?$|^[—–-]{1,2}$")
+_FIGURE = re.compile(r"^[(\-−]?[$€£]?\s?[(\-−]?(\d[\d,]*(\.\d+)?|\.\d+)%?\)?%?$|^[—–-]{1,2}$")
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 _CELL_GAP = re.compile(r"\s*\.{3,}\s*|\s{2,}")  # dot leaders or two or more spaces
 _CURRENCY = {"$", "€", "£"}
+_PERCENT_APART = re.compile(r"(\d\)?)\s+%")  # "20.7 %", "(5) %"
+_SIGN_APART = re.compile(r"^([$€£])\s+(?=[(\d])")  # "$ 785", "$ (123)"
 
 
 def looks_tabular(plain_text: str) -> bool:
@@ -44,7 +46,7 @@ def _has_figure_run(line: str) -> bool:
     prose ("$3,255 million for 2020, $3,094 million for 2019") does not give."""
     run = 0
     for token in line.split():
-        if token in _CURRENCY:
+        if token in _CURRENCY or token == "%":  # signs printed apart from their figures
             continue
         run = run + 1 if _FIGURE.match(token) and not _YEAR.fullmatch(token) else 0
         if run >= 2:
@@ -128,10 +130,10 @@ def is_row(line: str) -> bool:
 
 
 def _cells(line: str) -> list[str]:
-    cells = [cell for cell in _CELL_GAP.split(line.strip()) if cell]
+    cells = [_SIGN_APART.sub(r"\1", _PERCENT_APART.sub(r"\1%", cell)) for cell in _CELL_GAP.split(line.strip()) if cell]
     merged: list[str] = []
     for cell in cells:
-        if merged and merged[-1] in _CURRENCY:  # "$" and its figure are printed apart
+        if merged and (merged[-1] in _CURRENCY or cell == "%"):  # "$" and "%" printed apart from their figure
             merged[-1] += cell
         else:
             merged.append(cell)

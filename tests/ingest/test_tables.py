@@ -102,6 +102,55 @@ def test_column_years_printed_one_per_line_still_head_the_rows():
     assert "Accounts payable | 2018: 302,578 | 2017: 255,028" in lines
 
 
+def test_a_header_drawn_cell_by_cell_is_read_by_where_its_cells_stand():
+    # The page draws each date with its year under it, one column after the other: read in
+    # drawing order that is "December 31," "2023" "December 31," "2022", no header line.
+    page = [
+        "Consolidated Balance Sheets (In millions)",
+        [(400, 700, "December 31,"), (400, 686, "2023"), (480, 700, "December 31,"), (480, 686, "2022")],
+        [(72, "Inventories"), (400, "$1,204"), (480, "$1,187")],
+        [(72, "Prepaid expenses"), (400, "118"), (480, "97")],
+        [(72, "Total current assets"), (400, "5,310"), (480, "4,978")],
+        [(72, "Net income (loss)"), (400, "$ (212)"), (480, "$ 64")],
+    ]
+    lines = load_pdf(make_pdf([page]), source="balance.pdf").pages[0].text.split("\n")
+    assert "Inventories | 2023: $1,204 | 2022: $1,187" in lines
+    assert "Prepaid expenses | 2023: 118 | 2022: 97" in lines
+    assert "Net income (loss) | 2023: $(212) | 2022: $64" in lines  # a sign apart from its figure
+
+
+def test_a_percent_sign_printed_apart_from_its_figure_stays_with_it():
+    page = [
+        "Share of net revenue by region. Figures are percentages of the total.",
+        [(400, "2024"), (480, "2023")],
+        [(72, "North Sea"), (400, "41.5 %"), (480, "39.0 %")],
+        [(72, "Baltic"), (400, "33.1"), (430, "%"), (480, "35.2"), (510, "%")],
+        [(72, "Total"), (400, "100.0 %"), (480, "100.0 %")],
+    ]
+    lines = load_pdf(make_pdf([page]), source="regions.pdf").pages[0].text.split("\n")
+    assert "North Sea | 2024: 41.5% | 2023: 39.0%" in lines
+    assert "Baltic | 2024: 33.1% | 2023: 35.2%" in lines
+
+
+def test_a_currency_sign_close_after_the_previous_column_s_figure_still_parts_the_columns():
+    # Corning prints "$" a little more than a space after the figure of the column before.
+    pdf = shared_path("financebench-dev", "pdfs", "CORNING_2020_10K.pdf")
+    lines = next(p for p in load_pdf(pdf).pages if p.number == 86).text.split("\n")
+    assert "Gross profit | 2020: $87 | 2019: $9 | 2018: $367" in lines
+    assert "Non-controlling interest | 2020: $9 | 2019: $42" in lines
+
+
+def test_a_statement_whose_cells_are_drawn_out_of_order_keeps_its_rows():
+    # American Water Works draws this page's cells in no reading order (pypdf's plain text ran
+    # every row together) and Coca-Cola's statements have cells pypdf's layout did not part.
+    pdf = shared_path("financebench-dev", "pdfs", "AMERICANWATERWORKS_2020_10K.pdf")
+    lines = next(p for p in load_pdf(pdf).pages if p.number == 61).text.split("\n")
+    assert "Depreciation and amortization | 2020: 562 | 2019: 529 | 2018: 500" in lines
+    pdf = shared_path("financebench-dev", "pdfs", "COCACOLA_2017_10K.pdf")
+    lines = next(p for p in load_pdf(pdf).pages if p.number == 49).text.split("\n")
+    assert "Cost of goods sold | 13,256 | 16,465 | 17,482 | (19) | (6)" in lines
+
+
 def test_a_real_balance_sheet_with_its_years_on_lines_of_their_own_keeps_them_on_every_row():
     pdf = shared_path("financebench-dev", "pdfs", "MGMRESORTS_2018_10K.pdf")
     page = next(p for p in load_pdf(pdf).pages if p.number == 57)

@@ -13,8 +13,11 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: list[list[str | list[tuple[int, str]]]], *, title: str | None = None) -> bytes:
-    """A PDF of the given pages; a line is a string, or a table row of (x, text) cells."""
+def make_pdf(
+    pages: list[list[str | list[tuple[int, str]] | list[tuple[int, int, str]]]], *, title: str | None = None
+) -> bytes:
+    """A PDF of the given pages; a line is a string, a table row of (x, text) cells, or cells
+    placed anywhere on the page, (x, y, text)."""
     objects: list[bytes] = []  # object n is objects[n - 1]
 
     def add(body: bytes) -> int:
@@ -30,6 +33,13 @@ def make_pdf(pages: list[list[str | list[tuple[int, str]]]], *, title: str | Non
         for line in lines:
             if isinstance(line, str):
                 ops.append(f"({_escape(line)}) Tj T*")
+                continue
+            if line and len(line[0]) == 3:
+                # Cells each at its own (x, y), drawn in the order given (a table whose header
+                # cells are drawn one at a time, a date over its year); the lines go on below.
+                for cell_x, cell_y, cell in line:
+                    ops.append(f"1 0 0 1 {cell_x} {cell_y} Tm ({_escape(cell)}) Tj")
+                ops.append(f"1 0 0 1 72 {min(y for _, y, _ in line) - 14} Tm")
                 continue
             # A row of cells, each at its own x (a table's columns): drawn from the line's
             # start, then the next line starts at the left margin again.

@@ -69,13 +69,16 @@ def page_image(path: Path, page: int, *, scale: float = 1.5) -> bytes:
     """One page of a PDF rendered to PNG bytes (pdfium; opens empty-password encryption too)."""
     import pypdfium2
 
-    document = pypdfium2.PdfDocument(str(path))
-    try:
-        if not 1 <= page <= len(document):
-            raise ValueError(f"{path.name} has {len(document)} pages, not {page}")
-        image = document[page - 1].render(scale=scale).to_pil()
-        buffer = BytesIO()
-        image.save(buffer, format="PNG")
-        return buffer.getvalue()
-    finally:
-        document.close()
+    from ingest.pdf_text import PDFIUM_LOCK  # pdfium may not be called from two threads at once
+
+    with PDFIUM_LOCK:
+        document = pypdfium2.PdfDocument(str(path))
+        try:
+            if not 1 <= page <= len(document):
+                raise ValueError(f"{path.name} has {len(document)} pages, not {page}")
+            image = document[page - 1].render(scale=scale).to_pil()
+        finally:
+            document.close()
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
