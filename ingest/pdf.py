@@ -72,7 +72,7 @@ class PdfStream:
                 f"not a PDF file (its content looks like {_sniff(head)}); the file may be damaged, or saved under the wrong name",
             )
         self._file = opened
-        self._drawn = None  # the pdfium document: its pages' text, drawings for OCR
+        self._document = None  # pdfium's: its pages' text, drawings for OCR
         try:
             self._reader = _open(opened, self.source)
             try:
@@ -81,7 +81,7 @@ class PdfStream:
                 raise CorruptPDFError(self.source, f"the PDF is damaged and its pages cannot be read ({exc})") from exc
             if not self.page_count:
                 raise CorruptPDFError(self.source, "the PDF has no pages")
-            self._drawn = _open_pdfium(data if isinstance(data, (bytes, bytearray)) else str(data), self.source)
+            self._document = _open_pdfium(data if isinstance(data, (bytes, bytearray)) else str(data), self.source)
             self.title = _title(self._reader, self.source)
             self._cover_texts: dict[int, str] = {}  # plain text of the cover's pages, read once
             self.about = self._about()
@@ -116,10 +116,10 @@ class PdfStream:
 
     def close(self) -> None:
         self._file.close()
-        if self._drawn is not None:
+        if self._document is not None:
             with PDFIUM_LOCK:
-                self._drawn.close()
-            self._drawn = None
+                self._document.close()
+            self._document = None
 
     def _pages(self) -> Iterator[Page]:
         textless: list[int] = []
@@ -192,7 +192,7 @@ class PdfStream:
     def _page(self, number: int):
         """A page of the pdfium document, used holding PDFIUM_LOCK, closed after."""
         with PDFIUM_LOCK:
-            page = self._drawn[number - 1]
+            page = self._document[number - 1]
             try:
                 yield page
             finally:

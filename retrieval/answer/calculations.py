@@ -3,12 +3,12 @@ percentage change, an average, a sum, a difference, a ratio, a share, a growth r
 formula the question gives or a measure the glossary defines), the figures it needs (each a
 phrase naming a row or column of a table, at a year), and how the result is to be stated.
 
-    "What is the percentage change in net debt from 2018 to 2019?"
-        -> (net debt[2019] - net debt[2018]) / net debt[2018], in percent
+    "By what percentage did net debt change from 2021 to 2022?"
+        -> (net debt[2022] - net debt[2021]) / net debt[2021], in percent
     "What is Grocery as a percentage of total net sales in 2018?"
         -> Grocery[2018] / total net sales[2018], in percent
-    "What is the FY2015 operating cash flow ratio? ... is defined as: cash from operations /
-     total current liabilities."  -> the question's own formula, at 2015
+    "What is the FY2023 quick ratio? ... is defined as: (cash + receivables) / current
+     liabilities."  -> the question's own formula, at 2023
 
 The phrases are the question's own words with the periods taken out; which row of which table
 each names is decided against the documents (figures.py), by the meaning of the row labels.
@@ -354,7 +354,7 @@ def _defined(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
 
 
 def _measure(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
-    """A measure of the glossary the question names ("the FY2018 fixed asset turnover ratio")."""
+    """A measure of the glossary the question names ("the FY2023 asset turnover ratio")."""
     measure = _measure_in(plain_name(_phrase(body)))
     if measure is None:
         return None

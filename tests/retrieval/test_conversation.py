@@ -59,8 +59,9 @@ def test_a_question_that_names_its_own_subject_stands_alone_even_with_one_in_it(
 
 
 def test_a_preposition_joins_no_compound():
-    # "differences between" names nothing; what the differences are between must come from before.
-    assert is_follow_up("What are the differences between the two versions?")
+    # "gap between" names nothing, nor "the two plans": what they are must come from before.
+    assert is_follow_up("Is there a gap between prices?")
+    assert is_follow_up("Which of the two plans is cheaper?")
     assert is_follow_up("How does it compare against the others?")
     assert not is_follow_up("What is the difference between TCP and UDP?")
     assert not is_follow_up("Which trains run between Utrecht and Zwolle?")
