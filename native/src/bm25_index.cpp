@@ -386,6 +386,10 @@ std::vector<double> BM25Index::scores(const std::vector<std::uint32_t>& query, c
 std::vector<unsigned char> BM25Index::serialize(std::uint64_t checkpoint) const {
     // Only the forward lists are stored; postings are rebuilt on load.
     Writer w;
+    std::size_t payload = 32;
+    for (const Document& doc : docs_)
+        if (doc.id >= 0) payload += 16 + doc.terms.size() * sizeof(doc.terms[0]);
+    w.reserve(payload);
     w.put<double>(params_.k1);
     w.put<double>(params_.b);
     w.put<double>(params_.epsilon);
@@ -397,7 +401,7 @@ std::vector<unsigned char> BM25Index::serialize(std::uint64_t checkpoint) const 
         w.put<std::uint32_t>(static_cast<std::uint32_t>(doc.terms.size()));
         w.put_array(doc.terms.data(), doc.terms.size());
     }
-    return seal(IndexKind::BM25, checkpoint, w.bytes());
+    return seal(IndexKind::BM25, checkpoint, std::move(w));
 }
 
 BM25Index BM25Index::deserialize(const Unsealed& sealed) {

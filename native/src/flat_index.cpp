@@ -265,12 +265,13 @@ RangeResult FlatIndex::range_search(const float* queries, std::size_t nq, float 
 
 std::vector<unsigned char> FlatIndex::serialize(std::uint64_t checkpoint) const {
     Writer w;
+    w.reserve(16 + ids_.size() * (sizeof(ids_[0]) + dim_ * sizeof(float)));
     w.put<std::uint32_t>(static_cast<std::uint32_t>(dim_));
     w.put<std::uint32_t>(static_cast<std::uint32_t>(metric_));
     w.put<std::uint64_t>(ids_.size());
     w.put_array(ids_.data(), ids_.size());
     w.put_array(row_data(), ids_.size() * dim_);
-    return seal(IndexKind::Flat, checkpoint, w.bytes());
+    return seal(IndexKind::Flat, checkpoint, std::move(w));
 }
 
 FlatIndex FlatIndex::deserialize(const Unsealed& sealed, std::shared_ptr<const void> mapping) {

@@ -841,6 +841,10 @@ std::vector<unsigned char> HnswIndex::serialize(std::uint64_t checkpoint) const 
     std::lock_guard<std::mutex> adding(const_cast<std::mutex&>(add_mutex_));
     const std::uint32_t n = slots();
     Writer w;
+    std::size_t upper_links = 0;
+    for (std::uint32_t s = 0; s < n; ++s) upper_links += static_cast<std::size_t>(level_of(s)) * (params_.M + 1);
+    w.reserve(128 + std::size_t{n} * node_bytes_ + (params_.rerank ? std::size_t{n} * dim() * sizeof(float) : 0) + n +
+              upper_links * sizeof(std::uint32_t));
     w.put<std::uint32_t>(static_cast<std::uint32_t>(dim()));
     w.put<std::uint32_t>(static_cast<std::uint32_t>(metric()));
     w.put<std::uint32_t>(static_cast<std::uint32_t>(params_.storage));
@@ -853,7 +857,7 @@ std::vector<unsigned char> HnswIndex::serialize(std::uint64_t checkpoint) const 
     w.put<std::uint32_t>(entry_.load());
     w.put<std::int32_t>(max_level_.load());
     w.put<std::uint64_t>(node_bytes_);
-    w.align(64, kHeaderSize);
+    w.align(64);
     for (std::uint32_t c = 0; std::size_t{c} * kChunkSlots < n; ++c) {
         const std::size_t in_chunk = std::min<std::size_t>(kChunkSlots, n - std::size_t{c} * kChunkSlots);
         w.append(block_table_[c].load(), in_chunk * node_bytes_);
@@ -869,7 +873,7 @@ std::vector<unsigned char> HnswIndex::serialize(std::uint64_t checkpoint) const 
         const int level = level_of(s);
         if (level > 0) w.put_array(links(s, 1), static_cast<std::size_t>(level) * (params_.M + 1));
     }
-    return seal(IndexKind::HNSW, checkpoint, w.bytes());
+    return seal(IndexKind::HNSW, checkpoint, std::move(w));
 }
 
 HnswIndex HnswIndex::deserialize(const Unsealed& sealed, std::shared_ptr<const void> mapping) {

@@ -372,7 +372,7 @@ std::vector<unsigned char> IvfIndex::serialize(std::uint64_t checkpoint) const {
         w.put_array(l.codes.data(), l.codes.size());
         w.put_array(l.originals.data(), l.originals.size());
     }
-    return seal(IndexKind::IVF, checkpoint, w.bytes());
+    return seal(IndexKind::IVF, checkpoint, std::move(w));
 }
 
 IvfIndex IvfIndex::deserialize(const Unsealed& sealed) {

@@ -20,17 +20,19 @@ std::string os_error(const std::string& what, const std::string& path) {
 
 }  // namespace
 
-std::vector<unsigned char> seal(IndexKind kind, std::uint64_t checkpoint, const std::vector<unsigned char>& payload) {
-    Writer w;
-    w.append(kMagic, sizeof(kMagic));
-    w.put<std::uint32_t>(kFormatVersion);
-    w.put<std::uint32_t>(static_cast<std::uint32_t>(kind));
-    w.put<std::uint64_t>(checkpoint);
-    w.put<std::uint64_t>(payload.size());
-    w.append(payload.data(), payload.size());
-    const std::uint64_t sum = xxh64(w.bytes().data(), w.bytes().size());
+std::vector<unsigned char> seal(IndexKind kind, std::uint64_t checkpoint, Writer&& w) {
+    std::vector<unsigned char>& bytes = w.bytes();
+    unsigned char* header = bytes.data();
+    const std::uint32_t version = kFormatVersion, kind_code = static_cast<std::uint32_t>(kind);
+    const std::uint64_t payload_size = w.payload_size();
+    std::memcpy(header, kMagic, sizeof(kMagic));
+    std::memcpy(header + 8, &version, sizeof(version));
+    std::memcpy(header + 12, &kind_code, sizeof(kind_code));
+    std::memcpy(header + 16, &checkpoint, sizeof(checkpoint));
+    std::memcpy(header + 24, &payload_size, sizeof(payload_size));
+    const std::uint64_t sum = xxh64(bytes.data(), bytes.size());
     w.put<std::uint64_t>(sum);
-    return std::move(w.bytes());
+    return std::move(bytes);
 }
 
 Unsealed unseal(const unsigned char* bytes, std::size_t size) {

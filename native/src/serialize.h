@@ -29,8 +29,14 @@ constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::size_t kHeaderSize = 32;
 constexpr std::size_t kTrailerSize = 8;
 
+// Builds a whole index file in one buffer: the header's bytes are kept free at the start and
+// filled in by seal(), so the payload is never copied (at a million chunks a copy is gigabytes).
 class Writer {
 public:
+    Writer() : bytes_(kHeaderSize, 0) {}
+    // Room for this many payload bytes (and the trailer) at once: growing a buffer of gigabytes
+    // step by step holds the old and the new one together at each step.
+    void reserve(std::size_t payload_bytes) { bytes_.reserve(kHeaderSize + payload_bytes + kTrailerSize); }
     template <typename T>
     void put(const T& value) {
         static_assert(std::is_trivially_copyable_v<T>);
@@ -45,11 +51,12 @@ public:
         const auto* p = static_cast<const unsigned char*>(data);
         bytes_.insert(bytes_.end(), p, p + size);
     }
-    // Pads with zeros so that the next byte lands on a multiple of `alignment` in the file
-    // (`base` is where the payload starts), which lets a memory-mapped load use arrays in place.
-    void align(std::size_t alignment, std::size_t base) {
-        while ((base + bytes_.size()) % alignment) bytes_.push_back(0);
+    // Pads with zeros so that the next byte lands on a multiple of `alignment` in the file,
+    // which lets a memory-mapped load use arrays in place.
+    void align(std::size_t alignment) {
+        while (bytes_.size() % alignment) bytes_.push_back(0);
     }
+    std::size_t payload_size() const { return bytes_.size() - kHeaderSize; }
     std::vector<unsigned char>& bytes() { return bytes_; }
 
 private:
@@ -93,8 +100,8 @@ private:
     std::size_t pos_ = 0;
 };
 
-// Wraps a payload in header and checksum.
-std::vector<unsigned char> seal(IndexKind kind, std::uint64_t checkpoint, const std::vector<unsigned char>& payload);
+// Fills in the header and appends the checksum: the finished file's bytes.
+std::vector<unsigned char> seal(IndexKind kind, std::uint64_t checkpoint, Writer&& w);
 
 struct Unsealed {
     IndexKind kind;

@@ -227,7 +227,9 @@ static void fuzz_payload(const std::vector<unsigned char>& blob, Load load, unsi
             damaged[at] = (rng() % 3) ? static_cast<unsigned char>(damaged[at] ^ (1u << (rng() % 8))) : static_cast<unsigned char>(rng());
         }
         if (rng() % 5 == 0) damaged.resize(rng() % damaged.size());
-        const auto resealed = seal(sealed.kind, 0, damaged);
+        Writer w;
+        w.append(damaged.data(), damaged.size());
+        const auto resealed = seal(sealed.kind, 0, std::move(w));
         try {
             load(resealed);
         } catch (const FormatError&) {
