@@ -8,8 +8,11 @@ Each index file records (as its checkpoint) the last database change it reflects
 before each search, an index that is behind replays the change log from its checkpoint, or is
 rebuilt from the chunks table when the log no longer reaches back that far. A missing or
 damaged file is rebuilt, so the files can always be thrown away. Files are written to a
-temporary name, flushed and renamed (by the engine), at most every SAVE_EVERY_CHANGES changes
-or SAVE_EVERY_SECONDS.
+temporary name, flushed and renamed (by the engine), when the changes they lack reach
+SAVE_EVERY_CHANGES or a SAVE_SHARE of the collection, or SAVE_EVERY_SECONDS have passed (and at
+least SAVE_DUTY times the last save's own time). A save writes the whole index, so a fixed
+cadence would make a long ingest quadratic; this one keeps saving to a bounded share of the
+ingest's time, and what a crash leaves to replay to a bounded share of the collection.
 
 On a machine with a usable GPU an exact copy of the vectors lives in GPU memory
 (retrieval.index.gpu.GpuFlatIndex), changed in the same hold as the CPU index, and answers
@@ -40,8 +43,10 @@ log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.idx"
 KEYWORDS_FILE = "keywords.idx"
-SAVE_EVERY_CHANGES = 5000  # chunk additions and removals between index file writes
+SAVE_EVERY_CHANGES = 5000  # chunk additions and removals between index file writes, at least
+SAVE_SHARE = 0.1  # ... or this share of the collection's chunks, if more
 SAVE_EVERY_SECONDS = 30.0
+SAVE_DUTY = 10  # the time between saves, at least this many times the last save's own time
 # Exact search up to this many chunks, HNSW from there on. Measured by bench/index_choice_bench.py
 # (one query at the hybrid depth of 50, 384-d, one thread, HNSW as below): HNSW overtakes flat
 # search at about 5,000 chunks (0.14 against 0.17 ms), but below 20,000 exact search costs under
@@ -85,6 +90,7 @@ class DerivedIndexes:
         self.vectors = self._open(VECTORS_FILE)
         self.keywords = self._open(KEYWORDS_FILE)
         self._saved_checkpoint, self._saved_at = self.vectors.checkpoint, time.monotonic()
+        self._save_seconds = 0.0  # how long the last save took
         self._gpu_search, self.gpu_vectors = gpu_search, None
         self.catch_up(save=True)
         if self.gpu_vectors is None:  # (a rebuild while catching up has made it already)
@@ -229,11 +235,16 @@ class DerivedIndexes:
         """Writes the index files when enough has changed or enough time has passed.
 
         Saving after every document would rewrite the whole index each time (quadratic in a
-        long crawl); between saves the database's change log holds what the files lack, and
-        the next open replays it.
+        long crawl), and so would saving every fixed number of changes as the collection grows
+        (at a million chunks each save writes gigabytes); between saves the database's change
+        log holds what the files lack, and the next open replays it.
         """
         behind = self.vectors.checkpoint - self._saved_checkpoint
-        if behind >= SAVE_EVERY_CHANGES or (behind > 0 and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS):
+        if behind <= 0:
+            return
+        enough_changes = max(SAVE_EVERY_CHANGES, SAVE_SHARE * len(self.vectors))
+        long_enough = max(SAVE_EVERY_SECONDS, SAVE_DUTY * self._save_seconds)
+        if behind >= enough_changes or time.monotonic() - self._saved_at >= long_enough:
             self.save()
 
     def flush(self) -> None:
@@ -243,6 +254,7 @@ class DerivedIndexes:
 
     def save(self) -> None:
         with self._saving:
+            started = time.monotonic()
             try:
                 with self._lock.read():  # searches go on; changes wait until the files are written
                     checkpoint = self.vectors.checkpoint
@@ -255,6 +267,7 @@ class DerivedIndexes:
             # whose in-memory index is older finds the gap in the log and rebuilds from the chunks.
             self._prune_log(checkpoint)
             self._saved_checkpoint, self._saved_at = checkpoint, time.monotonic()
+            self._save_seconds = self._saved_at - started
 
     def close(self) -> None:
         self.flush()
