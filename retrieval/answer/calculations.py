@@ -227,7 +227,10 @@ def parse_calculation(question: str) -> Calculation | None:
         match = _DEFINITION.match(sentence)
         if match and not sentence.rstrip().endswith("?"):
             name = match.group("name1") or match.group("name2")
-            definitions[plain_name(_last_clause(name))] = match.group("expr1") or match.group("expr2")
+            # "The quick ratio is defined as ...": the measure's name without its article.
+            name = re.sub(r"^(?:the|an?)\s+", "", plain_name(_last_clause(name)))
+            # "... defined as A / B; round it to ...": the formula ends with its clause.
+            definitions[name] = (match.group("expr1") or match.group("expr2")).split(";")[0].strip()
         else:
             others.append(sentence)
     asking = _asking(others)
@@ -564,7 +567,7 @@ def _listed_parts(first: str, second: str, years) -> tuple[Expression, ...]:
 
 
 def _shared_head(first: str, second: str) -> tuple[str, str]:
-    """ "the domestic and international discount rates": each is a discount rate."""
+    """ "the summer and winter mooring fees": each is a mooring fee."""
     a, b = without_years(first).split(), without_years(second).split()
     if len(a) == 1 and len(b) >= 2 and a[0].lower() not in ("total", "sum"):
         return f"{first} {' '.join(b[1:])}", second

@@ -8,8 +8,8 @@ searched together with the previous question.
 
 Whether a question is a follow-up is decided by whether it names its own subject. A question
 that starts by continuing ("and ...", "what about ...") leans on the conversation; so does one
-that points back ("is it treatable?", "who issues them?") before naming anything, and one that
-names nothing of its own: "What are the symptoms?", "What are the main risks?" ask about the
+that points back ("is it curable?", "who issues them?") before naming anything, and one that
+names nothing of its own: "What are the causes?", "What are the main risks?" ask about the
 conversation's subject without saying it. A subject is a name ("Lyme disease", "BM25",
 "529 plan", "\\endhead"), a rare word ("melatonin", by its frequency in English, wordfreq), or
 a compound of two words or more ("throat cancer", "the fire drill"); words that only say of

@@ -115,19 +115,18 @@ def test_a_line_item_is_known_by_its_name_in_either_number_and_only_as_whole_wor
 
 def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_kept():
     calculation = parse_calculation(
-        "Here's the question: what is the FY2015 operating cash flow ratio for Harbor Tools? Operating cash flow"
-        " ratio is defined as: cash from operations / total current liabilities. Round your answer to two"
-        " decimal places."
+        "What was Harbor Tools' FY2015 operating cash flow ratio? The operating cash flow ratio is defined as"
+        " cash from operations / total current liabilities; round it to two decimal places."
     )
     assert (calculation.name, calculation.years, calculation.decimals) == ("operating cash flow ratio", (2015,), 2)
     assert words(calculation.expression) == "cash from operations 2015 / total current liabilities 2015"
     assert (
         _formula(
-            "What is the FY2020 days payable outstanding (DPO) for Corning? DPO is defined as: 365 * (average"
-            " accounts payable between FY2019 and FY2020) / (FY2020 COGS + change in inventory between FY2019 and"
-            " FY2020). Round your answer to two decimal places."
+            "What were the FY2022 days payable of Harbor Tools? Days payable is defined as: 365 * (average trade"
+            " payables between FY2021 and FY2022) / (FY2022 cost of sales + change in inventories between FY2021"
+            " and FY2022). Give one decimal place."
         )
-        == "365 * (accounts payable 2019 + accounts payable 2020) / 2 / (COGS 2020 + inventory 2020 - inventory 2019)"
+        == "365 * (trade payables 2021 + trade payables 2022) / 2 / (cost of sales 2022 + inventories 2022 - inventories 2021)"
     )
     # Without a definition, the glossary's (a textbook's) is used where no row gives the measure.
     calculation = parse_calculation("What is the FY2018 retention ratio for Harbor Tools?")
@@ -145,10 +144,10 @@ def test_a_question_s_own_definition_wins_over_the_glossary_and_its_format_is_ke
     [
         "What is the default width of \\heavyrulewidth in booktabs?",
         "How many titles is the DMCA divided into?",
-        "What was the reason for the increase in net cash used in investing activities?",
-        "What are the weighted-average exchange rates for the Yen and the Won in 2018, respectively?",
-        "What was the Provision for / (benefit from) income taxes in 2017?",  # a label with a slash
-        "What is the amount of total sales in 2019?",  # a figure to read, not to work out
+        "What was the reason for the increase in harbor dues collected?",
+        "What were the weighted-average fuel prices for diesel and LNG in 2021, respectively?",
+        "What was the Gain / (loss) on vessel disposals in 2020?",  # a label with a slash
+        "What is the amount of total berth income in 2021?",  # a figure to read, not to work out
     ],
 )
 def test_questions_that_ask_for_no_calculation_are_left_to_the_passages(question):
@@ -256,7 +255,7 @@ def test_figures_in_different_units_are_compared_in_one_and_a_figure_printed_twi
         page=63,
     )
     worked = _worked(
-        "What is the FY2015 operating cash flow ratio for Adobe? Round your answer to two decimal places.",
+        "What was Adobe's operating cash flow ratio in FY2015, to two decimals?",
         [summary, balance, statement],
     )
     assert worked.result == "0.66"
@@ -350,12 +349,12 @@ def test_a_real_filing_s_ratio_is_worked_out_from_its_statements(docent):
     filing = shared_path("financebench-dev", "pdfs", "ADOBE_2017_10K.pdf")
     assert {o.status for o in docent.ingest([Source.from_path(filing)], collection="adobe")} <= {"added", "unchanged"}
     answer = docent.ask(
-        "What is the FY2017 operating cash flow ratio for Adobe? Operating cash flow ratio is defined as: cash"
-        " from operations / total current liabilities. Round your answer to two decimal places.",
+        "For Adobe's fiscal 2017, what is its cash from operations divided by its total current liabilities?"
+        " Two decimal places, please.",
         collection="adobe",
     )
-    # FinanceBench's gold answer is 0.83, from the cash flow statement (page 61) and the
-    # balance sheet (page 57).
+    # The figure a FinanceBench analyst worked out for this measure is 0.83, from the cash flow
+    # statement (page 61) and the balance sheet (page 57); the question is asked in other words.
     assert "**0.83**" in answer.text, answer.text
     assert {c.page for c in answer.citations} == {57, 61}
 
