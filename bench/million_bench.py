@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import ann_data  # noqa: E402
 from bm25_bench import docstring_queries, stdlib_chunks  # noqa: E402
 from report import cpu_name, write_report  # noqa: E402
 
@@ -49,6 +50,7 @@ DOCUMENTS_PER_WRITE = 100  # one transaction, as a folder upload writes its batc
 VECTOR_CLUSTERS = 1024
 QUERIES = 200
 REPORT_EVERY = 100_000
+EF_SWEEP = (HNSW_EF, 2 * HNSW_EF, 4 * HNSW_EF)  # the app's beam, and wider ones
 
 
 def memory_mib(field: str) -> float:
@@ -117,7 +119,7 @@ def graph_figures(vectors: np.ndarray, queries: np.ndarray, efs=(HNSW_EF,)) -> d
     some[np.arange(500), np.arange(500)] = -1
     index = HNSWIndex(vectors.shape[1], metric="ip", M=HNSW_M)
     index.add(vectors, np.arange(len(vectors)))
-    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    exact = ann_data.exact_truth(vectors, queries, 10)
     figures = {"nearest_cosine": round(float(some.max(axis=1).mean()), 3)}
     for ef in efs:
         _, found = index.search(queries, 10, ef=ef)
@@ -135,19 +137,16 @@ def stand_in_at(size: int) -> dict:
     bench's stand-in with its questions, and bench/ann_data.py's 100,000 real MiniLM passages of
     the Python documentation (held-out passages as queries) beside a stand-in fitted to 21,000
     of them (needs python3.11-doc; embedded once and cached)."""
-    import ann_data
-
-    efs = (HNSW_EF, 2 * HNSW_EF, 4 * HNSW_EF)
     embedder = Embedder()
     real = stdlib_chunks(21_000)
     queries = np.stack([embedder.embed_query(q) for q in docstring_queries(real, QUERIES)])
     sampler = VectorSampler(embedder.embed(real), VECTOR_CLUSTERS, seed=12)
-    figures = {"stand_in": graph_figures(sampler.vectors(size), queries, efs)}
+    figures = {"stand_in": graph_figures(sampler.vectors(size), queries, EF_SWEEP)}
     pydoc = ann_data.minilm()
     base, held_out = pydoc.base.astype(np.float32)[:size], pydoc.queries.astype(np.float32)
-    figures["pydoc_real"] = graph_figures(base, held_out, efs)
+    figures["pydoc_real"] = graph_figures(base, held_out, EF_SWEEP)
     fitted = VectorSampler(base[:21_000], VECTOR_CLUSTERS, seed=12)
-    figures["pydoc_stand_in"] = graph_figures(fitted.vectors(len(base)), held_out, efs)
+    figures["pydoc_stand_in"] = graph_figures(fitted.vectors(len(base)), held_out, EF_SWEEP)
     return figures
 
 
@@ -284,19 +283,10 @@ def index_times(collection: Collection, mode: str, queries: list[str], query_vec
 
 
 def exact_top10(work: Path, queries: np.ndarray) -> np.ndarray:
-    """The exact top 10 chunk ids by cosine over every stored vector. Chunk ids follow
-    insertion order, so row i of vectors.f32 is chunk id i + 1."""
+    """The exact top 10 chunk ids over every stored vector. Chunk ids follow insertion order,
+    so row i of vectors.f32 is chunk id i + 1."""
     vectors = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, queries.shape[1])
-    best = np.full((len(queries), 10), -np.inf, dtype=np.float32)
-    best_ids = np.zeros((len(queries), 10), dtype=np.int64)
-    for start in range(0, len(vectors), 200_000):
-        scores = queries @ np.asarray(vectors[start : start + 200_000]).T
-        top = np.argpartition(-scores, 10, axis=1)[:, :10]
-        merged = np.concatenate([best, np.take_along_axis(scores, top, axis=1)], axis=1)
-        merged_ids = np.concatenate([best_ids, top + start + 1], axis=1)
-        keep = np.argsort(-merged, axis=1)[:, :10]
-        best, best_ids = np.take_along_axis(merged, keep, axis=1), np.take_along_axis(merged_ids, keep, axis=1)
-    return best_ids
+    return ann_data.exact_truth(vectors, queries, 10) + 1
 
 
 def recall(found: list[list[int]], exact: np.ndarray) -> float:
@@ -306,7 +296,7 @@ def recall(found: list[list[int]], exact: np.ndarray) -> float:
 def ef_sweep(collection: Collection, queries: np.ndarray, exact: np.ndarray) -> list[dict]:
     """The HNSW graph alone at wider beams than the app's: recall@10 and p50 per ef."""
     index, rows = collection.indexes.vectors, []
-    for ef in (HNSW_EF, 2 * HNSW_EF, 4 * HNSW_EF):
+    for ef in EF_SWEEP:
         times, found = [], []
         for q in queries:
             started = time.perf_counter()
