@@ -270,7 +270,7 @@ def _asking(sentences: list[str]) -> str | None:
     asking = [s for s in sentences if s.rstrip().endswith("?")]
     if asking:
         sentence = asking[-1]
-        # "Here's the question: what is ...?": the question after the colon.
+        # "My question: what is ...?": the question after the colon.
         return sentence.split(": ", 1)[1] if re.match(r"^[^:?]{0,60}question\s*:", sentence, re.I) else sentence
     return next((s for s in sentences if _ASKING_START.search(s)), None)
 

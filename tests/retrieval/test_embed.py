@@ -74,8 +74,8 @@ def test_texts_of_very_different_lengths_are_batched_apart_and_keep_their_order(
     reference, fast, _ = embedders
     rows = [f"Dividends paid | {year}: ({300 + year % 100})" for year in range(2010, 2022)]
     question = (
-        "Answer as an equity research analyst: according to the statement of cash flows, how much did "
-        "American Water Works pay out in cash dividends in FY2020? Round your answer to two decimal places."
+        "Speaking as a research analyst who reads only the cash flow statement: how much did Harbor "
+        "Tools hand out to its shareholders as cash dividends in FY2020? Give two decimal places."
     )
     texts = rows[:6] + [question] + rows[6:]
     batches = _batches_of_like_length(texts, 32)

@@ -307,8 +307,8 @@ def filing(docent, tmp_path_factory):
 
 def test_a_ratio_of_figures_from_two_statements_in_different_units_is_worked_out_and_cited(docent, filing):
     answer = docent.ask(
-        "What is the FY2022 operating cash flow ratio for Harbor Tools? Operating cash flow ratio is defined as:"
-        " cash from operations / total current liabilities. Round your answer to two decimal places.",
+        "What is Harbor Tools' operating cash flow ratio for FY2022? Define the operating cash flow ratio as"
+        " cash from operations / total current liabilities. Give it to two decimal places.",
         collection="figures",
     )
     # 1,250 million / 2,500,000 thousand: the units are the pages' own, so 0.50 and not 0.0005.
@@ -331,7 +331,7 @@ def test_an_amount_is_stated_in_the_asked_unit_and_an_outflow_counts_as_spent(do
 
 def test_a_figure_the_documents_do_not_give_is_not_guessed_and_the_answer_says_why(docent, filing):
     answer = docent.ask(
-        "What is the FY2019 operating cash flow ratio for Harbor Tools? Round your answer to two decimal places.",
+        "What was Harbor Tools' operating cash flow ratio in FY2019, to two decimals?",
         collection="figures",
     )
     assert "**" not in answer.text and "worked out" not in answer.text, answer.text
