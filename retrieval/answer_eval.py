@@ -6,7 +6,8 @@ A gold answer with numbers is found when each of its numbers is in the answer, c
 values: "1,234.5", "1234.5" and "$1.2345 thousand" are the same; a figure stated in millions in
 a table ("1,577") matches a gold "$1,577 million" and "$1.577 billion" (0.5% tolerance, so a
 rounded figure still counts), and a gold figure given to fewer decimals than the answer states
-("1.6%" for "1.63%") matches the answer's figure rounded to them. A gold answer without numbers
+("1.6%" for "1.63%") matches the answer's figure rounded to them; a year ("2019") is
+found only as itself. A gold answer without numbers
 is found when the answer holds at least 60% of its words (stop words aside); a gold answer of
 several spans is found when each of them is.
 
@@ -56,13 +57,21 @@ def states(answer: str, gold: str, *, as_fraction: bool = False) -> bool:
             stated += [v * 100 for v in stated] + [v / 100 for v in stated]
         scaled = stated + [v * scale for v in stated for scale in (1e3, 1e6, 1e9)]  # a table in thousands...
         return all(
-            any(_same(s, w, places) for w in readings for s in scaled)
-            for readings, places in zip(wanted, _decimals(gold))
+            any(s == readings[0] for s in stated)
+            if year
+            else any(_same(s, w, places) for w in readings for s in scaled)
+            for readings, places, year in zip(wanted, _decimals(gold), _years(gold))
         )
     words = set(keyword_terms(gold))
     if not words:
         return gold.strip().lower() in answer.lower()
     return len(words & set(keyword_terms(answer))) >= TEXT_RECALL * len(words)
+
+
+def _years(text: str) -> list[bool]:
+    """Whether each number of text is a year ("2019"), which names a period: it is stated only
+    as itself, not within a figure's rounding (2018 is not 2019)."""
+    return [bool(re.fullmatch(r"(?:19|20)\d\d", m.group(1))) and not m.group(2) for m in _NUMBER.finditer(text)]
 
 
 def _same(stated: float, wanted: float, places: int) -> bool:

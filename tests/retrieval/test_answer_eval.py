@@ -36,3 +36,10 @@ def test_a_worked_figure_is_read_from_its_bold_result_and_may_be_a_fraction_or_a
     assert worked_result(answer) == "Pilotage as a percentage of total income, 2022: **87.31%**"
     assert states("87.31%", "0.87", as_fraction=True) and not states("87.31%", "0.87")
     assert worked_result("Pilotage | 2022: 1,200 [1]") is None
+
+
+def test_a_year_is_stated_only_as_itself():
+    # A year names a period: 2018 is not 2019 within a figure's rounding.
+    assert states("The higher year: **2019**", "2019")
+    assert not states("The higher year: **2018**", "2019")
+    assert states("Revenue was 2,019 million.", "2019")  # as a value, the same number
