@@ -19,7 +19,7 @@ the answer is the passages' own words.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.text import sentence_spans
 from retrieval.answer.formulas import (
@@ -54,7 +54,20 @@ KINDS = (
     "share",
     "formula",
     "value",
+    "comparison",
 )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which periods of a row a question asks for: the one with the highest (most=True) or
+    lowest figure, or, with a threshold, those above (most=True) or below it."""
+
+    most: bool
+    among: str | None = None  # "segment" of "Which segment had ...": rows compared, not periods
+    threshold: float | None = None  # as written: 100.0 of "less than 100.0 million"
+    threshold_scale: float | None = None  # 1e6 of "million"; None where the question names none
+    threshold_percent: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class Calculation:
     sign: str | None = None  # "positive" or "negative" when asked whether it is
     alternatives: tuple[Expression, ...] = ()  # other readings, tried when the first finds no figures
     statements: frozenset[str] = frozenset()  # the financial statements the question says to use
+    comparison: Comparison | None = None  # for kind "comparison"
 
     def figures(self) -> list[Figure]:
         return figures_of(self.expression)
@@ -119,7 +133,12 @@ _STATEMENT_REMARK = re.compile(
     r"balance\s+sheet|p&l(?:\s+statement)?)\b",
     re.I,
 )
-_DECIMALS = re.compile(r"round\w*[^.?]*?\b(zero|no|one|two|three|four|\d) decimal", re.I)
+_DECIMALS = re.compile(r"(?:round\w*[^.?]*?|\bto\s+)\b(zero|no|one|two|three|four|\d) decimal", re.I)
+# "..., to two decimals", "rounded to one decimal place": how to state it, not what.
+_ROUNDING = re.compile(
+    r",?\s*\b(?:(?:rounded|round(?:ed)?\s+it)\s+)?to\s+(?:zero|no|one|two|three|four|\d)\s+decimal(?:\s+places?|s)?\b",
+    re.I,
+)
 _PERCENT_ASKED = re.compile(
     r"\bin (?:units of )?percents?\b|\bas a percent(?:age)?\b|\bin %|\(%\)|\bin percentage\b", re.I
 )
@@ -241,8 +260,13 @@ def parse_calculation(question: str) -> Calculation | None:
     percent_asked = bool(_PERCENT_ASKED.search(question))
     sign = _SIGN_ASKED.match(asking)
     text = _STATEMENT_REMARK.sub("", _FORMAT_REMARK.sub("", sign.group("what") if sign else asking))
-    text = _SCALE_ASKED.sub("", re.sub(r"\?\s*$", "", text)).strip()
+    text = _ROUNDING.sub("", _SCALE_ASKED.sub("", re.sub(r"\?\s*$", "", text))).strip()
     years = tuple(sorted({int(y) for y in named_years(asking if sign else text)}))
+    if _ASKS_HOW_DONE.match(asking):
+        return None  # "How is the average selling price calculated?": the method, not a figure
+    compared = _comparison(text) if sign is None else None
+    if compared is not None:
+        return replace(compared, years=years, statements=statements_named(question))
     try:
         calculation = _read(text, years, definitions, percent_asked, whole=sign is None)
         if calculation is None and scale is not None:
@@ -262,6 +286,99 @@ def parse_calculation(question: str) -> Calculation | None:
         sign=sign.group("sign").lower() if sign else None,
         alternatives=calculation.alternatives,
         statements=statements_named(question),
+    )
+
+
+_ASKS_HOW_DONE = re.compile(
+    r"^how\s+(?:is|are|was|were|do|does|did|will|would|should)\b.*\b(?:calculated|computed|determined|derived|"
+    r"measured|defined|estimated|arrived at|assessed|recogni[sz]ed|accounted for)\b",
+    re.I,
+)
+# "In which year was ...", "Which fiscal year has ...", "Which of the years had ...": the periods
+# of one row compared.
+_WHICH_PERIOD = re.compile(
+    r"^(?:(?:in|for|during|at|over)\s+)?(?:which|what)\s+(?:of\s+the\s+)?(?:(?:fiscal|financial|calendar)\s+)?"
+    r"(?:years?|periods?|quarters?|fys?|months?|dates?)\b\s*(?:,\s*)?(?P<rest>.+)$",
+    re.I,
+)
+_MOST = r"highest|largest|greatest|biggest|most|higher|larger|greater|bigger|more"
+_LEAST = r"lowest|smallest|least|fewest|lower|smaller|less|fewer"
+_THRESHOLD = re.compile(
+    rf"(?:\bof\s+)?\b(?:(?P<most>{_MOST}|above|over|exceed(?:ed|ing|s)?)|(?P<least>{_LEAST}|below|under))"
+    r"(?:\s+than)?\s*(?P<number>[-$€£¥]?\s?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>%|percent\b|thousands?\b|millions?\b|"
+    r"billions?\b|k\b|m\b|mn\b|bn\b)?",
+    re.I,
+)
+_EXTREME = re.compile(
+    rf"\b(?:the\s+|a\s+)?(?:(?P<most>{_MOST})|(?P<least>{_LEAST}))\b(?:\s+(?:amount|value)\s+of)?", re.I
+)
+_LEADING_VERB = re.compile(
+    r"^(?:has|had|have|was|were|is|are|did|does|do|saw|see|sees|showed|shows|recorded|records|reported|reports|"
+    r"generated|earned|made|contributed|accounted for|brought in)\s+",
+    re.I,
+)
+_UNIT_SCALES = {"k": 1e3, "m": 1e6, "mn": 1e6, "bn": 1e9, **{name[:-1]: value for name, value in SCALES.items()}}
+
+
+# "Which segment had ...", "In which currency was ...", "Which of the contractual obligations
+# has ...": the rows of a table compared.
+_WHICH_ROW = re.compile(
+    r"^(?:(?:in|for|at|from)\s+)?(?:which|what)\s+(?:of\s+the\s+|one\s+of\s+the\s+)?(?P<among>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)"
+    r"\s+(?P<rest>(?:has|had|have|was|were|is|are|saw|showed|reported|recorded|generated|earned|made|contributed|"
+    r"accounted for|brought in)\b.+)$",
+    re.I,
+)
+
+
+def _comparison(text: str) -> Calculation | None:
+    """A question asking which period of a row is highest or lowest, or which periods lie
+    above or below a figure it gives ("In which year was X larger?", "Which year has the
+    lowest X?", "In which years was X less than 100.0 million?"), or which row of a table is
+    ("Which segment had the highest X in 2019?")."""
+    match = _WHICH_PERIOD.match(text)
+    among = None
+    if match is None:
+        match = _WHICH_ROW.match(text)
+        if match is None or re.search(r"\b(?:respectively|and|or)\b", match.group("among"), re.I):
+            return None
+        among = match.group("among").lower()
+    rest = _LEADING_VERB.sub("", match.group("rest").strip())
+    threshold = _THRESHOLD.search(rest) if among is None else None
+    if threshold is not None:
+        unit = (threshold.group("unit") or "").lower()
+        number = float(re.sub(r"[^\d.]", "", threshold.group("number")))
+        percent = unit in ("%", "percent")
+        comparison = Comparison(
+            most=threshold.group("most") is not None,
+            threshold=number,
+            threshold_scale=_UNIT_SCALES.get(unit.rstrip("s")),
+            threshold_percent=percent,
+        )
+        words_said = "above" if comparison.most else "below"
+        said = f"{threshold.group('number').strip()}{'%' if percent else (' ' + unit if unit else '')}"
+        phrase_text = _remove(rest, threshold)
+    else:
+        extreme = _EXTREME.search(rest)
+        if extreme is None:
+            return None
+        comparison = Comparison(most=extreme.group("most") is not None, among=among)
+        phrase_text = _remove(rest, extreme)
+    phrase_text = re.sub(r"\s+(?:of|was|were|is|are)$", "", phrase_text.strip(), flags=re.I)
+    try:
+        figure = _figure(phrase_text)
+    except NotAFormula:
+        return None
+    if threshold is not None:
+        name = f"periods when {figure.phrase} was {words_said} {said}"
+    else:
+        name = f"{among or 'period'} with the {'highest' if comparison.most else 'lowest'} {figure.phrase}"
+    return Calculation(
+        kind="comparison",
+        name=name,
+        expression=figure,
+        years=(),
+        percent=False,
+        comparison=comparison,
     )
 
 
@@ -296,6 +413,12 @@ class _Read:
 def _read(text: str, years: tuple[int, ...], definitions: dict, percent_asked: bool, whole: bool) -> _Read | None:
     """The calculation text asks for, tried from the most specific wording to the least."""
     body = _HEAD.sub("", text, count=1) if whole and not re.match(r"^by\b", text, re.I) else text
+    if whole:
+        # "By how much did X increase", "How much did X grow": what follows the auxiliary says
+        # what changed, as "did X grow" does.
+        asked = re.match(r"^(?:by\s+)?how much\s+(?P<aux>did|does|do|has|have|had)\s+(?P<rest>.+)$", text, re.I)
+        if asked is not None and _CHANGED.match(asked.group("rest")):
+            body = f"{asked.group('aux')} {asked.group('rest')}"
     if whole and not _HEAD.match(text) and not re.match(r"^(?:how|by)\b", text, re.I):
         return None
     if re.search(r"\brespectively\b", body, re.I):
@@ -340,10 +463,19 @@ def _phrase(text: str) -> str:
 
 
 def _figure(text: str, year: int | None = None) -> Figure:
-    phrase = _phrase(_CHANGE_VERB.sub(" ", _AUXILIARY.sub("", text.strip())))
+    """The figure a phrase names. A change verb left in it ("did revenue grow") is no part of
+    the name, unless a row's label holds it ("expected rate of salary increase"): the phrase
+    with it is another name of the figure."""
+    asked_if = _AUXILIARY.match(text.strip())  # "did revenue grow": the verb is what is asked
+    said = _AUXILIARY.sub("", text.strip())
+    phrase = _phrase(_CHANGE_VERB.sub(" ", said))
     if not phrase:
         raise NotAFormula(text)
-    return Figure.named(phrase, year)
+    figure = Figure.named(phrase, year)
+    whole = _phrase(said)
+    if asked_if is None and whole != phrase and plain_name(whole) not in {plain_name(n) for n in figure.also}:
+        figure = replace(figure, also=(*figure.also, whole))
+    return figure
 
 
 def _defined(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
@@ -358,15 +490,47 @@ def _defined(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
 
 def _measure(body: str, years, definitions: dict, percent_asked: bool) -> _Read | None:
     """A measure of the glossary the question names ("the FY2023 asset turnover ratio")."""
-    measure = _measure_in(plain_name(_phrase(body)))
-    if measure is None:
+    phrase = _phrase(body)
+    found = _measure_span(plain_name(phrase))
+    if found is None:
         return None
+    measure, said = found
     year = years[-1] if years else None
+    if _qualified(phrase, said):
+        # "underlying EBITDA", "segment operating margin": not the textbook's measure, and only
+        # a row of that name gives it.
+        return _Read("value", phrase, Figure.named(phrase, year), measure.percent or percent_asked)
     formula = bind(parse_formula(measure.formula, definitions), year)
     # A row of the document labelled with the measure ("Free cash flow | 2019: 4,411") is read
     # as printed; the textbook definition is worked out only where there is none.
     printed = Figure.named(measure.names[0], year)
     return _Read("formula", measure.names[0], printed, measure.percent or percent_asked, (formula,))
+
+
+# Words beside a measure's name that do not make it another quantity: whose it is, or that it
+# is as reported.
+_NOT_QUALIFYING = frozenset(
+    "the a an of for in on at by its their our company company's group group's firm firm's entity entity's total "
+    "annual reported gaap consolidated unadjusted fiscal year".split()
+)
+
+
+_NAMED_OWNER = re.compile(r"^(?:[A-Z0-9][\w&.-]*\s+){0,3}[A-Z0-9][\w&.-]*(?:['’]s|s['’])\s+")  # "Harbor Tools' "
+
+
+def _qualified(phrase: str, said: str) -> bool:
+    """Whether the phrase qualifies the measure it names with words of its own ("underlying
+    EBITDA", "the Americas gross margin"), not only says whose it is ("Adobe's EBITDA", "the
+    EBITDA for Adobe")."""
+    name = plain_name(_NAMED_OWNER.sub("", phrase))
+    at = re.search(rf"(?<!\w){re.escape(said)}(?!\w)", name)
+    if at is None:
+        return False
+    before = name[: at.start()].split()
+    after = name[at.end() :].split()
+    if after and after[0] in ("for", "of", "at", "in", "by"):
+        after = []  # "... for Adobe": whose
+    return any(w not in _NOT_QUALIFYING and not re.search(r"'s$", w) for w in before + after)
 
 
 _MARGIN = re.compile(r"^(?P<x>.+?)\s*(?:%|percent(?:age)?)?\s+margin\b", re.I)
@@ -516,7 +680,10 @@ def _change(body: str, years, definitions, percent_asked) -> _Read | None:
     match = _CHANGE.search(body)
     if match is not None and not re.search(r"\b(?:reason|why|cause|driver|explain|what caused)\b", body, re.I):
         value, name = _operand(_remove(body, match), definitions)
-        return _Read("change", f"change in {name}", _over_years(value, years, "-"), False)
+        # "the net decrease in cash in 2019": a row may print the change itself.
+        noun = re.search(r"\b(?:in|of|for)$", match.group(), re.I) and not _AUXILIARY.match(body)
+        printed = (Figure.named(_phrase(body), years[-1] if years else None),) if noun and len(years) <= 1 else ()
+        return _Read("change", f"change in {name}", _over_years(value, years, "-"), False, printed)
     changed = _CHANGED.match(body)
     if changed is not None and _AUXILIARY.match(changed.group("x")):
         value, name = _operand(_AUXILIARY.sub("", changed.group("x")), definitions)
@@ -560,10 +727,17 @@ def _share(body: str, years, definitions, percent_asked) -> _Read | None:
 
 
 def _listed_parts(first: str, second: str, years) -> tuple[Expression, ...]:
-    """The quotient read with each part that lists items ("land and leasehold improvements")
-    as their sum: tried when the part is no row of its own."""
-    split = _two_parts(first, second, years, split=True)
-    return (Operation("/", split[0][0], split[1][0]),) if split else ()
+    """The quotient read with a part that lists items ("land and leasehold improvements") as
+    their sum, the first part, the second, then both: tried when the part is no row of its own
+    ("land, property and equipment" may be one)."""
+    readings = []
+    for split in ((True, False), (False, True), (True, True)):
+        parts = _two_parts(first, second, years, split=split)
+        if parts:
+            quotient = Operation("/", parts[0][0], parts[1][0])
+            if quotient not in readings:
+                readings.append(quotient)
+    return tuple(readings)
 
 
 def _shared_head(first: str, second: str) -> tuple[str, str]:
@@ -593,7 +767,7 @@ def _ratio(body: str, years, definitions, percent_asked) -> _Read | None:
     return None
 
 
-def _two_parts(first: str, second: str, years: tuple[int, ...], split: bool = False):
+def _two_parts(first: str, second: str, years: tuple[int, ...], split: tuple[bool, bool] = (False, False)):
     """Two operands, each at the years it names, else at the one year the question names; a
     part that names two years is the change between them ("the change in X between 2018 and
     2019 as a percentage of the 2018 X"), one that says "the sum of A and B" their sum (and,
@@ -601,12 +775,12 @@ def _two_parts(first: str, second: str, years: tuple[int, ...], split: bool = Fa
     neither part lists items)."""
     parts = []
     listed = False
-    for text in (first, second):
+    for text, split_this in zip((first, second), split):
         own = sorted({int(y) for y in named_years(text)})
         phrase = _phrase(text)
         total = _SUM.match(phrase)
-        items = _items(_remove(phrase, total)) if total is not None else (_items(phrase) if split else [])
-        listed = listed or (split and total is None and len(items) >= 2)
+        items = _items(_remove(phrase, total)) if total is not None else (_items(phrase) if split_this else [])
+        listed = listed or (split_this and total is None and len(items) >= 2)
         if len(items) >= 2 and len(own) <= 1:
             year = own[0] if own else (years[-1] if len(years) == 1 else None)
             figures = [Figure.named(i, year) for i in items]
@@ -625,7 +799,7 @@ def _two_parts(first: str, second: str, years: tuple[int, ...], split: bool = Fa
         parts.append((Figure.named(phrase, year), phrase))
     if plain_name(parts[0][1]) == plain_name(parts[1][1]) and parts[0][0] == parts[1][0]:
         return None
-    if split and not listed:
+    if any(split) and not listed:
         return None
     return parts
 

@@ -32,7 +32,13 @@ _SCALE_SAID = re.compile(
 )
 _SHORT_SCALES = {"m": 1e6, "bn": 1e9, "k": 1e3, "000": 1e3, "000s": 1e3, "'000": 1e3, "’000": 1e3}
 _NUMBER = re.compile(r"^\(?\s*[-−–]?\s*[$€£]?\s*\(?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*\)?\s*%?\s*\)?$")
-_FOOTNOTE = re.compile(r"\s*(?:\((?:[a-z]|\d{1,2}|notes? [\d, and]+)\)|\*+)(?=\s*$)", re.I)
+# A footnote mark after a label: "(a)", "(1)", "(Note 4)", "(Note (b))", "*".
+_FOOTNOTE = re.compile(
+    r"\s*(?:\((?:[a-z]|\d{1,2}|notes? (?:[\d, and]+|\([a-z\d]{1,2}\)(?:\s*(?:,|and)\s*\([a-z\d]{1,2}\))*))\)|\*+)(?=\s*$)",
+    re.I,
+)
+# A column of note references ("Note", "2019 Notes", "Note ref"): its numbers are no figures.
+_NOTE_COLUMN = re.compile(r"^(?:(?:19|20)\d\d\s+)?notes?(?:\s+ref(?:erence)?s?\.?)?$", re.I)
 _FIGURE_TEXT = (
     r"[$€£]?\s?\(?\s?[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?\s?\)?%?"  # no trailing comma: "$88,848, $133,514 and" is prose
 )
@@ -111,7 +117,7 @@ def _cells_of(text: str, section: str) -> tuple[Cell, ...]:
         table_scale = _scale(title) or page_scale
         for column, printed in named:
             value = _value(printed)
-            if value is None:
+            if value is None or _NOTE_COLUMN.match(column.strip()):
                 continue
             percent = "%" in printed or "%" in column or "percent" in column.lower()
             # A column's years, else (a table with its years down the side) the row's.

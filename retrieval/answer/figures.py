@@ -97,7 +97,7 @@ def work_out(
     attempts = [calculation.expression, *calculation.alternatives]
     unclears = []
     for expression in attempts:
-        outcome = _work_out(calculation, expression, cells, where, similarity)
+        outcome = _work_out(calculation, expression, cells, where, similarity, passages)
         if isinstance(outcome, Worked):
             return outcome
         if outcome is not None:
@@ -108,16 +108,18 @@ def work_out(
     return None if calculation.kind == "value" else unclear
 
 
-def _work_out(calculation, expression, cells, where, similarity) -> Worked | Unclear | None:
+def _work_out(calculation, expression, cells, where, similarity, passages) -> Worked | Unclear | None:
     calculation = replace(calculation, expression=expression)  # the reading tried
+    if calculation.comparison is not None and calculation.comparison.among:
+        return _rows_compared(calculation, cells, where, passages)
     found: dict[Figure, Found] = {}
     problems: list[str] = []
     closest: list[Cell] = []
     any_row = False
     stages = []
-    over_periods = calculation.kind == "average" and isinstance(expression, Figure)
+    over_periods = calculation.kind in ("average", "comparison") and isinstance(expression, Figure)
     for figure in figures_of(expression):
-        match = _find(figure, cells, where, similarity, every_period=over_periods)
+        match = _find(figure, cells, where, similarity, every_period=over_periods, percent=_percent_wanted(calculation))
         any_row = any_row or bool(match.candidates)
         closest += [c for c in match.candidates if c not in closest]
         stages.append(match.stage)
@@ -133,6 +135,15 @@ def _work_out(calculation, expression, cells, where, similarity) -> Worked | Unc
     twice = [a for i, (a, c) in enumerate(used) for b, d in used[i + 1 :] if c is d and a.phrase != b.phrase]
     if twice:
         return Unclear(calculation, (f"two of its figures would be the same row ({twice[0].phrase!r})",), _cells(found))
+    for item in _one_item_over_years(found):
+        settled = _from_one_row(item, cells, where, similarity)
+        if settled is None:
+            years = " and ".join(_period_name(f.year) for f in item)
+            problem = f"{item[0].phrase!r} for {years} would come from rows labelled differently"
+            return Unclear(calculation, (problem,), tuple(c for f in item for c in found[f].cells), 0.9)
+        found.update(settled)
+    if calculation.kind == "comparison":
+        return _compared(calculation, found)
     values, common_scale, problem = _in_one_scale(found)
     if problem:
         return Unclear(calculation, (problem,), tuple(c for f in found.values() for c in f.cells))
@@ -175,7 +186,9 @@ class _Match:
     stage: int = 0  # 0: no row is the figure's; 1: its row, but no one cell for the period; 2: found
 
 
-def _find(figure: Figure, cells: list[Cell], where: _Where, similarity, every_period: bool) -> _Match:
+def _find(
+    figure: Figure, cells: list[Cell], where: _Where, similarity, every_period: bool, percent: bool | None = None
+) -> _Match:
     """The cell the figure is read from (see the module's note)."""
     scored = _scores(figure, cells, where, similarity)
     if not any(s.covered for s in scored) and _TOTAL.search(figure.phrase):
@@ -193,7 +206,7 @@ def _find(figure: Figure, cells: list[Cell], where: _Where, similarity, every_pe
     if not fitting:
         return _Match(problem=f"no table row is labelled as {figure.phrase!r}", candidates=shown)
     if every_period:
-        return _every_period(figure, fitting, shown)
+        return _every_period(figure, fitting, shown, percent)
     in_period = _in_period(figure, fitting)
     if not in_period:
         period = _period_name(figure.year)
@@ -262,6 +275,7 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     kinds = where.statements | ({figure.statement} if figure.statement else set())
     best: dict[int, tuple[float, float, float, float]] = {}  # cell -> (share, label fit, column fit, name)
     names = [figure.phrase, *figure.also]
+    names += [n for n in dict.fromkeys(map(_without_quantity, names)) if n and n not in names]
     for n, name in enumerate(names):
         wanted = _label_terms(name) - _AS_PRINTED
         known = wanted & vocabulary
@@ -317,6 +331,16 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
     return scored
 
 
+_QUANTITY = re.compile(r"\b(?:amounts?|values?|figures?)\b", re.I)
+
+
+def _without_quantity(name: str) -> str:
+    """A name without the words that only say it is a quantity ("the cash amount", "the
+    Buildings value"): another name for a row that does not print them. "" when none."""
+    rest = " ".join(_QUANTITY.sub(" ", name).split())
+    return rest if rest != name and _terms(rest) else ""
+
+
 @lru_cache(maxsize=16384)  # the same passages' cells are scored for every figure
 def _cell_terms(label: str, column: str, title: str) -> tuple[frozenset[str], ...]:
     """The words of a cell's label, column and title, and all of them."""
@@ -347,6 +371,7 @@ def _same_meaning(names: list[str], scored: list[_Scored], similarity) -> list[_
     names ("Cost of products sold" for "cost of goods sold"): most of the name's words, and a
     label the embedding model puts very close to it."""
     near = [s for s in scored[:SIMILAR_CANDIDATES] if s.share >= MIN_SHARE_BY_MEANING and s.labelled]
+    near = [s for s in near if not _one_of_listed(s.cell, names, scored)]
     if not near:
         return scored
     labels = list(dict.fromkeys(s.cell.label for s in near))
@@ -354,6 +379,25 @@ def _same_meaning(names: list[str], scored: list[_Scored], similarity) -> list[_
     same = {label for label, c in zip(labels, cosine) if c >= SAME_MEANING}
     rescored = [_Scored(s.cell, s.score, s.share, s.cell.label in same, False) if s in near else s for s in scored]
     return sorted(rescored, key=lambda s: (-s.covered, -s.score))
+
+
+def _one_of_listed(cell: Cell, names: list[str], scored: list[_Scored]) -> bool:
+    """Whether the cell's row is one of several rows of its table that a name lists ("Land"
+    and "Leasehold improvements" of "land and leasehold improvements"): close in meaning to
+    the name, but another row is labelled with words of the name its label lacks."""
+    label = _label_terms(cell.label)
+    for name in names:
+        wanted = _label_terms(name)
+        if not label < wanted:
+            continue
+        others = {
+            _label_terms(s.cell.label)
+            for s in scored
+            if (s.cell.passage, s.cell.table) == (cell.passage, cell.table) and s.cell.label != cell.label
+        }
+        if any(other and other <= wanted and not other <= label for other in others):
+            return True
+    return False
 
 
 def _in_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
@@ -389,8 +433,18 @@ def _by_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
     return out
 
 
-def _every_period(figure: Figure, fitting: list[_Scored], shown) -> _Match:
-    """An average over every period of the best fitting row."""
+def _percent_wanted(calculation: Calculation) -> bool | None:
+    """Whether a row's percentages (True) or its amounts (False) are asked for where it prints
+    both for a period; None: as the phrase says."""
+    comparison = calculation.comparison
+    if comparison is not None and comparison.threshold is not None:
+        return comparison.threshold_percent
+    return None
+
+
+def _every_period(figure: Figure, fitting: list[_Scored], shown, percent: bool | None = None) -> _Match:
+    """Every period of the best fitting row (for an average over them, or to compare them);
+    where the row prints an amount and a percentage for a period, the one asked for."""
     best = max(fitting, key=lambda s: s.score)
     rivals = [s for s in fitting if not _same_row(s.cell, best.cell) and s.score > best.score - CLEAR_LEAD]
     if rivals and not (best.exact and not any(r.exact for r in rivals)):
@@ -400,7 +454,13 @@ def _every_period(figure: Figure, fitting: list[_Scored], shown) -> _Match:
             stage=1,
         )
     row = [s.cell for s in fitting if _same_row(s.cell, best.cell) and len(s.cell.periods) == 1]
-    row = list({next(iter(c.periods)): c for c in row}.values())
+    wanted = bool(_PERCENT_ASKED.search(figure.phrase)) if percent is None else percent
+    if any(c.percent == wanted for c in row):
+        row = [c for c in row if c.percent == wanted]
+    by_period: dict[str, Cell] = {}
+    for cell in row:
+        by_period.setdefault(next(iter(cell.periods)), cell)  # a period printed twice: its first column
+    row = list(by_period.values())
     if len(row) < 2:
         return _Match(problem=f"{figure.phrase!r} has no figures for several periods", candidates=shown, stage=1)
     return _Match(found=Found(figure, tuple(row), 0.0), candidates=shown, stage=2)
@@ -422,6 +482,240 @@ def _same_figure(a: Cell, b: Cell) -> bool:
     if a.scale and b.scale and a.scale != b.scale:
         return math.isclose(a.value * a.scale, b.value * b.scale, rel_tol=5e-3)
     return math.isclose(a.value, b.value, rel_tol=1e-9)
+
+
+def _one_item_over_years(found: dict[Figure, Found]) -> list[list[Figure]]:
+    """The figures that are one line item in several years (a change, an average of two
+    years) read from rows with different labels: one row's 2019 and another's 2018 make no
+    change of either."""
+    items: dict[tuple, list[Figure]] = {}
+    for figure in found:
+        items.setdefault((figure.phrase, figure.also), []).append(figure)
+    mixed = []
+    for figures in items.values():
+        labels = {_plain_label(c.label) for f in figures for c in found[f].cells}
+        if len(figures) > 1 and len(labels) > 1:
+            mixed.append(figures)
+    return mixed
+
+
+def _plain_label(label: str) -> str:
+    """A label as compared between years: "Nonvested as of December 31, 2018" is the 2019 row's."""
+    return " ".join(_WORD.findall(_without_years(label).lower()))
+
+
+def _from_one_row(item: list[Figure], cells: list[Cell], where: _Where, similarity) -> dict[Figure, Found] | None:
+    """Every year of one line item read from the best fitting row that has them all, or None
+    when no fitting row does."""
+    scored = [s for s in _scores(item[0], cells, where, similarity) if s.covered]
+    top = max((s.score for s in scored), default=0.0)
+    for best in scored:
+        if best.score < top - CLEAR_LEAD + 1e-9:
+            break  # a row that fits clearly worse ("Winter mooring fees" for "mooring fees") is another item
+        row = [s for s in scored if _same_row(s.cell, best.cell)]
+        settled = {}
+        for figure in item:
+            in_year = _in_period(figure, row)
+            if not in_year:
+                break
+            cell = max(in_year, key=lambda s: s.score).cell
+            settled[figure] = Found(figure, (cell,), abs(cell.value) if figure.outflow else cell.value)
+        else:
+            return settled
+    return None
+
+
+def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | Unclear:
+    """The period of the row whose figure is highest or lowest, or the periods above or below
+    the question's threshold. A row printed all negative (costs, outflows in parentheses) is
+    compared by size: its "largest" is the largest amount."""
+    (only,) = found.values()
+    comparison = calculation.comparison
+    cells = list(only.cells)
+    if len(calculation.years) >= 2:
+        cells = [c for c in cells if int(next(iter(c.periods))) in calculation.years]
+        if len(cells) < 2:
+            return Unclear(
+                calculation, (f"{only.figure.phrase!r} has no figures for the years asked",), only.cells, 0.5
+            )
+    by_size = all(c.value < 0 for c in cells)
+    sizes = [abs(c.value) if by_size else c.value for c in cells]
+    if comparison.threshold is None:
+        extreme = max(sizes) if comparison.most else min(sizes)
+        chosen = [c for c, v in zip(cells, sizes) if v == extreme]
+        if len(chosen) > 1:
+            periods = " and ".join(_period_of(c) for c in chosen)
+            return Unclear(calculation, (f"{only.figure.phrase!r} is the same in {periods}",), tuple(cells), 0.9)
+    else:
+        if comparison.threshold_percent != all(c.percent for c in cells):
+            kind = "a percentage" if comparison.threshold_percent else "an amount"
+            return Unclear(
+                calculation, (f"the question compares with {kind}, and the row does not print one",), tuple(cells), 0.5
+            )
+        limit = comparison.threshold
+        scale = cells[0].scale
+        if comparison.threshold_scale and scale and all(c.scale == scale for c in cells):
+            limit = comparison.threshold * comparison.threshold_scale / scale  # in the table's units
+        chosen = [c for c, v in zip(cells, sizes) if (v > limit if comparison.most else v < limit)]
+    result = " and ".join(_period_of(c) for c in chosen) if chosen else "none of them"
+    working = "; ".join(f"{_period_of(c)}: {c.printed}" for c in cells)
+    if by_size:
+        working += " (printed negative: compared by size)"
+    return Worked(
+        calculation=calculation,
+        result=result,
+        value=chosen[0].value if chosen else math.nan,
+        working=working,
+        found=(only,),
+    )
+
+
+_TOTAL_ROW = frozenset({"total", "subtotal"})
+
+
+def _rows_compared(
+    calculation: Calculation, cells: list[Cell], where: _Where, passages: Sequence[Hit]
+) -> Worked | Unclear | None:
+    """Which row of a table ("which segment", "which currency") has the highest or lowest
+    figure in the column the question names: its words are the column's and the table's title
+    (the rows are what is compared, so their labels name none of them), in the asked year, or
+    the latest the column shows. Total rows are not compared; a column that another fits as
+    well and that gives another answer leaves it unstated."""
+    figure = calculation.expression
+    comparison = calculation.comparison
+    year = calculation.years[-1] if calculation.years else None
+    vocabulary = set().union(*(_cell_terms(c.label, c.column, c.title)[3] for c in cells))
+    groups: dict[tuple, tuple[float, list[Cell]]] = {}
+    totals: dict[tuple, Cell] = {}  # each column's total row, where the table prints one
+    for name in dict.fromkeys([figure.phrase, *figure.also, _without_quantity(figure.phrase)]):
+        wanted = _label_terms(name) - _AS_PRINTED if name else frozenset()
+        known = wanted & vocabulary
+        if not known or wanted - known - where.headings - (where.context & _proper_terms(name)):
+            continue  # a word of the name that these tables do not use: not what they show
+        for cell in cells:
+            _, column, title, _ = _cell_terms(cell.label, cell.column, cell.title)
+            label = _label_terms(cell.label)
+            if not known <= column | title or not label or not re.search(r"[A-Za-z]", cell.label):
+                continue
+            if year is not None and cell.periods != {str(year)}:
+                continue
+            key = (cell.passage, cell.table, cell.column)
+            if label & _TOTAL_ROW:
+                totals.setdefault(key, cell)
+                continue
+            fit = len(known & column) / len(known)
+            best_fit, members = groups.get(key, (fit, []))
+            if cell not in members:
+                members.append(cell)
+            groups[key] = (max(best_fit, fit), members)
+    groups = {k: (fit, rows) for k, (fit, rows) in groups.items() if len({c.label for c in rows}) >= 2}
+    if not groups:
+        return None
+    if year is None:  # no year asked: the latest the fitting columns show
+        latest = max((int(_period_of(rows[0])) for _, rows in groups.values() if rows[0].periods), default=None)
+        if latest is not None:
+            groups = {k: g for k, g in groups.items() if not g[1][0].periods or int(_period_of(g[1][0])) == latest}
+    ranked = sorted(groups.items(), key=lambda g: (-g[1][0], -len(g[1][1])))
+    key, (fit, rows) = ranked[0]
+    parts, cut = _table_parts(key[:2], cells, passages)
+    for part in parts[1:]:  # the same table's rows in the passage before or after: the same column
+        rows = rows + [
+            c
+            for c in cells
+            if (c.passage, c.table) == part
+            and c.column == key[2]
+            and re.search(r"[A-Za-z]", c.label)
+            and not _label_terms(c.label) & _TOTAL_ROW
+        ]
+        total = next(
+            (
+                c
+                for c in cells
+                if (c.passage, c.table) == part and c.column == key[2] and _label_terms(c.label) & _TOTAL_ROW
+            ),
+            None,
+        )
+        if total is not None:
+            totals.setdefault(key, total)
+    ranked = [g for k, g in ranked if k[:2] not in parts]
+    total = totals.get(key)
+    if total is not None:
+        added = sum(c.value for c in rows)
+        if math.isclose(added, total.value, rel_tol=0.01, abs_tol=0.5):
+            cut = None  # every row is here: they make the total
+        else:
+            cut = f"the rows read do not add up to the table's total ({total.label}: {total.printed})"
+    if cut:
+        return Unclear(calculation, (cut,), tuple(rows), 0.5)
+    wants_percent = bool(_PERCENT_ASKED.search(figure.phrase))
+    if any(c.percent == wants_percent for c in rows):
+        rows = [c for c in rows if c.percent == wants_percent]
+    by_size = all(c.value < 0 for c in rows)
+    sizes = [abs(c.value) if by_size else c.value for c in rows]
+    extreme = max(sizes) if comparison.most else min(sizes)
+    chosen = [c for c, v in zip(rows, sizes) if v == extreme]
+    found = tuple(
+        Found(figure, tuple(c for c in rows if c.passage == p), extreme) for p in dict.fromkeys(c.passage for c in rows)
+    )
+    if len(chosen) > 1:
+        problem = f"{' and '.join(c.label for c in chosen)} have the same {figure.phrase!r}"
+        return Unclear(calculation, (problem,), tuple(rows), 0.9)
+    rivals = [g for g in ranked if g[0] == fit and len(g[1]) >= 2]
+    for _, other in rivals:
+        other_sizes = [abs(c.value) if by_size else c.value for c in other]
+        pick = other[other_sizes.index(max(other_sizes) if comparison.most else min(other_sizes))]
+        if pick.label != chosen[0].label:
+            problem = f"{figure.phrase!r} could be {_cell_name(rows[0])!r} or {_cell_name(other[0])!r}"
+            return Unclear(calculation, (problem,), (*rows[:2], *other[:2]), 0.5)
+    column = _without_years(rows[0].column).strip() or figure.phrase
+    period = f" ({_period_of(rows[0])})" if rows[0].periods else ""
+    working = f"{column}{period}: " + "; ".join(f"{c.label} {c.printed}" for c in rows)
+    if by_size:
+        working += " (printed negative: compared by size)"
+    return Worked(calculation=calculation, result=chosen[0].label, value=chosen[0].value, working=working, found=found)
+
+
+def _table_parts(
+    at: tuple[int, int], cells: list[Cell], passages: Sequence[Hit]
+) -> tuple[list[tuple[int, int]], str | None]:
+    """The parts of a table (passage, table) that runs over a passage's end into the next
+    passage of its document (a document's passages are numbered in reading order), and why
+    it may still have rows not read (None when it has none)."""
+    by_chunk = {(p.source, p.chunk_id): i for i, p in enumerate(passages)}
+    parts = [at]
+    for step in (1, -1):
+        passage, table = at
+        while True:
+            lines = [line.strip() for line in passages[passage].text.split("\n") if line.strip()]
+            printed = {c.row for c in cells if (c.passage, c.table) == (passage, table)}
+            edge = lines[-1] if step == 1 else lines[0]
+            if not lines or edge not in printed:
+                break  # the table ends inside this passage
+            hit = passages[passage]
+            beside = by_chunk.get((hit.source, hit.chunk_id + step))
+            if beside is None:
+                return (
+                    parts,
+                    "the table goes on past the passages read"
+                    if step == 1
+                    else "the table starts before the passages read",
+                )
+            tables = [c.table for c in cells if c.passage == beside]
+            other = [line.strip() for line in passages[beside].text.split("\n") if line.strip()]
+            joined = (
+                other
+                and tables
+                and (other[0] if step == 1 else other[-1]) in {c.row for c in cells if c.passage == beside}
+            )
+            if not joined:
+                break  # the neighbouring passage starts (or ends) with no row: the table ends here
+            passage, table = beside, (min(tables) if step == 1 else max(tables))
+            parts.append((passage, table))
+    return parts, None
+
+
+def _period_of(cell: Cell) -> str:
+    return next(iter(cell.periods))
 
 
 def _in_one_scale(found: dict[Figure, Found]) -> tuple[dict[int, float], float | None, str | None]:
@@ -660,14 +954,17 @@ def render(worked: Worked, refs: Sequence[int]) -> str:
         lead = f"{'Yes' if holds else 'No'}, it is {kind}. {lead}"
     if calc.kind == "value":  # a figure read and restated in the asked scale, not worked out
         lines = [f"{lead} (printed as {_as_printed(worked.working)})."]
-    elif isinstance(calc.expression, Figure):  # a measure the document prints as a row of its own
+    elif calc.kind == "comparison":
+        lines = [f"{lead}, worked out from the figures below: {worked.working}."]
+    elif isinstance(calc.expression, Figure) and calc.kind != "average":  # a measure printed as a row of its own
         lines = [f"{lead}, as the document states it."]
     else:
         lines = [f"{lead}, worked out from the figures below: {worked.working} = {worked.result}."]
     rows: dict[str, tuple[set[str], int]] = {}  # each row quoted once, with every column used
     for found, ref in zip(worked.found, refs):
-        years, _ = rows.setdefault(found.cells[0].row, (set(), ref))
-        years.update(p for c in found.cells for p in c.periods)
+        for cell in found.cells:  # the rows an average or a comparison reads, each once
+            years, _ = rows.setdefault(cell.row, (set(), ref))
+            years.update(cell.periods)
     lines += [f"{trimmed_row(row, years)} [{ref}]" for row, (years, ref) in rows.items()]
     return "\n\n".join(lines)
 

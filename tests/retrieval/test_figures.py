@@ -368,3 +368,155 @@ def test_a_question_naming_a_year_is_answered_from_that_year_s_filing(docent):
     for year in (2016, 2017):
         hits = docent.search(f"What were total revenues in {year}?", k=5, collection="adobe")
         assert hits[0].source.endswith(f"ADOBE_{year}_10K.pdf"), [h.source for h in hits]
+
+
+@pytest.mark.parametrize(
+    "question, result",
+    [
+        ("In which year was pilotage higher?", "2022"),
+        ("Which year had the lowest towage?", "2022"),
+        ("Which fiscal year has a higher occupancy rate?", "2022"),
+        ("In which years was pilotage above 1,100 thousand?", "2022"),
+        ("In which year was the occupancy rate below 80%?", "2021"),
+        ("Which years did towage exceed $2 million?", "none of them"),
+    ],
+)
+def test_the_periods_of_a_row_are_compared(question, result):
+    worked = _worked(question)
+    assert worked.result == result
+    text = render(worked, [1])
+    # The lead says what was compared, the working lists every period's figure, the row is cited.
+    assert f"**{result}**, worked out from the figures below:" in text
+    assert "Pilotage |" in text or "Towage |" in text or "Occupancy rate |" in text
+
+
+def test_a_row_printed_all_negative_is_compared_by_size():
+    losses = _hit("Impairment losses (in thousands)\nImpairments | 2022: (310) | 2021: (95)")
+    worked = _worked("In which year were impairments larger?", [losses])
+    assert worked.result == "2022" and "compared by size" in worked.working
+
+
+def test_an_average_over_a_row_is_worked_out_not_read():
+    text = render(_worked("What was the average towage?"), [1])
+    assert text.startswith("Average towage: **825 thousand**, worked out from the figures below: (800 + 850) / 2")
+
+
+SEGMENTS = (
+    "Segment results (in millions)\n"
+    "Ferries | Revenue 2022: 410 | Revenue 2021: 380 | Operating income 2022: 35 | Operating income 2021: 41\n"
+    "Cargo | Revenue 2022: 620 | Revenue 2021: 590 | Operating income 2022: 28 | Operating income 2021: 52\n"
+    "Marinas | Revenue 2022: 150 | Revenue 2021: 140 | Operating income 2022: 19 | Operating income 2021: 17\n"
+    "Total | Revenue 2022: 1,180 | Revenue 2021: 1,110 | Operating income 2022: 82 | Operating income 2021: 110\n"
+    "\nAll three segments grew their revenue."
+)
+
+
+@pytest.mark.parametrize(
+    "question, result",
+    [
+        ("Which segment had the highest revenue in 2022?", "Cargo"),
+        ("Which segment earned the lowest operating income in 2022?", "Marinas"),
+        ("Which segment had the highest operating income in 2021?", "Cargo"),
+        ("Which segment had the highest operating income?", "Ferries"),  # the latest year shown
+    ],
+)
+def test_the_rows_of_a_table_are_compared_in_the_column_the_question_names(question, result):
+    worked = _worked(question, [_hit(SEGMENTS)])
+    assert worked.result == result
+    text = render(worked, [1])
+    assert all(f"{segment} |" in text for segment in ("Ferries", "Cargo", "Marinas"))  # every row compared, cited
+    assert "Total |" not in text  # a total is not one of the rows compared
+
+
+def test_rows_compared_must_be_all_of_their_table():
+    # The table runs past its passage and the next passage was not read: no answer.
+    cut = _hit("Segment results (in millions)\n" + "\n".join(SEGMENTS.split("\n")[1:3]), page=7)
+    outcome = work_out(parse_calculation("Which segment had the highest revenue in 2022?"), [cut])
+    assert isinstance(outcome, Unclear) and "goes on past" in outcome.problems[0]
+    # With the next passage of the document (its chunk follows), the rest of the table is read.
+    rest = _hit("\n".join(SEGMENTS.split("\n")[3:]), page=8)
+    worked = _worked("Which segment had the lowest revenue in 2022?", [cut, rest])
+    assert worked.result == "Marinas"
+    # Rows that do not add up to the table's total leave some out.
+    gap = _hit(SEGMENTS.replace("Marinas | Revenue 2022: 150", "Marinas | Revenue 2022: 50"))
+    outcome = work_out(parse_calculation("Which segment had the lowest revenue in 2022?"), [gap])
+    assert isinstance(outcome, Unclear) and "do not add up" in outcome.problems[0]
+
+
+def test_one_line_item_over_years_comes_from_one_row():
+    # 2022 from one row and 2021 from another make no change of either.
+    split = _hit(
+        "Fees (in thousands)\n"
+        "Mooring fees | 2022: 300\n"
+        "Berth fees | 2022: 90 | 2021: 80\n"
+        "\nCash received (in thousands)\n"
+        "Mooring fees received | 2021: 280"
+    )
+    outcome = work_out(parse_calculation("What was the change in mooring fees from 2021 to 2022?"), [split])
+    assert isinstance(outcome, Unclear) and "rows labelled differently" in outcome.problems[0]
+    # A table with its years down the side has one row a year: that is one item.
+    down = _hit(
+        "Shares (in thousands)\nNonvested as of December 31, 2021 | Number of shares: 410\nNonvested as of December 31, 2022 | Number of shares: 380"
+    )
+    assert (
+        _worked("What is the total number of nonvested shares as of December 31, 2021 and 2022?", [down]).value == 790
+    )
+
+
+def test_note_references_are_no_figures():
+    noted = _hit(
+        "Assets (in millions)\n"
+        "Investments | 2022 Note: 14 | 2022: 1,216.0 | 2021: 1,212.9\n"
+        "Transfers (Note (b)) | 2022: (1,421) | 2021: (7,816)"
+    )
+    assert _worked("In which year were investments higher?", [noted]).result == "2022"
+    assert _worked("What was the change in transfers from 2021 to 2022?", [noted]).value == 6395
+
+
+def test_a_qualified_measure_is_read_as_printed_never_worked_from_the_textbook():
+    table = _hit(
+        "Results (in thousands)\n"
+        "Operating income | 2022: 5,000 | 2021: 4,000\n"
+        "Depreciation and amortization | 2022: 1,000 | 2021: 900\n"
+        "Underlying EBITDA | 2022: 6,400 | 2021: 5,100"
+    )
+    assert "6,400" in render(_worked("What was the underlying EBITDA in 2022?", [table]), [1])
+    without = _hit(
+        "Results (in thousands)\nOperating income | 2022: 5,000\nDepreciation and amortization | 2022: 1,000"
+    )
+    # No row says "underlying": nothing is worked out (the passages are quoted instead).
+    assert work_out(parse_calculation("What was the underlying EBITDA in 2022?"), [without]) is None
+    assert _worked("What was the EBITDA in 2022?", [without]).value == 6000
+
+
+def test_how_a_figure_is_calculated_asks_for_the_method():
+    assert parse_calculation("How is the average selling price calculated?") is None
+    assert parse_calculation("How are adjusted earnings determined?") is None
+
+
+def test_a_name_that_lists_rows_is_their_sum_not_the_closest_one():
+    property_table = _hit(
+        "Property (in thousands)\n"
+        "Land | 2022: 672 | 2021: 672\n"
+        "Leasehold improvements | 2022: 798 | 2021: 1,238\n"
+        "Land, property and equipment, gross | 2022: 8,109 | 2021: 8,381"
+    )
+    worked = _worked(
+        "What is the proportion of land and leasehold improvements over the gross land, property and equipment in 2022?",
+        [property_table],
+    )
+    assert worked.result == "18.13%"
+
+
+def test_words_that_only_say_a_quantity_name_no_row():
+    assert _worked("What was the change in the pilotage amount from 2021 to 2022?").value == 200
+    assert _worked("What was the change in the towage value from 2021 to 2022?").value == -50
+
+
+def test_a_change_word_of_the_row_stays_in_its_name():
+    rates = _hit(
+        "Assumptions\nExpected rate of salary increase | 2022: 3.0% | 2021: 2.5%\nDiscount rate | 2022: 4.1% | 2021: 2.9%"
+    )
+    assert _worked(
+        "What is the change in expected rate of salary increase between 2021 and 2022?", [rates]
+    ).value == pytest.approx(0.5)
