@@ -68,6 +68,7 @@ class Comparison:
     threshold: float | None = None  # as written: 100.0 of "less than 100.0 million"
     threshold_scale: float | None = None  # 1e6 of "million"; None where the question names none
     threshold_percent: bool = False
+    count: bool = False  # "How many years did X exceed ...": how many periods, not which
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,11 @@ _LEADING_VERB = re.compile(
 _UNIT_SCALES = {"k": 1e3, "m": 1e6, "mn": 1e6, "bn": 1e9, **{name[:-1]: value for name, value in SCALES.items()}}
 
 
+_HOW_MANY_PERIODS = re.compile(
+    r"^how many\s+(?:of\s+the\s+)?(?:(?:fiscal|financial|calendar)\s+)?(?:years|periods|quarters|months)\b\s*"
+    r"(?P<rest>.+)$",
+    re.I,
+)
 # "Which segment had ...", "In which currency was ...", "Which of the contractual obligations
 # has ...": the rows of a table compared.
 _WHICH_ROW = re.compile(
@@ -335,7 +341,8 @@ def _comparison(text: str) -> Calculation | None:
     above or below a figure it gives ("In which year was X larger?", "Which year has the
     lowest X?", "In which years was X less than 100.0 million?"), or which row of a table is
     ("Which segment had the highest X in 2019?")."""
-    match = _WHICH_PERIOD.match(text)
+    match = _WHICH_PERIOD.match(text) or _HOW_MANY_PERIODS.match(text)
+    count = match is not None and match.re is _HOW_MANY_PERIODS
     among = None
     if match is None:
         match = _WHICH_ROW.match(text)
@@ -344,6 +351,8 @@ def _comparison(text: str) -> Calculation | None:
         among = match.group("among").lower()
     rest = _LEADING_VERB.sub("", match.group("rest").strip())
     threshold = _THRESHOLD.search(rest) if among is None else None
+    if count and threshold is None:
+        return None  # "How many years ...?" without a figure to pass: no count of periods
     if threshold is not None:
         unit = (threshold.group("unit") or "").lower()
         number = float(re.sub(r"[^\d.]", "", threshold.group("number")))
@@ -353,6 +362,7 @@ def _comparison(text: str) -> Calculation | None:
             threshold=number,
             threshold_scale=_UNIT_SCALES.get(unit.rstrip("s")),
             threshold_percent=percent,
+            count=count,
         )
         words_said = "above" if comparison.most else "below"
         said = f"{threshold.group('number').strip()}{'%' if percent else (' ' + unit if unit else '')}"
@@ -369,7 +379,7 @@ def _comparison(text: str) -> Calculation | None:
     except NotAFormula:
         return None
     if threshold is not None:
-        name = f"periods when {figure.phrase} was {words_said} {said}"
+        name = f"{'number of ' if count else ''}periods when {figure.phrase} was {words_said} {said}"
     else:
         name = f"{among or 'period'} with the {'highest' if comparison.most else 'lowest'} {figure.phrase}"
     return Calculation(

@@ -558,6 +558,8 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
             limit = comparison.threshold * comparison.threshold_scale / scale  # in the table's units
         chosen = [c for c, v in zip(cells, sizes) if (v > limit if comparison.most else v < limit)]
     result = " and ".join(_period_of(c) for c in chosen) if chosen else "none of them"
+    if comparison.count:
+        result = f"{len(chosen)}" + (f" ({result})" if chosen else "")
     working = "; ".join(f"{_period_of(c)}: {c.printed}" for c in cells)
     if by_size:
         working += " (printed negative: compared by size)"

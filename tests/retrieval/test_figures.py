@@ -379,6 +379,8 @@ def test_a_question_naming_a_year_is_answered_from_that_year_s_filing(docent):
         ("In which years was pilotage above 1,100 thousand?", "2022"),
         ("In which year was the occupancy rate below 80%?", "2021"),
         ("Which years did towage exceed $2 million?", "none of them"),
+        ("How many years did towage exceed 820 thousand?", "1 (2021)"),
+        ("How many years did pilotage exceed $500 thousand?", "2 (2022 and 2021)"),
     ],
 )
 def test_the_periods_of_a_row_are_compared(question, result):
