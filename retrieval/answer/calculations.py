@@ -327,9 +327,10 @@ _HOW_MANY_PERIODS = re.compile(
     re.I,
 )
 # "Which segment had ...", "In which currency was ...", "Which of the contractual obligations
-# has ...": the rows of a table compared.
+# has ...", "In 2021, which of Harbor's segments had ...": the rows of a table compared.
 _WHICH_ROW = re.compile(
-    r"^(?:(?:in|for|at|from)\s+)?(?:which|what)\s+(?:of\s+the\s+|one\s+of\s+the\s+)?(?P<among>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)"
+    r"^(?:[^,?]{1,40},\s*)?(?:(?:in|for|at|from)\s+)?(?:which|what)\s+(?:one\s+)?(?:of\s+(?:the|its|their|our|"
+    r"(?:[A-Z][\w.&-]*\s+){0,2}[A-Z][\w.&-]*(?:['’]s?))\s+)?(?P<among>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)"
     r"\s+(?P<rest>(?:has|had|have|was|were|is|are|saw|showed|reported|recorded|generated|earned|made|contributed|"
     r"accounted for|brought in)\b.+)$",
     re.I,

@@ -303,7 +303,9 @@ def _scores(figure: Figure, cells: list[Cell], where: _Where, similarity) -> lis
             present = (label | column | title.difference(*others) if others else names_of[i]) & weight.keys()
             if not present:
                 continue
-            share = sum(weight[t] for t in present) / total
+            # Rounded: the sums run over sets, whose order (and so the last bits of a float sum)
+            # changes from process to process; ties between names must stay ties.
+            share = round(sum(weight[t] for t in present) / total, 9)
             if figure.statement == BALANCE_SHEET and CASH_FLOWS in statements_of(cells[i]):
                 continue  # a balance's row in a cash flow statement is its change ("Inventories | (298)")
             fits = (
@@ -612,7 +614,7 @@ def _rows_compared(
             groups[key] = (max(best_fit, fit), members)
     groups = {k: (fit, rows) for k, (fit, rows) in groups.items() if len({c.label for c in rows}) >= 2}
     if not groups:
-        return None
+        return _columns_compared(calculation, cells, where)
     if year is None:  # no year asked: the latest the fitting columns show
         latest = max((int(_period_of(rows[0])) for _, rows in groups.values() if rows[0].periods), default=None)
         if latest is not None:
@@ -675,6 +677,54 @@ def _rows_compared(
     if by_size:
         working += " (printed negative: compared by size)"
     return Worked(calculation=calculation, result=chosen[0].label, value=chosen[0].value, working=working, found=found)
+
+
+def _columns_compared(calculation: Calculation, cells: list[Cell], where: _Where) -> Worked | Unclear | None:
+    """Which column of a row ("Revenue | Americas 2019: 410 | EMEA 2019: 380") has the highest
+    or lowest figure, where the compared things head the columns: the row the question names,
+    in the asked year (else the latest it shows), total columns aside. A row is never cut, so
+    its columns are all there."""
+    figure = calculation.expression
+    comparison = calculation.comparison
+    year = calculation.years[-1] if calculation.years else None
+    fitting = [s for s in _scores(figure, cells, where, None) if s.covered]
+
+    def compared(row: list[Cell]) -> list[Cell]:
+        named = [c for c in row if _column_terms(c.column) and not _column_terms(c.column) & _TOTAL_ROW]
+        if year is not None:
+            return [c for c in named if c.periods == {str(year)}]
+        latest = max((int(_period_of(c)) for c in named if c.periods), default=None)
+        return [c for c in named if latest is None or c.periods == {str(latest)}]
+
+    rows: dict[tuple, tuple[float, list[Cell]]] = {}
+    for s in fitting:
+        key = (s.cell.passage, s.cell.table, s.cell.row)
+        score, members = rows.get(key, (s.score, []))
+        rows[key] = (max(score, s.score), [*members, s.cell])
+    ranked = sorted(((score, compared(row)) for score, row in rows.values()), key=lambda r: -r[0])
+    ranked = [(score, row) for score, row in ranked if len({_without_years(c.column).strip() for c in row}) >= 2]
+    if not ranked:
+        return None
+    top, row = ranked[0]
+
+    def pick(row: list[Cell]) -> tuple[list[Cell], list[float]]:
+        by_size = all(c.value < 0 for c in row)
+        sizes = [abs(c.value) if by_size else c.value for c in row]
+        extreme = max(sizes) if comparison.most else min(sizes)
+        return [c for c, v in zip(row, sizes) if v == extreme], sizes
+
+    chosen, _ = pick(row)
+    names = [_without_years(c.column).strip() for c in chosen]
+    if len(chosen) > 1:
+        return Unclear(calculation, (f"{' and '.join(names)} have the same {figure.phrase!r}",), tuple(row), 0.9)
+    for score, other in ranked[1:]:
+        if score > top - CLEAR_LEAD and _without_years(pick(other)[0][0].column).strip() != names[0]:
+            problem = f"{figure.phrase!r} could be {row[0].label!r} or {other[0].label!r}"
+            return Unclear(calculation, (problem,), (row[0], other[0]), 0.5)
+    period = f" ({_period_of(row[0])})" if row[0].periods else ""
+    working = f"{row[0].label}{period}: " + "; ".join(f"{_without_years(c.column).strip()} {c.printed}" for c in row)
+    found = (Found(figure, tuple(row), chosen[0].value),)
+    return Worked(calculation=calculation, result=names[0], value=chosen[0].value, working=working, found=found)
 
 
 def _table_parts(

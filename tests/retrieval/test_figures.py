@@ -522,3 +522,13 @@ def test_a_change_word_of_the_row_stays_in_its_name():
     assert _worked(
         "What is the change in expected rate of salary increase between 2021 and 2022?", [rates]
     ).value == pytest.approx(0.5)
+
+
+def test_the_columns_of_a_row_are_compared_when_the_things_compared_head_them():
+    regions = _hit(
+        "Revenue by region (in millions)\n"
+        "Revenue | Americas 2022: 410 | Europe 2022: 380 | Asia 2022: 150 | Total 2022: 940 | Americas 2021: 300 | "
+        "Europe 2021: 420 | Asia 2021: 140 | Total 2021: 860"
+    )
+    assert _worked("Which region had the highest revenue in 2021?", [regions]).result == "Europe"
+    assert _worked("Which of the company's regions brought in the least revenue?", [regions]).result == "Asia"
