@@ -529,22 +529,19 @@ def _from_one_row(item: list[Figure], cells: list[Cell], where: _Where, similari
 
 def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | Unclear:
     """The period of the row whose figure is highest or lowest, or the periods above or below
-    the question's threshold. A row printed all negative (costs, outflows in parentheses) is
-    compared by size: its "largest" is the largest amount."""
+    the question's threshold (or how many), compared as _sizes says."""
     (only,) = found.values()
     comparison = calculation.comparison
     cells = list(only.cells)
     if len(calculation.years) >= 2:
-        cells = [c for c in cells if int(next(iter(c.periods))) in calculation.years]
+        cells = [c for c in cells if int(_period_of(c)) in calculation.years]
         if len(cells) < 2:
             return Unclear(
                 calculation, (f"{only.figure.phrase!r} has no figures for the years asked",), only.cells, 0.5
             )
-    by_size = all(c.value < 0 for c in cells)
-    sizes = [abs(c.value) if by_size else c.value for c in cells]
+    sizes, by_size = _sizes(cells)
     if comparison.threshold is None:
-        extreme = max(sizes) if comparison.most else min(sizes)
-        chosen = [c for c, v in zip(cells, sizes) if v == extreme]
+        chosen = _extreme(cells, comparison.most)
         if len(chosen) > 1:
             periods = " and ".join(_period_of(c) for c in chosen)
             return Unclear(calculation, (f"{only.figure.phrase!r} is the same in {periods}",), tuple(cells), 0.9)
@@ -623,22 +620,8 @@ def _rows_compared(
     key, (fit, rows) = ranked[0]
     parts, cut = _table_parts(key[:2], cells, passages)
     for part in parts[1:]:  # the same table's rows in the passage before or after: the same column
-        rows = rows + [
-            c
-            for c in cells
-            if (c.passage, c.table) == part
-            and c.column == key[2]
-            and re.search(r"[A-Za-z]", c.label)
-            and not _label_terms(c.label) & _TOTAL_ROW
-        ]
-        total = next(
-            (
-                c
-                for c in cells
-                if (c.passage, c.table) == part and c.column == key[2] and _label_terms(c.label) & _TOTAL_ROW
-            ),
-            None,
-        )
+        more, total = _column_cells(cells, part, key[2])
+        rows = rows + more
         if total is not None:
             totals.setdefault(key, total)
     ranked = [g for k, g in ranked if k[:2] not in parts]
@@ -654,29 +637,31 @@ def _rows_compared(
     wants_percent = bool(_PERCENT_ASKED.search(figure.phrase))
     if any(c.percent == wants_percent for c in rows):
         rows = [c for c in rows if c.percent == wants_percent]
-    by_size = all(c.value < 0 for c in rows)
-    sizes = [abs(c.value) if by_size else c.value for c in rows]
-    extreme = max(sizes) if comparison.most else min(sizes)
-    chosen = [c for c, v in zip(rows, sizes) if v == extreme]
-    found = tuple(
-        Found(figure, tuple(c for c in rows if c.passage == p), extreme) for p in dict.fromkeys(c.passage for c in rows)
-    )
+    chosen = _extreme(rows, comparison.most)
+    by_passage = dict.fromkeys(c.passage for c in rows)  # each passage's rows cited with its number
+    found = tuple(Found(figure, tuple(c for c in rows if c.passage == p), chosen[0].value) for p in by_passage)
     if len(chosen) > 1:
         problem = f"{' and '.join(c.label for c in chosen)} have the same {figure.phrase!r}"
         return Unclear(calculation, (problem,), tuple(rows), 0.9)
-    rivals = [g for g in ranked if g[0] == fit and len(g[1]) >= 2]
-    for _, other in rivals:
-        other_sizes = [abs(c.value) if by_size else c.value for c in other]
-        pick = other[other_sizes.index(max(other_sizes) if comparison.most else min(other_sizes))]
-        if pick.label != chosen[0].label:
+    for other_fit, other in ranked:
+        if other_fit == fit and len(other) >= 2 and _extreme(other, comparison.most)[0].label != chosen[0].label:
             problem = f"{figure.phrase!r} could be {_cell_name(rows[0])!r} or {_cell_name(other[0])!r}"
             return Unclear(calculation, (problem,), (*rows[:2], *other[:2]), 0.5)
     column = _without_years(rows[0].column).strip() or figure.phrase
     period = f" ({_period_of(rows[0])})" if rows[0].periods else ""
     working = f"{column}{period}: " + "; ".join(f"{c.label} {c.printed}" for c in rows)
-    if by_size:
+    if _sizes(rows)[1]:
         working += " (printed negative: compared by size)"
     return Worked(calculation=calculation, result=chosen[0].label, value=chosen[0].value, working=working, found=found)
+
+
+def _column_cells(cells: list[Cell], part: tuple[int, int], column: str) -> tuple[list[Cell], Cell | None]:
+    """A column's cells in one part (passage, table) of a table: its rows, and its total row."""
+    inside = [
+        c for c in cells if (c.passage, c.table) == part and c.column == column and re.search(r"[A-Za-z]", c.label)
+    ]
+    total = next((c for c in inside if _label_terms(c.label) & _TOTAL_ROW), None)
+    return [c for c in inside if c is not total and not _label_terms(c.label) & _TOTAL_ROW], total
 
 
 def _columns_compared(calculation: Calculation, cells: list[Cell], where: _Where) -> Worked | Unclear | None:
@@ -706,23 +691,18 @@ def _columns_compared(calculation: Calculation, cells: list[Cell], where: _Where
     if not ranked:
         return None
     top, row = ranked[0]
-
-    def pick(row: list[Cell]) -> tuple[list[Cell], list[float]]:
-        by_size = all(c.value < 0 for c in row)
-        sizes = [abs(c.value) if by_size else c.value for c in row]
-        extreme = max(sizes) if comparison.most else min(sizes)
-        return [c for c, v in zip(row, sizes) if v == extreme], sizes
-
-    chosen, _ = pick(row)
+    chosen = _extreme(row, comparison.most)
     names = [_without_years(c.column).strip() for c in chosen]
     if len(chosen) > 1:
         return Unclear(calculation, (f"{' and '.join(names)} have the same {figure.phrase!r}",), tuple(row), 0.9)
     for score, other in ranked[1:]:
-        if score > top - CLEAR_LEAD and _without_years(pick(other)[0][0].column).strip() != names[0]:
+        if score > top - CLEAR_LEAD and _without_years(_extreme(other, comparison.most)[0].column).strip() != names[0]:
             problem = f"{figure.phrase!r} could be {row[0].label!r} or {other[0].label!r}"
             return Unclear(calculation, (problem,), (row[0], other[0]), 0.5)
     period = f" ({_period_of(row[0])})" if row[0].periods else ""
     working = f"{row[0].label}{period}: " + "; ".join(f"{_without_years(c.column).strip()} {c.printed}" for c in row)
+    if _sizes(row)[1]:
+        working += " (printed negative: compared by size)"
     found = (Found(figure, tuple(row), chosen[0].value),)
     return Worked(calculation=calculation, result=names[0], value=chosen[0].value, working=working, found=found)
 
@@ -767,7 +747,21 @@ def _table_parts(
 
 
 def _period_of(cell: Cell) -> str:
-    return next(iter(cell.periods))
+    return max(cell.periods)  # its one year; of "2019 and 2018", the later
+
+
+def _sizes(cells: list[Cell]) -> tuple[list[float], bool]:
+    """The figures as compared, and whether by size: a row or column printed all negative
+    (costs, outflows in parentheses) is compared by size, its "largest" the largest amount."""
+    by_size = all(c.value < 0 for c in cells)
+    return [abs(c.value) if by_size else c.value for c in cells], by_size
+
+
+def _extreme(cells: list[Cell], most: bool) -> list[Cell]:
+    """The cells with the highest (most) or lowest figure: one, or several that tie."""
+    sizes, _ = _sizes(cells)
+    extreme = max(sizes) if most else min(sizes)
+    return [c for c, v in zip(cells, sizes) if v == extreme]
 
 
 def _in_one_scale(found: dict[Figure, Found]) -> tuple[dict[int, float], float | None, str | None]:
