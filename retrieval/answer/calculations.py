@@ -1,7 +1,9 @@
 """What a question asks to be worked out, read in general terms: the operation (a change, a
-percentage change, an average, a sum, a difference, a ratio, a share, a growth rate, or a
-formula the question gives or a measure the glossary defines), the figures it needs (each a
-phrase naming a row or column of a table, at a year), and how the result is to be stated.
+percentage change, an average, a sum, a difference, a ratio, a share, a growth rate, a
+formula the question gives or a measure the glossary defines, or a comparison: which period
+or row is highest or lowest, which periods pass a threshold, how many), the figures it needs
+(each a phrase naming a row or column of a table, at a year), and how the result is to be
+stated.
 
     "By what percentage did net debt change from 2021 to 2022?"
         -> (net debt[2022] - net debt[2021]) / net debt[2021], in percent
@@ -9,6 +11,8 @@ phrase naming a row or column of a table, at a year), and how the result is to b
         -> Grocery[2018] / total net sales[2018], in percent
     "What is the FY2023 quick ratio? ... is defined as: (cash + receivables) / current
      liabilities."  -> the question's own formula, at 2023
+    "Which segment had the highest revenue in 2019?"
+        -> the rows of the table naming revenue compared, at 2019
 
 The phrases are the question's own words with the periods taken out; which row of which table
 each names is decided against the documents (figures.py), by the meaning of the row labels.
@@ -60,8 +64,9 @@ KINDS = (
 
 @dataclass(frozen=True)
 class Comparison:
-    """Which periods of a row a question asks for: the one with the highest (most=True) or
-    lowest figure, or, with a threshold, those above (most=True) or below it."""
+    """What a comparison asks: the period of a row (or, `among`, the row of a table) with the
+    highest (most=True) or lowest figure; with a threshold, the periods above (most=True) or
+    below it, or how many they are (count)."""
 
     most: bool
     among: str | None = None  # "segment" of "Which segment had ...": rows compared, not periods
@@ -521,8 +526,8 @@ def _measure(body: str, years, definitions: dict, percent_asked: bool) -> _Read 
 # Words beside a measure's name that do not make it another quantity: whose it is, or that it
 # is as reported.
 _NOT_QUALIFYING = frozenset(
-    "the a an of for in on at by its their our company company's group group's firm firm's entity entity's total "
-    "annual reported gaap consolidated unadjusted fiscal year".split()
+    "the a an of for in on at by its their our company group firm entity total annual reported gaap consolidated "
+    "unadjusted fiscal year".split()
 )
 
 
