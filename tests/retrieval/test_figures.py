@@ -532,3 +532,26 @@ def test_the_columns_of_a_row_are_compared_when_the_things_compared_head_them():
     )
     assert _worked("Which region had the highest revenue in 2021?", [regions]).result == "Europe"
     assert _worked("Which of the company's regions brought in the least revenue?", [regions]).result == "Asia"
+
+
+def test_comparisons_are_answered_end_to_end_from_an_ingested_page(docent, tmp_path):
+    # A real HTML page through ingest (its table read as rows), search and the extractive answer.
+    page = tmp_path / "harbor-segments.html"
+    page.write_text(
+        "<html><head><title>Harbor Group segment report</title></head><body>"
+        "<h1>Segment results</h1><p>Revenue and operating income by segment, in millions.</p>"
+        "<table><tr><th>Segment</th><th>Revenue 2022</th><th>Revenue 2021</th>"
+        "<th>Operating income 2022</th><th>Operating income 2021</th></tr>"
+        "<tr><td>Ferries</td><td>410</td><td>380</td><td>35</td><td>41</td></tr>"
+        "<tr><td>Cargo</td><td>620</td><td>590</td><td>28</td><td>52</td></tr>"
+        "<tr><td>Marinas</td><td>150</td><td>140</td><td>19</td><td>17</td></tr>"
+        "<tr><td>Total</td><td>1,180</td><td>1,110</td><td>82</td><td>110</td></tr></table>"
+        "<p>Cargo volumes recovered in 2022 while ferry margins held.</p></body></html>",
+        encoding="utf-8",
+    )
+    assert [o.status for o in docent.ingest([Source.from_path(page)], collection="segments")] == ["added"]
+    answer = docent.ask("Which segment had the lowest operating income in 2021?", collection="segments")
+    assert "**Marinas**, worked out from the figures below" in answer.text, answer.text
+    assert answer.citations and answer.citations[0].source.endswith("harbor-segments.html")
+    answer = docent.ask("In which year was the revenue of Ferries higher?", collection="segments")
+    assert "**2022**" in answer.text, answer.text
