@@ -342,6 +342,18 @@ _WHICH_ROW = re.compile(
 )
 
 
+# "Among the derivative instruments it uses, which one had ...": the rows of a table compared.
+_AMONG = re.compile(
+    r"^(?:among|of)\s+(?P<among>.+?),\s*(?:which|what)\b(?:\s+one)?(?:\s+of\s+(?:them|these|those))?\s+(?P<rest>.+)$",
+    re.I,
+)
+# What only says which of them: "all of the", "its", "the company's"; a clause after the noun.
+_AMONG_WORDS = re.compile(
+    r"^(?:all\s+)?(?:of\s+)?(?:(?:the|its|their|our)\s+)?(?:[\w.&-]+['’]s?\s+(?=\w))?|\s+(?:that|which|used|it)\b.*$",
+    re.I,
+)
+
+
 def _comparison(text: str) -> Calculation | None:
     """A question asking which period of a row is highest or lowest, or which periods lie
     above or below a figure it gives ("In which year was X larger?", "Which year has the
@@ -351,10 +363,10 @@ def _comparison(text: str) -> Calculation | None:
     count = match is not None and match.re is _HOW_MANY_PERIODS
     among = None
     if match is None:
-        match = _WHICH_ROW.match(text)
-        if match is None or re.search(r"\b(?:respectively|and|or)\b", match.group("among"), re.I):
-            return None
-        among = match.group("among").lower()
+        match = _WHICH_ROW.match(text) or _AMONG.match(text)
+        among = _AMONG_WORDS.sub("", match.group("among").lower()).strip() if match is not None else ""
+        if not among or re.search(r"\b(?:respectively|and|or)\b|,", among, re.I):
+            return None  # things listed one by one: no table's rows
     rest = _LEADING_VERB.sub("", match.group("rest").strip())
     threshold = _THRESHOLD.search(rest) if among is None else None
     if count and threshold is None:

@@ -555,3 +555,15 @@ def test_comparisons_are_answered_end_to_end_from_an_ingested_page(docent, tmp_p
     assert answer.citations and answer.citations[0].source.endswith("harbor-segments.html")
     answer = docent.ask("In which year was the revenue of Ferries higher?", collection="segments")
     assert "**2022**" in answer.text, answer.text
+
+
+def test_among_things_which_one_compares_the_rows_of_their_table():
+    hedges = _hit(
+        "Derivative instruments (notional amounts, in millions)\n"
+        "Interest rate swaps | 2022: 19,779 | 2021: 17,768\n"
+        "Cross currency swaps | 2022: 32,502 | 2021: 26,961\n"
+        "Foreign exchange forwards | 2022: 932 | 2021: 1,180\n"
+        "\nThe swaps hedge the fair value of fixed-rate debt."
+    )
+    question = "Among the derivative instruments the harbor uses to hedge its debt, which one had the lowest notional amount in 2021?"
+    assert _worked(question, [hedges]).result == "Foreign exchange forwards"
