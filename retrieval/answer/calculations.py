@@ -74,6 +74,7 @@ class Comparison:
     threshold_scale: float | None = None  # 1e6 of "million"; None where the question names none
     threshold_percent: bool = False
     count: bool = False  # "How many years did X exceed ...": how many periods, not which
+    items: tuple[str, ...] = ()  # "Which was higher, revenue or cost of sales?": the things named, compared
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,8 @@ def parse_calculation(question: str) -> Calculation | None:
         return None  # "How is the average selling price calculated?": the method, not a figure
     compared = _comparison(text) if sign is None else None
     if compared is not None:
+        if compared.comparison.items:  # each listed thing at the asked year, else its row's latest
+            compared = replace(compared, expression=bind(compared.expression, years[-1] if years else LATEST))
         return replace(compared, years=years, statements=statements_named(question))
     try:
         calculation = _read(text, years, definitions, percent_asked, whole=sign is None)
@@ -354,6 +357,63 @@ _AMONG_WORDS = re.compile(
 )
 
 
+# "Which was higher in 2022, revenue or cost of sales?", "Which of revenue and cost of sales
+# was higher?", "Among operations, investing and financing, which brought in the most cash?"
+_WHICH_OF_LISTED = (
+    re.compile(
+        r"^(?:which|what)\s+(?:one\s+)?(?:is|was|were|are|has|had)\s+(?P<rest>[^,]+?),\s*(?P<items>[^,]+(?:,[^,]+)*"
+        r"\bor\b.+)$",
+        re.I,
+    ),
+    re.compile(
+        r"^(?:which|what)\s+(?:one\s+)?of\s+(?P<items>.+?\b(?:or|and)\b.+?)\s+(?P<rest>(?:has|had|was|were|is|"
+        r"are|saw|showed|reported|recorded|generated|earned|made|brought in)\b.+)$",
+        re.I,
+    ),
+    _AMONG,
+)
+_LISTED = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", re.I)
+
+
+def _listed_compared(text: str) -> Calculation | None:
+    """Which of the things a question lists has the highest or lowest figure: each a figure
+    of its own (the thing, and what is compared where the question says: "cash flow"), at the
+    asked year, else each row's latest."""
+    for pattern in _WHICH_OF_LISTED:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        listed = match.group("items") if "items" in pattern.groupindex else match.group("among")
+        items = [_phrase(i) for i in _LISTED.split(without_years(listed)) if _phrase(i)]
+        rest = re.sub(r"\s*\([^()]*\)", "", _LEADING_VERB.sub("", match.group("rest").strip()))
+        extreme = _EXTREME.search(rest)
+        if len(items) < 2 or len(items) > 6 or extreme is None:
+            continue
+        what = _phrase(_remove(rest, extreme))
+        # "operations, investing and financing activities": each an activity, the last names it.
+        last = items[-1].split()
+        tail = last[-1] if len(last) == 2 else None
+        figures = []
+        for item in items:
+            names = [f"{item} {what}".strip(), item]
+            if tail and len(item.split()) == 1:
+                names.insert(1, f"{item} {tail}")
+            figure = Figure.named(names[0])
+            also = [n for n in dict.fromkeys([*figure.also, *names[1:]]) if n != names[0]]
+            figures.append(replace(figure, also=tuple(also)))
+        most = extreme.group("most") is not None
+        name = f"the {'highest' if most else 'lowest'} {what + ' ' if what else ''}of {_listed(items)}"
+        return Calculation(
+            kind="comparison",
+            name=name,
+            expression=_sum_of(figures),
+            years=(),
+            percent=False,
+            comparison=Comparison(most=most, items=tuple(items)),
+        )
+    return None
+
+
 def _comparison(text: str) -> Calculation | None:
     """A question asking which period of a row is highest or lowest, or which periods lie
     above or below a figure it gives ("In which year was X larger?", "Which year has the
@@ -366,7 +426,7 @@ def _comparison(text: str) -> Calculation | None:
         match = _WHICH_ROW.match(text) or _AMONG.match(text)
         among = _AMONG_WORDS.sub("", match.group("among").lower()).strip() if match is not None else ""
         if not among or re.search(r"\b(?:respectively|and|or)\b|,", among, re.I):
-            return None  # things listed one by one: no table's rows
+            return _listed_compared(text)  # things listed one by one: each a figure of its own
     rest = _LEADING_VERB.sub("", match.group("rest").strip())
     threshold = _THRESHOLD.search(rest) if among is None else None
     if count and threshold is None:

@@ -143,7 +143,7 @@ def _work_out(calculation, expression, cells, where, similarity, passages) -> Wo
             return Unclear(calculation, (problem,), tuple(c for f in item for c in found[f].cells), 0.9)
         found.update(settled)
     if calculation.kind == "comparison":
-        return _compared(calculation, found)
+        return _items_compared(calculation, found) if calculation.comparison.items else _compared(calculation, found)
     values, common_scale, problem = _in_one_scale(found)
     if problem:
         return Unclear(calculation, (problem,), tuple(c for f in found.values() for c in f.cells))
@@ -568,6 +568,37 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
         value=chosen[0].value if chosen else math.nan,
         working=working,
         found=(only,),
+    )
+
+
+def _items_compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | Unclear:
+    """Which of the things the question lists has the highest or lowest figure, each read
+    as a figure of its own, in one scale."""
+    values, common_scale, problem = _in_one_scale(found)
+    if problem:
+        return Unclear(calculation, (problem,), _cells(found))
+    figures = figures_of(calculation.expression)
+    cells = [found[f].cells[0] for f in figures]
+    if len({c.percent for c in cells}) > 1:
+        return Unclear(calculation, ("it would compare a percentage with an amount",), tuple(cells))
+    by_size = all(values[id(c)] < 0 for c in cells)
+    sizes = [abs(values[id(c)]) if by_size else values[id(c)] for c in cells]
+    extreme = max(sizes) if calculation.comparison.most else min(sizes)
+    chosen = [i for i, v in enumerate(sizes) if v == extreme]
+    items = calculation.comparison.items
+    if len(chosen) > 1:
+        return Unclear(calculation, (f"{' and '.join(items[i] for i in chosen)} are the same",), tuple(cells), 0.9)
+    scale = f" (in {SCALE_NAMES[common_scale]}s)" if common_scale in SCALE_NAMES else ""
+    working = "; ".join(f"{item}: {cell.printed}" for item, cell in zip(items, cells)) + scale
+    if by_size:
+        working += " (printed negative: compared by size)"
+    best = cells[chosen[0]]
+    return Worked(
+        calculation=calculation,
+        result=f"{items[chosen[0]]} ({best.label})" if best.label.lower() != items[chosen[0]].lower() else best.label,
+        value=best.value,
+        working=working,
+        found=tuple(found[f] for f in figures),
     )
 
 

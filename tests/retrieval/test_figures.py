@@ -567,3 +567,16 @@ def test_among_things_which_one_compares_the_rows_of_their_table():
     )
     question = "Among the derivative instruments the harbor uses to hedge its debt, which one had the lowest notional amount in 2021?"
     assert _worked(question, [hedges]).result == "Foreign exchange forwards"
+
+
+def test_the_things_a_question_lists_are_compared_each_as_a_figure():
+    assert _worked("Which was higher in 2021, pilotage or towage?").result == "Pilotage"
+    assert _worked("Which of pilotage and towage was lower in 2022?").result == "Towage"
+    flows = _hit(
+        "Consolidated Statements of Cash Flows (in millions)\n"
+        "Cash provided by operations | 2023: 5,841 | 2022: 5,188\n"
+        "Cash used by investing activities | 2023: (564) | 2022: (1,524)\n"
+        "Cash used by financing activities | 2023: (7,447) | 2022: (4,836)"
+    )
+    question = "Among operations, investing and financing activities, which brought in the most cash flow in 2023?"
+    assert _worked(question, [flows]).result == "operations (Cash provided by operations)"
