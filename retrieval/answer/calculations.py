@@ -90,6 +90,7 @@ class Calculation:
     alternatives: tuple[Expression, ...] = ()  # other readings, tried when the first finds no figures
     statements: frozenset[str] = frozenset()  # the financial statements the question says to use
     comparison: Comparison | None = None  # for kind "comparison"
+    on_date: str | None = None  # the one day of the year the question names ("july 27"), its columns' tie-breaker
 
     def figures(self) -> list[Figure]:
         return figures_of(self.expression)
@@ -271,11 +272,13 @@ def parse_calculation(question: str) -> Calculation | None:
     years = tuple(sorted({int(y) for y in named_years(asking if sign else text)}))
     if _ASKS_HOW_DONE.match(asking):
         return None  # "How is the average selling price calculated?": the method, not a figure
+    dates = {f"{m.group(1).lower()} {int(m.group(2))}" for m in _DAY.finditer(asking)}
+    on_date = dates.pop() if len(dates) == 1 else None
     compared = _comparison(text) if sign is None else None
     if compared is not None:
         if compared.comparison.items:  # each listed thing at the asked year, else its row's latest
             compared = replace(compared, expression=bind(compared.expression, years[-1] if years else LATEST))
-        return replace(compared, years=years, statements=statements_named(question))
+        return replace(compared, years=years, statements=statements_named(question), on_date=on_date)
     try:
         calculation = _read(text, years, definitions, percent_asked, whole=sign is None)
         if calculation is None and scale is not None:
@@ -295,9 +298,13 @@ def parse_calculation(question: str) -> Calculation | None:
         sign=sign.group("sign").lower() if sign else None,
         alternatives=calculation.alternatives,
         statements=statements_named(question),
+        on_date=on_date,
     )
 
 
+_DAY = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|december)\s+(\d{1,2})\b", re.I
+)
 _ASKS_HOW_DONE = re.compile(
     r"^how\s+(?:is|are|was|were|do|does|did|will|would|should)\b.*\b(?:calculated|computed|determined|derived|"
     r"measured|defined|estimated|arrived at|assessed|recogni[sz]ed|accounted for)\b",

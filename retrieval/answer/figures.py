@@ -119,7 +119,15 @@ def _work_out(calculation, expression, cells, where, similarity, passages) -> Wo
     stages = []
     over_periods = calculation.kind in ("average", "comparison") and isinstance(expression, Figure)
     for figure in figures_of(expression):
-        match = _find(figure, cells, where, similarity, every_period=over_periods, percent=_percent_wanted(calculation))
+        match = _find(
+            figure,
+            cells,
+            where,
+            similarity,
+            every_period=over_periods,
+            percent=_percent_wanted(calculation),
+            on_date=calculation.on_date,
+        )
         any_row = any_row or bool(match.candidates)
         closest += [c for c in match.candidates if c not in closest]
         stages.append(match.stage)
@@ -161,6 +169,10 @@ def _work_out(calculation, expression, cells, where, similarity, passages) -> Wo
             return Unclear(calculation, ("the arithmetic has no value (a division by zero)",), _cells(found))
     if not math.isfinite(value):
         return Unclear(calculation, ("the arithmetic has no value",), _cells(found))
+    if calculation.kind in ("formula", "value") and isinstance(expression, Figure):
+        # A row labelled with the measure itself is stated as printed: "Gross margin | 8,574" is
+        # the company's gross margin in millions, though a textbook's is a percentage.
+        calculation = replace(calculation, percent=False)
     implausible = _implausible(calculation, found, value)
     if implausible:
         return Unclear(calculation, (implausible,), _cells(found))
@@ -187,9 +199,17 @@ class _Match:
 
 
 def _find(
-    figure: Figure, cells: list[Cell], where: _Where, similarity, every_period: bool, percent: bool | None = None
+    figure: Figure,
+    cells: list[Cell],
+    where: _Where,
+    similarity,
+    every_period: bool,
+    percent: bool | None = None,
+    on_date: str | None = None,
 ) -> _Match:
-    """The cell the figure is read from (see the module's note)."""
+    """The cell the figure is read from (see the module's note). on_date: the day of the year
+    the question names ("july 27"): of a row's columns of one year (a year's quarters), the
+    one headed by that day."""
     scored = _scores(figure, cells, where, similarity)
     if not any(s.covered for s in scored) and _TOTAL.search(figure.phrase):
         # "the total basic earnings per share" where no row says "total": the row itself.
@@ -211,6 +231,9 @@ def _find(
     if not in_period:
         period = _period_name(figure.year)
         return _Match(problem=f"{figure.phrase!r} has no figure for {period}", candidates=shown, stage=1)
+    if on_date is not None:
+        dated = [s for s in in_period if _names_day(s.cell.column, on_date)]
+        in_period = dated or in_period
     in_period.sort(key=lambda s: -s.score)
     best = in_period[0]
     # The same figure printed in a statement and in a summary of it: the statement is cited,
@@ -433,6 +456,12 @@ def _by_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
         if len(periods) >= 2 and s.cell.periods == {str(periods[wanted])}:
             out.append(s)
     return out
+
+
+def _names_day(column: str, day: str) -> bool:
+    """Whether a column's name holds the day ("july 27" in "Three months ended July 27, 2019")."""
+    month, number = day.split()
+    return bool(re.search(rf"\b{month}\s+0?{number}\b", column, re.I))
 
 
 def _percent_wanted(calculation: Calculation) -> bool | None:

@@ -580,3 +580,19 @@ def test_the_things_a_question_lists_are_compared_each_as_a_figure():
     )
     question = "Among operations, investing and financing activities, which brought in the most cash flow in 2023?"
     assert _worked(question, [flows]).result == "operations (Cash provided by operations)"
+
+
+def test_a_day_the_question_names_picks_its_column_among_a_year_s_quarters():
+    quarters = _hit(
+        "Quarterly data (in millions)\n"
+        "Gross margin | July 27, 2022: 8,574 | April 27, 2022: 8,173 | January 26, 2022: 7,773\n"
+        "Revenue | July 27, 2022: 13,428 | April 27, 2022: 12,958 | January 26, 2022: 12,446"
+    )
+    # The filing's own "Gross margin" row is an amount: it is stated as printed, not as a textbook
+    # margin (a percentage) that the amount would then fail.
+    worked = _worked("What was the gross margin for the quarter ended July 27, 2022?", [quarters])
+    assert worked.result == "8,574 million"
+    share = _worked(
+        "What was the gross margin as a percentage of revenue for the quarter ended April 27, 2022?", [quarters]
+    )
+    assert share.result == "63.07%"  # 8,173 / 12,958
