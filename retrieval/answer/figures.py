@@ -586,6 +586,8 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
             limit = comparison.threshold * comparison.threshold_scale / scale  # in the table's units
         chosen = [c for c, v in zip(cells, sizes) if (v > limit if comparison.most else v < limit)]
     result = " and ".join(_period_of(c) for c in chosen) if chosen else "none of them"
+    if comparison.threshold is None:
+        result = f"{result}, {_as_printed_cell(chosen[0])}"  # the one period, with its figure
     if comparison.count:
         result = f"{len(chosen)}" + (f" ({result})" if chosen else "")
     working = "; ".join(f"{_period_of(c)}: {c.printed}" for c in cells)
@@ -624,7 +626,8 @@ def _items_compared(calculation: Calculation, found: dict[Figure, Found]) -> Wor
     best = cells[chosen[0]]
     return Worked(
         calculation=calculation,
-        result=f"{items[chosen[0]]} ({best.label})" if best.label.lower() != items[chosen[0]].lower() else best.label,
+        result=(f"{items[chosen[0]]} ({best.label})" if best.label.lower() != items[chosen[0]].lower() else best.label)
+        + f", {_as_printed_cell(best)}",
         value=best.value,
         working=working,
         found=tuple(found[f] for f in figures),
@@ -712,7 +715,8 @@ def _rows_compared(
     working = f"{column}{period}: " + "; ".join(f"{c.label} {c.printed}" for c in rows)
     if _sizes(rows)[1]:
         working += " (printed negative: compared by size)"
-    return Worked(calculation=calculation, result=chosen[0].label, value=chosen[0].value, working=working, found=found)
+    result = f"{chosen[0].label}, {_as_printed_cell(chosen[0])}"
+    return Worked(calculation=calculation, result=result, value=chosen[0].value, working=working, found=found)
 
 
 def _column_cells(cells: list[Cell], part: tuple[int, int], column: str) -> tuple[list[Cell], Cell | None]:
@@ -764,7 +768,8 @@ def _columns_compared(calculation: Calculation, cells: list[Cell], where: _Where
     if _sizes(row)[1]:
         working += " (printed negative: compared by size)"
     found = (Found(figure, tuple(row), chosen[0].value),)
-    return Worked(calculation=calculation, result=names[0], value=chosen[0].value, working=working, found=found)
+    result = f"{names[0]}, {_as_printed_cell(chosen[0])}"
+    return Worked(calculation=calculation, result=result, value=chosen[0].value, working=working, found=found)
 
 
 def _table_parts(
@@ -804,6 +809,14 @@ def _table_parts(
             passage, table = beside, (min(tables) if step == 1 else max(tables))
             parts.append((passage, table))
     return parts, None
+
+
+def _as_printed_cell(cell: Cell) -> str:
+    """A cell's figure as its table prints it, with the table's unit: "32,502 million", "4.1%"."""
+    if cell.percent:
+        return f"{'-' if cell.value < 0 else ''}{cell.printed}%"
+    unit = f" {SCALE_NAMES[cell.scale]}" if cell.scale in SCALE_NAMES else ""
+    return f"{'-' if cell.value < 0 else ''}{cell.printed}{unit}"
 
 
 def _period_of(cell: Cell) -> str:
