@@ -328,6 +328,7 @@ _THRESHOLD = re.compile(
 _EXTREME = re.compile(
     rf"\b(?:the\s+|a\s+)?(?:(?P<most>{_MOST})|(?P<least>{_LEAST}))\b(?:\s+(?:amount|value)\s+of)?", re.I
 )
+_ORDINAL = re.compile(r"\b(?:second|third|fourth|fifth|2nd|3rd|4th|5th|next)\s*$", re.I)
 _LEADING_VERB = re.compile(
     r"^(?:has|had|have|was|were|is|are|did|does|do|saw|see|sees|showed|shows|recorded|records|reported|reports|"
     r"generated|earned|made|contributed|accounted for|brought in)\s+",
@@ -454,8 +455,8 @@ def _comparison(text: str) -> Calculation | None:
         phrase_text = _remove(rest, threshold)
     else:
         extreme = _EXTREME.search(rest)
-        if extreme is None:
-            return None
+        if extreme is None or _ORDINAL.search(rest[: extreme.start()]):
+            return None  # "the second highest": not worked out (the highest would be wrong)
         comparison = Comparison(most=extreme.group("most") is not None, among=among)
         phrase_text = _remove(rest, extreme)
     phrase_text = re.sub(r"\s+(?:of|was|were|is|are)$", "", phrase_text.strip(), flags=re.I)

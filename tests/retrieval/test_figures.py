@@ -491,6 +491,12 @@ def test_a_qualified_measure_is_read_as_printed_never_worked_from_the_textbook()
     assert _worked("What was the EBITDA in 2022?", [without]).value == 6000
 
 
+def test_a_comparison_that_is_not_worked_out_is_not_read_as_one():
+    # "the second highest" is not the highest: no comparison, the passages' words answer it.
+    assert parse_calculation("Which segment had the second highest revenue in 2022?") is None
+    assert parse_calculation("Which year had the next largest towage?") is None
+
+
 def test_how_a_figure_is_calculated_asks_for_the_method():
     assert parse_calculation("How is the average selling price calculated?") is None
     assert parse_calculation("How are adjusted earnings determined?") is None
