@@ -689,6 +689,8 @@ def _rows_compared(
             totals.setdefault(key, total)
     ranked = [g for k, g in ranked if k[:2] not in parts]
     total = totals.get(key)
+    if total is None:
+        rows, total = _without_unnamed_total(rows)
     if total is not None:
         added = sum(c.value for c in rows)
         if math.isclose(added, total.value, rel_tol=0.01, abs_tol=0.5):
@@ -717,6 +719,17 @@ def _rows_compared(
         working += " (printed negative: compared by size)"
     result = f"{chosen[0].label}, {_as_printed_cell(chosen[0])}"
     return Worked(calculation=calculation, result=result, value=chosen[0].value, working=working, found=found)
+
+
+def _without_unnamed_total(cells: list[Cell]) -> tuple[list[Cell], Cell | None]:
+    """The cells without the one that is the sum of all the others ("Consolidated", "Gross
+    deferred tax assets": a total not labelled so), and that one (None when none is)."""
+    if len(cells) >= 3:
+        grand = sum(c.value for c in cells)
+        for cell in cells:
+            if cell.value and math.isclose(grand - cell.value, cell.value, rel_tol=0.002):
+                return [c for c in cells if c is not cell], cell
+    return cells, None
 
 
 def _column_cells(cells: list[Cell], part: tuple[int, int], column: str) -> tuple[list[Cell], Cell | None]:
@@ -750,7 +763,9 @@ def _columns_compared(calculation: Calculation, cells: list[Cell], where: _Where
         key = (s.cell.passage, s.cell.table, s.cell.row)
         score, members = rows.get(key, (s.score, []))
         rows[key] = (max(score, s.score), [*members, s.cell])
-    ranked = sorted(((score, compared(row)) for score, row in rows.values()), key=lambda r: -r[0])
+    ranked = sorted(
+        ((score, _without_unnamed_total(compared(row))[0]) for score, row in rows.values()), key=lambda r: -r[0]
+    )
     ranked = [(score, row) for score, row in ranked if len({_without_years(c.column).strip() for c in row}) >= 2]
     if not ranked:
         return None

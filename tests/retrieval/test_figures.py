@@ -604,3 +604,18 @@ def test_a_day_the_question_names_picks_its_column_among_a_year_s_quarters():
         "What was the gross margin as a percentage of revenue for the quarter ended April 27, 2022?", [quarters]
     )
     assert share.result == "63.07%"  # 8,173 / 12,958
+
+
+def test_a_total_not_labelled_so_is_not_one_of_the_things_compared():
+    # "Consolidated" is the sum of the segments: not the segment with the highest revenue.
+    consolidated = _hit(
+        "Revenue by segment (in millions)\n"
+        "Ferries | 2022: 410\nCargo | 2022: 620\nMarinas | 2022: 150\nConsolidated | 2022: 1,180\n"
+        "\nAll three segments grew."
+    )
+    assert _worked("Which segment had the highest revenue in 2022?", [consolidated]).result == "Cargo, 620 million"
+    by_column = _hit(
+        "Revenue by region (in millions)\nRevenue | Americas 2022: 410 | Europe 2022: 380 | Group 2022: 790"
+    )
+    assert _worked("Which region had the lowest revenue in 2022?", [by_column]).result == "Europe, 380 million"
+    assert _worked("Which region had the highest revenue in 2022?", [by_column]).result == "Americas, 410 million"
