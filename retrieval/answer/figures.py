@@ -684,7 +684,8 @@ def _rows_compared(
     parts, cut = _table_parts(key[:2], cells, passages)
     for part in parts[1:]:  # the same table's rows in the passage before or after: the same column
         more, total = _column_cells(cells, part, key[2])
-        rows = rows + more
+        # A part without the table's title (its unit) is in the title's unit.
+        rows = rows + [c if c.scale or c.percent else replace(c, scale=rows[0].scale) for c in more]
         if total is not None:
             totals.setdefault(key, total)
     ranked = [g for k, g in ranked if k[:2] not in parts]
