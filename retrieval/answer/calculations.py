@@ -342,6 +342,12 @@ _HOW_MANY_PERIODS = re.compile(
     r"(?P<rest>.+)$",
     re.I,
 )
+_HOW_MANY_ROWS = re.compile(
+    r"^how many\s+(?!(?:of\s+the\s+)?(?:(?:fiscal|financial|calendar)\s+)?(?:years|periods|quarters|months)\b)"
+    r"(?P<among>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+(?:of\s+(?P<of>.+?)\s+)?(?P<rest>(?:had|have|has|were|was|are|"
+    r"is|saw|showed|reported|recorded|exceed(?:ed|s)?)\b.+)$",
+    re.I,
+)
 # "Which segment had ...", "In which currency was ...", "Which of the contractual obligations
 # has ...", "In 2021, which of Harbor's segments had ...": the rows of a table compared.
 _WHICH_ROW = re.compile(
@@ -430,13 +436,16 @@ def _comparison(text: str) -> Calculation | None:
     match = _WHICH_PERIOD.match(text) or _HOW_MANY_PERIODS.match(text)
     count = match is not None and match.re is _HOW_MANY_PERIODS
     among = None
+    if match is None and _HOW_MANY_ROWS.match(text):  # "How many segments had revenue above ...?"
+        match, count = _HOW_MANY_ROWS.match(text), True
+        among = match.group("among").lower()
     if match is None:
         match = _WHICH_ROW.match(text) or _AMONG.match(text)
         among = _AMONG_WORDS.sub("", match.group("among").lower()).strip() if match is not None else ""
         if not among or re.search(r"\b(?:respectively|and|or)\b|,", among, re.I):
             return _listed_compared(text)  # things listed one by one: each a figure of its own
     rest = _LEADING_VERB.sub("", match.group("rest").strip())
-    threshold = _THRESHOLD.search(rest) if among is None else None
+    threshold = _THRESHOLD.search(rest) if among is None or count else None
     if count and threshold is None:
         return None  # "How many years ...?" without a figure to pass: no count of periods
     if threshold is not None:
@@ -453,6 +462,9 @@ def _comparison(text: str) -> Calculation | None:
         words_said = "above" if comparison.most else "below"
         said = f"{threshold.group('number').strip()}{'%' if percent else (' ' + unit if unit else '')}"
         phrase_text = _remove(rest, threshold)
+        if count and among and "of" in match.groupdict() and match.group("of"):
+            phrase_text = match.group("of")  # "How many components of deferred tax assets exceeded ...?"
+        comparison = replace(comparison, among=among)
     else:
         extreme = _EXTREME.search(rest)
         if extreme is None or _ORDINAL.search(rest[: extreme.start()]):
@@ -465,7 +477,10 @@ def _comparison(text: str) -> Calculation | None:
     except NotAFormula:
         return None
     if threshold is not None:
-        name = f"{'number of ' if count else ''}periods when {figure.phrase} was {words_said} {said}"
+        if among:
+            name = f"{'number of ' if count else ''}{among} with {figure.phrase} {words_said} {said}"
+        else:
+            name = f"{'number of ' if count else ''}periods when {figure.phrase} was {words_said} {said}"
     else:
         name = f"{among or 'period'} with the {'highest' if comparison.most else 'lowest'} {figure.phrase}"
     return Calculation(

@@ -575,16 +575,9 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
             periods = " and ".join(_period_of(c) for c in chosen)
             return Unclear(calculation, (f"{only.figure.phrase!r} is the same in {periods}",), tuple(cells), 0.9)
     else:
-        if comparison.threshold_percent != all(c.percent for c in cells):
-            kind = "a percentage" if comparison.threshold_percent else "an amount"
-            return Unclear(
-                calculation, (f"the question compares with {kind}, and the row does not print one",), tuple(cells), 0.5
-            )
-        limit = comparison.threshold
-        scale = cells[0].scale
-        if comparison.threshold_scale and scale and all(c.scale == scale for c in cells):
-            limit = comparison.threshold * comparison.threshold_scale / scale  # in the table's units
-        chosen = [c for c, v in zip(cells, sizes) if (v > limit if comparison.most else v < limit)]
+        chosen = _past_threshold(cells, comparison)
+        if isinstance(chosen, str):
+            return Unclear(calculation, (chosen,), tuple(cells), 0.5)
     result = " and ".join(_period_of(c) for c in chosen) if chosen else "none of them"
     if comparison.threshold is None:
         result = f"{result}, {_as_printed_cell(chosen[0])}"  # the one period, with its figure
@@ -600,6 +593,20 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
         working=working,
         found=(only,),
     )
+
+
+def _past_threshold(cells: list[Cell], comparison) -> list[Cell] | str:
+    """The cells above (comparison.most) or below the question's threshold, compared in the
+    table's units and as _sizes says; or why they cannot be compared with it."""
+    if comparison.threshold_percent != all(c.percent for c in cells):
+        kind = "a percentage" if comparison.threshold_percent else "an amount"
+        return f"the question compares with {kind}, and the table does not print one"
+    limit = comparison.threshold
+    scale = cells[0].scale
+    if comparison.threshold_scale and scale and all(c.scale == scale for c in cells):
+        limit = comparison.threshold * comparison.threshold_scale / scale  # in the table's units
+    sizes, _ = _sizes(cells)
+    return [c for c, v in zip(cells, sizes) if (v > limit if comparison.most else v < limit)]
 
 
 def _items_compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | Unclear:
@@ -703,8 +710,19 @@ def _rows_compared(
     wants_percent = bool(_PERCENT_ASKED.search(figure.phrase))
     if any(c.percent == wants_percent for c in rows):
         rows = [c for c in rows if c.percent == wants_percent]
-    chosen = _extreme(rows, comparison.most)
     by_passage = dict.fromkeys(c.passage for c in rows)  # each passage's rows cited with its number
+    if comparison.threshold is not None:  # "How many segments had revenue above 500 million?"
+        past = _past_threshold(rows, comparison)
+        if isinstance(past, str):
+            return Unclear(calculation, (past,), tuple(rows), 0.5)
+        found = tuple(Found(figure, tuple(c for c in rows if c.passage == p), 0.0) for p in by_passage)
+        named = _listed_labels([c.label for c in past]) if past else "none of them"
+        result = (
+            f"{len(past)} ({named})" if comparison.count and past else (str(len(past)) if comparison.count else named)
+        )
+        working = "; ".join(f"{c.label} {c.printed}" for c in rows)
+        return Worked(calculation=calculation, result=result, value=float(len(past)), working=working, found=found)
+    chosen = _extreme(rows, comparison.most)
     found = tuple(Found(figure, tuple(c for c in rows if c.passage == p), chosen[0].value) for p in by_passage)
     if len(chosen) > 1:
         problem = f"{' and '.join(c.label for c in chosen)} have the same {figure.phrase!r}"
@@ -731,6 +749,10 @@ def _without_unnamed_total(cells: list[Cell]) -> tuple[list[Cell], Cell | None]:
             if cell.value and math.isclose(grand - cell.value, cell.value, rel_tol=0.002):
                 return [c for c in cells if c is not cell], cell
     return cells, None
+
+
+def _listed_labels(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def _column_cells(cells: list[Cell], part: tuple[int, int], column: str) -> tuple[list[Cell], Cell | None]:

@@ -619,3 +619,13 @@ def test_a_total_not_labelled_so_is_not_one_of_the_things_compared():
     )
     assert _worked("Which region had the lowest revenue in 2022?", [by_column]).result == "Europe, 380 million"
     assert _worked("Which region had the highest revenue in 2022?", [by_column]).result == "Americas, 410 million"
+
+
+def test_the_rows_of_a_table_past_a_threshold_are_counted():
+    worked = _worked("How many segments had revenue above $200 million in 2022?", [_hit(SEGMENTS)])
+    assert worked.result == "2 (Ferries and Cargo)"
+    assert render(worked, [1]).startswith(
+        "Number of segments with revenue above $200 million, 2022: **2 (Ferries and Cargo)**"
+    )
+    none = _worked("How many segments had operating income above $60 million in 2021?", [_hit(SEGMENTS)])
+    assert none.result == "0"
