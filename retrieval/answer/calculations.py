@@ -416,7 +416,7 @@ def _listed_compared(text: str) -> Calculation | None:
             also = [n for n in dict.fromkeys([*figure.also, *names[1:]]) if n != names[0]]
             figures.append(replace(figure, also=tuple(also)))
         most = extreme.group("most") is not None
-        name = f"the {'highest' if most else 'lowest'} {what + ' ' if what else ''}of {_listed(items)}"
+        name = f"the {'highest' if most else 'lowest'} {what + ' ' if what else ''}of {listed_in_words(items)}"
         return Calculation(
             kind="comparison",
             name=name,
@@ -895,7 +895,7 @@ def _two_parts(first: str, second: str, years: tuple[int, ...], split: tuple[boo
         if len(items) >= 2 and len(own) <= 1:
             year = own[0] if own else (years[-1] if len(years) == 1 else None)
             figures = [Figure.named(i, year) for i in items]
-            parts.append((_sum_of(figures), "sum of " + _listed([f.phrase for f in figures])))
+            parts.append((_sum_of(figures), "sum of " + listed_in_words([f.phrase for f in figures])))
             continue
         change = _CHANGE.search(phrase)
         if len(own) == 2 and change is not None:
@@ -928,7 +928,7 @@ def _average(body: str, years, definitions, percent_asked) -> _Read | None:
         total = _sum_over(inner.expression, over)
         return _Read(
             "average",
-            f"average {inner.name} over {_listed(over)}",
+            f"average {inner.name} over {listed_in_words(over)}",
             Operation("/", total, Number(len(over))),
             inner.percent,
         )
@@ -963,11 +963,11 @@ def _sum(body: str, years, definitions, percent_asked) -> _Read | None:
     items = _items(rest)
     if len(over) >= 2 and len(items) < 2:
         value = _figure(rest)
-        return _Read("sum", f"sum of {value.phrase} over {_listed(over)}", _sum_over(value, over), False)
+        return _Read("sum", f"sum of {value.phrase} over {listed_in_words(over)}", _sum_over(value, over), False)
     if len(items) >= 2 and len(years) <= 1:
         year = years[-1] if years else None
         figures = [Figure.named(i, year) for i in items]
-        return _Read("sum", "sum of " + _listed([f.phrase for f in figures]), _sum_of(figures), False)
+        return _Read("sum", "sum of " + listed_in_words([f.phrase for f in figures]), _sum_of(figures), False)
     return None
 
 
@@ -1019,6 +1019,7 @@ def _sum_of(parts: list[Expression]) -> Expression:
     return total
 
 
-def _listed(things) -> str:
+def listed_in_words(things) -> str:
+    """Things in words: "A", "A and B", "A, B and C"."""
     things = [str(t) for t in things]
     return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from retrieval.answer.calculations import LATEST, PREVIOUS, Calculation
+from retrieval.answer.calculations import LATEST, PREVIOUS, Calculation, listed_in_words
 from retrieval.answer.cells import Cell, passage_cells, statements_of
 from retrieval.answer.formulas import Figure, Number, Operation, figures_of, formula_text, words
 from retrieval.answer.glossary import BALANCE_SHEET, CASH_FLOWS, item_within
@@ -411,16 +411,14 @@ def _one_of_listed(cell: Cell, names: list[str], scored: list[_Scored]) -> bool:
     and "Leasehold improvements" of "land and leasehold improvements"): close in meaning to
     the name, but another row is labelled with words of the name its label lacks."""
     label = _label_terms(cell.label)
+    others = {
+        _label_terms(s.cell.label)
+        for s in scored
+        if (s.cell.passage, s.cell.table) == (cell.passage, cell.table) and s.cell.label != cell.label
+    }
     for name in names:
         wanted = _label_terms(name)
-        if not label < wanted:
-            continue
-        others = {
-            _label_terms(s.cell.label)
-            for s in scored
-            if (s.cell.passage, s.cell.table) == (cell.passage, cell.table) and s.cell.label != cell.label
-        }
-        if any(other and other <= wanted and not other <= label for other in others):
+        if label < wanted and any(other and other <= wanted and not other <= label for other in others):
             return True
     return False
 
@@ -458,6 +456,11 @@ def _by_period(figure: Figure, fitting: list[_Scored]) -> list[_Scored]:
     return out
 
 
+def _of_kind(cells: list[Cell], percent: bool) -> list[Cell]:
+    """The percentages (or the amounts) of cells that print both, as asked; all, where none is."""
+    return [c for c in cells if c.percent == percent] or cells
+
+
 def _names_day(column: str, day: str) -> bool:
     """Whether a column's name holds the day ("july 27" in "Three months ended July 27, 2019")."""
     month, number = day.split()
@@ -485,9 +488,7 @@ def _every_period(figure: Figure, fitting: list[_Scored], shown, percent: bool |
             stage=1,
         )
     row = [s.cell for s in fitting if _same_row(s.cell, best.cell) and len(s.cell.periods) == 1]
-    wanted = bool(_PERCENT_ASKED.search(figure.phrase)) if percent is None else percent
-    if any(c.percent == wanted for c in row):
-        row = [c for c in row if c.percent == wanted]
+    row = _of_kind(row, bool(_PERCENT_ASKED.search(figure.phrase)) if percent is None else percent)
     by_period: dict[str, Cell] = {}
     for cell in row:
         by_period.setdefault(next(iter(cell.periods)), cell)  # a period printed twice: its first column
@@ -568,7 +569,7 @@ def _compared(calculation: Calculation, found: dict[Figure, Found]) -> Worked | 
             return Unclear(
                 calculation, (f"{only.figure.phrase!r} has no figures for the years asked",), only.cells, 0.5
             )
-    sizes, by_size = _sizes(cells)
+    by_size = _sizes(cells)[1]
     if comparison.threshold is None:
         chosen = _extreme(cells, comparison.most)
         if len(chosen) > 1:
@@ -619,16 +620,14 @@ def _items_compared(calculation: Calculation, found: dict[Figure, Found]) -> Wor
     cells = [found[f].cells[0] for f in figures]
     if len({c.percent for c in cells}) > 1:
         return Unclear(calculation, ("it would compare a percentage with an amount",), tuple(cells))
-    by_size = all(values[id(c)] < 0 for c in cells)
-    sizes = [abs(values[id(c)]) if by_size else values[id(c)] for c in cells]
-    extreme = max(sizes) if calculation.comparison.most else min(sizes)
-    chosen = [i for i, v in enumerate(sizes) if v == extreme]
+    in_one_scale = [values[id(c)] for c in cells]
+    chosen = [cells.index(c) for c in _extreme(cells, calculation.comparison.most, in_one_scale)]
     items = calculation.comparison.items
     if len(chosen) > 1:
         return Unclear(calculation, (f"{' and '.join(items[i] for i in chosen)} are the same",), tuple(cells), 0.9)
     scale = f" (in {SCALE_NAMES[common_scale]}s)" if common_scale in SCALE_NAMES else ""
     working = "; ".join(f"{item}: {cell.printed}" for item, cell in zip(items, cells)) + scale
-    if by_size:
+    if _sizes(cells, in_one_scale)[1]:
         working += " (printed negative: compared by size)"
     best = cells[chosen[0]]
     return Worked(
@@ -707,16 +706,14 @@ def _rows_compared(
             cut = f"the rows read do not add up to the table's total ({total.label}: {total.printed})"
     if cut:
         return Unclear(calculation, (cut,), tuple(rows), 0.5)
-    wants_percent = bool(_PERCENT_ASKED.search(figure.phrase))
-    if any(c.percent == wants_percent for c in rows):
-        rows = [c for c in rows if c.percent == wants_percent]
+    rows = _of_kind(rows, bool(_PERCENT_ASKED.search(figure.phrase)))
     by_passage = dict.fromkeys(c.passage for c in rows)  # each passage's rows cited with its number
     if comparison.threshold is not None:  # "How many segments had revenue above 500 million?"
         past = _past_threshold(rows, comparison)
         if isinstance(past, str):
             return Unclear(calculation, (past,), tuple(rows), 0.5)
         found = tuple(Found(figure, tuple(c for c in rows if c.passage == p), 0.0) for p in by_passage)
-        named = _listed_labels([c.label for c in past]) if past else "none of them"
+        named = listed_in_words([c.label for c in past]) if past else "none of them"
         result = (
             f"{len(past)} ({named})" if comparison.count and past else (str(len(past)) if comparison.count else named)
         )
@@ -749,10 +746,6 @@ def _without_unnamed_total(cells: list[Cell]) -> tuple[list[Cell], Cell | None]:
             if cell.value and math.isclose(grand - cell.value, cell.value, rel_tol=0.002):
                 return [c for c in cells if c is not cell], cell
     return cells, None
-
-
-def _listed_labels(labels: list[str]) -> str:
-    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def _column_cells(cells: list[Cell], part: tuple[int, int], column: str) -> tuple[list[Cell], Cell | None]:
@@ -821,10 +814,9 @@ def _table_parts(
     for step in (1, -1):
         passage, table = at
         while True:
-            lines = [line.strip() for line in passages[passage].text.split("\n") if line.strip()]
+            lines = _lines(passages[passage].text)
             printed = {c.row for c in cells if (c.passage, c.table) == (passage, table)}
-            edge = lines[-1] if step == 1 else lines[0]
-            if not lines or edge not in printed:
+            if not lines or (lines[-1] if step == 1 else lines[0]) not in printed:
                 break  # the table ends inside this passage
             hit = passages[passage]
             beside = by_chunk.get((hit.source, hit.chunk_id + step))
@@ -836,7 +828,7 @@ def _table_parts(
                     else "the table starts before the passages read",
                 )
             tables = [c.table for c in cells if c.passage == beside]
-            other = [line.strip() for line in passages[beside].text.split("\n") if line.strip()]
+            other = _lines(passages[beside].text)
             joined = (
                 other
                 and tables
@@ -847,6 +839,11 @@ def _table_parts(
             passage, table = beside, (min(tables) if step == 1 else max(tables))
             parts.append((passage, table))
     return parts, None
+
+
+def _lines(text: str) -> list[str]:
+    """A passage's lines that hold text, stripped, as cells.py reads them (Cell.row)."""
+    return [line.strip() for line in text.split("\n") if line.strip()]
 
 
 def _as_printed_cell(cell: Cell) -> str:
@@ -861,16 +858,19 @@ def _period_of(cell: Cell) -> str:
     return max(cell.periods)  # its one year; of "2019 and 2018", the later
 
 
-def _sizes(cells: list[Cell]) -> tuple[list[float], bool]:
-    """The figures as compared, and whether by size: a row or column printed all negative
-    (costs, outflows in parentheses) is compared by size, its "largest" the largest amount."""
-    by_size = all(c.value < 0 for c in cells)
-    return [abs(c.value) if by_size else c.value for c in cells], by_size
+def _sizes(cells: list[Cell], values: list[float] | None = None) -> tuple[list[float], bool]:
+    """The figures as compared (values: the cells' own, else theirs as printed), and whether
+    by size: figures all negative (costs, outflows in parentheses) are compared by size, the
+    "largest" the largest amount."""
+    values = [c.value for c in cells] if values is None else values
+    by_size = all(v < 0 for v in values)
+    return [abs(v) if by_size else v for v in values], by_size
 
 
-def _extreme(cells: list[Cell], most: bool) -> list[Cell]:
-    """The cells with the highest (most) or lowest figure: one, or several that tie."""
-    sizes, _ = _sizes(cells)
+def _extreme(cells: list[Cell], most: bool, values: list[float] | None = None) -> list[Cell]:
+    """The cells with the highest (most) or lowest figure (as _sizes compares them): one, or
+    several that tie."""
+    sizes, _ = _sizes(cells, values)
     extreme = max(sizes) if most else min(sizes)
     return [c for c, v in zip(cells, sizes) if v == extreme]
 
