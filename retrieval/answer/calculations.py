@@ -372,7 +372,7 @@ _AMONG_WORDS = re.compile(
 
 
 # "Which was higher in 2022, revenue or cost of sales?", "Which of revenue and cost of sales
-# was higher?", "Among operations, investing and financing, which brought in the most cash?"
+# was higher?", "Of ferries, cargo and marinas, which earned the most?"
 _WHICH_OF_LISTED = (
     re.compile(
         r"^(?:which|what)\s+(?:one\s+)?(?:is|was|were|are|has|had)\s+(?P<rest>[^,]+?),\s*(?P<items>[^,]+(?:,[^,]+)*"
@@ -463,7 +463,7 @@ def _comparison(text: str) -> Calculation | None:
         said = f"{threshold.group('number').strip()}{'%' if percent else (' ' + unit if unit else '')}"
         phrase_text = _remove(rest, threshold)
         if count and among and "of" in match.groupdict() and match.group("of"):
-            phrase_text = match.group("of")  # "How many components of deferred tax assets exceeded ...?"
+            phrase_text = match.group("of")  # "How many lines of harbor income exceeded ...?"
         comparison = replace(comparison, among=among)
     else:
         extreme = _EXTREME.search(rest)
