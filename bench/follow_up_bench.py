@@ -20,8 +20,8 @@ from retrieval.evaluate import half_of
 HERE = Path(__file__).resolve().parent
 
 
-def precision_recall(turns: list[tuple[str, bool]]) -> tuple[float, float]:
-    said = [(label, is_follow_up(question)) for question, label in turns]
+def precision_recall(turns: list[tuple[str, list[str], bool]]) -> tuple[float, float]:
+    said = [(label, is_follow_up(question, earlier)) for question, earlier, label in turns]
     hits = sum(label and guess for label, guess in said)
     return hits / max(sum(guess for _, guess in said), 1), hits / max(sum(label for label, _ in said), 1)
 
@@ -34,10 +34,12 @@ def main() -> None:
     cast = [t for t in cast if t["history"]]
     own = [json.loads(line) for line in (HERE.parent / "tests" / "data" / "follow_ups.jsonl").open()]
     sets = {
-        f"TREC CAsT half {half}": [(t["question"], t["follow_up"]) for t in cast if half_of(t["conversation"]) == half]
+        f"TREC CAsT half {half}": [
+            (t["question"], t["history"], t["follow_up"]) for t in cast if half_of(t["conversation"]) == half
+        ]
         for half in ("A", "B")
     }
-    sets["the project's turns"] = [(t["question"], t["follow_up"]) for t in own]
+    sets["the project's turns"] = [(t["question"], [t["previous"]], t["follow_up"]) for t in own]
     figures = {
         name: dict(zip(("precision", "recall"), precision_recall(turns)), turns=len(turns))
         for name, turns in sets.items()

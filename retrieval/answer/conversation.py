@@ -6,16 +6,19 @@ fails or answers with something that is not a question, a rule does it: a follow
 a number or year takes the previous question with the new number, and any other follow-up is
 searched together with the previous question.
 
-Whether a question is a follow-up is decided by whether it names its own subject. A question
-that starts by continuing ("and ...", "what about ...") leans on the conversation; so does one
-that points back ("is it curable?", "who issues them?") before naming anything, and one that
-names nothing of its own: "What are the causes?", "What are the main risks?" ask about the
-conversation's subject without saying it. A subject is a name ("Lyme disease", "BM25",
-"529 plan", "\\endhead"), a rare word ("melatonin", by its frequency in English, wordfreq), or
-a compound of two words or more ("throat cancer", "the fire drill"); words that only say of
-what kind or how good a thing is ("the main types", "good sources") name nothing, and a pronoun
-points back unless a name or a rare word stands before it, in an earlier clause where the
-pronoun is "it", "they", "them" or "him" (no pronoun refers to a name in its own clause).
+Whether a question is a follow-up is decided by whether it names its own subject. A subject is a
+name ("Hanseatic League", "BM25", "401(k) plan", "\\endhead"), a rare word ("melatonin", by its
+frequency in English, wordfreq), or a compound of two words or more ("heat pumps", "the fire
+drill"); words that only say of what kind or how good a thing is ("the main types", "good
+sources") name nothing. A question that starts by continuing ("and ...", "what about ...") leans
+on the conversation; so does one that points back ("is it curable?", "who issues them?") before
+naming anything (a pronoun points back unless a name or a rare word stands before it, in an
+earlier clause where the pronoun is "it", "they", "them" or "him": no pronoun refers to a name in
+its own clause), and one that names nothing of its own: "What are the main risks?" asks about
+the conversation's subject without saying it. So does one that asks only what a thing of
+everyday words is ("What are the installation costs?", "Tell me about the warranty terms") in a
+conversation that never said those words; one that names such a thing doing something ("When is
+the boiler serviced?"), or says the conversation's words again, stands alone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Sequence
 
 import prompts
 from retrieval.answer.base import BackendError
+from retrieval.keywords import keyword_terms
 
 _FOLLOW_UP_START = re.compile(
     r"^\s*(and|but|also|or|so|then|what about|how about|what if|and what about|and how about|same for)\b"
@@ -63,6 +67,13 @@ _MODIFIERS = set(
     real true famous known used like both two three four five six seven eight nine ten first second third last
     next previous latest""".split()
 )
+# A question that asks only what a thing is or what it holds ("What are the side effects?", "Tell
+# me about angel rounds."), not what happens to it ("When is the fire drill held?").
+_ASKS_WHAT = re.compile(
+    r"^\s*(?:(?:what|which)\s+(?:is|are|was|were)\b|(?:tell|show)\s+me\b|describe\b|explain\b|list\b)", re.I
+)
+# The same words as keyword terms, for telling whether a question repeats the conversation's words.
+_GENERIC_TERMS = frozenset(keyword_terms(" ".join(_GENERIC | _MODIFIERS)))
 RARE_WORD = 3.5  # a word rarer than this in English (Zipf scale: once per ~3 million words) names a subject
 _NUMBER = re.compile(r"\b\d[\d.,]*\b")
 _TOKEN = re.compile(r"[\w\\.:\-/'’]+")
@@ -70,9 +81,10 @@ _TOKEN = re.compile(r"[\w\\.:\-/'’]+")
 Turn = tuple[str, str]  # (the standalone question asked, the answer given)
 
 
-def is_follow_up(question: str) -> bool:
-    """Whether a question leans on the conversation for its subject (see the module's note).
-    Held to precision >= 0.95 and recall >= 0.8 on tests/data/follow_ups.jsonl."""
+def is_follow_up(question: str, earlier: Sequence[str] = ()) -> bool:
+    """Whether a question leans on the conversation for its subject (see the module's note),
+    given the conversation's earlier questions. Held to precision >= 0.95 and recall >= 0.8 on
+    tests/data/follow_ups.jsonl."""
     if _FOLLOW_UP_START.match(question):
         return True
     found = _tokens_at(question)
@@ -83,7 +95,20 @@ def is_follow_up(question: str) -> bool:
         start < back and named and _may_refer_to(question, found, start, back) for start, _, named in subjects
     ):
         return True  # "it" before a name of its own: "who issues them?", "where do staff gather during it?"
+    if any(named for _, _, named in subjects):
+        return False
+    if subjects and earlier and _ASKS_WHAT.match(question):
+        return not _names_again(question, earlier)
     return not subjects
+
+
+def _names_again(question: str, earlier: Sequence[str]) -> bool:
+    """Whether a question whose subject is made of everyday words says one of the conversation's
+    words again ("What are the running costs of heat pumps?" after "How do heat pumps work?"):
+    then it is about what it says; otherwise what it asks for is the conversation's subject's
+    ("What are the installation costs?" after the same)."""
+    said = {term for text in earlier for term in keyword_terms(text)}
+    return any(term in said for term in keyword_terms(question) if term not in _GENERIC_TERMS)
 
 
 def _tokens_at(question: str) -> list[tuple[str, int]]:
@@ -171,7 +196,7 @@ def _names_something(token: str, *, first: bool) -> bool:
 
 
 def rule_based_rewrite(question: str, history: Sequence[Turn]) -> str:
-    if not history or not is_follow_up(question):
+    if not history or not is_follow_up(question, [asked for asked, _ in history]):
         return question
     previous = history[-1][0].strip()
     new_numbers = _NUMBER.findall(question)

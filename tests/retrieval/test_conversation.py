@@ -41,7 +41,7 @@ def test_the_follow_up_rule_on_labelled_conversational_turns():
     whether it needs the previous question to be searched."""
     turns = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "follow_ups.jsonl").open()]
     assert len(turns) >= 60
-    said = [(t["follow_up"], is_follow_up(t["question"])) for t in turns]
+    said = [(t["follow_up"], is_follow_up(t["question"], [t["previous"]])) for t in turns]
     true_positive = sum(label and guess for label, guess in said)
     precision = true_positive / max(sum(guess for _, guess in said), 1)
     recall = true_positive / sum(label for label, _ in said)
@@ -56,6 +56,21 @@ def test_a_question_that_names_its_own_subject_stands_alone_even_with_one_in_it(
     assert is_follow_up("What are the causes?")  # names nothing: the conversation's subject's
     assert not is_follow_up("What is melatonin?")  # a rare word is a subject of its own
     assert is_follow_up("Is it curable?") and not is_follow_up("Tell me about the Hanseatic League and its trade.")
+
+
+def test_asking_what_a_thing_of_everyday_words_is_asks_for_the_conversations_subjects():
+    earlier = ["How do heat pumps work?"]
+    assert is_follow_up("What are the installation costs?", earlier)
+    assert is_follow_up("Tell me about the warranty terms.", earlier)
+    # The conversation's words said again, or the thing named doing something: its own subject.
+    assert not is_follow_up("What are the running costs of heat pumps?", earlier)
+    assert not is_follow_up("When is the boiler serviced?", earlier)
+    # With no conversation before it, a compound is the question's own subject.
+    assert not is_follow_up("What are the installation costs?")
+    history = [("How do heat pumps work?", "They move heat from outside air into the house. [1]")]
+    assert rule_based_rewrite("What are the installation costs?", history) == (
+        "How do heat pumps work? What are the installation costs?"
+    )
 
 
 def test_a_preposition_joins_no_compound():
@@ -78,15 +93,20 @@ def test_a_pronoun_in_the_clause_of_a_name_points_back_and_one_in_a_later_clause
 
 def test_follow_ups_of_real_conversations_each_half_reported():
     """TREC CAsT 2019-2020 (../shared): 695 real turns labelled follow-up or not. Half A was
-    looked at while writing the rule, half B was not; both are held to precision >= 0.95."""
+    looked at while writing the rule, half B was not; both are held to precision >= 0.95, each
+    question decided with the conversation's earlier questions."""
     path = shared_path("trec-cast-dev", "follow_ups.jsonl")
     turns = [json.loads(line) for line in path.open() if json.loads(line)["history"]]
     for half in ("A", "B"):
-        said = [(t["follow_up"], is_follow_up(t["question"])) for t in turns if half_of(t["conversation"]) == half]
+        said = [
+            (t["follow_up"], is_follow_up(t["question"], t["history"]))
+            for t in turns
+            if half_of(t["conversation"]) == half
+        ]
         true_positive = sum(label and guess for label, guess in said)
         precision = true_positive / max(sum(guess for _, guess in said), 1)
         recall = true_positive / sum(label for label, _ in said)
-        assert precision >= 0.95 and recall >= 0.6, (half, precision, recall)
+        assert precision >= 0.95 and recall >= 0.68, (half, precision, recall)
 
 
 def test_the_app_level_ask_shows_the_rewritten_question_and_finds_the_page(docent, handbook_collection):
