@@ -32,10 +32,18 @@ from retrieval.answer.base import BackendError
 from retrieval.keywords import keyword_terms
 
 _FOLLOW_UP_START = re.compile(
-    r"^\s*(and|but|also|or|so|then|what about|how about|what if|and what about|and how about|same for)\b"
-    r"[\s,]*",
+    r"^\s*(and|but|also|or|so|then|what about|how about|what if|and what about|and how about|same for"
+    r"|i mean|i meant)\b[\s,]*",
     re.I,
 )
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+# A comparison names two things; with one named, the other is the conversation's.
+_COMPARES = re.compile(r"\b(?:compar(?:e|es|ed|ing|ison|isons)|differ(?:s|ed|ence|ences)?|vs|versus)\b", re.I)
+_TWO_THINGS = re.compile(r"\b(?:and|or|vs|versus|each other|one another)\b", re.I)
+# "What kind ...?" with no "of ..." asks for a kind of what was named before.
+_CLASSIFIERS = {"type", "types", "kind", "kinds", "sort", "sorts", "variety", "varieties"}
+_CONTRACTION = re.compile(r"['’](?:s|m|re|ve|ll|d)$")  # "I'm", "what's": the word before it
+_NEGATED = re.compile(r"n['’]t$")  # "don't", "isn't": an auxiliary, like "do" and "is"
 # Words that point back to something named earlier. "there" only where it is not existential;
 # "one" is a number or "a" ("one LinnSequencer disk"), "ones" points back.
 _REFERRING = {"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him", "his", "her"}
@@ -67,10 +75,12 @@ _MODIFIERS = set(
     real true famous known used like both two three four five six seven eight nine ten first second third last
     next previous latest""".split()
 )
-# A question that asks only what a thing is or what it holds ("What are the side effects?", "Tell
-# me about angel rounds."), not what happens to it ("When is the fire drill held?").
+# A question that asks only what a thing is or whether there is one ("What are the installation
+# costs?", "Is there a warranty card?"), not what happens to it ("When is the boiler serviced?").
 _ASKS_WHAT = re.compile(
-    r"^\s*(?:(?:what|which)\s+(?:is|are|was|were)\b|(?:tell|show)\s+me\b|describe\b|explain\b|list\b)", re.I
+    r"^\s*(?:(?:what|which)\s+(?:is|are|was|were)\b|(?:is|are)\s+there\b|(?:tell|show)\s+me\b|describe\b"
+    r"|explain\b|list\b)",
+    re.I,
 )
 # The same words as keyword terms, for telling whether a question repeats the conversation's words.
 _GENERIC_TERMS = frozenset(keyword_terms(" ".join(_GENERIC | _MODIFIERS)))
@@ -85,8 +95,8 @@ def is_follow_up(question: str, earlier: Sequence[str] = ()) -> bool:
     """Whether a question leans on the conversation for its subject (see the module's note),
     given the conversation's earlier questions. Held to precision >= 0.95 and recall >= 0.8 on
     tests/data/follow_ups.jsonl."""
-    if _FOLLOW_UP_START.match(question):
-        return True
+    if any(_FOLLOW_UP_START.match(sentence) for sentence in _SENTENCE_END.split(question)):
+        return True  # also after a remark: "Sounds good. What about the second option?"
     found = _tokens_at(question)
     tokens = [t for t, _ in found]
     subjects = _subjects(tokens)
@@ -95,6 +105,8 @@ def is_follow_up(question: str, earlier: Sequence[str] = ()) -> bool:
         start < back and named and _may_refer_to(question, found, start, back) for start, _, named in subjects
     ):
         return True  # "it" before a name of its own: "who issues them?", "where do staff gather during it?"
+    if len(subjects) == 1 and _COMPARES.search(question) and not _TWO_THINGS.search(question):
+        return True  # "How does the Model Y compare?": the other side is the conversation's
     if any(named for _, _, named in subjects):
         return False
     if subjects and earlier and _ASKS_WHAT.match(question):
@@ -131,6 +143,8 @@ def _points_back(tokens: list[str]) -> int | None:
     """Where the first word that points back to something named earlier stands, if any."""
     words = [re.sub(r"['’]s$", "", t.lower()) for t in tokens]
     for i, word in enumerate(words):
+        if word in _CLASSIFIERS and i and words[i - 1] in ("what", "which") and words[i + 1 : i + 2] != ["of"]:
+            return i  # "Which kind suits a small garden?": a kind of what was named before
         if word not in _REFERRING:
             continue
         if word == "there" and (
@@ -162,8 +176,8 @@ def _subjects(tokens: list[str]) -> list[tuple[int, str, bool]]:
             subjects.append((run[0], " ".join(tokens[i] for i in run), named or rare))
 
     for i, token in enumerate(tokens):
-        word = token.lower()
-        if word in _GENERIC or re.sub(r"['’]s$", "", word) in _REFERRING:
+        word = _CONTRACTION.sub("", token.lower())
+        if word in _GENERIC or word in _REFERRING or _NEGATED.search(word):
             close()
             run = []
         else:
@@ -188,6 +202,8 @@ def _frequency(word: str) -> float:
 def _names_something(token: str, *, first: bool) -> bool:
     """A name-like token: a code or option name (\\endhead, json.loads, --noout), letters with
     digits (BM25, FY2016, 3M), or a capitalised word that does not start the question."""
+    if re.fullmatch(r"[a-z]+(?:-[a-z]+)+", token):
+        return False  # a hyphenated word ("long-term") is a word: its rarity says whether it names
     if re.search(r"[\\_.:/]|\w-\w", token) or token.startswith("-"):
         return True
     if re.search(r"\d", token) and re.search(r"[A-Za-z]", token):

@@ -65,12 +65,32 @@ def test_asking_what_a_thing_of_everyday_words_is_asks_for_the_conversations_sub
     # The conversation's words said again, or the thing named doing something: its own subject.
     assert not is_follow_up("What are the running costs of heat pumps?", earlier)
     assert not is_follow_up("When is the boiler serviced?", earlier)
+    assert is_follow_up("Is there a warranty card?", earlier)
     # With no conversation before it, a compound is the question's own subject.
     assert not is_follow_up("What are the installation costs?")
     history = [("How do heat pumps work?", "They move heat from outside air into the house. [1]")]
     assert rule_based_rewrite("What are the installation costs?", history) == (
         "How do heat pumps work? What are the installation costs?"
     )
+
+
+def test_a_comparison_with_one_side_a_kind_with_no_of_and_a_continuation_after_a_remark_lean_on_it():
+    assert is_follow_up("How does the Model Y compare?")
+    assert is_follow_up("What is the difference with the Kona?")
+    assert not is_follow_up("How does the Model Y compare with the Kona?")
+    assert not is_follow_up("How do BM25 and SPLADE differ?")
+    assert is_follow_up("Which kind suits a small garden?")
+    assert not is_follow_up("Which kind of lavender suits a small garden?")
+    assert not is_follow_up("What blood type can anyone receive?")
+    assert is_follow_up("Sounds good. What about the second option?")
+    assert is_follow_up("I meant the 2021 edition")
+
+
+def test_contractions_and_hyphenated_words_are_no_names():
+    # "I'm" is "I", and "long-term" a common word: neither is a subject of the question's own.
+    assert is_follow_up("Which one should I pick if I'm on a budget?")
+    assert is_follow_up("What are the long-term risks?", ["How do heat pumps work?"])
+    assert not is_follow_up("What does COVID-19 do to the lungs?")
 
 
 def test_a_preposition_joins_no_compound():
@@ -106,7 +126,7 @@ def test_follow_ups_of_real_conversations_each_half_reported():
         true_positive = sum(label and guess for label, guess in said)
         precision = true_positive / max(sum(guess for _, guess in said), 1)
         recall = true_positive / sum(label for label, _ in said)
-        assert precision >= 0.95 and recall >= 0.68, (half, precision, recall)
+        assert precision >= 0.95 and recall >= 0.72, (half, precision, recall)
 
 
 def test_the_app_level_ask_shows_the_rewritten_question_and_finds_the_page(docent, handbook_collection):
