@@ -10,6 +10,13 @@ line, left to right; a gap of 0.6 of the font's height or more is a column gap (
 more), which ingest/tables.py splits rows on; a wider space than usual between lines parts
 paragraphs (a blank line).
 
+Some PDFs part two words by moving the second a little to the right rather than by a space
+character ("A significant", "ended December"), and pdfium, which adds a space only for a wider
+move, reads them as one ("Asignificant"). Where a word is one English does not know, the gaps
+between its letters are measured: one of at least 0.08 of the font's height that stands out
+from the gaps beside it parts two words. Letter-spaced headings ("D I R E C T O R S" drawn with
+even gaps) stay whole, and a word English knows is never parted.
+
 pdfium may not be called from two threads at once, not even for different documents: every call
 into it goes through PDFIUM_LOCK.
 """
@@ -21,6 +28,7 @@ import re
 import statistics
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pypdfium2.raw as pdfium_c
 
@@ -36,6 +44,9 @@ _BREAKS = {0x0A, 0x0D}
 _SOFT_HYPHEN = 0xFFFE  # pdfium's mark for a hyphen at a line's end, the line break dropped
 _JOINED_HYPHEN = re.compile("(\\w)\ufffe([a-z])")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+WORD_GAP = 0.08  # a move between two letters this many sizes wide may part two words
+GAP_STANDS_OUT = 0.06  # ... when it is this much wider than the gaps between the letters beside it
+_LETTERS = re.compile(r"[^\W\d_]{4,}")
 
 
 def page_text(page, plain: str | None = None) -> str:
@@ -67,10 +78,54 @@ def plain_text(page) -> str:
 def _drawing_order_text(textpage) -> str:
     """A word pdfium joined across a hyphenated line break stays joined ("imple-" "mented":
     "implemented", as ingest/text.clean_page_text joins words broken so); any other hyphen
-    pdfium marked is a hyphen."""
+    pdfium marked is a hyphen. Two words pdfium ran together are parted (see the module's note)."""
     text = textpage.get_text_range()
+    breaks = _unspaced_word_breaks(textpage, text)
+    if breaks:
+        text = "".join(f" {char}" if i in breaks else char for i, char in enumerate(text))
     text = _JOINED_HYPHEN.sub(r"\1\2", text).replace("\ufffe", "-")
     return _CONTROL.sub("", text)
+
+
+def _unspaced_word_breaks(textpage, text: str) -> set[int]:
+    """The indexes of the characters that start a word pdfium ran into the one before it: within
+    a run of letters English does not know, a move to the right of at least WORD_GAP sizes that
+    stands out from the moves beside it."""
+    raw = textpage.raw
+    if len(text) != pdfium_c.FPDFText_CountChars(raw):
+        return set()  # characters outside the BMP: the text's indexes are not pdfium's
+    breaks: set[int] = set()
+    for word in _LETTERS.finditer(text):
+        if _known_word(word.group().lower()):
+            continue
+        gaps = [_letter_gap(raw, i) for i in range(word.start() + 1, word.end())]
+        for at, gap in enumerate(gaps):
+            beside = gaps[max(at - 1, 0) : at] + gaps[at + 1 : at + 2]
+            if gap >= WORD_GAP and all(gap >= other + GAP_STANDS_OUT for other in beside):
+                breaks.add(word.start() + 1 + at)
+    return breaks
+
+
+def _letter_gap(raw, i: int) -> float:
+    """How far character i is drawn to the right of where the one before it ends, in sizes."""
+    before, box, x, y = pdfium_c.FS_RECTF(), pdfium_c.FS_RECTF(), ctypes.c_double(), ctypes.c_double()
+    if not (
+        pdfium_c.FPDFText_GetLooseCharBox(raw, i - 1, before)
+        and pdfium_c.FPDFText_GetLooseCharBox(raw, i, box)
+        and pdfium_c.FPDFText_GetCharOrigin(raw, i, x, y)
+    ):
+        return 0.0
+    size = (box.top - box.bottom) or 1.0
+    if abs(box.bottom - before.bottom) > SAME_LINE * size:
+        return 0.0  # another line: not a gap between letters
+    return (x.value - before.right) / size
+
+
+@lru_cache(maxsize=65536)
+def _known_word(word: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") > 0
 
 
 @dataclass
@@ -133,11 +188,13 @@ def _pieces(textpage) -> list[_Piece]:
         current = None
         chars.clear()
 
+    word_breaks = _unspaced_word_breaks(textpage, textpage.get_text_range())
     for i in range(pdfium_c.FPDFText_CountChars(raw)):
         code = pdfium_c.FPDFText_GetUnicode(raw, i)
         if code in _BREAKS:
             close()
             continue
+        pending_space = pending_space or i in word_breaks
         char = "-" if code == _SOFT_HYPHEN else chr(code)
         if char.isspace() or not char.isprintable():
             pending_space = True

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ingest import load_pdf
-from support.pdfgen import make_pdf
+from support.pdfgen import make_pdf, write_pdf
 from support.shared_data import shared_path
 from webapp.app.render import page_image
 
@@ -45,3 +45,28 @@ def test_a_word_hyphenated_across_a_line_break_is_one_word_again():
     text = " ".join(page.text for page in load_pdf(shared_path("pdfs", "pdfminer_dmca.pdf")).pages)
     assert "legal protection and effective legal remedies against the circumvention" in text
     assert "protec-" not in text and "\ufffe" not in text
+
+
+def test_two_words_moved_apart_without_a_space_are_two_words_and_a_spaced_heading_stays_whole(tmp_path: Path):
+    # Some PDFs part words by moving the next one right instead of drawing a space; pdfium reads
+    # a small move as no space ("Asignificant"). Even gaps (a letter-spaced heading) part nothing,
+    # nor does a move inside a word English knows.
+    heading = tuple(x for letter in "TRUSTEES" for x in (letter, -110))[:-1]
+    prose = [
+        heading,
+        ("A", -110, "notable share of the fees is paid in", -120, "advance."),
+        ("The lock gates need improve", -110, "ment before the winter."),
+    ]
+    text = load_pdf(write_pdf(tmp_path / "prose.pdf", [prose])).pages[0].text
+    assert "TRUSTEES" in text.split()
+    assert "A notable share of the fees is paid in advance." in text
+    assert "need improvement before" in text
+    table = [
+        [(400, ("Year", -110, "ended")), (480, "2023")],
+        [(72, ("Harbour", -110, "dues")), (400, "1,204"), (480, "1,187")],
+        [(72, ("Mooring", -110, "permits")), (400, "318"), (480, "297")],
+        [(72, "Total revenue"), (400, "1,522"), (480, "1,484")],
+    ]
+    rows = load_pdf(write_pdf(tmp_path / "table.pdf", [table])).pages[0].text.split("\n")
+    assert any(row.startswith("Harbour dues | ") for row in rows), rows
+    assert any(row.startswith("Mooring permits | ") for row in rows), rows

@@ -13,11 +13,23 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
+def _show(text: str | tuple[str | int, ...]) -> str:
+    """The operator drawing a text, or a TJ array's pieces moved apart by the numbers between."""
+    if isinstance(text, str):
+        return f"({_escape(text)}) Tj"
+    return "[" + " ".join(f"({_escape(p)})" if isinstance(p, str) else str(p) for p in text) + "] TJ"
+
+
 def make_pdf(
-    pages: list[list[str | list[tuple[int, str]] | list[tuple[int, int, str]]]], *, title: str | None = None
+    pages: list[list[str | tuple[str | int, ...] | list[tuple[int, str | tuple]] | list[tuple[int, int, str]]]],
+    *,
+    title: str | None = None,
 ) -> bytes:
-    """A PDF of the given pages; a line is a string, a table row of (x, text) cells, or cells
-    placed anywhere on the page, (x, y, text)."""
+    """A PDF of the given pages; a line is a string, a table row of (x, text) cells, cells
+    placed anywhere on the page, (x, y, text), or a tuple of strings each moved from the one
+    before by a number between them, in thousandths of the font size to the left (a TJ array:
+    ("A", -110, "word") draws "word" 0.11 of the size right of "A", no space between); a row's
+    cell may be such a tuple too."""
     objects: list[bytes] = []  # object n is objects[n - 1]
 
     def add(body: bytes) -> int:
@@ -34,6 +46,9 @@ def make_pdf(
             if isinstance(line, str):
                 ops.append(f"({_escape(line)}) Tj T*")
                 continue
+            if isinstance(line, tuple):
+                ops.append(f"{_show(line)} T*")
+                continue
             if line and len(line[0]) == 3:
                 # Cells each at its own (x, y), drawn in the order given (a table whose header
                 # cells are drawn one at a time, a date over its year); the lines go on below.
@@ -45,7 +60,7 @@ def make_pdf(
             # start, then the next line starts at the left margin again.
             x = 72
             for cell_x, cell in line:
-                ops.append(f"{cell_x - x} 0 Td ({_escape(cell)}) Tj")
+                ops.append(f"{cell_x - x} 0 Td {_show(cell)}")
                 x = cell_x
             ops.append(f"{72 - x} -14 Td")
         ops.append("ET")
