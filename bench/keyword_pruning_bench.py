@@ -10,7 +10,8 @@ queries are real: 200 sentences of its docstrings, as keyword terms.
     python bench/keyword_pruning_bench.py [--sizes 100000,1000000] [--out bench/results]
 
 Every query's top 10 from the pruned search is checked against the exhaustive one (ids and
-scores equal to the bit). bm25s and tantivy score with their own BM25 variants (Lucene's idf,
+scores equal to the bit), and so is the index saved and opened again; the time to open it (Docent's
+file, tantivy's folder, as after a restart) is reported beside. bm25s and tantivy score with their own BM25 variants (Lucene's idf,
 no epsilon floor), so their lists are not compared; their speed on the same tokens is.
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from bm25_bench import docstring_queries, stdlib_chunks
 from retrieval.index import BM25Index
+from retrieval.index.factory import load as load_index
 from retrieval.keywords import keyword_terms
 
 
@@ -79,6 +81,14 @@ def run_docent(flat, bounds, queries, k: int) -> dict:
     pruned = index.search(queries, k=k, threads=1)
     exhaustive = index.search(queries, k=k, threads=1, exhaustive=True)
     row["identical_top_k"] = bool(np.array_equal(pruned[0], exhaustive[0]) and np.array_equal(pruned[1], exhaustive[1]))
+    with tempfile.TemporaryDirectory() as folder:  # saved as a collection keeps it, and opened again
+        path = Path(folder) / "keywords.idx"
+        index.save(path)
+        start = time.perf_counter()
+        opened = load_index(path)
+        row["open_s"] = time.perf_counter() - start
+    again = opened.search(queries, k=k, threads=1)
+    row["identical_after_open"] = bool(np.array_equal(pruned[0], again[0]) and np.array_equal(pruned[1], again[1]))
     return row
 
 
@@ -114,12 +124,15 @@ def run_tantivy(flat, bounds, queries, k: int, folder: Path) -> dict:
     writer.commit()
     writer.wait_merging_threads()
     build = time.perf_counter() - start
-    index.reload()
+    del index, writer
+    start = time.perf_counter()
+    index = tantivy.Index.open(str(folder))  # opened again from its files, as after a restart
     searcher = index.searcher()
+    opened = time.perf_counter() - start
     parsed = [index.parse_query(" ".join(f"t{t}" for t in q), ["body"]) for q in queries]
     per_query(lambda q: searcher.search(q, k), parsed[:20])
     times = per_query(lambda q: searcher.search(q, k), parsed)
-    return {"build_s": build, "query": dict(zip(("p50_ms", "p95_ms"), percentiles(times)))}
+    return {"build_s": build, "open_s": opened, "query": dict(zip(("p50_ms", "p95_ms"), percentiles(times)))}
 
 
 def main() -> None:
@@ -172,17 +185,19 @@ def main() -> None:
         f" keyword statistics ({meta['mean_document_tokens']:.0f} terms each), 1 thread",
         "",
         "| documents | Docent exhaustive p50 / p95 (ms) | Docent pruned p50 / p95 (ms) | pruned speed-up (p50) |"
-        " same top k | bm25s p50 (ms) | tantivy p50 (ms) | Docent build (s) |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|",
+        " same top k | bm25s p50 (ms) | tantivy p50 (ms) | Docent build (s) | Docent open (s) | tantivy open (s) |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for size, row in results.items():
         d = row["docent"]
         peer = {name: f"{row[name]['query']['p50_ms']:.3f}" if name in row else "-" for name in ("bm25s", "tantivy")}
+        tantivy_open = f"{row['tantivy']['open_s']:.3f}" if "tantivy" in row else "-"
         lines.append(
             f"| {size:,} | {d['exhaustive']['p50_ms']:.3f} / {d['exhaustive']['p95_ms']:.3f} |"
             f" {d['pruned']['p50_ms']:.3f} / {d['pruned']['p95_ms']:.3f} |"
-            f" {d['exhaustive']['p50_ms'] / d['pruned']['p50_ms']:.1f}x | {'yes' if d['identical_top_k'] else 'NO'} |"
-            f" {peer['bm25s']} | {peer['tantivy']} | {d['build_s']:.1f} |"
+            f" {d['exhaustive']['p50_ms'] / d['pruned']['p50_ms']:.1f}x |"
+            f" {'yes' if d['identical_top_k'] and d['identical_after_open'] else 'NO'} |"
+            f" {peer['bm25s']} | {peer['tantivy']} | {d['build_s']:.1f} | {d['open_s']:.2f} | {tantivy_open} |"
         )
     (args.out / "keyword_pruning.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -405,6 +405,9 @@ std::vector<unsigned char> BM25Index::serialize(std::uint64_t checkpoint) const 
 }
 
 BM25Index BM25Index::deserialize(const Unsealed& sealed) {
+    // Built in bulk rather than by add(): each document goes to the slot of its place in the
+    // file, every term's postings are counted first and then filled in slot order (so each
+    // list is allocated once, at its size), and the blocks are cut once at the end.
     if (sealed.kind != IndexKind::BM25) throw FormatError("Docent index holds another index kind, not a BM25 index");
     Reader r(sealed.payload, sealed.payload_size);
     BM25Params params;
@@ -413,26 +416,50 @@ BM25Index BM25Index::deserialize(const Unsealed& sealed) {
     params.epsilon = r.get<double>();
     BM25Index index(params);
     const auto n = r.get<std::uint64_t>();
-    std::vector<TermCount> terms;
-    std::vector<std::uint32_t> tokens;
-    for (std::uint64_t i = 0; i < n; ++i) {
+    if (n > r.remaining() / 16 || n > 0xFFFFFFFFu) throw FormatError("BM25 index is damaged: its document count runs past the end");
+    index.docs_.resize(static_cast<std::size_t>(n));
+    index.slot_of_.reserve(static_cast<std::size_t>(n));
+    std::vector<std::uint32_t> df;  // by term
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        Document& doc = index.docs_[slot];
         const auto id = r.get<std::int64_t>();
         const auto length = r.get<std::uint32_t>();
         const auto n_terms = r.get<std::uint32_t>();
-        r.get_array(terms, n_terms);
+        r.get_array(doc.terms, n_terms);
         std::uint64_t tf_total = 0;
-        tokens.clear();
-        for (const auto& [term, tf] : terms) {
+        for (std::size_t i = 0; i < doc.terms.size(); ++i) {
+            const auto [term, tf] = doc.terms[i];
             tf_total += tf;
-            if (tf == 0 || term >= kMaxTokenId || tf_total > length)
+            if (tf == 0 || term >= kMaxTokenId || tf_total > length || (i > 0 && doc.terms[i - 1].term >= term))
                 throw FormatError("BM25 index is damaged: document " + std::to_string(id) + " has inconsistent term counts");
-            tokens.insert(tokens.end(), tf, term);
+            if (term >= df.size()) df.resize(static_cast<std::size_t>(term) + 1, 0);
+            ++df[term];
         }
-        if (tf_total != length || index.contains(id))
+        if (id < 0 || tf_total != length || !index.slot_of_.emplace(id, slot).second)
             throw FormatError("BM25 index is damaged: document " + std::to_string(id) + " is repeated or has a wrong length");
-        index.add(id, tokens.data(), tokens.size());
+        doc.id = id;
+        doc.length = length;
+        index.total_length_ += length;
     }
     if (r.remaining() != 0) throw FormatError("BM25 index has unexpected trailing bytes");
+
+    index.postings_.resize(df.size());
+    index.bounds_.resize(df.size());
+    index.blocks_.resize(df.size());
+    for (std::size_t term = 0; term < df.size(); ++term) {
+        index.postings_[term].reserve(df[term]);
+        if (df[term]) ++index.vocabulary_size_;
+    }
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const Document& doc = index.docs_[slot];
+        for (const auto& [term, tf] : doc.terms) {
+            index.postings_[term].push_back({slot, tf});
+            TermBound& bound = index.bounds_[term];
+            bound.max_tf = std::max(bound.max_tf, tf);
+            bound.min_length = std::min(bound.min_length, doc.length);
+        }
+    }
+    for (std::size_t term = 0; term < df.size(); ++term) index.rebuild_blocks(static_cast<std::uint32_t>(term), 0);
     return index;
 }
 

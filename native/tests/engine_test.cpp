@@ -341,6 +341,17 @@ static void test_serialization() {
     const auto bm25_copy = BM25Index::deserialize(unseal(bm25_blob.data(), bm25_blob.size()));
     CHECK(bm25_copy.size() == bm25.size() && bm25_copy.vocabulary_size() == bm25.vocabulary_size());
     fuzz_loader(bm25_blob, [](const std::vector<unsigned char>& b) { BM25Index::deserialize(unseal(b.data(), b.size())); });
+    fuzz_payload(bm25_blob, [](const std::vector<unsigned char>& b) {
+        const auto loaded = BM25Index::deserialize(unseal(b.data(), b.size()));
+        loaded.search({{0, 1, 2, 3}, {5, 5, 9}}, 5, nullptr, 1);
+    }, 17);
+    // The copy is the index: the same top k, exhaustive and pruned alike.
+    const std::vector<std::vector<std::uint32_t>> queries{{0, 1, 2}, {3, 4, 4, 7}, {1, 9}};
+    for (bool exhaustive : {true, false}) {
+        const auto a = bm25.search(queries, 5, nullptr, 1, exhaustive);
+        const auto b = bm25_copy.search(queries, 5, nullptr, 1, exhaustive);
+        CHECK(a.ids == b.ids && a.distances == b.distances);
+    }
 
     // The wrong kind is refused too.
     bool refused = false;
