@@ -10,8 +10,10 @@ Whether a question is a follow-up is decided by whether it names its own subject
 name ("Hanseatic League", "BM25", "401(k) plan", "\\endhead"), a rare word ("melatonin", by its
 frequency in English, wordfreq), or a compound of two words or more ("heat pumps", "the fire
 drill"); words that only say of what kind or how good a thing is ("the main types", "good
-sources") name nothing. A question that starts by continuing ("and ...", "what about ...") leans
-on the conversation; so does one that points back ("is it curable?", "who issues them?") before
+sources") name nothing. A question that starts by continuing ("and ...", "what about ...", also
+after a remark: "Sounds good. What about ...?") or corrects the last one ("I meant ...") leans
+on the conversation; so does a comparison that names one side ("How does the Model Y compare?"),
+"what kind ...?" with no "of ...", and one that points back ("is it curable?", "who issues them?") before
 naming anything (a pronoun points back unless a name or a rare word stands before it, in an
 earlier clause where the pronoun is "it", "they", "them" or "him": no pronoun refers to a name in
 its own clause), and one that names nothing of its own: "What are the main risks?" asks about
