@@ -27,7 +27,7 @@ from urllib.robotparser import RobotFileParser
 
 from ingest.errors import IngestError
 from ingest.web.fetch import USER_AGENT, Fetcher, FetchError, FetchResult
-from ingest.web.html import canonical_url, decode, html_tree, load_html
+from ingest.web.html import LXML_LOCK, canonical_url, decode, html_tree, load_html
 from ingest.web.netguard import BlockedAddressError
 from ingest.models import Document, Page
 from ingest.pdf import load_pdf
@@ -139,18 +139,22 @@ def _page_like(url: str) -> bool:
 def page_links(body: bytes, url: str) -> list[str]:
     """A page's links (a href), absolute and without fragments; none from a page whose robots
     meta tag says nofollow, nor those marked rel="nofollow"."""
-    tree = html_tree(decode(body[:5_000_000]), whole=True)
-    if tree is None:
-        return []
-    if any("nofollow" in (m.get("content") or "").lower() for m in tree.xpath("//meta[@name='robots']")):
-        return []
-    base = tree.xpath("//base/@href")
+    text = decode(body[:5_000_000])
+    with LXML_LOCK:
+        tree = html_tree(text, whole=True)
+        if tree is None:
+            return []
+        if any("nofollow" in (m.get("content") or "").lower() for m in tree.xpath("//meta[@name='robots']")):
+            return []
+        base = [str(href) for href in tree.xpath("//base/@href")]
+        anchors = [(a.get("href"), a.get("rel") or "") for a in tree.xpath("//a[@href]")]
+        del tree
     base_url = urljoin(url, base[0].strip()) if base else url
     links = []
-    for anchor in tree.xpath("//a[@href]"):
-        if "nofollow" in (anchor.get("rel") or "").lower():
+    for href, rel in anchors:
+        if "nofollow" in rel.lower():
             continue
-        absolute = urldefrag(urljoin(base_url, anchor.get("href").strip()))[0]
+        absolute = urldefrag(urljoin(base_url, href.strip()))[0]
         if urlsplit(absolute).scheme in ("http", "https"):
             links.append(absolute)
     return links

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 
 from ingest.errors import IngestError
 from ingest.models import Document, Page
@@ -19,6 +20,12 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _CANONICAL = re.compile(r"<link\b[^>]*\brel=[\"']?canonical[\"']?[^>]*>", re.IGNORECASE)
 _HREF = re.compile(r"\bhref=[\"']?([^\"' >]+)", re.IGNORECASE)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# trafilatura on several threads at once crashes the process now and then (SIGSEGV or SIGABRT
+# inside lxml: adbar/trafilatura#840, #925; here once in a crawl test, during a garbage
+# collection). A crawl reads pages on its threads, so every use of lxml holds this lock, and the
+# trees are let go before it is released: one page is taken apart at a time (the work holds the
+# GIL anyway), while the fetching stays parallel.
+LXML_LOCK = threading.RLock()
 
 
 def decode(body: bytes, charset: str | None = None) -> str:
@@ -44,18 +51,21 @@ def load_html(html: str, url: str) -> Document:
     ("Classes › Python Scopes and Namespaces") so a citation can name the section."""
     import trafilatura
 
-    markdown = trafilatura.extract(
-        html, url=url, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True
-    )
-    if not markdown or not markdown.strip():
-        raise IngestError(url, "no main text was found on the page")
-    metadata = trafilatura.extract_metadata(html)
-    found = metadata.title if metadata and metadata.title else None
+    with LXML_LOCK:
+        markdown = trafilatura.extract(
+            html, url=url, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True
+        )
+        if not markdown or not markdown.strip():
+            raise IngestError(url, "no main text was found on the page")
+        metadata = trafilatura.extract_metadata(html)
+        found = metadata.title if metadata and metadata.title else None
+        del metadata  # it may hold the page's tree
+        outline = _outline(html)
     written = _html_title(html)
     # trafilatura's title is the <title> without the site's name ("APT | Debian Handbook"), but
     # where it differs from <title> altogether it took a heading for one: the <title> is kept.
     title = (found if found and (not written or found.lower() in written.lower()) else written) or found or url
-    sections = markdown_sections(markdown, _outline(html))
+    sections = markdown_sections(markdown, outline)
     if not sections:
         raise IngestError(url, "no main text was found on the page")
     text = "\n\n".join(t for _, t in sections)
@@ -176,7 +186,7 @@ _XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
 
 def html_tree(html: str, *, whole: bool = False):
     """The page parsed by lxml's HTML parser (whole: as a document, <html> at its root); None
-    when it cannot be."""
+    when it cannot be. Use it, and let it go, holding LXML_LOCK."""
     import lxml.html
 
     text = _XML_DECLARATION.sub("", html, count=1)
