@@ -95,9 +95,10 @@ def preload() -> None:
     import httpcore  # noqa: F401  (httpx imports it when its first client is made)
     import trafilatura
 
-    trafilatura.extract(
-        "<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>"
-    )
+    with LXML_LOCK:
+        trafilatura.extract(
+            "<html><body><article><p>A paragraph long enough to be kept as main text.</p></article></body></html>"
+        )
 
 
 def normalize_url(url: str) -> str:

@@ -22,9 +22,9 @@ _HREF = re.compile(r"\bhref=[\"']?([^\"' >]+)", re.IGNORECASE)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 # trafilatura on several threads at once crashes the process now and then (SIGSEGV or SIGABRT
 # inside lxml: adbar/trafilatura#840, #925; here once in a crawl test, during a garbage
-# collection). A crawl reads pages on its threads, so every use of lxml holds this lock, and the
-# trees are let go before it is released: one page is taken apart at a time (the work holds the
-# GIL anyway), while the fetching stays parallel.
+# collection). A crawl reads pages on its threads (files are parsed in worker processes), so every
+# use of lxml on them holds this lock and lets its trees go before releasing it: one page is
+# taken apart at a time (the work holds the GIL anyway), while the fetching stays parallel.
 LXML_LOCK = threading.RLock()
 
 
