@@ -4,11 +4,14 @@ sentence-transformers on torch, and no wasted work. Docent's own int8 encoder ha
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import os
 import shutil
 import stat
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +172,16 @@ def test_quantizing_twice_makes_the_same_weights_and_the_report_names_the_cpu(em
     assert first["cpu"] and "INT8" in first["cpu_capabilities"] and isinstance(first["cpu_vnni"], bool)
 
 
+def _damage(path: Path) -> None:
+    """The file cut short, as a new file in its place: truncating it where it stands would pull
+    the pages from under a model that still maps it (SIGBUS, the process gone), which is not
+    the damage under test."""
+    gc.collect()  # the models opened before let go of their maps
+    cut = path.with_name(path.name + ".cut")
+    cut.write_bytes(path.read_bytes()[:1000])
+    os.replace(cut, path)
+
+
 def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_again(
     embedders, tmp_path, caplog, monkeypatch
 ):
@@ -176,8 +189,7 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
     target = _float_export_only(embedders, tmp_path)
     _quick_gate(monkeypatch, -1.0)  # an int8 copy on any CPU, to damage
     assert Embedder(backend="openvino-int8", cache_dir=tmp_path).backend == "openvino-int8"
-    with open(target / INT8_BIN, "r+b") as f:
-        f.truncate(1000)
+    _damage(target / INT8_BIN)
     with caplog.at_level("WARNING", logger="retrieval.embed"):
         embedder = Embedder(backend="openvino-int8", cache_dir=tmp_path)
     assert embedder.backend == "openvino"
@@ -186,8 +198,7 @@ def test_a_damaged_int8_model_falls_back_to_float_and_a_damaged_export_is_made_a
 
     for name in (INT8_XML, INT8_BIN, quantize.REPORT):
         (target / name).unlink()
-    with open(target / "model.bin", "r+b") as f:
-        f.truncate(1000)
+    _damage(target / "model.bin")
     caplog.clear()
     with caplog.at_level("WARNING", logger="retrieval.embed"):
         embedder = Embedder(backend="openvino", cache_dir=tmp_path)
