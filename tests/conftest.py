@@ -3,7 +3,13 @@ the tests sit in folders that mirror the code (engine, ingest, retrieval, webapp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Ray's crash handler (absl's, installed in a process that starts Ray) can hang forever while it
+# writes its stack trace, so a native crash in any later test stalled the run until CI's time
+# ran out; without it the process dies at once, with Python's trace. Read when ray is imported.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 import pytest
 
