@@ -55,9 +55,11 @@ def page_text(page, plain: str | None = None) -> str:
     read). Call it holding PDFIUM_LOCK."""
     textpage = page.get_textpage()
     try:
-        text = plain if plain is not None else _drawing_order_text(textpage)
+        # Where the words pdfium ran together are parted is measured once for both readings.
+        breaks = None if plain is not None else _unspaced_word_breaks(textpage)
+        text = plain if plain is not None else _drawing_order_text(textpage, breaks)
         if looks_tabular(text):
-            rebuilt = rebuild_with_rows(layout_text(textpage))
+            rebuilt = rebuild_with_rows(layout_text(textpage, breaks))
             if rebuilt is not None:
                 return rebuilt
         return text
@@ -75,22 +77,25 @@ def plain_text(page) -> str:
         textpage.close()
 
 
-def _drawing_order_text(textpage) -> str:
+def _drawing_order_text(textpage, breaks: set[int] | None = None) -> str:
     """A word pdfium joined across a hyphenated line break stays joined ("imple-" "mented":
     "implemented", as ingest/text.clean_page_text joins words broken so); any other hyphen
-    pdfium marked is a hyphen. Two words pdfium ran together are parted (see the module's note)."""
+    pdfium marked is a hyphen. Two words pdfium ran together are parted (see the module's note;
+    `breaks`: where, when already measured)."""
     text = textpage.get_text_range()
-    breaks = _unspaced_word_breaks(textpage, text)
+    if breaks is None:
+        breaks = _unspaced_word_breaks(textpage)
     if breaks:
         text = "".join(f" {char}" if i in breaks else char for i, char in enumerate(text))
     text = _JOINED_HYPHEN.sub(r"\1\2", text).replace("\ufffe", "-")
     return _CONTROL.sub("", text)
 
 
-def _unspaced_word_breaks(textpage, text: str) -> set[int]:
+def _unspaced_word_breaks(textpage) -> set[int]:
     """The indexes of the characters that start a word pdfium ran into the one before it: within
     a run of letters English does not know, a move to the right of at least WORD_GAP sizes that
     stands out from the moves beside it."""
+    text = textpage.get_text_range()
     raw = textpage.raw
     if len(text) != pdfium_c.FPDFText_CountChars(raw):
         return set()  # characters outside the BMP: the text's indexes are not pdfium's
@@ -139,10 +144,11 @@ class _Piece:
     size: float
 
 
-def layout_text(textpage) -> str:
+def layout_text(textpage, breaks: set[int] | None = None) -> str:
     """The page's text as printed lines, top to bottom, each left to right, with two spaces or
-    more where a column gap stands."""
-    pieces = _pieces(textpage)
+    more where a column gap stands (`breaks`: where words pdfium ran together part, when
+    already measured)."""
+    pieces = _pieces(textpage, _unspaced_word_breaks(textpage) if breaks is None else breaks)
     if not pieces:
         return ""
     pieces.sort(key=lambda p: (-p.baseline, p.left))
@@ -167,7 +173,7 @@ def layout_text(textpage) -> str:
     return "\n".join(out)
 
 
-def _pieces(textpage) -> list[_Piece]:
+def _pieces(textpage, word_breaks: set[int]) -> list[_Piece]:
     """The page's characters grouped into pieces: a piece ends at a line break pdfium reads
     and at a column gap within what it reads as one line."""
     raw = textpage.raw
@@ -188,7 +194,6 @@ def _pieces(textpage) -> list[_Piece]:
         current = None
         chars.clear()
 
-    word_breaks = _unspaced_word_breaks(textpage, textpage.get_text_range())
     for i in range(pdfium_c.FPDFText_CountChars(raw)):
         code = pdfium_c.FPDFText_GetUnicode(raw, i)
         if code in _BREAKS:
