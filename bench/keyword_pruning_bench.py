@@ -10,9 +10,10 @@ queries are real: 200 sentences of its docstrings, as keyword terms.
     python bench/keyword_pruning_bench.py [--sizes 100000,1000000] [--out bench/results]
 
 Every query's top 10 from the pruned search is checked against the exhaustive one (ids and
-scores equal to the bit), and so is the index saved and opened again; the time to open it (Docent's
-file, tantivy's folder, as after a restart) is reported beside. bm25s and tantivy score with their own BM25 variants (Lucene's idf,
-no epsilon floor), so their lists are not compared; their speed on the same tokens is.
+scores equal to the bit), and so is the index saved and opened again; the time to open it
+(Docent's file, tantivy's folder, as after a restart) is reported beside. bm25s and tantivy score
+with their own BM25 variants (Lucene's idf, no epsilon floor), so their lists are not compared;
+their speed on the same tokens is.
 """
 
 from __future__ import annotations

@@ -43,17 +43,14 @@ def make_pdf(
     for lines in pages:
         ops = ["BT", "/F1 11 Tf", "14 TL", "72 740 Td"]
         for line in lines:
-            if isinstance(line, str):
-                ops.append(f"({_escape(line)}) Tj T*")
-                continue
-            if isinstance(line, tuple):
+            if isinstance(line, (str, tuple)):
                 ops.append(f"{_show(line)} T*")
                 continue
             if line and len(line[0]) == 3:
                 # Cells each at its own (x, y), drawn in the order given (a table whose header
                 # cells are drawn one at a time, a date over its year); the lines go on below.
                 for cell_x, cell_y, cell in line:
-                    ops.append(f"1 0 0 1 {cell_x} {cell_y} Tm ({_escape(cell)}) Tj")
+                    ops.append(f"1 0 0 1 {cell_x} {cell_y} Tm {_show(cell)}")
                 ops.append(f"1 0 0 1 72 {min(y for _, y, _ in line) - 14} Tm")
                 continue
             # A row of cells, each at its own x (a table's columns): drawn from the line's
