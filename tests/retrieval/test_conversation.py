@@ -76,7 +76,7 @@ def test_asking_what_a_thing_of_everyday_words_is_asks_for_the_conversations_sub
 
 def test_a_comparison_with_one_side_a_kind_with_no_of_and_a_continuation_after_a_remark_lean_on_it():
     assert is_follow_up("How does the Model Y compare?")
-    assert is_follow_up("What is the difference with the Kona?")
+    assert is_follow_up("Is the difference with the Kona large?")
     assert not is_follow_up("How does the Model Y compare with the Kona?")
     assert not is_follow_up("How do BM25 and SPLADE differ?")
     assert is_follow_up("Which kind suits a small garden?")
