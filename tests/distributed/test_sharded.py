@@ -121,7 +121,13 @@ def test_a_killed_shard_actor_is_restarted_from_its_files(collections):
     before = search(sharded, query, query_vector=vector, k=10)
     pid = _shard_pid(sharded, 0)
     os.kill(pid, signal.SIGKILL)
-    after = search(sharded, query, query_vector=vector, k=10)  # the call is retried on the restarted actor
+    # The call is retried on the restarted actor; a busy machine may take longer than a search's
+    # time-out to start it and open its folder, which would leave the shard out instead.
+    timeout, sharded.timeout = sharded.timeout, 120.0
+    try:
+        after = search(sharded, query, query_vector=vector, k=10)
+    finally:
+        sharded.timeout = timeout
     assert after.missing_shards == ()
     _same_hits(after, before)
     assert _shard_pid(sharded, 0) != pid

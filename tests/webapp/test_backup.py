@@ -164,6 +164,18 @@ def docx_with_a_large_picture(megabytes: int) -> bytes:
     return out.getvalue()
 
 
+def written(folder: Path) -> int:
+    """Bytes in the files under a folder so far (os.walk passes over what vanishes meanwhile)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(parent, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
 def test_a_backup_killed_midway_leaves_the_home_untouched_and_no_backup_that_verifies(docent, tmp_path):
     home = tmp_path / "home"
     own = docent_on(docent, home)
@@ -184,15 +196,16 @@ def test_a_backup_killed_midway_leaves_the_home_untouched_and_no_backup_that_ver
             time.sleep(0.005)
         return process
 
-    # How long a whole backup writes on this machine: the kills below fall at fractions of it.
-    timed = started(tmp_path / "timed")
-    begun = time.monotonic()
-    timed.wait()
-    writing = time.monotonic() - begun
+    # How much a whole backup writes: the kills below fall when a fraction of it is written (by
+    # bytes, not time, which a busy machine stretches unevenly).
+    whole = started(tmp_path / "whole")
+    assert whole.wait() == 0
+    size = written(tmp_path / "whole")
     for attempt in range(5):
         process = started(dest)
         partial = tmp_path / f"backup.partial-{process.pid}"
-        time.sleep(writing * 0.15 * attempt)  # a later moment each time, always before the end
+        while written(partial) < size * 0.15 * attempt and process.poll() is None:
+            time.sleep(0.002)  # a later moment each time, always before the end
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert not dest.exists(), "the backup finished before it was killed: the home is too small for this test"

@@ -24,9 +24,12 @@ def test_another_process_sees_and_cancels_a_running_ingest(docent, tmp_path):
     files = [Source(f"{n}.pdf", data=make_manual(n, 40)) for n in ("alpha", "bravo", "charlie", "delta")]
     job = running_here.start_ingest(own, files, "default", "ed")
     deadline = time.monotonic() + 120
-    while not job.outcomes and time.monotonic() < deadline:
+    seen = None
+    while time.monotonic() < deadline:  # the board is written just after the job's own list grows
+        seen = watching.get(job.id)
+        if seen is not None and seen.outcomes:
+            break
         time.sleep(0.1)
-    seen = watching.get(job.id)
     assert seen is not None and seen is not job and seen.running and seen.owner == "ed"
     assert [o.source for o in seen.outcomes][:1] == ["alpha.pdf"]
     assert watching.latest("default", "ingest", owner="ed").id == job.id
