@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import deque
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
@@ -22,7 +23,8 @@ from ingest.models import Document, Page, title_from_name
 from ingest.ocr import MARK as OCR_MARK, OCR_DPI, ocr_available, ocr_problem, read_image
 from ingest.pdf_text import PDFIUM_LOCK, page_text, plain_text
 from ingest.tables import table_heading
-from ingest.text import clean_page_text, ends_sentence
+from ingest.page_breaks import mend_page_break
+from ingest.text import clean_page_text
 
 # A page with fewer letters than this carries no real text (a scan's stray OCR marks, a
 # page number, a last line): it is read by OCR if it draws anything else, else skipped, and
@@ -126,6 +128,7 @@ class PdfStream:
         short: list[int] = []  # pages of a few words and nothing else
         read_by_ocr: list[int] = []
         pending: Page | None = None
+        earlier: deque[Page] = deque(maxlen=2)  # the pages before `pending` show its running footer too
         for number in range(1, self.page_count + 1):
             try:
                 text = clean_page_text(self._page_text(number))
@@ -144,9 +147,10 @@ class PdfStream:
                 read_by_ocr.append(number)
             page = Page(number=number, text=text, section=section)
             if pending is not None:
-                pending, page = _mend_page_break(pending, page)
-                if pending.text:
-                    yield pending
+                mended, page = mend_page_break(pending, page, earlier)
+                if mended.text:
+                    yield mended
+                earlier.appendleft(pending)
             pending = page
         if pending is not None and pending.text:
             yield pending
@@ -265,20 +269,6 @@ def _open(data: BinaryIO, source: str) -> PdfReader:
                 " and add it again",
             )
     return reader
-
-
-def _mend_page_break(current: Page, following: Page) -> tuple[Page, Page]:
-    """Keeps a sentence that runs across a page break whole, on the page where it starts."""
-    if following.number != current.number + 1 or ends_sentence(current.text):
-        return current, following
-    match = re.search(r"[.!?][\"')\]]*(\s|$)", following.text)
-    if not match or match.end() > 400:  # no nearby end: the next page starts something else
-        return current, following
-    fragment = following.text[: match.end()].strip()
-    return (
-        Page(current.number, f"{current.text} {fragment}", current.section),
-        Page(following.number, following.text[match.end() :].lstrip(), following.section),
-    )
 
 
 def _title(reader: PdfReader, source: str) -> str:

@@ -12,7 +12,7 @@ _SOFT_HYPHEN = re.compile("\u00ad")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _NUMBERED_LABELS = {"chapter", "section", "part", "table", "figure", "step", "article", "appendix", "item", "page"}
-_DANGLING_WORDS = {
+DANGLING_WORDS = {
     "a",
     "an",
     "the",
@@ -160,7 +160,7 @@ def line_kind(line: str) -> str:
 
 def _looks_like_heading(line: str) -> bool:
     last_word = line.rsplit(None, 1)[-1].lower()
-    return len(line) <= 60 and line[-1] not in ".,;:!?-" and last_word not in _DANGLING_WORDS
+    return len(line) <= 60 and line[-1] not in ".,;:!?-" and last_word not in DANGLING_WORDS
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

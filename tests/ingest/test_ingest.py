@@ -82,6 +82,27 @@ def test_a_sentence_across_a_page_break_stays_whole_on_its_first_page():
     assert doc.pages[1].text.startswith("The second page")
 
 
+def test_running_headers_and_printed_page_numbers_neither_split_a_sentence_nor_move_the_next_page():
+    """A page number under the last sentence is no unfinished sentence: the next page's heading
+    and first sentence stay on it. A sentence that does run over the break is kept whole without
+    the next page's running header inside it."""
+    header = "Harbor Authority Annual Report 2024"
+    pdf = make_pdf(
+        [
+            [header, "Moorings are let by the month.", "Their fees are set each spring by the", "board.", "1"],
+            [header, "Storm Drills", "Drills are held twice a year.", "Staff who miss one attend the", "2"],
+            [header, "next drill in the spring.", "Each drill ends with a written report.", "3"],
+            [header, "Fuel Prices", "Diesel costs 1.80 euros a litre.", "4"],
+        ]
+    )
+    pages = load_pdf(pdf, source="report.pdf").pages
+    assert "Storm Drills" not in pages[0].text and pages[1].text.startswith(header)
+    assert "Storm Drills" in pages[1].text and "Drills are held twice a year." in pages[1].text
+    assert "Staff who miss one attend the next drill in the spring." in pages[1].text  # no header inside
+    assert pages[2].text.startswith(header) and "Each drill ends with a written report." in pages[2].text
+    assert "Fuel Prices" in pages[3].text and "Fuel Prices" not in pages[2].text
+
+
 def test_chunks_fit_the_token_budget_and_overlap():
     sentence = "Each sentence in this long page adds exactly one more fact about the harbor and its staff."
     pages = [[f"{sentence[:-1]} number {i}." for i in range(80)]]
