@@ -44,9 +44,12 @@ def mend_page_break(current: Page, following: Page, earlier: Sequence[Page] = ()
     carried = rest[:end]
     if end > MAX_CARRIED or carried.rstrip(_CLOSING)[-1:] not in (".", "!", "?", ":", ";"):
         return current, following  # no end nearby: what follows is not the rest of a sentence
+    left = rest[end:].lstrip()
+    if not any(ch.isalpha() for ch in left):
+        header = left = ""  # the page held only the sentence's rest (and its number): nothing of its own
     return (
         Page(current.number, _paragraphs(f"{body} {carried}", footer), current.section),
-        Page(following.number, _paragraphs(header, rest[end:].lstrip()), following.section),
+        Page(following.number, _paragraphs(header, left), following.section),
     )
 
 

@@ -103,6 +103,17 @@ def test_running_headers_and_printed_page_numbers_neither_split_a_sentence_nor_m
     assert "Fuel Prices" in pages[3].text and "Fuel Prices" not in pages[2].text
 
 
+def test_a_page_holding_only_the_rest_of_a_sentence_is_left_without_text():
+    from ingest.models import Page
+    from ingest.page_breaks import mend_page_break
+
+    first = Page(4, "Manual 2024\n\nStaff who miss a drill attend the\n\n4")
+    rest = Page(5, "Manual 2024\n\nnext one in the spring.\n\n5")
+    kept, emptied = mend_page_break(first, rest)
+    assert kept.text == "Manual 2024\n\nStaff who miss a drill attend the next one in the spring.\n\n4"
+    assert emptied.text == ""
+
+
 def test_chunks_fit_the_token_budget_and_overlap():
     sentence = "Each sentence in this long page adds exactly one more fact about the harbor and its staff."
     pages = [[f"{sentence[:-1]} number {i}." for i in range(80)]]
