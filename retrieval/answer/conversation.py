@@ -143,7 +143,7 @@ def _may_refer_to(question: str, tokens: list[tuple[str, int]], start: int, back
 
 def _points_back(tokens: list[str]) -> int | None:
     """Where the first word that points back to something named earlier stands, if any."""
-    words = [re.sub(r"['’]s$", "", t.lower()) for t in tokens]
+    words = [_CONTRACTION.sub("", t.lower()) for t in tokens]
     for i, word in enumerate(words):
         if word in _CLASSIFIERS and i and words[i - 1] in ("what", "which") and words[i + 1 : i + 2] != ["of"]:
             return i  # "Which kind suits a small garden?": a kind of what was named before

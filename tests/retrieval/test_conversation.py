@@ -91,6 +91,8 @@ def test_contractions_and_hyphenated_words_are_no_names():
     assert is_follow_up("Which one should I pick if I'm on a budget?")
     assert is_follow_up("What are the long-term risks?", ["How do heat pumps work?"])
     assert not is_follow_up("What does COVID-19 do to the lungs?")
+    # "they're" is "they" pointing back, as "they" is.
+    assert is_follow_up("Do you know whether they're closed on public holidays?", ["When do the city libraries open?"])
 
 
 def test_a_preposition_joins_no_compound():
