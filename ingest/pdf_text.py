@@ -55,9 +55,13 @@ def page_text(page, plain: str | None = None) -> str:
     read). Call it holding PDFIUM_LOCK."""
     textpage = page.get_textpage()
     try:
-        # Where the words pdfium ran together are parted is measured once for both readings.
-        breaks = None if plain is not None else _unspaced_word_breaks(textpage)
-        text = plain if plain is not None else _drawing_order_text(textpage, breaks)
+        # The text is read, and where pdfium ran words together measured, once for both readings.
+        if plain is None:
+            drawn = textpage.get_text_range()
+            breaks = _unspaced_word_breaks(textpage, drawn)
+            text = _drawing_order_text(drawn, breaks)
+        else:
+            text, breaks = plain, None  # the layout measures them itself
         if looks_tabular(text):
             rebuilt = rebuild_with_rows(layout_text(textpage, breaks))
             if rebuilt is not None:
@@ -72,30 +76,27 @@ def plain_text(page) -> str:
     PDFIUM_LOCK."""
     textpage = page.get_textpage()
     try:
-        return _drawing_order_text(textpage)
+        drawn = textpage.get_text_range()
+        return _drawing_order_text(drawn, _unspaced_word_breaks(textpage, drawn))
     finally:
         textpage.close()
 
 
-def _drawing_order_text(textpage, breaks: set[int] | None = None) -> str:
-    """A word pdfium joined across a hyphenated line break stays joined ("imple-" "mented":
-    "implemented", as ingest/text.clean_page_text joins words broken so); any other hyphen
-    pdfium marked is a hyphen. Two words pdfium ran together are parted (see the module's note;
-    `breaks`: where, when already measured)."""
-    text = textpage.get_text_range()
-    if breaks is None:
-        breaks = _unspaced_word_breaks(textpage)
+def _drawing_order_text(text: str, breaks: set[int]) -> str:
+    """pdfium's text of a page cleaned: a word pdfium joined across a hyphenated line break stays
+    joined ("imple-" "mented": "implemented", as ingest/text.clean_page_text joins words broken
+    so); any other hyphen pdfium marked is a hyphen. Two words pdfium ran together are parted
+    before the characters at `breaks` (see the module's note)."""
     if breaks:
         text = "".join(f" {char}" if i in breaks else char for i, char in enumerate(text))
     text = _JOINED_HYPHEN.sub(r"\1\2", text).replace("\ufffe", "-")
     return _CONTROL.sub("", text)
 
 
-def _unspaced_word_breaks(textpage) -> set[int]:
-    """The indexes of the characters that start a word pdfium ran into the one before it: within
-    a run of letters English does not know, a move to the right of at least WORD_GAP sizes that
-    stands out from the moves beside it."""
-    text = textpage.get_text_range()
+def _unspaced_word_breaks(textpage, text: str) -> set[int]:
+    """The indexes of the characters (of `text`, the page's text from pdfium) that start a word
+    pdfium ran into the one before it: within a run of letters English does not know, a move to
+    the right of at least WORD_GAP sizes that stands out from the moves beside it."""
     raw = textpage.raw
     if len(text) != pdfium_c.FPDFText_CountChars(raw):
         return set()  # characters outside the BMP: the text's indexes are not pdfium's
@@ -148,7 +149,9 @@ def layout_text(textpage, breaks: set[int] | None = None) -> str:
     """The page's text as printed lines, top to bottom, each left to right, with two spaces or
     more where a column gap stands (`breaks`: where words pdfium ran together part, when
     already measured)."""
-    pieces = _pieces(textpage, _unspaced_word_breaks(textpage) if breaks is None else breaks)
+    if breaks is None:
+        breaks = _unspaced_word_breaks(textpage, textpage.get_text_range())
+    pieces = _pieces(textpage, breaks)
     if not pieces:
         return ""
     pieces.sort(key=lambda p: (-p.baseline, p.left))

@@ -15,6 +15,7 @@ from ingest import (
 )
 from ingest.chunking import approximate_token_count
 from ingest.models import Document, Page
+from ingest.page_breaks import mend_page_break
 from ingest.text import clean_page_text, sentence_spans
 from support.pdfgen import HANDBOOK_PAGES, HANDBOOK_TITLE, encrypt, make_pdf
 
@@ -104,9 +105,6 @@ def test_running_headers_and_printed_page_numbers_neither_split_a_sentence_nor_m
 
 
 def test_a_page_holding_only_the_rest_of_a_sentence_is_left_without_text():
-    from ingest.models import Page
-    from ingest.page_breaks import mend_page_break
-
     first = Page(4, "Manual 2024\n\nStaff who miss a drill attend the\n\n4")
     rest = Page(5, "Manual 2024\n\nnext one in the spring.\n\n5")
     kept, emptied = mend_page_break(first, rest)
