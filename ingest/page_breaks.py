@@ -22,7 +22,7 @@ from ingest.text import DANGLING_WORDS, ends_sentence, line_kind, sentence_spans
 
 MAX_EDGE_WORDS = 8  # a running header or footer is a short line; pages sharing more say it as text
 MAX_CARRIED = 400  # characters: a sentence's rest, not the next page's first paragraph
-_WORD = re.compile(r"\S+")
+_EDGE_READ = MAX_EDGE_WORDS + 2
 _DIGITS = re.compile(r"\d+")
 _CLOSING = "\"')]\u201d\u2019"
 
@@ -57,22 +57,30 @@ def _split_edge(text: str, neighbour: str, *, at_end: bool) -> tuple[str, str]:
     """`text` parted where its running header (at_end False: (header, the rest)) or running
     footer (at_end True: (the rest, footer)) starts, the words it shares with the neighbouring
     page at that edge, numbers aside. No shared words: all of it is the rest."""
-    words = list(_WORD.finditer(text))
-    others = [_DIGITS.sub("#", w.group()) for w in _WORD.finditer(neighbour)]
-    mine = [_DIGITS.sub("#", w.group()) for w in words]
-    if at_end:
-        mine, others = mine[::-1], others[::-1]
+    mine, others = _edge_words(text, at_end), _edge_words(neighbour, at_end)
     shared = 0
     limit = min(MAX_EDGE_WORDS + 1, len(mine) - 1, len(others) - 1)
     while shared < limit and mine[shared] == others[shared]:
         shared += 1
     if shared > MAX_EDGE_WORDS:
         shared = 0  # pages that end alike for longer ("... the pump 12 runs at 3 litres a minute.") say it themselves
+    if not shared:
+        return (text, "") if at_end else ("", text)
     if at_end:
-        cut = words[len(words) - shared].start() if shared else len(text)
-        return text[:cut].rstrip(), text[cut:]
-    cut = words[shared].start() if shared else 0
-    return text[:cut].rstrip(), text[cut:]
+        body = text.rsplit(None, shared)[0]
+        return body, text[len(body) :].lstrip()
+    rest = text.split(None, shared)[shared]
+    return text[: len(text) - len(rest)].rstrip(), rest
+
+
+def _edge_words(text: str, at_end: bool) -> list[str]:
+    """The words at a page's start (at its end: the last first), numbers masked: as many as an
+    edge may hold and two more (one past the edge, one the page keeps), not the whole page."""
+    if at_end:
+        words = text.rsplit(None, _EDGE_READ)[-_EDGE_READ:][::-1]
+    else:
+        words = text.split(None, _EDGE_READ)[:_EDGE_READ]
+    return [_DIGITS.sub("#", word) for word in words]
 
 
 def _continues(body: str, rest: str) -> bool:
