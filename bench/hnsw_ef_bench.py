@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from report import cpu_name, write_report
+from report import cpu_name, per_query_ms, write_report
 from retrieval.index import load
 from retrieval.service import Docent
 from retrieval.settings import load_settings
@@ -35,15 +34,6 @@ from retrieval.store import HNSW_EF, HNSW_M
 HERE = Path(__file__).resolve().parent
 DEPTH = 50
 EFS = (128, 256, 384, 512)
-
-
-def per_query_ms(search, queries: np.ndarray) -> float:
-    for q in queries[:10]:
-        search(q[None, :])
-    started = time.perf_counter()
-    for q in queries:
-        search(q[None, :])
-    return (time.perf_counter() - started) / len(queries) * 1e3
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -19,21 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ann_data  # noqa: E402
+from report import per_query_ms  # noqa: E402
 
 from retrieval.index import FlatIndex, HNSWIndex  # noqa: E402
 from retrieval.store import HNSW_EF, HNSW_M  # noqa: E402
 
 DEPTH = 50
 SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
-
-
-def latency(index, queries, **knobs) -> float:
-    for q in queries[:20]:
-        index.search(q[None, :], DEPTH, threads=1, **knobs)
-    started = time.perf_counter()
-    for q in queries:
-        index.search(q[None, :], DEPTH, threads=1, **knobs)
-    return (time.perf_counter() - started) / len(queries) * 1e3
 
 
 def main() -> None:
@@ -56,7 +48,8 @@ def main() -> None:
         truth = flat.search(queries, DEPTH)[1]
         found = hnsw.search(queries, DEPTH, ef=max(HNSW_EF, DEPTH))[1]
         recall = np.mean([len(set(a) & set(b)) / DEPTH for a, b in zip(found, truth)])
-        f, h = latency(flat, queries), latency(hnsw, queries, ef=max(HNSW_EF, DEPTH))
+        f = per_query_ms(lambda q: flat.search(q, DEPTH, threads=1), queries)
+        h = per_query_ms(lambda q: hnsw.search(q, DEPTH, threads=1, ef=max(HNSW_EF, DEPTH)), queries)
         lines.append(f"| {n:,} | {f:.3f} | {h:.3f} | {f / h:.1f}x | {recall:.4f} | {build:.1f} |")
         print(lines[-1], flush=True)
     out = Path(__file__).parent / "results"

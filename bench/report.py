@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from retrieval.embed.cpu import cpu_flags, cpu_model_name
@@ -43,6 +44,17 @@ class BusyCores:
             return None
         busy, total = last[0] - self._first[0], last[1] - self._first[1]
         return _cores() * busy / total if total else None
+
+
+def per_query_ms(search, queries, warm_up: int = 20) -> float:
+    """Mean milliseconds of `search(query)` asked one query at a time (a (1, d) array each), after
+    `warm_up` unmeasured queries."""
+    for q in queries[:warm_up]:
+        search(q[None, :])
+    started = time.perf_counter()
+    for q in queries:
+        search(q[None, :])
+    return (time.perf_counter() - started) / len(queries) * 1e3
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:
