@@ -1,11 +1,13 @@
 """Embedding throughput and quality: OpenVINO (float and int8), ONNX Runtime (float, and int8
-by its dynamic quantization, with and without reduce_range) and Docent's int8 encoder against
+by its dynamic quantization: plain, reduce_range, u8u8) and Docent's int8 encoder against
 sentence-transformers on torch.
 
     python bench/embed_bench.py --shared ../shared/data [--out bench/results]
     ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python bench/embed_bench.py --shared ../shared/data --out /tmp/avx2
-      (as on an AVX2-only server: OpenVINO's and torch's kernels held to AVX2; Docent's encoder
-      runs its AVX2 kernels on every CPU)
+      (OpenVINO's and torch's kernels held to AVX2; Docent's encoder runs its AVX2 kernels on
+      every CPU)
+    bench/avx2_cpu.sh python bench/embed_bench.py --shared ../shared/data --onnxruntime --out /tmp/avx2
+      (every library, ONNX Runtime included, sees an AVX2-only CPU: see bench/avx2_cpu.c)
 
 The same 2,000-odd real chunks for both (Cranfield's 1,400 abstracts as Docent indexes them,
 and the chunks of the text PDFs in shared/data/pdfs), the same threads, one run. Reports
@@ -68,7 +70,7 @@ def cranfield_ndcg(shared: Path, embedder: Embedder, vectors: np.ndarray, ids: l
 
 BACKENDS = ("torch", "openvino", "openvino-int8", "native-int8")
 REFERENCE = "torch"
-ONNX_RUNTIME = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-reduce-range")
+ONNX_RUNTIME = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-reduce-range", "onnxruntime-int8-u8u8")
 
 
 class OnnxRuntimeModel:
@@ -153,14 +155,21 @@ def onnx_runtime_models(cache: Path, max_tokens: int) -> dict[str, OnnxRuntimeMo
         optimize_model(str(exported), model_type="bert", num_heads=12, hidden_size=384).save_model_to_file(
             str(paths["onnxruntime"])
         )
-    for name, reduce_range in (("onnxruntime-int8", False), ("onnxruntime-int8-reduce-range", True)):
+    # ONNX Runtime's two remedies for the int16 saturation of its u8s8 products on CPUs without
+    # VNNI: 7-bit weights (reduce_range), or unsigned weights (u8u8)
+    copies = (
+        ("onnxruntime-int8", False, QuantType.QInt8),
+        ("onnxruntime-int8-reduce-range", True, QuantType.QInt8),
+        ("onnxruntime-int8-u8u8", False, QuantType.QUInt8),
+    )
+    for name, reduce_range, weight_type in copies:
         if not paths[name].exists():
             quantize_dynamic(
                 str(paths["onnxruntime"]),
                 str(paths[name]),
                 per_channel=True,
                 reduce_range=reduce_range,
-                weight_type=QuantType.QInt8,
+                weight_type=weight_type,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
     return {name: OnnxRuntimeModel(path, model_dir, max_tokens) for name, path in paths.items()}

@@ -22,6 +22,9 @@ def cpu_name() -> str:
     flags = cpu_flags()
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     model += f", OpenVINO capped at {cap} (ONEDNN_MAX_CPU_ISA)" if cap else ""
+    if "avx2_cpu" in os.environ.get("LD_PRELOAD", ""):  # bench/avx2_cpu.sh: cpuid answers without AVX-512
+        model += ", shown to every library as AVX2-only (bench/avx2_cpu.sh)"
+        flags = {f for f in flags if not f.startswith(("avx512", "avx_vnni", "amx"))}
     return f"{model}, {_cores()} cores ({' '.join(f for f in FEATURES if f in flags) or 'no AVX2'})"
 
 
