@@ -217,9 +217,13 @@ def rule_based_rewrite(question: str, history: Sequence[Turn]) -> str:
     if not history or not is_follow_up(question, [asked for asked, _ in history]):
         return question
     previous = history[-1][0].strip()
-    new_numbers = _NUMBER.findall(question)
+    sentences = _SENTENCE_END.split(question.strip())
+    # A remark before the sentence that continues ("Thanks, that helps. And in 2022?") is no part
+    # of what to search for.
+    start = next((i for i, sentence in enumerate(sentences) if _FOLLOW_UP_START.match(sentence)), 0)
+    rest = _FOLLOW_UP_START.sub("", " ".join(sentences[start:])).strip()
+    new_numbers = _NUMBER.findall(rest)
     old_numbers = _NUMBER.findall(previous)
-    rest = _FOLLOW_UP_START.sub("", question).strip()
     if new_numbers and old_numbers and len(rest.split()) <= 4:
         # "What was the revenue in 2021?" + "and in 2022?" -> "What was the revenue in 2022?"
         head, sep, tail = previous.rpartition(old_numbers[-1])

@@ -16,6 +16,16 @@ def test_a_follow_up_that_swaps_a_year_takes_the_previous_question():
     assert rule_based_rewrite("and in 2022?", history) == "What was the revenue in 2022?"
 
 
+def test_a_remark_before_the_follow_up_is_not_searched_for():
+    history = [("What was the revenue in 2021?", "It was $12 million.")]
+    assert rule_based_rewrite("Great, thanks for that. And what about 2022?", history) == (
+        "What was the revenue in 2022?"
+    )
+    assert rule_based_rewrite("Sounds good. What about the second option?", history) == (
+        "What was the revenue in 2021? The second option?"
+    )
+
+
 def test_a_dependent_follow_up_is_searched_with_the_previous_question():
     history = [("What does a mooring permit cost?", "120 euros per month. [1]")]
     assert rule_based_rewrite("Where do I pay it?", history) == "What does a mooring permit cost? Where do I pay it?"
