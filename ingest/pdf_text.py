@@ -57,9 +57,7 @@ def page_text(page, plain: str | None = None) -> str:
     try:
         # The text is read, and where pdfium ran words together measured, once for both readings.
         if plain is None:
-            drawn = textpage.get_text_range()
-            breaks = _unspaced_word_breaks(textpage, drawn)
-            text = _drawing_order_text(drawn, breaks)
+            text, breaks = _drawn_text(textpage)
         else:
             text, breaks = plain, None  # the layout measures them itself
         if looks_tabular(text):
@@ -76,10 +74,17 @@ def plain_text(page) -> str:
     PDFIUM_LOCK."""
     textpage = page.get_textpage()
     try:
-        drawn = textpage.get_text_range()
-        return _drawing_order_text(drawn, _unspaced_word_breaks(textpage, drawn))
+        return _drawn_text(textpage)[0]
     finally:
         textpage.close()
+
+
+def _drawn_text(textpage) -> tuple[str, set[int]]:
+    """The page's text in drawing order, cleaned (_drawing_order_text), and where words pdfium
+    ran together were parted: its text read from pdfium once for both."""
+    drawn = textpage.get_text_range()
+    breaks = _unspaced_word_breaks(textpage, drawn)
+    return _drawing_order_text(drawn, breaks), breaks
 
 
 def _drawing_order_text(text: str, breaks: set[int]) -> str:
