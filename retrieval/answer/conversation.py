@@ -97,7 +97,7 @@ def is_follow_up(question: str, earlier: Sequence[str] = ()) -> bool:
     """Whether a question leans on the conversation for its subject (see the module's note),
     given the conversation's earlier questions. Held to precision >= 0.95 and recall >= 0.8 on
     tests/data/follow_ups.jsonl."""
-    if any(_FOLLOW_UP_START.match(sentence) for sentence in _SENTENCE_END.split(question)):
+    if _continuation(question) is not None:
         return True  # also after a remark: "Sounds good. What about the second option?"
     found = _tokens_at(question)
     tokens = [t for t, _ in found]
@@ -114,6 +114,16 @@ def is_follow_up(question: str, earlier: Sequence[str] = ()) -> bool:
     if subjects and earlier and _ASKS_WHAT.match(question):
         return not _names_again(question, earlier)
     return not subjects
+
+
+def _continuation(question: str) -> str | None:
+    """The question from its sentence that starts by continuing the conversation ("and ...",
+    "what about ...") on, a remark before it left out; None when no sentence does."""
+    sentences = _SENTENCE_END.split(question.strip())
+    for i, sentence in enumerate(sentences):
+        if _FOLLOW_UP_START.match(sentence):
+            return " ".join(sentences[i:])
+    return None
 
 
 def _names_again(question: str, earlier: Sequence[str]) -> bool:
@@ -217,11 +227,9 @@ def rule_based_rewrite(question: str, history: Sequence[Turn]) -> str:
     if not history or not is_follow_up(question, [asked for asked, _ in history]):
         return question
     previous = history[-1][0].strip()
-    sentences = _SENTENCE_END.split(question.strip())
     # A remark before the sentence that continues ("Thanks, that helps. And in 2022?") is no part
     # of what to search for.
-    start = next((i for i, sentence in enumerate(sentences) if _FOLLOW_UP_START.match(sentence)), 0)
-    rest = _FOLLOW_UP_START.sub("", " ".join(sentences[start:])).strip()
+    rest = _FOLLOW_UP_START.sub("", _continuation(question) or question).strip()
     new_numbers = _NUMBER.findall(rest)
     old_numbers = _NUMBER.findall(previous)
     if new_numbers and old_numbers and len(rest.split()) <= 4:

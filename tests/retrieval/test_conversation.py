@@ -17,12 +17,12 @@ def test_a_follow_up_that_swaps_a_year_takes_the_previous_question():
 
 
 def test_a_remark_before_the_follow_up_is_not_searched_for():
-    history = [("What was the revenue in 2021?", "It was $12 million.")]
+    history = [("How many visitors did the museum count in 2021?", "About 41,000. [1]")]
     assert rule_based_rewrite("Great, thanks for that. And what about 2022?", history) == (
-        "What was the revenue in 2022?"
+        "How many visitors did the museum count in 2022?"
     )
     assert rule_based_rewrite("Sounds good. What about the second option?", history) == (
-        "What was the revenue in 2021? The second option?"
+        "How many visitors did the museum count in 2021? The second option?"
     )
 
 
