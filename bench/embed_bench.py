@@ -188,9 +188,10 @@ class FastEmbedModel:
 
         folder = onnx_path.parent / f"fastembed-{onnx_path.stem}"
         folder.mkdir(exist_ok=True)
-        for file in (*model_dir.glob("*.json"), model_dir / "vocab.txt"):
-            (folder / file.name).write_bytes(file.read_bytes())
-        (folder / "model.onnx").write_bytes(onnx_path.read_bytes())
+        files = {file.name: file for file in (*model_dir.glob("*.json"), model_dir / "vocab.txt")}
+        for file_name, file in {**files, "model.onnx": onnx_path}.items():
+            if not (folder / file_name).exists():  # made once, as the ONNX files are
+                (folder / file_name).write_bytes(file.read_bytes())
         TextEmbedding.add_custom_model(
             model=f"docent-bench/{name}",
             pooling=PoolingType.MEAN,
